@@ -1,0 +1,37 @@
+/*
+ * main.c — pgcutover [-c FILE] [--set NAME=VALUE]... [--check] [--help] [--version]
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "conf.h"
+#include "px_daemon.h"
+
+int main(int argc, char **argv)
+{
+    conf_cmdline cl;
+    char err[512];
+    if (!conf_parse_cmdline(argc, argv, &cl, err, sizeof err)) {
+        fprintf(stderr, "pgcutover: %s\nTry \"pgcutover --help\".\n", err);
+        return 1;
+    }
+    if (cl.help) {
+        conf_print_help(stdout);
+        return 0;
+    }
+    if (cl.version) {
+        printf("pgcutover %s\n", PGC_VERSION);
+        return 0;
+    }
+    conf_t c = {0};
+    if (!conf_load(&c, &cl, err, sizeof err)) {
+        fprintf(stderr, "pgcutover: %s\n", err);
+        return 1;
+    }
+    if (cl.check) {
+        printf("pgcutover: configuration is valid\n");
+        conf_free(&c);
+        return 0;
+    }
+    return px_daemon_run(&c, &cl);
+}

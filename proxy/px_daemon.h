@@ -1,0 +1,107 @@
+/*
+ * px_daemon.h — the proxy process: settings in force, worker threads (one event_base
+ * each), listeners, the hold, signals and shutdown. Sessions live on one worker for
+ * their lifetime; the main thread only accepts and hands sockets over.
+ */
+#ifndef PX_DAEMON_H
+#define PX_DAEMON_H
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "conf.h"
+#include "px_stats.h"
+
+typedef struct px_session px_session;
+
+/* Where server connections go (resolved at start and on reload). */
+typedef struct {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    bool is_unix;
+    char host[256];
+    int port;
+    conf_server_tls_mode tls_mode;
+} px_target;
+
+typedef struct px_worker {
+    int id;
+    pthread_t thread;
+    struct event_base *base;
+    struct event *wake_ev;      /* new sockets queued, or a release */
+    pthread_mutex_t lock;       /* protects sessions list and the accept queue */
+    px_session *sessions;       /* all sessions of this worker (doubly linked) */
+    int nsessions;
+    int *queue, nqueue, capqueue; /* accepted fds waiting (encoded: fd*2 + is_control) */
+    px_session *parked;         /* sessions whose next message waits for release */
+    uint64_t release_seen;      /* last px_daemon.release_gen handled */
+    px_stats stats;             /* latency histogram and totals of this worker */
+} px_worker;
+
+typedef struct {
+    conf_t conf;                /* settings in force; main thread writes under conf_lock */
+    conf_cmdline cmdline;       /* to reload the same file and --set overrides */
+    pthread_mutex_t conf_lock;  /* protects conf, target, server_ctx */
+    px_target target;
+    SSL_CTX *client_ctx;        /* NULL when client_tls_mode = disable */
+    SSL_CTX *server_ctx;        /* NULL when server_tls_mode = disable */
+    int nworkers;
+    px_worker *workers;
+    struct event_base *main_base;
+    _Atomic int nclients;       /* client sessions, for max_client_conn */
+    _Atomic int max_client_conn;
+    _Atomic uint32_t max_packet_size;
+    _Atomic bool hold;          /* new transactions wait at the proxy */
+    _Atomic uint64_t hold_started_us;
+    _Atomic uint64_t release_gen;
+    _Atomic bool shutting_down;
+    _Atomic uint64_t next_session_id;
+    struct event *hold_timer;
+    px_stats closed;            /* counters of sessions that have ended */
+} px_daemon;
+
+extern px_daemon px_d;
+
+/* px_now_us — CLOCK_MONOTONIC in microseconds. */
+uint64_t px_now_us(void);
+
+/*
+ * px_daemon_run — bind listeners, start workers, run until SIGTERM (after sessions end
+ * or shutdown_timeout), SIGINT (at once) or SHUTDOWN. conf is taken over by the
+ * daemon. Returns the process exit code; errors (cannot bind, bad TLS files) are logged
+ * and give 1.
+ */
+int px_daemon_run(conf_t *conf, const conf_cmdline *cl);
+
+/* px_target_get — a copy of the current server target and its TLS context. */
+void px_target_get(px_target *t, SSL_CTX **server_ctx);
+
+/*
+ * px_hold — from now on, a session idle at a transaction boundary has its next
+ * message parked until px_release; sessions inside a transaction run on. Released by
+ * itself after hold_timeout_ms. Thread-safe; returns at once (the hold is in place when
+ * it returns).
+ */
+void px_hold(void);
+/* px_release — forward every parked message, in order. Thread-safe; idempotent. */
+void px_release(void);
+/* px_hold_active — whether a hold is in place. */
+bool px_hold_active(void);
+
+/* px_stats_total — sum of all workers' and ended sessions' statistics into *out
+ * (zeroed first). */
+void px_stats_total(px_stats *out);
+
+/* px_reload — re-read the configuration (SIGHUP, RELOAD). On error keeps the old
+ * settings and fills err. Main thread or any thread. */
+bool px_reload(char *err, size_t errlen);
+
+/* px_shutdown — ask for a SIGTERM-like shutdown. Thread-safe. */
+void px_shutdown(void);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * harness.h — integration test helpers: the throwaway PostgreSQL of scripts/pg (read
+ * from PGHOST/PGPORT/PGUSER; a test that finds none fails, it does not skip) and
+ * pgcutover processes a test starts on free loopback ports and stops by pid.
+ */
+#ifndef PGC_HARNESS_H
+#define PGC_HARNESS_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+typedef struct {
+    pid_t pid;
+    int port;          /* listen_port (clients) */
+    int control_port;  /* control console */
+    char sockdir[256]; /* unix_socket_dir */
+    char log[300];     /* its stderr, for the test's failure output */
+} h_proxy;
+
+/* h_pg_host/h_pg_port/h_pg_user — the cluster, from the environment; fail if unset. */
+const char *h_pg_host(void);
+int h_pg_port(void);
+const char *h_pg_user(void);
+/* h_tmpdir — PGC_TMPDIR or /tmp. */
+const char *h_tmpdir(void);
+
+/* h_free_port — a currently free loopback TCP port (bind to 0, read it, close). */
+int h_free_port(void);
+
+/*
+ * h_proxy_start — start pgcutover in front of the cluster with its own ports and unix
+ * socket dir, plus extra "NAME=VALUE" settings (NULL-terminated array, may be NULL).
+ * Waits until the client port accepts (10 s). Fails the test on error.
+ */
+void h_proxy_start(h_proxy *p, const char *const *extra_sets);
+/* h_proxy_stop — SIGTERM, wait up to 10 s, then SIGKILL; reaps the pid. Returns the
+ * exit status as from waitpid. */
+int h_proxy_stop(h_proxy *p);
+/* h_proxy_signal — send sig to the proxy's pid. */
+void h_proxy_signal(h_proxy *p, int sig);
+
+/* h_connect — PQconnectdb with conninfo; fails the test unless CONNECTION_OK. */
+PGconn *h_connect(const char *conninfo);
+/* h_conninfo_proxy / h_conninfo_direct — "host=127.0.0.1 port=N user=U dbname=D" plus
+ * extra (may be NULL) into a static per-call buffer owned by the harness (rotating, 8). */
+const char *h_conninfo_proxy(const h_proxy *p, const char *extra);
+const char *h_conninfo_direct(const char *extra);
+
+/* h_exec — run sql, fail the test unless it returns PGRES_COMMAND_OK/TUPLES_OK. Returns
+ * the result (caller PQclear's it). */
+PGresult *h_exec(PGconn *c, const char *sql);
+/* h_exec_ok — h_exec and PQclear. */
+void h_exec_ok(PGconn *c, const char *sql);
+/* h_query_int — first column of first row as long long; fails on error or NULL. */
+long long h_query_int(PGconn *c, const char *sql);
+
+/* h_shell — run a shell command (sh -c), return its exit status (0..255, or -1). */
+int h_shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* h_now_ms — CLOCK_MONOTONIC in milliseconds. */
+double h_now_ms(void);
+
+#endif

@@ -378,14 +378,14 @@ static bool build_error_like(pgw_buf *b, char type, const char *severity, const 
     return msg_end(b, start, true);
 }
 
-bool pgw_build_error(pgw_buf *b, const char *severity, const char *sqlstate,
-                     const char *message, const char *detail, const char *hint)
+bool pgw_build_error(pgw_buf *b, const char *severity, const char *sqlstate, const char *message,
+                     const char *detail, const char *hint)
 {
     return build_error_like(b, 'E', severity, sqlstate, message, detail, hint);
 }
 
-bool pgw_build_notice(pgw_buf *b, const char *severity, const char *sqlstate,
-                      const char *message, const char *detail, const char *hint)
+bool pgw_build_notice(pgw_buf *b, const char *severity, const char *sqlstate, const char *message,
+                      const char *detail, const char *hint)
 {
     return build_error_like(b, 'N', severity, sqlstate, message, detail, hint);
 }

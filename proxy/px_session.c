@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pgwire.h"
@@ -68,6 +69,9 @@ void px_session_accept(px_worker *w, int fd, bool is_control)
     s->is_control = is_control;
     s->state = PS_STARTUP;
     s->connected_us = px_now_us();
+    struct timespec rt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    s->connected_unix_us = (int64_t)rt.tv_sec * 1000000 + rt.tv_nsec / 1000;
     describe_peer(fd, s->addr, sizeof s->addr);
     s->client = px_io_new(w->base, fd, false, client_cb, s);
     if (s->client == NULL) {

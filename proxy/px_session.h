@@ -39,6 +39,8 @@ struct px_session {
     uint8_t *startup;                /* the StartupMessage, sent to the server verbatim */
     uint32_t startup_len;
     uint64_t connected_us;
+    int64_t connected_unix_us;       /* wall clock at accept, for SHOW CLIENTS */
+    struct px_control *ctl;          /* control console state, after login */
 
     /* relay state */
     uint32_t c_left, s_left;         /* body bytes of the message being forwarded */

@@ -18,10 +18,10 @@
 #define FUZZ_MAX_LEN 4096u /* small limit so that TOO_LONG paths are reached */
 
 /* check — abort (a crash libFuzzer reports) when an invariant does not hold. */
-#define check(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond))                                                                           \
-            abort();                                                                           \
+#define check(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            abort();                                                                               \
     } while (0)
 
 /* fuzz_startup — parse, and for a StartupMessage rebuild it and parse it again. */

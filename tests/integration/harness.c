@@ -232,3 +232,276 @@ int h_shell(const char *fmt, ...)
         return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+/* ---------- additions for the proxy integration tests (see harness.h) ---------- */
+
+static void quiet_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+void h_exec_direct(const char *sql)
+{
+    PGconn *c = h_connect(h_conninfo_direct(NULL));
+    PQsetNoticeProcessor(c, quiet_notice, NULL); /* "does not exist, skipping" */
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+        char err[512];
+        snprintf(err, sizeof err, "%s", PQerrorMessage(c));
+        PQclear(r);
+        PQfinish(c);
+        fail_msg("%s: %s", sql, err);
+    }
+    PQclear(r);
+    PQfinish(c);
+}
+
+void h_drop_db(const char *name)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    h_exec_direct(sql);
+}
+
+void h_recreate_db(const char *name)
+{
+    char sql[256];
+    h_drop_db(name);
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    h_exec_direct(sql);
+}
+
+const char *h_conninfo_proxy_db(const h_proxy *p, const char *db, const char *extra)
+{
+    char *b = rot_buf();
+    snprintf(b, 1024, "host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable %s", p->port,
+             h_pg_user(), db, extra ? extra : "");
+    return b;
+}
+
+int h_raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+        fail_msg("connect 127.0.0.1:%d: %s", port, strerror(errno));
+    return fd;
+}
+
+static void put_u32(unsigned char *p, unsigned v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static unsigned get_u32(const unsigned char *p)
+{
+    return (unsigned)p[0] << 24 | (unsigned)p[1] << 16 | (unsigned)p[2] << 8 | p[3];
+}
+
+static void set_blocking_timeout(int fd, int timeout_ms)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && (fl & O_NONBLOCK))
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+}
+
+/* Read exactly n bytes (blocking with the socket's timeout). */
+static bool read_full(int fd, unsigned char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+    }
+    return true;
+}
+
+bool h_raw_login(int fd, const char *user, const char *database)
+{
+    unsigned char pkt[512];
+    size_t n = 8;
+    put_u32(pkt + 4, 196608); /* protocol 3.0 */
+    n += (size_t)snprintf((char *)pkt + n, sizeof pkt - n, "user") + 1;
+    n += (size_t)snprintf((char *)pkt + n, sizeof pkt - n, "%s", user) + 1;
+    n += (size_t)snprintf((char *)pkt + n, sizeof pkt - n, "database") + 1;
+    n += (size_t)snprintf((char *)pkt + n, sizeof pkt - n, "%s", database) + 1;
+    pkt[n++] = 0;
+    put_u32(pkt, (unsigned)n);
+    if (write(fd, pkt, n) != (ssize_t)n)
+        return false;
+    set_blocking_timeout(fd, 5000);
+    for (int i = 0; i < 1000; i++) {
+        unsigned char hdr[5];
+        if (!read_full(fd, hdr, 5))
+            return false;
+        unsigned len = get_u32(hdr + 1);
+        if (len < 4 || len > 65536)
+            return false;
+        unsigned char body[65536];
+        if (!read_full(fd, body, len - 4))
+            return false;
+        if (hdr[0] == 'E')
+            return false;
+        if (hdr[0] == 'R' && len >= 8 && get_u32(body) != 0)
+            return false; /* a password is asked for: not supported here */
+        if (hdr[0] == 'Z')
+            return true;
+    }
+    return false;
+}
+
+bool h_read_error(int fd, const char *sqlstate, int timeout_ms, char *msg, size_t msglen)
+{
+    unsigned char buf[8192];
+    size_t got = 0;
+    ssize_t n;
+    set_blocking_timeout(fd, timeout_ms);
+    while (got < sizeof buf - 1 && (n = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+        got += (size_t)n;
+    if (msg && msglen)
+        msg[0] = 0;
+    if (got < 6 || buf[0] != 'E')
+        return false;
+    size_t end = 1 + get_u32(buf + 1);
+    if (end > got)
+        end = got;
+    bool found = false;
+    /* Fields: a type byte then a NUL-terminated string, until a 0 type byte. */
+    for (size_t i = 5; i < end && buf[i] != 0;) {
+        char type = (char)buf[i++];
+        const char *val = (const char *)buf + i;
+        size_t vl = strnlen(val, end - i);
+        if (type == 'C' && vl == 5 && memcmp(val, sqlstate, 5) == 0)
+            found = true;
+        if (type == 'M' && msg && msglen)
+            snprintf(msg, msglen, "%.*s", (int)vl, val);
+        i += vl + 1;
+    }
+    return found;
+}
+
+long h_proc_rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kb = atol(line + 6);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+/* MD5 after RFC 1321. */
+#define MD5_ROTL(x, c) (((x) << (c)) | ((x) >> (32 - (c))))
+
+static const unsigned md5_k[64] = {
+    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613,
+    0xfd469501, 0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193,
+    0xa679438e, 0x49b40821, 0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d,
+    0x02441453, 0xd8a1e681, 0xe7d3fbc8, 0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed,
+    0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a, 0xfffa3942, 0x8771f681, 0x6d9d6122,
+    0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70, 0x289b7ec6, 0xeaa127fa,
+    0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665, 0xf4292244,
+    0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
+    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb,
+    0xeb86d391};
+static const unsigned char md5_r[64] = {7,  12, 17, 22, 7,  12, 17, 22, 7,  12, 17, 22, 7,
+                                        12, 17, 22, 5,  9,  14, 20, 5,  9,  14, 20, 5,  9,
+                                        14, 20, 5,  9,  14, 20, 4,  11, 16, 23, 4,  11, 16,
+                                        23, 4,  11, 16, 23, 4,  11, 16, 23, 6,  10, 15, 21,
+                                        6,  10, 15, 21, 6,  10, 15, 21, 6,  10, 15, 21};
+
+static void md5_block(h_md5 *m, const unsigned char *p)
+{
+    unsigned w[16];
+    for (int i = 0; i < 16; i++)
+        w[i] = (unsigned)p[i * 4] | (unsigned)p[i * 4 + 1] << 8 | (unsigned)p[i * 4 + 2] << 16 |
+               (unsigned)p[i * 4 + 3] << 24;
+    unsigned a = m->a, b = m->b, c = m->c, d = m->d;
+    for (unsigned i = 0; i < 64; i++) {
+        unsigned f, g;
+        if (i < 16) {
+            f = (b & c) | (~b & d);
+            g = i;
+        } else if (i < 32) {
+            f = (d & b) | (~d & c);
+            g = (5 * i + 1) % 16;
+        } else if (i < 48) {
+            f = b ^ c ^ d;
+            g = (3 * i + 5) % 16;
+        } else {
+            f = c ^ (b | ~d);
+            g = (7 * i) % 16;
+        }
+        unsigned t = d;
+        d = c;
+        c = b;
+        b = b + MD5_ROTL(a + f + md5_k[i] + w[g], md5_r[i]);
+        a = t;
+    }
+    m->a += a;
+    m->b += b;
+    m->c += c;
+    m->d += d;
+}
+
+void h_md5_init(h_md5 *m)
+{
+    m->a = 0x67452301;
+    m->b = 0xefcdab89;
+    m->c = 0x98badcfe;
+    m->d = 0x10325476;
+    m->len = 0;
+}
+
+void h_md5_update(h_md5 *m, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    size_t have = (size_t)(m->len % 64);
+    m->len += n;
+    if (have) {
+        size_t take = 64 - have < n ? 64 - have : n;
+        memcpy(m->buf + have, p, take);
+        p += take;
+        n -= take;
+        if (have + take < 64)
+            return;
+        md5_block(m, m->buf);
+    }
+    for (; n >= 64; p += 64, n -= 64)
+        md5_block(m, p);
+    memcpy(m->buf, p, n);
+}
+
+void h_md5_hex(h_md5 *m, char out[33])
+{
+    unsigned long long bits = m->len * 8;
+    unsigned char pad[72] = {0x80};
+    size_t have = (size_t)(m->len % 64);
+    size_t padlen = have < 56 ? 56 - have : 120 - have;
+    h_md5_update(m, pad, padlen);
+    unsigned char lb[8];
+    for (int i = 0; i < 8; i++)
+        lb[i] = (unsigned char)(bits >> (8 * i));
+    h_md5_update(m, lb, 8);
+    unsigned v[4] = {m->a, m->b, m->c, m->d};
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", (v[i / 4] >> (8 * (i % 4))) & 0xff);
+}

@@ -62,3 +62,43 @@ int h_shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 double h_now_ms(void);
 
 #endif
+
+/* ---- additions for the proxy integration tests (raw protocol, databases, roles,
+ * process memory, checksums). ---- */
+
+/* h_recreate_db — via a direct superuser connection: DROP DATABASE IF EXISTS name
+ * WITH (FORCE), then CREATE DATABASE name. Fails the test on error. */
+void h_recreate_db(const char *name);
+/* h_drop_db — DROP DATABASE IF EXISTS name WITH (FORCE) (direct connection). */
+void h_drop_db(const char *name);
+/* h_exec_direct — run one statement on a short-lived direct superuser connection to
+ * database "postgres"; fails the test on error. */
+void h_exec_direct(const char *sql);
+/* h_conninfo_proxy_db — like h_conninfo_proxy but for database db (rotating buffer). */
+const char *h_conninfo_proxy_db(const h_proxy *p, const char *db, const char *extra);
+
+/* h_raw_connect — a blocking TCP socket connected to 127.0.0.1:port (fails the test). */
+int h_raw_connect(int port);
+/* h_raw_login — send a protocol 3.0 StartupMessage for user/database on fd and read the
+ * server's answer up to and including ReadyForQuery (trust authentication only).
+ * Returns true on ReadyForQuery, false on an ErrorResponse, EOF or timeout (5 s). */
+bool h_raw_login(int fd, const char *user, const char *database);
+/* h_read_error — read from fd until EOF/timeout (timeout_ms, socket switched to blocking
+ * mode with a receive timeout; works on a libpq socket, which is non-blocking) and
+ * return whether the first message is an ErrorResponse whose SQLSTATE is sqlstate.
+ * When msg is not NULL, the 'M' field is copied there (msglen bytes, NUL-terminated). */
+bool h_read_error(int fd, const char *sqlstate, int timeout_ms, char *msg, size_t msglen);
+
+/* h_proc_rss_kb — VmRSS of pid in kB from /proc/<pid>/status, or -1. */
+long h_proc_rss_kb(pid_t pid);
+
+/* h_md5 — MD5 (RFC 1321), incremental, for comparing data with PostgreSQL's md5(). */
+typedef struct {
+    unsigned int a, b, c, d;
+    unsigned long long len;
+    unsigned char buf[64];
+} h_md5;
+void h_md5_init(h_md5 *m);
+void h_md5_update(h_md5 *m, const void *data, size_t n);
+/* h_md5_hex — finish and write 32 lowercase hex digits + NUL into out (33 bytes). */
+void h_md5_hex(h_md5 *m, char out[33]);

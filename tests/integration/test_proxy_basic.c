@@ -4,6 +4,7 @@
  * malformed startup packet gives 08P01 while the proxy keeps serving others.
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -86,6 +87,9 @@ static bool reads_error(int fd, const char *sqlstate)
     char buf[1024];
     ssize_t n, got = 0;
     struct timeval tv = {5, 0};
+    /* A libpq socket is non-blocking: without this, read() may return EAGAIN before the
+     * proxy's answer arrives and the test fails spuriously. */
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     while ((n = read(fd, buf + got, sizeof buf - 1 - (size_t)got)) > 0)
         got += n;

@@ -158,8 +158,8 @@ typedef struct {
  * feed_chunks — feed stream in chunks ending at the offsets cuts[0..ncuts) (then the
  * rest), record HEADER/END/ERROR events; returns the number recorded.
  */
-static int feed_chunks(const uint8_t *stream, size_t n, const size_t *cuts, int ncuts,
-                       uint32_t max, rec *out, pgw_status *err)
+static int feed_chunks(const uint8_t *stream, size_t n, const size_t *cuts, int ncuts, uint32_t max,
+                       rec *out, pgw_status *err)
 {
     pgw_framer f;
     size_t from = 0;
@@ -200,6 +200,7 @@ static int feed_chunks(const uint8_t *stream, size_t n, const size_t *cuts, int 
     return nrec;
 }
 
+/* clang-format off */
 /* A stream of five messages, including two with an empty body. */
 static const uint8_t STREAM[] = {
     'R', 0, 0, 0, 8, 0, 0, 0, 0,                      /* AuthenticationOk */
@@ -217,6 +218,7 @@ static const rec EXPECTED[] = {
     {PGW_FRAME_END, 'n', 4},     {PGW_FRAME_HEADER, 'Z', 5}, {PGW_FRAME_END, 'Z', 5},
 };
 #define NEXPECTED ((int)(sizeof(EXPECTED) / sizeof(EXPECTED[0])))
+/* clang-format on */
 
 static void check_stream_events(const rec *got, int n)
 {
@@ -269,8 +271,8 @@ static void test_framer_one_byte_at_a_time(void **state)
     (void)state;
     for (i = 0; i < sizeof(STREAM); i++)
         cuts[i] = i + 1;
-    check_stream_events(got,
-                   feed_chunks(STREAM, sizeof(STREAM), cuts, (int)sizeof(STREAM), 1000, got, &err));
+    check_stream_events(
+        got, feed_chunks(STREAM, sizeof(STREAM), cuts, (int)sizeof(STREAM), 1000, got, &err));
 }
 
 static void test_framer_empty_body_end_consumes_zero(void **state)
@@ -583,15 +585,15 @@ static void test_startup_malformed_params(void **state)
         const char *body;
         size_t len;
     } bad[] = {
-        {"", 0},                        /* no final terminator at all */
-        {"user\0alice\0", 11},           /* missing final terminator */
-        {"user\0alice", 10},             /* value without terminator */
-        {"user\0", 5},                   /* name without its value */
-        {"user", 4},                     /* name without terminator */
-        {"user\0alice\0\0x", 13},        /* bytes after the terminator */
-        {"user\0alice\0\0\0", 13},       /* two terminators */
-        {"\0\0", 2},                     /* terminator not last */
-        {"a\0b\0c\0", 6},                /* odd number of strings */
+        {"", 0},                   /* no final terminator at all */
+        {"user\0alice\0", 11},     /* missing final terminator */
+        {"user\0alice", 10},       /* value without terminator */
+        {"user\0", 5},             /* name without its value */
+        {"user", 4},               /* name without terminator */
+        {"user\0alice\0\0x", 13},  /* bytes after the terminator */
+        {"user\0alice\0\0\0", 13}, /* two terminators */
+        {"\0\0", 2},               /* terminator not last */
+        {"a\0b\0c\0", 6},          /* odd number of strings */
     };
     uint8_t m[64];
     pgw_startup s;
@@ -765,6 +767,7 @@ static void test_exact_command_complete(void **state)
 
 static void test_exact_error(void **state)
 {
+    /* clang-format off */
     static const uint8_t want[] = {
         'E', 0, 0, 0, 42,
         'S', 'E', 'R', 'R', 'O', 'R', 0,
@@ -783,6 +786,7 @@ static void test_exact_error(void **state)
         'M', 'h', 'i', 0,
         0,
     };
+    /* clang-format on */
     pgw_buf b;
 
     (void)state;
@@ -973,8 +977,8 @@ static void test_roundtrip_param_status_and_tag(void **state)
 static void test_roundtrip_row_description(void **state)
 {
     const pgw_column cols[] = {
-        {"id", PGW_OID_INT8},      {"n", PGW_OID_INT4},   {"ok", PGW_OID_BOOL},
-        {"name", PGW_OID_TEXT},    {"x", PGW_OID_FLOAT8}, {"at", PGW_OID_TIMESTAMPTZ},
+        {"id", PGW_OID_INT8},    {"n", PGW_OID_INT4},   {"ok", PGW_OID_BOOL},
+        {"name", PGW_OID_TEXT},  {"x", PGW_OID_FLOAT8}, {"at", PGW_OID_TIMESTAMPTZ},
         {"j", 3802 /* jsonb */},
     };
     const int16_t want_len[] = {8, 4, 1, -1, 8, 8, -1};
@@ -995,12 +999,12 @@ static void test_roundtrip_row_description(void **state)
         assert_true(pos + l + 18 <= n);
         assert_string_equal((char *)body + pos, cols[i].name);
         pos += l;
-        assert_int_equal(rd32(body + pos), 0);                               /* table */
-        assert_int_equal(rd16(body + pos + 4), 0);                           /* attnum */
-        assert_int_equal(rd32(body + pos + 6), cols[i].type_oid);            /* type */
-        assert_int_equal((int16_t)rd16(body + pos + 10), want_len[i]);       /* typlen */
-        assert_int_equal((int32_t)rd32(body + pos + 12), -1);                /* typmod */
-        assert_int_equal(rd16(body + pos + 16), 0);                          /* format */
+        assert_int_equal(rd32(body + pos), 0);                         /* table */
+        assert_int_equal(rd16(body + pos + 4), 0);                     /* attnum */
+        assert_int_equal(rd32(body + pos + 6), cols[i].type_oid);      /* type */
+        assert_int_equal((int16_t)rd16(body + pos + 10), want_len[i]); /* typlen */
+        assert_int_equal((int32_t)rd32(body + pos + 12), -1);          /* typmod */
+        assert_int_equal(rd16(body + pos + 16), 0);                    /* format */
         pos += 18;
     }
     assert_int_equal(pos, n);

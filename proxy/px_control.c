@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "osc_stmt.h"
 #include "pgwire.h"
 #include "px_control_show.h"
 #include "px_log.h"
@@ -213,9 +214,26 @@ static bool run_command(px_session *s, const char *cmd, pgw_buf *b)
     int n = words_of(cmd, w);
     char err[512];
     if (is_migration_command(w, n)) {
-        snprintf(err, sizeof err,
-                 "online schema changes are not available in this build yet (%s …)", w[0]);
-        error_msg(b, "0A000", err, "see SHOW CONFIG and HELP for what this build offers");
+        bool plan = strcmp(w[0], "PLAN") == 0;
+        if (plan || strcmp(w[0], "ALTER") == 0) {
+            /* Refusals the parser can decide are real now; running needs the engine. */
+            osc_stmt st;
+            char code[6];
+            const char *stmt = plan ? strcasestr(cmd, "alter") : cmd;
+            if (!osc_stmt_parse(stmt, &st, code, err, sizeof err)) {
+                error_msg(b, code, err, NULL);
+                return false;
+            }
+            snprintf(err, sizeof err,
+                     "statement understood (%d subcommand%s on \"%s\"), but the online change "
+                     "engine is not available in this build yet",
+                     st.ncmds, st.ncmds == 1 ? "" : "s", st.table);
+            osc_stmt_free(&st);
+        } else {
+            snprintf(err, sizeof err,
+                     "online schema changes are not available in this build yet (%s …)", w[0]);
+        }
+        error_msg(b, "0A000", err, "see HELP for what this build offers");
         return false;
     }
     if (n == 2 && strcmp(w[0], "SHOW") == 0) {

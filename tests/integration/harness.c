@@ -505,3 +505,64 @@ void h_md5_hex(h_md5 *m, char out[33])
     for (int i = 0; i < 16; i++)
         snprintf(out + 2 * i, 3, "%02x", (v[i / 4] >> (8 * (i % 4))) & 0xff);
 }
+
+/* ---------- addition for the console tests (see harness.h) ---------- */
+
+void h_proxy_start_with_config(h_proxy *p, const char *path, const char *const *extra_sets)
+{
+    memset(p, 0, sizeof *p);
+    p->port = h_free_port();
+    p->control_port = h_free_port();
+    snprintf(p->sockdir, sizeof p->sockdir, "%s/px.%d.%d", h_tmpdir(), (int)getpid(), p->port);
+    mkdir(p->sockdir, 0755);
+    snprintf(p->log, sizeof p->log, "%s/pgcutover.log", p->sockdir);
+
+    char sets[5][300];
+    snprintf(sets[0], 300, "listen_port=%d", p->port);
+    snprintf(sets[1], 300, "control_port=%d", p->control_port);
+    snprintf(sets[2], 300, "server_host=%s", h_pg_host());
+    snprintf(sets[3], 300, "server_port=%d", h_pg_port());
+    snprintf(sets[4], 300, "unix_socket_dir=%s", p->sockdir);
+
+    const char *argv[64];
+    int a = 0;
+    argv[a++] = PGC_BIN;
+    argv[a++] = "-c";
+    argv[a++] = path;
+    for (int i = 0; i < 5; i++) {
+        argv[a++] = "--set";
+        argv[a++] = sets[i];
+    }
+    for (int i = 0; extra_sets && extra_sets[i] && a < 60; i++) {
+        argv[a++] = "--set";
+        argv[a++] = extra_sets[i];
+    }
+    argv[a] = NULL;
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execv(PGC_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    p->pid = pid;
+    double deadline = h_now_ms() + 10000;
+    while (h_now_ms() < deadline) {
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            p->pid = 0;
+            h_shell("cat %s >&2", p->log);
+            fail_msg("pgcutover -c %s exited during start (status %d)", path, st);
+        }
+        if (port_accepts(p->port))
+            return;
+        usleep(20000);
+    }
+    h_proxy_stop(p);
+    fail_msg("pgcutover did not accept on port %d within 10 s", p->port);
+}

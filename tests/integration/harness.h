@@ -102,3 +102,10 @@ void h_md5_init(h_md5 *m);
 void h_md5_update(h_md5 *m, const void *data, size_t n);
 /* h_md5_hex — finish and write 32 lowercase hex digits + NUL into out (33 bytes). */
 void h_md5_hex(h_md5 *m, char out[33]);
+
+/* ---- addition for the console tests: a proxy that reads a configuration file. ---- */
+
+/* h_proxy_start_with_config — like h_proxy_start, but pgcutover also gets "-c path"
+ * (the --set options of h_proxy_start still override the file, also on RELOAD/SIGHUP,
+ * which re-read the file and re-apply them). */
+void h_proxy_start_with_config(h_proxy *p, const char *path, const char *const *extra_sets);

@@ -17,8 +17,8 @@
 #include "harness.h"
 
 #define DB "pgc_it_copy"
-#define NROWS 100000     /* ~1000 bytes a line: ~100 MB of COPY text */
-#define REPEAT 31        /* payload = repeat(md5(id::text), 31): 992 characters */
+#define NROWS 100000     /* ~1030 bytes a line: ~103 MB of COPY text */
+#define REPEAT 32        /* payload = repeat(md5(id::text), 32): 1024 characters */
 #define BLOB_SIZE (100 * 1024 * 1024)
 
 static h_proxy px;
@@ -99,7 +99,7 @@ static void test_copy_in_100mb(void **state)
     assert_int_equal(h_query_int(c, "SELECT count(*) FROM copy_t"), NROWS);
     assert_int_equal(h_query_int(c, "SELECT count(DISTINCT id) FROM copy_t"), NROWS);
     assert_int_equal(
-        h_query_int(c, "SELECT count(*) FROM copy_t WHERE payload <> repeat(md5(id::text), 31)"),
+        h_query_int(c, "SELECT count(*) FROM copy_t WHERE payload <> repeat(md5(id::text), 32)"),
         0);
     r = h_exec(c, "SELECT md5(string_agg(id || E'\\t' || payload || E'\\n', '' ORDER BY id)), "
                   "sum(length(payload) + length(id::text) + 2) FROM copy_t");

@@ -1,0 +1,239 @@
+/* osc_stmt.c — see osc_stmt.h. Parse tree: libpg_query's protobuf (pg_query.proto),
+ * node names as in PostgreSQL's src/include/nodes/parsenodes.h. */
+#include "osc_stmt.h"
+
+#include <pg_query.h>
+#include <pg_query/pg_query.pb-c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef PgQuery__AlterTableType at_type;
+
+static char *dup_or_null(const char *s)
+{
+    return (s && *s) ? strdup(s) : NULL;
+}
+
+/* Why a subcommand cannot be done through a shadow copy, or NULL when it can. */
+static const char *refusal(at_type t)
+{
+    switch (t) {
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetTableSpace:
+        return "SET TABLESPACE moves the table, it does not change its schema: use "
+               "pg_repack --tablespace, or run it directly in a maintenance window";
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetLogged:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetUnLogged:
+        return "SET LOGGED/UNLOGGED changes persistence, which a shadow copy cannot carry; "
+               "run it directly";
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_AttachPartition:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DetachPartition:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DetachPartitionFinalize:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_AddInherit:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropInherit:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_AddOf:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropOf:
+        return "partitioning and inheritance changes are not supported: use ATTACH/DETACH "
+               "PARTITION … CONCURRENTLY directly";
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetAccessMethod:
+        return "SET ACCESS METHOD is not supported";
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterColumnType:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_ColumnDefault:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetStatistics:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetStorage:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetCompression:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_AddIdentity:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetIdentity:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropIdentity:
+        return NULL;
+    default:
+        return "this subcommand does not rewrite the table (triggers, rules, row security, "
+               "owner, options, replica identity, …): run it directly, it needs no online "
+               "change";
+    }
+}
+
+static osc_cmd_kind kind_of(at_type t)
+{
+    switch (t) {
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn:
+        return OSC_CMD_ADD_COLUMN;
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn:
+        return OSC_CMD_DROP_COLUMN;
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterColumnType:
+        return OSC_CMD_ALTER_TYPE;
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_ColumnDefault:
+        return OSC_CMD_SET_DEFAULT;
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull:
+        return OSC_CMD_NOT_NULL;
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint:
+        return OSC_CMD_ADD_CONSTRAINT;
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint:
+        return OSC_CMD_DROP_CONSTRAINT;
+    default:
+        return OSC_CMD_COLUMN_OPTION;
+    }
+}
+
+/* Parse sql into a protobuf tree; NULL with err on a syntax error. */
+static PgQuery__ParseResult *parse_tree(const char *sql, PgQueryProtobufParseResult *raw,
+                                        char *err, size_t errlen)
+{
+    *raw = pg_query_parse_protobuf(sql);
+    if (raw->error) {
+        snprintf(err, errlen, "syntax error: %s", raw->error->message);
+        return NULL;
+    }
+    PgQuery__ParseResult *tree =
+        pg_query__parse_result__unpack(NULL, raw->parse_tree.len, (const uint8_t *)raw->parse_tree.data);
+    if (tree == NULL)
+        snprintf(err, errlen, "could not read the parse tree");
+    return tree;
+}
+
+static bool fail(char sqlstate[6], const char *code, char *err, size_t errlen, const char *msg)
+{
+    memcpy(sqlstate, code, 6);
+    snprintf(err, errlen, "%s", msg);
+    return false;
+}
+
+bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    PgQueryProtobufParseResult raw;
+    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, errlen);
+    bool ok = false;
+    if (tree == NULL) {
+        memcpy(sqlstate, "42601", 6);
+        goto done;
+    }
+    if (tree->n_stmts != 1) {
+        fail(sqlstate, "42601", err, errlen,
+             tree->n_stmts == 0 ? "empty statement: give one ALTER TABLE"
+                                : "several statements: give exactly one ALTER TABLE per "
+                                  "migration (several subcommands, comma-separated, are fine)");
+        goto done;
+    }
+    PgQuery__Node *n = tree->stmts[0]->stmt;
+    if (n->node_case == PG_QUERY__NODE__NODE_RENAME_STMT) {
+        PgQuery__RenameStmt *r = n->rename_stmt;
+        if (r->rename_type != PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN ||
+            r->relation_type != PG_QUERY__OBJECT_TYPE__OBJECT_TABLE) {
+            fail(sqlstate, "0A000", err, errlen,
+                 "only RENAME COLUMN is done online; renaming a table or constraint is "
+                 "instant: run it directly");
+            goto done;
+        }
+        out->schema = dup_or_null(r->relation->schemaname);
+        out->table = strdup(r->relation->relname);
+        out->ncmds = 1;
+        out->cmds[0] = (osc_cmd){OSC_CMD_RENAME_COLUMN, strdup(r->subname), strdup(r->newname), false};
+        ok = true;
+        goto done;
+    }
+    if (n->node_case != PG_QUERY__NODE__NODE_ALTER_TABLE_STMT ||
+        n->alter_table_stmt->objtype != PG_QUERY__OBJECT_TYPE__OBJECT_TABLE) {
+        fail(sqlstate, "42601", err, errlen,
+             "not an ALTER TABLE: the console runs online changes of one table "
+             "(ALTER TABLE name …); type HELP for the other commands");
+        goto done;
+    }
+    PgQuery__AlterTableStmt *a = n->alter_table_stmt;
+    if (a->n_cmds > OSC_MAX_SUBCMDS) {
+        fail(sqlstate, "0A000", err, errlen, "too many subcommands (at most 32)");
+        goto done;
+    }
+    out->schema = dup_or_null(a->relation->schemaname);
+    out->table = strdup(a->relation->relname);
+    for (size_t i = 0; i < a->n_cmds; i++) {
+        PgQuery__AlterTableCmd *c = a->cmds[i]->alter_table_cmd;
+        const char *why = c ? refusal(c->subtype) : "unexpected subcommand";
+        if (why) {
+            fail(sqlstate, "0A000", err, errlen, why);
+            goto done;
+        }
+        osc_cmd *oc = &out->cmds[out->ncmds++];
+        oc->kind = kind_of(c->subtype);
+        oc->column = dup_or_null(c->name);
+        if (oc->kind == OSC_CMD_ADD_COLUMN && c->def && c->def->column_def)
+            oc->column = dup_or_null(c->def->column_def->colname);
+        if (oc->kind == OSC_CMD_ALTER_TYPE && c->def && c->def->column_def)
+            oc->has_using = c->def->column_def->raw_default != NULL;
+    }
+    ok = true;
+done:
+    if (tree)
+        pg_query__parse_result__free_unpacked(tree, NULL);
+    pg_query_free_protobuf_parse_result(raw);
+    if (!ok)
+        osc_stmt_free(out);
+    return ok;
+}
+
+void osc_stmt_free(osc_stmt *s)
+{
+    free(s->schema);
+    free(s->table);
+    for (int i = 0; i < s->ncmds; i++) {
+        free(s->cmds[i].column);
+        free(s->cmds[i].new_name);
+    }
+    memset(s, 0, sizeof *s);
+}
+
+char *osc_stmt_retarget(const char *sql, const char *schema, const char *table, char *err,
+                        size_t errlen)
+{
+    PgQueryProtobufParseResult raw;
+    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, errlen);
+    char *result = NULL;
+    if (tree == NULL || tree->n_stmts != 1)
+        goto done;
+    PgQuery__Node *n = tree->stmts[0]->stmt;
+    PgQuery__RangeVar *rv = n->node_case == PG_QUERY__NODE__NODE_ALTER_TABLE_STMT
+                                ? n->alter_table_stmt->relation
+                            : n->node_case == PG_QUERY__NODE__NODE_RENAME_STMT
+                                ? n->rename_stmt->relation
+                                : NULL;
+    if (rv == NULL) {
+        snprintf(err, errlen, "not an ALTER TABLE");
+        goto done;
+    }
+    /* The tree owns its strings via protobuf-c's allocator (malloc): swap them. */
+    /* Unset strings point at protobuf-c's shared empty string: never free that one. */
+    if (rv->schemaname != protobuf_c_empty_string)
+        free(rv->schemaname);
+    if (rv->relname != protobuf_c_empty_string)
+        free(rv->relname);
+    rv->schemaname = strdup(schema);
+    rv->relname = strdup(table);
+    size_t len = pg_query__parse_result__get_packed_size(tree);
+    uint8_t *buf = malloc(len);
+    if (buf == NULL || rv->schemaname == NULL || rv->relname == NULL) {
+        free(buf);
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    pg_query__parse_result__pack(tree, buf);
+    PgQueryProtobuf pb = {.len = len, .data = (char *)buf};
+    PgQueryDeparseResult d = pg_query_deparse_protobuf(pb);
+    free(buf);
+    if (d.error)
+        snprintf(err, errlen, "deparse: %s", d.error->message);
+    else
+        result = strdup(d.query);
+    pg_query_free_deparse_result(d);
+done:
+    if (tree)
+        pg_query__parse_result__free_unpacked(tree, NULL);
+    pg_query_free_protobuf_parse_result(raw);
+    return result;
+}

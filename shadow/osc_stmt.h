@@ -1,0 +1,64 @@
+/*
+ * osc_stmt.h — the operator's statement, read with libpg_query (the real PostgreSQL
+ * parser, protobuf parse tree): exactly one ALTER TABLE (or ALTER TABLE … RENAME
+ * COLUMN) on one table, with only subcommands a shadow copy can express. Also
+ * retargets the statement at the shadow table by rewriting the parse tree's RangeVar
+ * and deparsing it, so names inside literals or defaults are never touched.
+ * Pure code: no database access (catalog checks — partitioned, temporary, key — are
+ * the engine's, against the live catalog).
+ */
+#ifndef OSC_STMT_H
+#define OSC_STMT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define OSC_MAX_SUBCMDS 32
+
+/* What one subcommand does to the data, for the plan's warnings and column mapping. */
+typedef enum {
+    OSC_CMD_ADD_COLUMN,
+    OSC_CMD_DROP_COLUMN,
+    OSC_CMD_RENAME_COLUMN,
+    OSC_CMD_ALTER_TYPE,
+    OSC_CMD_SET_DEFAULT,     /* SET DEFAULT / DROP DEFAULT */
+    OSC_CMD_NOT_NULL,        /* SET NOT NULL / DROP NOT NULL */
+    OSC_CMD_ADD_CONSTRAINT,
+    OSC_CMD_DROP_CONSTRAINT,
+    OSC_CMD_COLUMN_OPTION,   /* SET STATISTICS / STORAGE / COMPRESSION, identity options */
+} osc_cmd_kind;
+
+typedef struct {
+    osc_cmd_kind kind;
+    char *column;   /* column named by the subcommand, NULL when none; malloc'ed */
+    char *new_name; /* RENAME COLUMN: the new name; malloc'ed */
+    bool has_using; /* ALTER TYPE … USING */
+} osc_cmd;
+
+typedef struct {
+    char *schema;   /* as written, NULL when unqualified; malloc'ed */
+    char *table;    /* malloc'ed */
+    int ncmds;
+    osc_cmd cmds[OSC_MAX_SUBCMDS];
+} osc_stmt;
+
+/*
+ * osc_stmt_parse — parse sql into *out. On refusal returns false with a 5-character
+ * SQLSTATE in sqlstate (42601 syntax error or not an ALTER TABLE, 0A000 a form a shadow
+ * copy cannot express) and a message that says what to do instead in err.
+ * On success the caller frees *out with osc_stmt_free.
+ */
+bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err, size_t errlen);
+
+/* osc_stmt_free — release what osc_stmt_parse allocated; safe on a zeroed struct. */
+void osc_stmt_free(osc_stmt *s);
+
+/*
+ * osc_stmt_retarget — the same statement aimed at schema.table (both required), as
+ * SQL text deparsed from the rewritten parse tree. Returns a malloc'ed string (caller
+ * frees) or NULL with err filled.
+ */
+char *osc_stmt_retarget(const char *sql, const char *schema, const char *table, char *err,
+                        size_t errlen);
+
+#endif

@@ -435,11 +435,21 @@ static bool relay_client(px_session *s)
         pgw_header h;
         pgw_status rc = pgw_read_header(hb, PGW_HEADER_LEN, max_len, &h);
         if (rc != PGW_OK) {
+            char t[8]; /* h is not filled on error: name the type byte itself */
+            snprintf(t, sizeof t, hb[0] >= 0x20 && hb[0] < 0x7f ? "'%c'" : "0x%02x", hb[0]);
             px_session_fail(s, rc == PGW_TOO_LONG ? "54000" : "08P01",
-                            rc == PGW_TOO_LONG ? "message of type '%c' longer than max_packet_size"
-                                               : "invalid message length (type '%c')",
-                            h.type);
+                            rc == PGW_TOO_LONG ? "message of type %s longer than max_packet_size"
+                                               : "invalid message length (type %s)",
+                            t);
             return false;
+        }
+        if (s->is_control && h.type != 'p') {
+            s->ctl_waiting = true;
+            /* Console: only authentication responses reach the server. Anything else
+             * waits in the buffer (reading stopped) until the role check is done and
+             * the console itself answers it, so no query can pass the check. */
+            px_io_read_enable(s->client, false);
+            break;
         }
         if (s->idle && h.type != 'X' && !s->is_control &&
             atomic_load_explicit(&px_d.hold, memory_order_acquire)) {
@@ -513,9 +523,10 @@ static void on_ready(px_session *s, char status)
     s->idle = s->pending == 0 && !s->unsynced && status == 'I';
 }
 
-/* AuthenticationSASL to a TLS client: drop SCRAM-SHA-256-PLUS, since channel binding
- * would bind to the proxy's certificate, not the server's. Returns the rebuilt message
- * in b, or false to forward the original. */
+/* AuthenticationSASL: drop SCRAM-SHA-256-PLUS. Channel binding binds to the certificate
+ * of the TLS connection the client sees, which is the proxy's (or none), never the
+ * server's, so it cannot cross the proxy. Returns the rebuilt message in b, or false to
+ * forward the original. */
 static bool filter_sasl(const uint8_t *body, size_t n, pgw_buf *b)
 {
     const char *mechs[16], *keep[16];
@@ -586,12 +597,19 @@ static bool relay_server(px_session *s)
         } else if (h.type == 'K') {
             if (pgw_read_backend_key(body, blen, &s->be_pid, &s->be_key) == PGW_OK)
                 px_cancel_register(s->be_pid, s->be_key);
-        } else if (h.type == 'R' && s->client_tls) {
+        } else if (h.type == 'R') {
             uint32_t code;
             pgw_buf b;
             pgw_buf_init(&b);
-            if (pgw_read_auth_code(body, blen, &code) == PGW_OK && code == 10 &&
-                filter_sasl(body, blen, &b)) {
+            bool ok = pgw_read_auth_code(body, blen, &code) == PGW_OK;
+            if (ok && s->is_control && s->ctl_waiting && code != 0 && code != 12) {
+                /* As PostgreSQL: the client's next message must answer the request. */
+                pgw_buf_free(&b);
+                px_session_fail(s, "08P01", "expected an authentication response, got another "
+                                            "message before login completed");
+                return false;
+            }
+            if (ok && code == 10 && filter_sasl(body, blen, &b)) {
                 evbuffer_remove_buffer(in, out, fwd);
                 evbuffer_drain(in, total);
                 evbuffer_add(out, b.data, b.len);

@@ -53,6 +53,7 @@ struct px_session {
     bool client_paused, server_paused; /* reading stopped for backpressure */
     bool parked;
     bool terminating;                /* client sent Terminate */
+    bool ctl_waiting;                /* console: a non-authentication message waits for login */
     int pending;                     /* Query/Sync/FunctionCall forwarded, awaiting 'Z' */
     uint64_t req_start_us, park_start_us;
     uint32_t be_pid, be_key;         /* server's BackendKeyData */

@@ -367,7 +367,9 @@ bool h_read_error(int fd, const char *sqlstate, int timeout_ms, char *msg, size_
     size_t got = 0;
     ssize_t n;
     set_blocking_timeout(fd, timeout_ms);
-    while (got < sizeof buf - 1 && (n = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+    /* Until the first message is complete (or EOF, error, timeout, buffer full). */
+    while (got < sizeof buf - 1 && !(got >= 5 && got >= 1 + (size_t)get_u32(buf + 1)) &&
+           (n = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
         got += (size_t)n;
     if (msg && msglen)
         msg[0] = 0;

@@ -83,9 +83,10 @@ int h_raw_connect(int port);
  * server's answer up to and including ReadyForQuery (trust authentication only).
  * Returns true on ReadyForQuery, false on an ErrorResponse, EOF or timeout (5 s). */
 bool h_raw_login(int fd, const char *user, const char *database);
-/* h_read_error — read from fd until EOF/timeout (timeout_ms, socket switched to blocking
- * mode with a receive timeout; works on a libpq socket, which is non-blocking) and
- * return whether the first message is an ErrorResponse whose SQLSTATE is sqlstate.
+/* h_read_error — read the first message from fd (waits up to timeout_ms; the socket is
+ * switched to blocking mode with a receive timeout, so it works on a libpq socket, which
+ * is non-blocking) and return whether it is an ErrorResponse whose SQLSTATE is sqlstate.
+ * Bytes after the first message may be consumed too.
  * When msg is not NULL, the 'M' field is copied there (msglen bytes, NUL-terminated). */
 bool h_read_error(int fd, const char *sqlstate, int timeout_ms, char *msg, size_t msglen);
 

@@ -17,12 +17,12 @@
 #include "harness.h"
 
 #define DB "pgc_it_copy"
-#define NROWS 100000     /* ~1030 bytes a line: ~103 MB of COPY text */
-#define REPEAT 32        /* payload = repeat(md5(id::text), 32): 1024 characters */
+#define NROWS 100000 /* ~1030 bytes a line: ~103 MB of COPY text */
+#define REPEAT 32    /* payload = repeat(md5(id::text), 32): 1024 characters */
 #define BLOB_SIZE (100 * 1024 * 1024)
 
 static h_proxy px;
-static char sent_md5[33];      /* MD5 of the COPY text the client sent */
+static char sent_md5[33]; /* MD5 of the COPY text the client sent */
 static long long sent_bytes;
 
 static int setup(void **state)
@@ -169,7 +169,8 @@ static void test_bytea_100mb_binary_round_trip(void **state)
     const char *vals[1] = {(const char *)blob};
     int lens[1] = {BLOB_SIZE}, fmts[1] = {1};
     Oid types[1] = {17}; /* bytea */
-    PGresult *r = PQexecParams(c, "INSERT INTO blob_t VALUES (1, $1)", 1, types, vals, lens, fmts, 0);
+    PGresult *r =
+        PQexecParams(c, "INSERT INTO blob_t VALUES (1, $1)", 1, types, vals, lens, fmts, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         fail_msg("INSERT bytea: %s", PQerrorMessage(c));
     PQclear(r);

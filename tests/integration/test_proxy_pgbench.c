@@ -135,10 +135,8 @@ static void test_balances_consistent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pgbench_init_uses_copy),
-        cmocka_unit_test(test_pgbench_simple),
-        cmocka_unit_test(test_pgbench_extended),
-        cmocka_unit_test(test_pgbench_prepared),
+        cmocka_unit_test(test_pgbench_init_uses_copy), cmocka_unit_test(test_pgbench_simple),
+        cmocka_unit_test(test_pgbench_extended),       cmocka_unit_test(test_pgbench_prepared),
         cmocka_unit_test(test_balances_consistent),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -71,27 +71,23 @@ static const char *session_state(const px_session *s)
     return "idle";
 }
 
-/* Calls fn for every session of every worker, under that worker's lock. */
-static bool each_session(pgw_buf *b, bool (*fn)(pgw_buf *, const px_session *, int64_t))
+/* Appends fn's DataRow for every session of every worker, under that worker's lock.
+ * ctx is passed through to fn. */
+static void each_session(pgw_buf *b, void (*fn)(pgw_buf *, const px_session *, const void *),
+                         const void *ctx)
 {
-    struct timespec rt;
-    clock_gettime(CLOCK_REALTIME, &rt);
-    int64_t now = (int64_t)rt.tv_sec * 1000000 + rt.tv_nsec / 1000;
-    int count = 0;
     for (int i = 0; i < px_d.nworkers; i++) {
         px_worker *w = &px_d.workers[i];
         pthread_mutex_lock(&w->lock);
         for (px_session *s = w->sessions; s; s = s->next)
-            if (fn(b, s, now))
-                count++;
+            fn(b, s, ctx);
         pthread_mutex_unlock(&w->lock);
     }
-    return count >= 0;
 }
 
-static bool client_row(pgw_buf *b, const px_session *s, int64_t now)
+static void client_row(pgw_buf *b, const px_session *s, const void *ctx)
 {
-    (void)now;
+    (void)ctx;
     row r;
     char ts[64];
     row_reset(&r);
@@ -114,7 +110,7 @@ static bool client_row(pgw_buf *b, const px_session *s, int64_t now)
         col_fmt(&r, "%u", s->be_pid);
     else
         col_str(&r, NULL);
-    return pgw_build_data_row(b, r.p, r.n);
+    pgw_build_data_row(b, r.p, r.n);
 }
 
 bool px_show_clients(pgw_buf *b)
@@ -128,30 +124,29 @@ bool px_show_clients(pgw_buf *b)
         {"held_ms", PGW_OID_FLOAT8},  {"backend_pid", PGW_OID_INT4},
     };
     pgw_build_row_description(b, cols, (int)(sizeof cols / sizeof cols[0]));
-    each_session(b, client_row);
+    each_session(b, client_row, NULL);
     return pgw_build_command_complete(b, "SHOW") && !b->oom;
 }
 
-static bool server_row(pgw_buf *b, const px_session *s, int64_t now)
+/* ctx: the px_target, read once per SHOW SERVERS rather than once per row. */
+static void server_row(pgw_buf *b, const px_session *s, const void *ctx)
 {
-    (void)now;
+    const px_target *t = ctx;
     if (s->server == NULL)
-        return false;
-    px_target t;
-    px_target_get(&t, NULL);
+        return;
     row r;
     row_reset(&r);
     col_fmt(&r, "%" PRIu64, s->id);
     col_str(&r, s->user);
     col_str(&r, s->database);
-    col_fmt(&r, "%s:%d", t.host, t.port);
+    col_fmt(&r, "%s:%d", t->host, t->port);
     if (s->be_pid)
         col_fmt(&r, "%u", s->be_pid);
     else
         col_str(&r, NULL);
     col_str(&r, s->server_tls ? "t" : "f");
     col_str(&r, s->state == PS_RELAY ? (s->authed ? "linked" : "login") : "connecting");
-    return pgw_build_data_row(b, r.p, r.n);
+    pgw_build_data_row(b, r.p, r.n);
 }
 
 bool px_show_servers(pgw_buf *b)
@@ -162,7 +157,9 @@ bool px_show_servers(pgw_buf *b)
         {"state", PGW_OID_TEXT},
     };
     pgw_build_row_description(b, cols, (int)(sizeof cols / sizeof cols[0]));
-    each_session(b, server_row);
+    px_target t;
+    px_target_get(&t, NULL);
+    each_session(b, server_row, &t);
     return pgw_build_command_complete(b, "SHOW") && !b->oom;
 }
 

@@ -421,6 +421,7 @@ static bool relay_client(px_session *s)
     struct evbuffer *in = s->client->in;
     size_t avail = evbuffer_get_length(in), fwd = 0;
     uint32_t max_len = atomic_load_explicit(&px_d.max_packet_size, PX_RELAXED);
+    bool hold_here = false;
     while (fwd < avail) {
         if (s->c_left) {
             size_t n = avail - fwd < s->c_left ? avail - fwd : s->c_left;
@@ -451,13 +452,9 @@ static bool relay_client(px_session *s)
             px_io_read_enable(s->client, false);
             break;
         }
-        if (s->idle && h.type != 'X' && !s->is_control &&
-            atomic_load_explicit(&px_d.hold, memory_order_acquire)) {
-            if (fwd == 0) {
-                park(s);
-                return true;
-            }
-            break; /* forward what precedes, park on the next pass */
+        if (s->idle && h.type != 'X' && !s->is_control && px_hold_active()) {
+            hold_here = true; /* forward what precedes, then park on this message */
+            break;
         }
         switch (h.type) {
         case 'Q':
@@ -497,7 +494,7 @@ static bool relay_client(px_session *s)
             px_io_read_enable(s->client, false);
         }
     }
-    if (s->idle && fwd < avail && !s->parked && px_hold_active() && avail - fwd >= 5)
+    if (hold_here)
         park(s);
     return true;
 }

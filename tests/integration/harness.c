@@ -81,7 +81,9 @@ static bool port_accepts(int port)
     return ok;
 }
 
-void h_proxy_start(h_proxy *p, const char *const *extra_sets)
+/* Start pgcutover with an optional config file (-c path, NULL for none), the harness's
+ * own ports and socket dir as --set, then extra_sets; wait until it accepts. */
+static void proxy_spawn(h_proxy *p, const char *path, const char *const *extra_sets)
 {
     memset(p, 0, sizeof *p);
     p->port = h_free_port();
@@ -90,18 +92,21 @@ void h_proxy_start(h_proxy *p, const char *const *extra_sets)
     mkdir(p->sockdir, 0755);
     snprintf(p->log, sizeof p->log, "%s/pgcutover.log", p->sockdir);
 
-    char sets[16][300];
-    int n = 0;
-    snprintf(sets[n++], 300, "listen_port=%d", p->port);
-    snprintf(sets[n++], 300, "control_port=%d", p->control_port);
-    snprintf(sets[n++], 300, "server_host=%s", h_pg_host());
-    snprintf(sets[n++], 300, "server_port=%d", h_pg_port());
-    snprintf(sets[n++], 300, "unix_socket_dir=%s", p->sockdir);
+    char sets[5][300];
+    snprintf(sets[0], 300, "listen_port=%d", p->port);
+    snprintf(sets[1], 300, "control_port=%d", p->control_port);
+    snprintf(sets[2], 300, "server_host=%s", h_pg_host());
+    snprintf(sets[3], 300, "server_port=%d", h_pg_port());
+    snprintf(sets[4], 300, "unix_socket_dir=%s", p->sockdir);
 
     const char *argv[64];
     int a = 0;
     argv[a++] = PGC_BIN;
-    for (int i = 0; i < n; i++) {
+    if (path) {
+        argv[a++] = "-c";
+        argv[a++] = path;
+    }
+    for (int i = 0; i < 5; i++) {
         argv[a++] = "--set";
         argv[a++] = sets[i];
     }
@@ -129,7 +134,8 @@ void h_proxy_start(h_proxy *p, const char *const *extra_sets)
         if (waitpid(pid, &st, WNOHANG) == pid) {
             p->pid = 0;
             h_shell("cat %s >&2", p->log);
-            fail_msg("pgcutover exited during start (status %d)", st);
+            fail_msg("pgcutover%s%s exited during start (status %d)", path ? " -c " : "",
+                     path ? path : "", st);
         }
         if (port_accepts(p->port))
             return;
@@ -137,6 +143,11 @@ void h_proxy_start(h_proxy *p, const char *const *extra_sets)
     }
     h_proxy_stop(p);
     fail_msg("pgcutover did not accept on port %d within 10 s", p->port);
+}
+
+void h_proxy_start(h_proxy *p, const char *const *extra_sets)
+{
+    proxy_spawn(p, NULL, extra_sets);
 }
 
 void h_proxy_signal(h_proxy *p, int sig)
@@ -292,7 +303,7 @@ int h_raw_connect(int port)
     return fd;
 }
 
-static void put_u32(unsigned char *p, unsigned v)
+void h_put_u32(unsigned char *p, unsigned v)
 {
     p[0] = (unsigned char)(v >> 24);
     p[1] = (unsigned char)(v >> 16);
@@ -300,7 +311,7 @@ static void put_u32(unsigned char *p, unsigned v)
     p[3] = (unsigned char)v;
 }
 
-static unsigned get_u32(const unsigned char *p)
+unsigned h_get_u32(const unsigned char *p)
 {
     return (unsigned)p[0] << 24 | (unsigned)p[1] << 16 | (unsigned)p[2] << 8 | p[3];
 }
@@ -331,13 +342,13 @@ bool h_raw_login(int fd, const char *user, const char *database)
 {
     unsigned char pkt[512];
     size_t n = 8;
-    put_u32(pkt + 4, 196608); /* protocol 3.0 */
+    h_put_u32(pkt + 4, 196608); /* protocol 3.0 */
     n += (size_t)snprintf((char *)pkt + n, sizeof pkt - n, "user") + 1;
     n += (size_t)snprintf((char *)pkt + n, sizeof pkt - n, "%s", user) + 1;
     n += (size_t)snprintf((char *)pkt + n, sizeof pkt - n, "database") + 1;
     n += (size_t)snprintf((char *)pkt + n, sizeof pkt - n, "%s", database) + 1;
     pkt[n++] = 0;
-    put_u32(pkt, (unsigned)n);
+    h_put_u32(pkt, (unsigned)n);
     if (write(fd, pkt, n) != (ssize_t)n)
         return false;
     set_blocking_timeout(fd, 5000);
@@ -345,7 +356,7 @@ bool h_raw_login(int fd, const char *user, const char *database)
         unsigned char hdr[5];
         if (!read_full(fd, hdr, 5))
             return false;
-        unsigned len = get_u32(hdr + 1);
+        unsigned len = h_get_u32(hdr + 1);
         if (len < 4 || len > 65536)
             return false;
         unsigned char body[65536];
@@ -353,7 +364,7 @@ bool h_raw_login(int fd, const char *user, const char *database)
             return false;
         if (hdr[0] == 'E')
             return false;
-        if (hdr[0] == 'R' && len >= 8 && get_u32(body) != 0)
+        if (hdr[0] == 'R' && len >= 8 && h_get_u32(body) != 0)
             return false; /* a password is asked for: not supported here */
         if (hdr[0] == 'Z')
             return true;
@@ -368,14 +379,14 @@ bool h_read_error(int fd, const char *sqlstate, int timeout_ms, char *msg, size_
     ssize_t n;
     set_blocking_timeout(fd, timeout_ms);
     /* Until the first message is complete (or EOF, error, timeout, buffer full). */
-    while (got < sizeof buf - 1 && !(got >= 5 && got >= 1 + (size_t)get_u32(buf + 1)) &&
+    while (got < sizeof buf - 1 && !(got >= 5 && got >= 1 + (size_t)h_get_u32(buf + 1)) &&
            (n = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
         got += (size_t)n;
     if (msg && msglen)
         msg[0] = 0;
     if (got < 6 || buf[0] != 'E')
         return false;
-    size_t end = 1 + get_u32(buf + 1);
+    size_t end = 1 + h_get_u32(buf + 1);
     if (end > got)
         end = got;
     bool found = false;
@@ -512,59 +523,18 @@ void h_md5_hex(h_md5 *m, char out[33])
 
 void h_proxy_start_with_config(h_proxy *p, const char *path, const char *const *extra_sets)
 {
-    memset(p, 0, sizeof *p);
-    p->port = h_free_port();
-    p->control_port = h_free_port();
-    snprintf(p->sockdir, sizeof p->sockdir, "%s/px.%d.%d", h_tmpdir(), (int)getpid(), p->port);
-    mkdir(p->sockdir, 0755);
-    snprintf(p->log, sizeof p->log, "%s/pgcutover.log", p->sockdir);
-
-    char sets[5][300];
-    snprintf(sets[0], 300, "listen_port=%d", p->port);
-    snprintf(sets[1], 300, "control_port=%d", p->control_port);
-    snprintf(sets[2], 300, "server_host=%s", h_pg_host());
-    snprintf(sets[3], 300, "server_port=%d", h_pg_port());
-    snprintf(sets[4], 300, "unix_socket_dir=%s", p->sockdir);
-
-    const char *argv[64];
-    int a = 0;
-    argv[a++] = PGC_BIN;
-    argv[a++] = "-c";
-    argv[a++] = path;
-    for (int i = 0; i < 5; i++) {
-        argv[a++] = "--set";
-        argv[a++] = sets[i];
-    }
-    for (int i = 0; extra_sets && extra_sets[i] && a < 60; i++) {
-        argv[a++] = "--set";
-        argv[a++] = extra_sets[i];
-    }
-    argv[a] = NULL;
-
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 2);
-            dup2(fd, 1);
-        }
-        execv(PGC_BIN, (char *const *)argv);
-        _exit(127);
-    }
-    p->pid = pid;
-    double deadline = h_now_ms() + 10000;
-    while (h_now_ms() < deadline) {
-        int st;
-        if (waitpid(pid, &st, WNOHANG) == pid) {
-            p->pid = 0;
-            h_shell("cat %s >&2", p->log);
-            fail_msg("pgcutover -c %s exited during start (status %d)", path, st);
-        }
-        if (port_accepts(p->port))
-            return;
-        usleep(20000);
-    }
-    h_proxy_stop(p);
-    fail_msg("pgcutover did not accept on port %d within 10 s", p->port);
+    proxy_spawn(p, path, extra_sets);
 }
+
+const char *const h_setting_names[] = {
+    "listen_addr",          "listen_port",         "unix_socket_dir",
+    "server_host",          "server_port",         "control_addr",
+    "control_port",         "control_role",        "workers",
+    "max_client_conn",      "max_packet_size",     "client_tls_mode",
+    "client_tls_cert_file", "client_tls_key_file", "client_tls_ca_file",
+    "server_tls_mode",      "server_tls_ca_file",  "hold_timeout_ms",
+    "shutdown_timeout",     "log_level",           "migration_conninfo",
+    "batch_size",           "target_batch_ms",     "max_rows_per_second",
+    "lock_timeout_ms",      "cutover_attempts",    "cutover",
+};
+const int h_nsettings = (int)(sizeof h_setting_names / sizeof h_setting_names[0]);

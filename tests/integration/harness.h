@@ -61,6 +61,15 @@ int h_shell(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* h_now_ms — CLOCK_MONOTONIC in milliseconds. */
 double h_now_ms(void);
 
+/* h_put_u32 / h_get_u32 — big-endian int32 as on the wire ("Message Formats"). */
+void h_put_u32(unsigned char *p, unsigned v);
+unsigned h_get_u32(const unsigned char *p);
+
+/* h_setting_names — every setting of conf/conf.c's table, in table order, written out
+ * by hand so tests check the binary against an independent list; h_nsettings rows. */
+extern const char *const h_setting_names[];
+extern const int h_nsettings;
+
 #endif
 
 /* ---- additions for the proxy integration tests (raw protocol, databases, roles,

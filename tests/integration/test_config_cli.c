@@ -20,19 +20,6 @@ static char dir[512];
 static char out_path[600], err_path[600];
 static char out_text[65536], err_text[65536];
 
-/* Every setting of conf/conf.c's table, in table order. */
-static const char *const setting_names[] = {
-    "listen_addr",          "listen_port",         "unix_socket_dir",
-    "server_host",          "server_port",         "control_addr",
-    "control_port",         "control_role",        "workers",
-    "max_client_conn",      "max_packet_size",     "client_tls_mode",
-    "client_tls_cert_file", "client_tls_key_file", "client_tls_ca_file",
-    "server_tls_mode",      "server_tls_ca_file",  "hold_timeout_ms",
-    "shutdown_timeout",     "log_level",           "migration_conninfo",
-    "batch_size",           "target_batch_ms",     "max_rows_per_second",
-    "lock_timeout_ms",      "cutover_attempts",    "cutover",
-};
-#define NSETTINGS ((int)(sizeof setting_names / sizeof setting_names[0]))
 
 static int setup(void **state)
 {
@@ -225,11 +212,11 @@ static void test_help_lists_every_setting(void **state)
 {
     (void)state;
     assert_int_equal(run("--help"), 0);
-    for (int i = 0; i < NSETTINGS; i++) {
+    for (int i = 0; i < h_nsettings; i++) {
         char want[128];
-        snprintf(want, sizeof want, "\n  %s = ", setting_names[i]);
+        snprintf(want, sizeof want, "\n  %s = ", h_setting_names[i]);
         if (strstr(out_text, want) == NULL)
-            fail_msg("--help does not list %s:\n%s", setting_names[i], out_text);
+            fail_msg("--help does not list %s:\n%s", h_setting_names[i], out_text);
     }
     /* no other settings than those */
     int n = 0;
@@ -239,7 +226,7 @@ static void test_help_lists_every_setting(void **state)
             strchr(p + 3, '\n') > strstr(p + 3, " = "))
             n++;
     }
-    assert_int_equal(n, NSETTINGS);
+    assert_int_equal(n, h_nsettings);
     assert_non_null(strstr(out_text, "usage: pgcutover"));
     assert_non_null(strstr(out_text, "--check"));
     assert_int_equal(run("-h"), 0);

@@ -43,19 +43,6 @@ static h_proxy px; /* shared by most tests */
 static h_proxy px_reload, px_shut;
 static pid_t bench_pid;
 
-/* Every setting of conf/conf.c's table (conf.h's conf_t), in table order. */
-static const char *const setting_names[] = {
-    "listen_addr",          "listen_port",         "unix_socket_dir",
-    "server_host",          "server_port",         "control_addr",
-    "control_port",         "control_role",        "workers",
-    "max_client_conn",      "max_packet_size",     "client_tls_mode",
-    "client_tls_cert_file", "client_tls_key_file", "client_tls_ca_file",
-    "server_tls_mode",      "server_tls_ca_file",  "hold_timeout_ms",
-    "shutdown_timeout",     "log_level",           "migration_conninfo",
-    "batch_size",           "target_batch_ms",     "max_rows_per_second",
-    "lock_timeout_ms",      "cutover_attempts",    "cutover",
-};
-#define NSETTINGS ((int)(sizeof setting_names / sizeof setting_names[0]))
 
 /* ---------- helpers ---------- */
 
@@ -205,29 +192,16 @@ static const char *pg_bin(const char *name)
 
 /* ---------- raw protocol helpers ---------- */
 
-static void put_u32(unsigned char *p, unsigned v)
-{
-    p[0] = (unsigned char)(v >> 24);
-    p[1] = (unsigned char)(v >> 16);
-    p[2] = (unsigned char)(v >> 8);
-    p[3] = (unsigned char)v;
-}
-
-static unsigned get_u32(const unsigned char *p)
-{
-    return (unsigned)p[0] << 24 | (unsigned)p[1] << 16 | (unsigned)p[2] << 8 | p[3];
-}
-
 static size_t build_startup(unsigned char *pkt, size_t cap, const char *user, const char *db)
 {
     size_t n = 8;
-    put_u32(pkt + 4, 196608);
+    h_put_u32(pkt + 4, 196608);
     n += (size_t)snprintf((char *)pkt + n, cap - n, "user") + 1;
     n += (size_t)snprintf((char *)pkt + n, cap - n, "%s", user) + 1;
     n += (size_t)snprintf((char *)pkt + n, cap - n, "database") + 1;
     n += (size_t)snprintf((char *)pkt + n, cap - n, "%s", db) + 1;
     pkt[n++] = 0;
-    put_u32(pkt, (unsigned)n);
+    h_put_u32(pkt, (unsigned)n);
     return n;
 }
 
@@ -236,7 +210,7 @@ static size_t build_query(unsigned char *pkt, size_t cap, const char *sql)
     size_t l = strlen(sql) + 1;
     assert_true(l + 5 <= cap);
     pkt[0] = 'Q';
-    put_u32(pkt + 1, (unsigned)(4 + l));
+    h_put_u32(pkt + 1, (unsigned)(4 + l));
     memcpy(pkt + 5, sql, l);
     return 5 + l;
 }
@@ -277,7 +251,7 @@ static bool stream_has_error(const unsigned char *buf, size_t n, const char *sql
     if (msg)
         msg[0] = 0;
     while (i + 5 <= n) {
-        unsigned len = get_u32(buf + i + 1);
+        unsigned len = h_get_u32(buf + i + 1);
         if (len < 4 || i + 1 + len > n)
             break;
         if (buf[i] == 'E') {
@@ -486,10 +460,10 @@ static void test_show_config_lists_every_setting(void **state)
     assert_int_equal(PQnfields(r), 5);
     assert_int_equal(PQftype(r, col(r, "reloadable")), OID_BOOL);
     int cn = col(r, "name");
-    for (int i = 0; i < NSETTINGS; i++)
-        if (!result_has_name(r, cn, setting_names[i]))
-            fail_msg("SHOW CONFIG lacks %s", setting_names[i]);
-    assert_int_equal(PQntuples(r), NSETTINGS);
+    for (int i = 0; i < h_nsettings; i++)
+        if (!result_has_name(r, cn, h_setting_names[i]))
+            fail_msg("SHOW CONFIG lacks %s", h_setting_names[i]);
+    assert_int_equal(PQntuples(r), h_nsettings);
 
     /* and the same names as `pgcutover --help` (both come from the settings table) */
     char path[512], text[32768];
@@ -573,7 +547,7 @@ static void test_several_commands_in_one_query(void **state)
 
     /* mixed case, surrounding white space, several semicolons */
     r = h_exec(c, "  Show Config ;; ;\n");
-    assert_int_equal(PQntuples(r), NSETTINGS);
+    assert_int_equal(PQntuples(r), h_nsettings);
     PQclear(r);
 
     /* the first error stops the rest, like PostgreSQL's multi-statement query */
@@ -653,7 +627,7 @@ static void test_psql_csv(void **state)
     for (char *p = text; *p; p++)
         if (*p == '\n')
             lines++;
-    assert_int_equal(lines, NSETTINGS + 1);
+    assert_int_equal(lines, h_nsettings + 1);
 }
 
 /* ---------- errors ---------- */
@@ -737,7 +711,7 @@ static void test_extended_protocol_refused(void **state)
     assert_string_equal(sqlstate_of(r), "0A000");
     PQclear(r);
     r = h_exec(c, "SHOW CONFIG");
-    assert_int_equal(PQntuples(r), NSETTINGS);
+    assert_int_equal(PQntuples(r), h_nsettings);
     PQclear(r);
     PQfinish(c);
 }

@@ -72,15 +72,6 @@ static void test_unreachable_server_gives_08006(void **state)
     h_proxy_stop(&dead);
 }
 
-static int raw_connect(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    return fd;
-}
-
 /* Read the proxy's answer and return whether it is an ErrorResponse with sqlstate. */
 static bool reads_error(int fd, const char *sqlstate)
 {
@@ -114,7 +105,7 @@ static void test_malformed_startup_gives_08P01(void **state)
     };
     static const size_t lens[] = {8, 8, 8, 12};
     for (size_t i = 0; i < 4; i++) {
-        int fd = raw_connect(px.port);
+        int fd = h_raw_connect(px.port);
         assert_int_equal(write(fd, bad[i], lens[i]), (ssize_t)lens[i]);
         assert_true(reads_error(fd, "08P01"));
         close(fd);

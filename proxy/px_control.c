@@ -8,13 +8,15 @@
 #include "px_control.h"
 
 #include <ctype.h>
+#include <event2/event.h>
+#include <pthread.h>
 #include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "osc_stmt.h"
+#include "osc_engine.h"
 #include "pgwire.h"
 #include "px_control_show.h"
 #include "px_log.h"
@@ -23,8 +25,11 @@
 
 typedef enum { CTL_CHECKING, CTL_READY } ctl_phase;
 
+struct ctl_job;
+
 struct px_control {
     ctl_phase phase;
+    struct ctl_job *job; /* a query running on its own thread; client input waits */
     bool admin;
     bool ext_error; /* an extended-protocol message was refused: wait for Sync */
     char check_error[256];
@@ -191,50 +196,43 @@ static void error_msg(pgw_buf *b, const char *sqlstate, const char *msg, const c
     pgw_build_error(b, "ERROR", sqlstate, msg, NULL, hint);
 }
 
-static bool is_migration_command(char w[MAXWORDS][32], int n)
+/* Who runs a command: copied from the session, so a job thread never touches it. */
+typedef struct {
+    uint64_t id;
+    char user[64], database[64];
+} ctl_who;
+
+/* Append an engine result as RowDescription/DataRow…/CommandComplete or ErrorResponse. */
+static bool append_result(pgw_buf *b, const osc_result *r)
 {
-    if (n >= 2 && strcmp(w[0], "ALTER") == 0 && strcmp(w[1], "TABLE") == 0)
-        return true;
-    if (n >= 3 && strcmp(w[0], "PLAN") == 0 && strcmp(w[1], "ALTER") == 0)
-        return true;
-    if (n >= 2 && strcmp(w[0], "SHOW") == 0 &&
-        (strcmp(w[1], "MIGRATIONS") == 0 || strcmp(w[1], "MIGRATION") == 0))
-        return true;
-    static const char *const verbs[] = {"PAUSE", "RESUME", "SET", "CUTOVER", "ABORT", "DROP"};
-    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        if (n >= 2 && strcmp(w[0], verbs[i]) == 0 && strcmp(w[1], "MIGRATION") == 0)
-            return true;
-    return false;
+    if (!r->ok) {
+        error_msg(b, r->sqlstate, r->message, *r->hint ? r->hint : NULL);
+        return false;
+    }
+    if (r->ncols > 0) {
+        pgw_column cols[OSC_MAX_COLS];
+        for (int i = 0; i < r->ncols; i++)
+            cols[i] = (pgw_column){r->colnames[i], r->coltypes[i]};
+        pgw_build_row_description(b, cols, r->ncols);
+        for (int i = 0; i < r->nrows; i++)
+            pgw_build_data_row(b, (const char *const *)r->cells + (size_t)i * (size_t)r->ncols,
+                               r->ncols);
+    }
+    return pgw_build_command_complete(b, *r->tag ? r->tag : "OK") && !b->oom;
 }
 
 /* Run one command; append its result or an ErrorResponse. Returns false on error. */
-static bool run_command(px_session *s, const char *cmd, pgw_buf *b)
+static bool run_command(const ctl_who *s, const char *cmd, pgw_buf *b)
 {
     char w[MAXWORDS][32];
     int n = words_of(cmd, w);
     char err[512];
-    if (is_migration_command(w, n)) {
-        bool plan = strcmp(w[0], "PLAN") == 0;
-        if (plan || strcmp(w[0], "ALTER") == 0) {
-            /* Refusals the parser can decide are real now; running needs the engine. */
-            osc_stmt st;
-            char code[6];
-            const char *stmt = plan ? strcasestr(cmd, "alter") : cmd;
-            if (!osc_stmt_parse(stmt, &st, code, err, sizeof err)) {
-                error_msg(b, code, err, NULL);
-                return false;
-            }
-            snprintf(err, sizeof err,
-                     "statement understood (%d subcommand%s on \"%s\"), but the online change "
-                     "engine is not available in this build yet",
-                     st.ncmds, st.ncmds == 1 ? "" : "s", st.table);
-            osc_stmt_free(&st);
-        } else {
-            snprintf(err, sizeof err,
-                     "online schema changes are not available in this build yet (%s …)", w[0]);
-        }
-        error_msg(b, "0A000", err, "see HELP for what this build offers");
-        return false;
+    if (osc_engine_is_command(cmd)) {
+        osc_result r;
+        osc_engine_command(s->database, s->user, cmd, &r);
+        bool ok = append_result(b, &r);
+        osc_result_free(&r);
+        return ok;
     }
     if (n == 2 && strcmp(w[0], "SHOW") == 0) {
         if (strcmp(w[1], "CLIENTS") == 0)
@@ -275,9 +273,12 @@ static bool run_command(px_session *s, const char *cmd, pgw_buf *b)
     return false;
 }
 
-/* Run one command text [start, end) of sql, trimmed; false on error. Empty is ok. */
-static bool run_span(px_session *s, const char *sql, size_t start, size_t end, pgw_buf *b,
-                     int *done)
+/* Calls fn(ctx, command) for each command of sql: split at top-level semicolons with
+ * PostgreSQL's own lexer (quotes, dollar quotes, comments respected), trimmed, empty
+ * ones skipped, until fn returns false. Returns false with err set on a lexer error. */
+typedef bool (*command_fn)(void *ctx, const char *cmd);
+
+static bool call_span(const char *sql, size_t start, size_t end, command_fn fn, void *ctx)
 {
     while (start < end && isspace((unsigned char)sql[start]))
         start++;
@@ -286,66 +287,170 @@ static bool run_span(px_session *s, const char *sql, size_t start, size_t end, p
     if (start == end)
         return true;
     char *cmd = strndup(sql + start, end - start);
-    if (cmd == NULL) {
-        b->oom = true;
-        return false;
-    }
-    bool ok = run_command(s, cmd, b);
-    (*done)++;
+    bool go_on = cmd != NULL && fn(ctx, cmd);
     free(cmd);
-    return ok;
+    return go_on;
 }
 
-/* Split a query string at top-level semicolons with PostgreSQL's own lexer (quotes,
- * dollar quotes, comments respected) and run each command in order, stopping at the
- * first error, as the server does for a multi-statement simple query. */
-static void run_query(px_session *s, const char *sql, pgw_buf *b)
+static bool for_each_command(const char *sql, command_fn fn, void *ctx, char *err, size_t errlen)
 {
     PgQueryScanResult sr = pg_query_scan(sql);
     if (sr.error) {
-        error_msg(b, "42601", sr.error->message, "type HELP for the list of commands");
+        snprintf(err, errlen, "%s", sr.error->message);
         pg_query_free_scan_result(sr);
-        return;
+        return false;
     }
     PgQuery__ScanResult *toks =
         pg_query__scan_result__unpack(NULL, sr.pbuf.len, (const uint8_t *)sr.pbuf.data);
-    int done = 0;
     size_t start = 0;
-    bool ok = toks != NULL;
-    for (size_t i = 0; ok && i < toks->n_tokens; i++) {
+    bool go_on = toks != NULL;
+    for (size_t i = 0; go_on && i < toks->n_tokens; i++) {
         if (toks->tokens[i]->token != ';')
             continue;
-        ok = run_span(s, sql, start, (size_t)toks->tokens[i]->start, b, &done);
+        go_on = call_span(sql, start, (size_t)toks->tokens[i]->start, fn, ctx);
         start = (size_t)toks->tokens[i]->end;
     }
-    if (ok)
-        ok = run_span(s, sql, start, strlen(sql), b, &done);
-    if (toks == NULL)
-        b->oom = true;
-    else
+    if (go_on)
+        call_span(sql, start, strlen(sql), fn, ctx);
+    if (toks)
         pg_query__scan_result__free_unpacked(toks, NULL);
     pg_query_free_scan_result(sr);
-    if (ok && done == 0)
+    if (toks == NULL)
+        snprintf(err, errlen, "out of memory");
+    return toks != NULL;
+}
+
+typedef struct {
+    const ctl_who *who;
+    pgw_buf *b;
+    int done;
+} run_ctx;
+
+static bool run_one(void *arg, const char *cmd)
+{
+    run_ctx *x = arg;
+    x->done++;
+    return run_command(x->who, cmd, x->b);
+}
+
+/* Run each command of sql in order, stopping at the first error, as the server does for
+ * a multi-statement simple query; EmptyQueryResponse when there is none. */
+static void run_query(const ctl_who *who, const char *sql, pgw_buf *b)
+{
+    run_ctx x = {who, b, 0};
+    char err[512];
+    if (!for_each_command(sql, run_one, &x, err, sizeof err))
+        error_msg(b, "42601", err, "type HELP for the list of commands");
+    else if (x.done == 0)
         pgw_build_empty_query(b);
+}
+
+static bool find_engine_command(void *arg, const char *cmd)
+{
+    bool *found = arg;
+    *found = *found || osc_engine_is_command(cmd);
+    return !*found;
+}
+
+/* ---------- queries that talk to the database run on their own thread ---------- */
+
+/* A query with a migration command: the engine blocks on libpq, so it runs on a thread
+ * of its own and its answer is posted back to the session's worker. The worker owns
+ * `s`; the thread only reads the job's own copies. */
+typedef struct ctl_job {
+    px_session *s;   /* NULL once the session ended (worker thread writes it) */
+    struct event_base *base;
+    ctl_who who;
+    char *sql;
+    pgw_buf out;
+} ctl_job;
+
+static void job_done(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    ctl_job *job = arg;
+    px_session *s = job->s;
+    if (s != NULL) {
+        s->ctl->job = NULL;
+        send_buf(s, &job->out);
+    }
+    pgw_buf_free(&job->out);
+    free(job->sql);
+    free(job);
+    if (s != NULL && s->state == PS_RELAY) {
+        px_io_read_enable(s->client, true);
+        if (px_io_in_len(s->client) > 0)
+            px_control_read(s);
+    }
+}
+
+static void *job_main(void *arg)
+{
+    ctl_job *job = arg;
+    run_query(&job->who, job->sql, &job->out);
+    pgw_build_ready(&job->out, 'I');
+    struct timeval now = {0, 0};
+    event_base_once(job->base, -1, EV_TIMEOUT, job_done, job, &now);
+    return NULL;
+}
+
+/* Start sql on a job thread; false when the thread cannot start. Takes sql. */
+static bool start_job(px_session *s, char *sql)
+{
+    ctl_job *job = calloc(1, sizeof *job);
+    if (job == NULL)
+        return false;
+    job->s = s;
+    job->base = s->w->base;
+    job->who.id = s->id;
+    snprintf(job->who.user, sizeof job->who.user, "%s", s->user);
+    snprintf(job->who.database, sizeof job->who.database, "%s", s->database);
+    job->sql = sql;
+    pgw_buf_init(&job->out);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    bool ok = pthread_create(&t, &attr, job_main, job) == 0;
+    pthread_attr_destroy(&attr);
+    if (!ok) {
+        free(job);
+        return false;
+    }
+    s->ctl->job = job;
+    px_io_read_enable(s->client, false);
+    return true;
 }
 
 void px_control_read(px_session *s)
 {
     struct px_control *c = s->ctl;
-    if (c == NULL || c->phase != CTL_READY)
+    if (c == NULL || c->phase != CTL_READY || c->job != NULL)
         return;
     pgw_header h;
     uint8_t *body;
     bool bad;
     pgw_buf b;
     pgw_buf_init(&b);
+    ctl_who who = {.id = s->id};
+    snprintf(who.user, sizeof who.user, "%s", s->user);
+    snprintf(who.database, sizeof who.database, "%s", s->database);
     while (take_message(s->client->in, CONTROL_MAX_QUERY, &h, &body, &bad)) {
         switch (h.type) {
-        case 'Q':
+        case 'Q': {
             c->ext_error = false;
-            run_query(s, (const char *)body, &b);
+            bool engine = false;
+            char err[16];
+            for_each_command((const char *)body, find_engine_command, &engine, err, sizeof err);
+            if (engine && start_job(s, (char *)body)) {
+                pgw_buf_free(&b);
+                return; /* job_done answers and reads on */
+            }
+            run_query(&who, (const char *)body, &b);
             pgw_build_ready(&b, 'I');
             break;
+        }
         case 'X':
             free(body);
             pgw_buf_free(&b);
@@ -381,6 +486,8 @@ void px_control_read(px_session *s)
 
 void px_control_session_end(px_session *s)
 {
+    if (s->ctl && s->ctl->job)
+        s->ctl->job->s = NULL; /* the job frees itself when it is done */
     free(s->ctl);
     s->ctl = NULL;
 }

@@ -1,6 +1,8 @@
 /* px_daemon.c — see px_daemon.h. */
 #include "px_daemon.h"
 
+#include "osc_engine.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/listener.h>
@@ -92,7 +94,14 @@ static void wake_all(void)
         event_active(px_d.workers[i].wake_ev, EV_READ, 0);
 }
 
-void px_hold(void)
+/* The hold has two owners: the operator (PAUSE/RESUME, on or off) and the engine
+ * (counted: every px_hold_enter is followed by one px_hold_leave). It is in place while
+ * either holds it, until hold_timeout_ms lifts it for everyone. */
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool hold_operator;
+static int hold_engine;
+
+static void hold_on_locked(void)
 {
     if (!atomic_exchange(&px_d.hold, true)) {
         atomic_store(&px_d.hold_started_us, px_now_us());
@@ -104,7 +113,7 @@ void px_hold(void)
     }
 }
 
-void px_release(void)
+static void hold_off_locked(void)
 {
     if (atomic_exchange(&px_d.hold, false)) {
         uint64_t held = px_now_us() - atomic_load(&px_d.hold_started_us);
@@ -116,15 +125,53 @@ void px_release(void)
     }
 }
 
+void px_hold(void)
+{
+    pthread_mutex_lock(&hold_mu);
+    hold_operator = true;
+    hold_on_locked();
+    pthread_mutex_unlock(&hold_mu);
+}
+
+void px_release(void)
+{
+    pthread_mutex_lock(&hold_mu);
+    hold_operator = false;
+    if (hold_engine == 0)
+        hold_off_locked();
+    pthread_mutex_unlock(&hold_mu);
+}
+
+void px_hold_enter(void)
+{
+    pthread_mutex_lock(&hold_mu);
+    hold_engine++;
+    hold_on_locked();
+    pthread_mutex_unlock(&hold_mu);
+}
+
+void px_hold_leave(void)
+{
+    pthread_mutex_lock(&hold_mu);
+    if (hold_engine > 0)
+        hold_engine--;
+    if (!hold_operator && hold_engine == 0)
+        hold_off_locked();
+    pthread_mutex_unlock(&hold_mu);
+}
+
 static void hold_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     (void)arg;
+    pthread_mutex_lock(&hold_mu);
     if (px_hold_active()) {
         px_warn("hold_timeout_ms reached: releasing held sessions");
-        px_release();
+        hold_operator = false;
+        hold_off_locked();
     }
+    pthread_mutex_unlock(&hold_mu);
 }
 
 void px_stats_total(px_stats *out)
@@ -432,6 +479,19 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 /* ---------- run ---------- */
 
+static void engine_log(int level, const char *line)
+{
+    px_log((conf_log_level)level, "%s", line);
+}
+
+static bool engine_settings(conf_t *out)
+{
+    pthread_mutex_lock(&px_d.conf_lock);
+    bool ok = conf_copy(out, &px_d.conf);
+    pthread_mutex_unlock(&px_d.conf_lock);
+    return ok;
+}
+
 static bool start_workers(int n)
 {
     px_d.nworkers = n;
@@ -522,7 +582,10 @@ int px_daemon_run(conf_t *conf, const conf_cmdline *cl)
         listen_tcp(px_d.conf.control_addr, px_d.conf.control_port, true)) {
         px_info("pgcutover %s ready: %d workers, server %s:%d", PGC_VERSION, n,
                 px_d.conf.server_host, px_d.conf.server_port);
+        osc_engine_hooks hooks = {px_hold_enter, px_hold_leave, engine_log, engine_settings};
+        osc_engine_start(&hooks);
         event_base_dispatch(px_d.main_base);
+        osc_engine_stop();
         rc = 0;
     }
     close_listeners();

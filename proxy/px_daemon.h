@@ -90,6 +90,10 @@ void px_target_get(px_target *t, SSL_CTX **server_ctx);
 void px_hold(void);
 /* px_release — forward every parked message, in order. Thread-safe; idempotent. */
 void px_release(void);
+/* px_hold_enter / px_hold_leave — the engine's hold (counted, independent of the
+ * operator's PAUSE/RESUME): the hold is in place while either wants it. Thread-safe. */
+void px_hold_enter(void);
+void px_hold_leave(void);
 /* px_hold_active — whether a hold is in place. */
 bool px_hold_active(void);
 

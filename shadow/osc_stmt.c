@@ -98,6 +98,59 @@ static PgQuery__ParseResult *parse_tree(const char *sql, PgQueryProtobufParseRes
     return tree;
 }
 
+/* The text of one expression node (or, with type set, of "NULL::type" minus the
+ * "NULL::"), deparsed by wrapping it in SELECT <expr>; malloc'ed, NULL on failure. */
+static char *deparse_expr(PgQuery__Node *expr, PgQuery__TypeName *type)
+{
+    PgQuery__Node null_const = PG_QUERY__NODE__INIT, cast_node = PG_QUERY__NODE__INIT;
+    PgQuery__AConst ac = PG_QUERY__A__CONST__INIT;
+    PgQuery__TypeCast tc = PG_QUERY__TYPE_CAST__INIT;
+    if (type != NULL) {
+        ac.isnull = true;
+        null_const.node_case = PG_QUERY__NODE__NODE_A_CONST;
+        null_const.a_const = &ac;
+        tc.arg = &null_const;
+        tc.type_name = type;
+        cast_node.node_case = PG_QUERY__NODE__NODE_TYPE_CAST;
+        cast_node.type_cast = &tc;
+        expr = &cast_node;
+    }
+    PgQuery__ResTarget rt = PG_QUERY__RES_TARGET__INIT;
+    rt.val = expr;
+    PgQuery__Node rt_node = PG_QUERY__NODE__INIT;
+    rt_node.node_case = PG_QUERY__NODE__NODE_RES_TARGET;
+    rt_node.res_target = &rt;
+    PgQuery__Node *targets[1] = {&rt_node};
+    PgQuery__SelectStmt sel = PG_QUERY__SELECT_STMT__INIT;
+    sel.n_target_list = 1;
+    sel.target_list = targets;
+    sel.limit_option = PG_QUERY__LIMIT_OPTION__LIMIT_OPTION_DEFAULT;
+    sel.op = PG_QUERY__SET_OPERATION__SETOP_NONE;
+    PgQuery__Node sel_node = PG_QUERY__NODE__INIT;
+    sel_node.node_case = PG_QUERY__NODE__NODE_SELECT_STMT;
+    sel_node.select_stmt = &sel;
+    PgQuery__RawStmt raw = PG_QUERY__RAW_STMT__INIT;
+    raw.stmt = &sel_node;
+    PgQuery__RawStmt *stmts[1] = {&raw};
+    PgQuery__ParseResult pr = PG_QUERY__PARSE_RESULT__INIT;
+    pr.version = PG_VERSION_NUM;
+    pr.n_stmts = 1;
+    pr.stmts = stmts;
+    size_t len = pg_query__parse_result__get_packed_size(&pr);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (buf == NULL)
+        return NULL;
+    pg_query__parse_result__pack(&pr, buf);
+    PgQueryDeparseResult d = pg_query_deparse_protobuf((PgQueryProtobuf){.len = len, .data = (char *)buf});
+    free(buf);
+    char *out = NULL;
+    const char *prefix = type ? "SELECT NULL::" : "SELECT ";
+    if (d.error == NULL && strncmp(d.query, prefix, strlen(prefix)) == 0)
+        out = strdup(d.query + strlen(prefix));
+    pg_query_free_deparse_result(d);
+    return out;
+}
+
 static bool fail(char sqlstate[6], const char *code, char *err, size_t errlen, const char *msg)
 {
     memcpy(sqlstate, code, 6);
@@ -135,7 +188,7 @@ bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err,
         out->schema = dup_or_null(r->relation->schemaname);
         out->table = strdup(r->relation->relname);
         out->ncmds = 1;
-        out->cmds[0] = (osc_cmd){OSC_CMD_RENAME_COLUMN, strdup(r->subname), strdup(r->newname), false};
+        out->cmds[0] = (osc_cmd){.kind = OSC_CMD_RENAME_COLUMN, .column = strdup(r->subname), .new_name = strdup(r->newname)};
         ok = true;
         goto done;
     }
@@ -165,8 +218,15 @@ bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err,
         oc->column = dup_or_null(c->name);
         if (oc->kind == OSC_CMD_ADD_COLUMN && c->def && c->def->column_def)
             oc->column = dup_or_null(c->def->column_def->colname);
-        if (oc->kind == OSC_CMD_ALTER_TYPE && c->def && c->def->column_def)
-            oc->has_using = c->def->column_def->raw_default != NULL;
+        if (oc->kind == OSC_CMD_ALTER_TYPE && c->def && c->def->column_def) {
+            PgQuery__ColumnDef *cd = c->def->column_def;
+            oc->has_using = cd->raw_default != NULL;
+            if (oc->has_using && (oc->using_expr = deparse_expr(cd->raw_default, NULL)) == NULL) {
+                fail(sqlstate, "42601", err, errlen, "could not read the USING expression");
+                goto done;
+            }
+            oc->type_name = deparse_expr(NULL, cd->type_name);
+        }
     }
     ok = true;
 done:
@@ -185,6 +245,8 @@ void osc_stmt_free(osc_stmt *s)
     for (int i = 0; i < s->ncmds; i++) {
         free(s->cmds[i].column);
         free(s->cmds[i].new_name);
+        free(s->cmds[i].using_expr);
+        free(s->cmds[i].type_name);
     }
     memset(s, 0, sizeof *s);
 }

@@ -33,6 +33,8 @@ typedef struct {
     char *column;   /* column named by the subcommand, NULL when none; malloc'ed */
     char *new_name; /* RENAME COLUMN: the new name; malloc'ed */
     bool has_using; /* ALTER TYPE … USING */
+    char *using_expr; /* ALTER TYPE … USING: the expression, deparsed; malloc'ed */
+    char *type_name;  /* ALTER TYPE: the new type, deparsed; malloc'ed */
 } osc_cmd;
 
 typedef struct {

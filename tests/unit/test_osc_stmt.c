@@ -38,6 +38,8 @@ static void test_using_and_rename_and_unqualified(void **state)
                                err, sizeof err));
     assert_null(s.schema);
     assert_true(s.cmds[0].has_using);
+    assert_string_equal(s.cmds[0].using_expr, "c::int");
+    assert_string_equal(s.cmds[0].type_name, "int");
     osc_stmt_free(&s);
     assert_true(osc_stmt_parse("ALTER TABLE t RENAME COLUMN a TO b", &s, code, err, sizeof err));
     assert_int_equal(s.cmds[0].kind, OSC_CMD_RENAME_COLUMN);
@@ -55,6 +57,25 @@ static void refused(const char *sql, const char *want_code, const char *want_tex
     if (strstr(err, want_text) == NULL)
         fail_msg("%s: error \"%s\" lacks \"%s\"", sql, err, want_text);
     assert_null(s.table); /* nothing left allocated */
+}
+
+/* The USING expression and the new type come back as SQL text the engine can splice
+ * into its copy statements: quoting, operators and typmods survive the deparse. */
+static void test_using_expression_text(void **state)
+{
+    (void)state;
+    osc_stmt s;
+    char code[6], err[256];
+    assert_true(osc_stmt_parse("ALTER TABLE t ALTER COLUMN \"Amount\" TYPE numeric(12,2) "
+                               "USING (\"Amount\" / 100.0) + coalesce(t.fee, 0), "
+                               "ALTER COLUMN s TYPE varchar(10)",
+                               &s, code, err, sizeof err));
+    assert_int_equal(s.ncmds, 2);
+    assert_string_equal(s.cmds[0].using_expr, "(\"Amount\" / 100.0) + COALESCE(t.fee, 0)");
+    assert_string_equal(s.cmds[0].type_name, "numeric(12, 2)");
+    assert_null(s.cmds[1].using_expr);
+    assert_string_equal(s.cmds[1].type_name, "varchar(10)");
+    osc_stmt_free(&s);
 }
 
 static void test_refusals(void **state)
@@ -99,6 +120,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepts_several_subcommands),
         cmocka_unit_test(test_using_and_rename_and_unqualified),
+        cmocka_unit_test(test_using_expression_text),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_retarget_rewrites_only_the_relation),
     };

@@ -1,0 +1,264 @@
+/* osc_db.c — see osc_db.h. */
+#include "osc_db.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+osc_engine_hooks osc_hooks;
+
+void osc_log(int level, const char *fmt, ...)
+{
+    char line[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (osc_hooks.log)
+        osc_hooks.log(level, line);
+    else
+        fprintf(stderr, "%s\n", line);
+}
+
+/* NOTICEs ("schema … already exists, skipping") are expected; only debug logs them. */
+static void quiet_notice(void *arg, const char *message)
+{
+    (void)arg;
+    osc_log(CONF_LOG_DEBUG, "engine notice: %.*s", (int)strcspn(message, "\n"), message);
+}
+
+PGconn *osc_connect(const char *db, const char *app, char *err, size_t errlen)
+{
+    conf_t c = {0};
+    if (osc_hooks.settings == NULL || !osc_hooks.settings(&c)) {
+        snprintf(err, errlen, "settings unavailable");
+        return NULL;
+    }
+    char port[16];
+    snprintf(port, sizeof port, "%d", c.server_port);
+    bool own = *c.migration_conninfo == 0;
+    const char *keys[] = {"dbname", "host", "port", "dbname", "application_name",
+                          "connect_timeout", NULL};
+    const char *vals[] = {c.migration_conninfo, own ? c.server_host : "", own ? port : "", db,
+                          app, "10", NULL};
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    conf_free(&c);
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        snprintf(err, errlen, "cannot connect to database \"%s\": %s", db,
+                 conn ? PQerrorMessage(conn) : "out of memory");
+        size_t n = strlen(err);
+        while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
+            err[--n] = 0;
+        PQfinish(conn);
+        return NULL;
+    }
+    PQsetNoticeProcessor(conn, quiet_notice, NULL);
+    return conn;
+}
+
+PGresult *osc_exec(PGconn *c, const char *sql, int nparams, const char *const *values, char *err,
+                   size_t errlen, char sqlstate[6])
+{
+    /* Without parameters, PQexec: it also runs several ;-separated statements. */
+    PGresult *r = nparams == 0 ? PQexec(c, sql) : PQexecParams(c, sql, nparams, NULL, values, NULL, NULL, 0);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return r;
+    const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (msg == NULL)
+        msg = PQerrorMessage(c);
+    snprintf(err, errlen, "%s", msg);
+    size_t n = strlen(err);
+    while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
+        err[--n] = 0;
+    if (sqlstate)
+        snprintf(sqlstate, 6, "%s", code ? code : PQstatus(c) == CONNECTION_OK ? "XX000" : "08006");
+    PQclear(r);
+    return NULL;
+}
+
+bool osc_run(PGconn *c, const char *sql, int nparams, const char *const *values, char *err,
+             size_t errlen, char sqlstate[6])
+{
+    PGresult *r = osc_exec(c, sql, nparams, values, err, errlen, sqlstate);
+    PQclear(r);
+    return r != NULL;
+}
+
+static const char state_ddl[] =
+    "BEGIN;\n"
+    "SELECT pg_advisory_xact_lock(1885823861, 0);\n"
+    "CREATE SCHEMA IF NOT EXISTS pgcutover;\n"
+    "COMMENT ON SCHEMA pgcutover IS 'pgcutover: online schema change state and shadow tables';\n"
+    "CREATE TABLE IF NOT EXISTS pgcutover.migrations (\n"
+    "  id bigserial PRIMARY KEY,\n"
+    "  table_schema name NOT NULL,\n"
+    "  table_name name NOT NULL,\n"
+    "  table_oid oid NOT NULL,\n"
+    "  statement text NOT NULL,\n"
+    "  state text NOT NULL DEFAULT 'pending',\n"
+    "  phase text NOT NULL DEFAULT '',\n"
+    "  shadow_schema name NOT NULL DEFAULT 'pgcutover',\n"
+    "  shadow_name name,\n"
+    "  old_name name,\n"
+    "  key_columns text,\n"
+    "  checkpoint text[],\n"
+    "  max_key text[],\n"
+    "  rows_copied bigint NOT NULL DEFAULT 0,\n"
+    "  rows_estimated bigint,\n"
+    "  settings jsonb NOT NULL DEFAULT '{}',\n"
+    "  phase_at jsonb NOT NULL DEFAULT '{}',\n"
+    "  created_at timestamptz NOT NULL DEFAULT now(),\n"
+    "  updated_at timestamptz NOT NULL DEFAULT now(),\n"
+    "  error text,\n"
+    "  started_by name NOT NULL DEFAULT current_user\n"
+    ");\n"
+    "CREATE UNIQUE INDEX IF NOT EXISTS migrations_one_live ON pgcutover.migrations (table_oid)\n"
+    "  WHERE state NOT IN ('done', 'failed', 'aborted');\n"
+    "CREATE TABLE IF NOT EXISTS pgcutover.migration_columns (\n"
+    "  migration_id bigint NOT NULL REFERENCES pgcutover.migrations ON DELETE CASCADE,\n"
+    "  ord int NOT NULL,\n"
+    "  name text NOT NULL,\n"
+    "  type text NOT NULL,\n"
+    "  expr text,\n"
+    "  identity_always bool NOT NULL DEFAULT false,\n"
+    "  key_ord int,\n"
+    "  key_name text,\n"
+    "  key_type text,\n"
+    "  PRIMARY KEY (migration_id, ord)\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS pgcutover.trigger_errors (\n"
+    "  migration_id bigint NOT NULL,\n"
+    "  sqlstate text,\n"
+    "  message text,\n"
+    "  at timestamptz NOT NULL DEFAULT now()\n"
+    ");\n"
+    "CREATE INDEX IF NOT EXISTS trigger_errors_migration ON pgcutover.trigger_errors (migration_id);\n"
+    "COMMIT;";
+
+bool osc_state_exists(PGconn *c)
+{
+    PGresult *r = PQexec(c, "SELECT to_regclass('pgcutover.trigger_errors') IS NOT NULL");
+    bool yes = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+               strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    return yes;
+}
+
+bool osc_state_ensure(PGconn *c, char *err, size_t errlen)
+{
+    if (osc_state_exists(c))
+        return true;
+    PGresult *r = PQexec(c, state_ddl);
+    bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) {
+        snprintf(err, errlen, "cannot create schema pgcutover: %s", PQerrorMessage(c));
+        PQclear(PQexec(c, "ROLLBACK"));
+    }
+    PQclear(r);
+    return ok;
+}
+
+bool osc_state_set(PGconn *c, int64_t id, const char *state, const char *phase, const char *error,
+                   char *err, size_t errlen)
+{
+    char ids[32];
+    snprintf(ids, sizeof ids, "%" PRId64, id);
+    const char *v[] = {ids, state, phase, error};
+    return osc_run(c,
+                   "UPDATE pgcutover.migrations SET state = $2, phase = coalesce($3, phase), "
+                   "error = coalesce($4, error), updated_at = now(), "
+                   "phase_at = phase_at || jsonb_build_object($2::text, now()) WHERE id = $1",
+                   4, v, err, errlen, NULL);
+}
+
+static char *dup_value(PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
+}
+
+bool osc_map_load(PGconn *c, int64_t id, osc_map *m, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    char ids[32];
+    snprintf(ids, sizeof ids, "%" PRId64, id);
+    const char *v[] = {ids};
+    PGresult *r = osc_exec(c,
+                           "SELECT table_schema, table_name, shadow_schema, shadow_name FROM "
+                           "pgcutover.migrations WHERE id = $1",
+                           1, v, err, errlen, NULL);
+    if (r == NULL)
+        return false;
+    if (PQntuples(r) != 1 || PQgetisnull(r, 0, 3)) {
+        snprintf(err, errlen, "migration %s has no shadow table recorded", ids);
+        PQclear(r);
+        return false;
+    }
+    m->id = id;
+    m->schema = dup_value(r, 0, 0);
+    m->table = dup_value(r, 0, 1);
+    m->shadow_schema = dup_value(r, 0, 2);
+    m->shadow_table = dup_value(r, 0, 3);
+    PQclear(r);
+    r = osc_exec(c,
+                 "SELECT name, type, expr, identity_always, key_ord, key_name, key_type FROM "
+                 "pgcutover.migration_columns WHERE migration_id = $1 ORDER BY ord",
+                 1, v, err, errlen, NULL);
+    if (r == NULL) {
+        osc_map_free(m);
+        return false;
+    }
+    m->ncols = PQntuples(r);
+    m->cols = calloc((size_t)m->ncols + 1, sizeof *m->cols);
+    for (int i = 0; m->cols && i < m->ncols; i++) {
+        m->cols[i].name = dup_value(r, i, 0);
+        m->cols[i].type = dup_value(r, i, 1);
+        m->cols[i].expr = dup_value(r, i, 2);
+        m->cols[i].identity_always = strcmp(PQgetvalue(r, i, 3), "t") == 0;
+        if (!PQgetisnull(r, i, 4)) {
+            int k = atoi(PQgetvalue(r, i, 4));
+            if (k >= 0 && k < OSC_MAX_KEYS) {
+                m->key_name[k] = dup_value(r, i, 5);
+                m->key_type[k] = dup_value(r, i, 6);
+                m->key_col[k] = i;
+                if (k + 1 > m->nkeys)
+                    m->nkeys = k + 1;
+            }
+        }
+    }
+    PQclear(r);
+    if (m->cols == NULL || m->nkeys == 0) {
+        snprintf(err, errlen, "migration %s has no column map", ids);
+        osc_map_free(m);
+        return false;
+    }
+    return true;
+}
+
+bool osc_map_save(PGconn *c, const osc_map *m, char *err, size_t errlen)
+{
+    char ids[32], ord[16], kord[16];
+    snprintf(ids, sizeof ids, "%" PRId64, m->id);
+    for (int i = 0; i < m->ncols; i++) {
+        int key = -1;
+        for (int k = 0; k < m->nkeys; k++)
+            if (m->key_col[k] == i)
+                key = k;
+        snprintf(ord, sizeof ord, "%d", i);
+        snprintf(kord, sizeof kord, "%d", key);
+        const osc_col *col = &m->cols[i];
+        const char *v[] = {ids, ord, col->name, col->type, col->expr,
+                           col->identity_always ? "t" : "f", key >= 0 ? kord : NULL,
+                           key >= 0 ? m->key_name[key] : NULL, key >= 0 ? m->key_type[key] : NULL};
+        if (!osc_run(c,
+                     "INSERT INTO pgcutover.migration_columns (migration_id, ord, name, type, "
+                     "expr, identity_always, key_ord, key_name, key_type) VALUES ($1, $2, $3, $4, "
+                     "$5, $6, $7, $8, $9)",
+                     9, v, err, errlen, NULL))
+            return false;
+    }
+    return true;
+}

@@ -1,0 +1,720 @@
+/* osc_engine.c — see osc_engine.h: the registry of migration threads, resume at start,
+ * and the console's migration commands. */
+#include "osc_engine.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "osc_db.h"
+#include "osc_migration.h"
+#include "osc_plan.h"
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static osc_mig *reg_head;
+static pthread_t resume_thread;
+static bool resume_started;
+
+/* ---------- registry ---------- */
+
+/* The live driver of migration id in db, or NULL. Caller holds reg_lock. */
+static osc_mig *find_locked(const char *db, int64_t id)
+{
+    for (osc_mig *m = reg_head; m; m = m->next)
+        if (m->id == id && strcmp(m->db, db) == 0)
+            return m;
+    return NULL;
+}
+
+/* Load the migration's settings from its row into m. */
+static void load_settings(PGconn *c, osc_mig *m)
+{
+    char ids[32], err[256];
+    snprintf(ids, sizeof ids, "%" PRId64, m->id);
+    const char *v[] = {ids};
+    PGresult *r = osc_exec(c,
+                           "SELECT settings->>'batch_size', settings->>'target_batch_ms', "
+                           "settings->>'max_rows_per_second', settings->>'lock_timeout_ms', "
+                           "settings->>'cutover', settings->>'cutover_force', "
+                           "quote_ident(table_schema) || '.' || quote_ident(table_name), state "
+                           "FROM pgcutover.migrations WHERE id = $1",
+                           1, v, err, sizeof err, NULL);
+    if (r && PQntuples(r) == 1) {
+        int *ints[] = {&m->batch_size, &m->target_batch_ms, &m->max_rows_per_second, &m->lock_timeout_ms};
+        for (int i = 0; i < 4; i++)
+            if (!PQgetisnull(r, 0, i))
+                *ints[i] = atoi(PQgetvalue(r, 0, i));
+        m->cutover_manual = strcmp(PQgetvalue(r, 0, 4), "manual") == 0;
+        m->cutover_force = strcmp(PQgetvalue(r, 0, 5), "on") == 0;
+        snprintf(m->table, sizeof m->table, "%s", PQgetvalue(r, 0, 6));
+        snprintf(m->state, sizeof m->state, "%s", PQgetvalue(r, 0, 7));
+    }
+    PQclear(r);
+}
+
+/* Start a driver thread for migration id of db unless one runs. */
+static void launch(PGconn *c, const char *db, int64_t id)
+{
+    pthread_mutex_lock(&reg_lock);
+    osc_mig *m = find_locked(db, id);
+    if (m && m->running) {
+        pthread_mutex_unlock(&reg_lock);
+        return;
+    }
+    if (m == NULL) {
+        m = calloc(1, sizeof *m);
+        if (m == NULL) {
+            pthread_mutex_unlock(&reg_lock);
+            return;
+        }
+        m->id = id;
+        snprintf(m->db, sizeof m->db, "%s", db);
+        pthread_mutex_init(&m->lock, NULL);
+        pthread_cond_init(&m->cond, NULL);
+        m->next = reg_head;
+        reg_head = m;
+    } else {
+        pthread_join(m->thread, NULL); /* ended earlier: reap before reuse */
+    }
+    m->batch_size = 10000;
+    m->target_batch_ms = 200;
+    m->lock_timeout_ms = 200;
+    m->pause = m->abort = m->stop = false;
+    load_settings(c, m);
+    m->running = true;
+    if (pthread_create(&m->thread, NULL, osc_mig_thread, m) != 0)
+        m->running = false;
+    pthread_mutex_unlock(&reg_lock);
+}
+
+/* Start drivers for every unfinished migration of one database. */
+static void resume_db(const char *db)
+{
+    char err[512];
+    PGconn *c = osc_connect(db, "pgcutover resume", err, sizeof err);
+    if (c == NULL) {
+        osc_log(CONF_LOG_WARNING, "resume: %s", err);
+        return;
+    }
+    if (osc_state_exists(c)) {
+        PGresult *r = osc_exec(c,
+                               "SELECT id FROM pgcutover.migrations WHERE state NOT IN ('done', "
+                               "'failed', 'aborted') ORDER BY id",
+                               0, NULL, err, sizeof err, NULL);
+        for (int i = 0; r && i < PQntuples(r); i++) {
+            int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+            osc_log(CONF_LOG_INFO, "m%" PRId64 " found unfinished in database \"%s\": resuming", id, db);
+            launch(c, db, id);
+        }
+        PQclear(r);
+    }
+    PQfinish(c);
+}
+
+static void *resume_main(void *arg)
+{
+    (void)arg;
+    char err[512];
+    PGconn *c = osc_connect("postgres", "pgcutover resume", err, sizeof err);
+    if (c == NULL) {
+        osc_log(CONF_LOG_WARNING, "resume: cannot list databases: %s", err);
+        return NULL;
+    }
+    PGresult *r = osc_exec(c, "SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname",
+                           0, NULL, err, sizeof err, NULL);
+    PQfinish(c);
+    for (int i = 0; r && i < PQntuples(r); i++)
+        resume_db(PQgetvalue(r, i, 0));
+    PQclear(r);
+    return NULL;
+}
+
+void osc_engine_start(const osc_engine_hooks *hooks)
+{
+    osc_hooks = *hooks;
+    resume_started = pthread_create(&resume_thread, NULL, resume_main, NULL) == 0;
+}
+
+void osc_engine_stop(void)
+{
+    if (resume_started)
+        pthread_join(resume_thread, NULL);
+    resume_started = false;
+    pthread_mutex_lock(&reg_lock);
+    osc_mig *list = reg_head;
+    reg_head = NULL;
+    pthread_mutex_unlock(&reg_lock);
+    for (osc_mig *m = list; m; m = m->next) {
+        pthread_mutex_lock(&m->lock);
+        m->stop = true;
+        pthread_cond_broadcast(&m->cond);
+        pthread_mutex_unlock(&m->lock);
+    }
+    while (list) {
+        osc_mig *next = list->next;
+        pthread_join(list->thread, NULL);
+        pthread_mutex_destroy(&list->lock);
+        pthread_cond_destroy(&list->cond);
+        free(list);
+        list = next;
+    }
+}
+
+/* ---------- console commands ---------- */
+
+#define MAXW 8
+
+/* Upper-cased words of cmd ('=' is a word of its own; quotes stripped), at most MAXW. */
+static int words(const char *cmd, char w[MAXW][64])
+{
+    int n = 0;
+    const char *p = cmd;
+    while (*p && n < MAXW) {
+        while (isspace((unsigned char)*p))
+            p++;
+        if (!*p)
+            break;
+        int k = 0;
+        if (*p == '=') {
+            w[n][k++] = *p++;
+        } else {
+            while (*p && !isspace((unsigned char)*p) && *p != '=') {
+                if (*p != '\'' && *p != '"' && k < 63)
+                    w[n][k++] = (char)toupper((unsigned char)*p);
+                p++;
+            }
+        }
+        w[n][k] = 0;
+        n++;
+    }
+    return n;
+}
+
+bool osc_engine_is_command(const char *cmd)
+{
+    char w[MAXW][64];
+    int n = words(cmd, w);
+    if (n >= 2 && strcmp(w[0], "ALTER") == 0 && strcmp(w[1], "TABLE") == 0)
+        return true;
+    if (n >= 2 && strcmp(w[0], "PLAN") == 0 && strcmp(w[1], "ALTER") == 0)
+        return true;
+    if (n >= 2 && strcmp(w[0], "PLAN") == 0)
+        return true; /* PLAN of something else: answered with 42601 */
+    if (n >= 2 && strcmp(w[0], "SHOW") == 0 &&
+        (strcmp(w[1], "MIGRATIONS") == 0 || strcmp(w[1], "MIGRATION") == 0))
+        return true;
+    static const char *const verbs[] = {"PAUSE", "RESUME", "SET", "CUTOVER", "ABORT", "DROP"};
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (n >= 2 && strcmp(w[0], verbs[i]) == 0 && strcmp(w[1], "MIGRATION") == 0)
+            return true;
+    return false;
+}
+
+static const char show_cols[] =
+    "SELECT id, quote_ident(table_schema) || '.' || quote_ident(table_name), state, phase, "
+    "rows_copied, rows_estimated, CASE WHEN state IN ('verifying', 'ready', 'cutting_over', "
+    "'done') THEN 100 WHEN coalesce(rows_estimated, 0) > 0 THEN least(100, round(100.0 * "
+    "rows_copied / rows_estimated, 1)) ELSE 0 END, quote_ident(shadow_schema) || '.' || "
+    "quote_ident(shadow_name), old_name, error, started_by, created_at, updated_at, statement, "
+    "key_columns, checkpoint::text, max_key::text, settings::text, phase_at::text "
+    "FROM pgcutover.migrations";
+
+static void show(PGconn *c, const char *db, int64_t only, osc_result *r)
+{
+    static const char *const names[] = {
+        "id", "table", "state", "phase", "rows_copied", "rows_estimated", "percent",
+        "rows_per_second", "eta_seconds", "throttle", "batch_size", "shadow_table", "old_table",
+        "error", "started_by", "created_at", "updated_at", "statement", "key_columns",
+        "checkpoint", "max_key", "settings", "phase_at"};
+    static const uint32_t types[] = {
+        OSC_T_INT8, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_INT8, OSC_T_INT8, OSC_T_FLOAT8,
+        OSC_T_FLOAT8, OSC_T_FLOAT8, OSC_T_TEXT, OSC_T_INT8, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT,
+        OSC_T_TEXT, OSC_T_TIMESTAMPTZ, OSC_T_TIMESTAMPTZ, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT,
+        OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT};
+    int ncols = only ? 23 : 17;
+    for (int i = 0; i < ncols; i++)
+        osc_result_col(r, names[i], types[i]);
+    snprintf(r->tag, sizeof r->tag, "SHOW");
+    if (!osc_state_exists(c)) {
+        if (only)
+            osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %" PRId64
+                             " in database \"%s\"", only, db);
+        return;
+    }
+    char sql[1400], err[512], ids[32];
+    snprintf(ids, sizeof ids, "%" PRId64, only);
+    snprintf(sql, sizeof sql, "%s%s ORDER BY id DESC", show_cols, only ? " WHERE id = $1" : "");
+    const char *v[] = {ids};
+    PGresult *t = osc_exec(c, sql, only ? 1 : 0, v, err, sizeof err, NULL);
+    if (t == NULL) {
+        osc_result_error(r, "XX000", NULL, "%s", err);
+        return;
+    }
+    if (only && PQntuples(t) == 0)
+        osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %" PRId64
+                         " in database \"%s\"", only, db);
+    for (int i = 0; r->ok && i < PQntuples(t); i++) {
+        const char *val[23];
+        char rate[32] = "", eta[32] = "", batch[32] = "", throttle[128] = "", copied[32] = "";
+        int src[] = {0, 1, 2, 3, 4, 5, 6, -1, -1, -1, -1, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18};
+        for (int k = 0; k < ncols; k++)
+            val[k] = src[k] < 0 || PQgetisnull(t, i, src[k]) ? NULL : PQgetvalue(t, i, src[k]);
+        val[9] = "";
+        pthread_mutex_lock(&reg_lock);
+        osc_mig *m = find_locked(db, strtoll(PQgetvalue(t, i, 0), NULL, 10));
+        if (m) {
+            pthread_mutex_lock(&m->lock);
+            bool copying = strcmp(m->state, "copying") == 0;
+            if (m->running && copying && m->rows_copied > strtoll(val[4], NULL, 10)) {
+                snprintf(copied, sizeof copied, "%" PRId64, m->rows_copied);
+                val[4] = copied;
+            }
+            if (m->running && copying) {
+                snprintf(rate, sizeof rate, "%.1f", m->rows_per_second);
+                val[7] = rate;
+                int64_t left = m->rows_estimated - m->rows_copied;
+                if (m->rows_per_second > 0) {
+                    snprintf(eta, sizeof eta, "%.1f", left > 0 ? left / m->rows_per_second : 0.0);
+                    val[8] = eta;
+                }
+            }
+            if (m->running && m->current_batch > 0) {
+                snprintf(batch, sizeof batch, "%d", m->current_batch);
+                val[10] = batch;
+            }
+            if (m->running) {
+                snprintf(throttle, sizeof throttle, "%s", m->throttle);
+                val[9] = throttle;
+            }
+            pthread_mutex_unlock(&m->lock);
+        }
+        pthread_mutex_unlock(&reg_lock);
+        osc_result_row(r, val);
+    }
+    PQclear(t);
+}
+
+/* The live driver of id, taking its lock; NULL when none runs in this process. */
+static osc_mig *driver(const char *db, int64_t id)
+{
+    pthread_mutex_lock(&reg_lock);
+    osc_mig *m = find_locked(db, id);
+    if (m && !m->running)
+        m = NULL;
+    if (m)
+        pthread_mutex_lock(&m->lock);
+    pthread_mutex_unlock(&reg_lock);
+    return m;
+}
+
+/* The state of migration id from its row into state (""), false when it does not exist. */
+static bool row_state(PGconn *c, int64_t id, char *state, size_t len)
+{
+    char ids[32], err[256];
+    snprintf(ids, sizeof ids, "%" PRId64, id);
+    const char *v[] = {ids};
+    PGresult *t = osc_state_exists(c) ? osc_exec(c, "SELECT state FROM pgcutover.migrations WHERE id = $1",
+                                                 1, v, err, sizeof err, NULL)
+                                      : NULL;
+    bool found = t && PQntuples(t) == 1;
+    snprintf(state, len, "%s", found ? PQgetvalue(t, 0, 0) : "");
+    PQclear(t);
+    return found;
+}
+
+/* Wait up to ms for m's state to become one of want (|-separated); m->lock held. */
+static bool wait_state(osc_mig *m, const char *want, int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    for (;;) {
+        char pat[32];
+        snprintf(pat, sizeof pat, "|%s|", m->state);
+        if (strstr(want, pat))
+            return true;
+        if (!m->running || pthread_cond_timedwait(&m->cond, &m->lock, &until) != 0)
+            return strstr(want, pat) != NULL;
+    }
+}
+
+static void start_migration(PGconn *c, const char *db, const char *user, const char *sql, osc_result *r)
+{
+    osc_plan p;
+    char err[1024], code[6];
+    if (!osc_plan_check(c, sql, user, &p, r)) {
+        osc_plan_free(&p);
+        return;
+    }
+    conf_t s = {0};
+    osc_hooks.settings(&s);
+    char shadow[64];
+    osc_plan_shadow_name(p.map.table, 0, shadow, sizeof shadow);
+    /* Prove the ALTER works on an empty copy before recording anything. */
+    bool ok = osc_state_ensure(c, err, sizeof err);
+    if (!ok)
+        osc_result_error(r, "XX000", NULL, "%s", err);
+    if (ok) {
+        char oid[16];
+        snprintf(oid, sizeof oid, "%u", p.table_oid);
+        const char *v[] = {oid};
+        PGresult *t = osc_exec(c, "SELECT id, state FROM pgcutover.migrations WHERE table_oid = $1 "
+                                  "AND state NOT IN ('done', 'failed', 'aborted')",
+                               1, v, err, sizeof err, code);
+        if (t && PQntuples(t) > 0)
+            osc_result_error(r, "55000", "wait for it to finish, or ABORT MIGRATION it first",
+                             "table %s.%s already has migration %s in progress (state %s)",
+                             p.map.schema, p.map.table, PQgetvalue(t, 0, 0), PQgetvalue(t, 0, 1));
+        ok = t && r->ok;
+        PQclear(t);
+    }
+    ok = ok && osc_plan_shadow(c, &p, 0, shadow, s.lock_timeout_ms, false, r);
+    if (ok) {
+        char oid[16], bs[16], tb[16], mr[16], lt[16];
+        snprintf(oid, sizeof oid, "%u", p.table_oid);
+        snprintf(bs, sizeof bs, "%d", s.batch_size);
+        snprintf(tb, sizeof tb, "%d", s.target_batch_ms);
+        snprintf(mr, sizeof mr, "%d", s.max_rows_per_second);
+        snprintf(lt, sizeof lt, "%d", s.lock_timeout_ms);
+        const char *v[] = {p.map.schema, p.map.table, oid, sql, user, bs, tb, mr, lt,
+                           s.cutover == CONF_CUTOVER_MANUAL ? "manual" : "auto"};
+        PGresult *t = osc_exec(
+            c,
+            "INSERT INTO pgcutover.migrations (table_schema, table_name, table_oid, statement, "
+            "started_by, rows_estimated, settings, phase_at) VALUES ($1, $2, $3, $4, $5, NULL, "
+            "jsonb_build_object('batch_size', $6::text, 'target_batch_ms', $7::text, "
+            "'max_rows_per_second', $8::text, 'lock_timeout_ms', $9::text, 'cutover', $10::text, "
+            "'cutover_force', 'off'), jsonb_build_object('pending', now())) RETURNING id",
+            10, v, err, sizeof err, code);
+        if (t == NULL) {
+            if (strcmp(code, "23505") == 0)
+                osc_result_error(r, "55000", "wait for it to finish, or ABORT MIGRATION it first",
+                                 "table %s.%s already has a migration in progress", p.map.schema,
+                                 p.map.table);
+            else
+                osc_result_error(r, code, NULL, "recording the migration: %s", err);
+        } else {
+            int64_t id = strtoll(PQgetvalue(t, 0, 0), NULL, 10);
+            PQclear(t);
+            char table[300];
+            snprintf(table, sizeof table, "%s.%s", p.map.schema, p.map.table);
+            osc_log(CONF_LOG_INFO, "m%" PRId64 " %s: pending — started by %s: %s", id, table, user, sql);
+            launch(c, db, id);
+            osc_result_col(r, "id", OSC_T_INT8);
+            osc_result_col(r, "table", OSC_T_TEXT);
+            osc_result_col(r, "state", OSC_T_TEXT);
+            char ids[32];
+            snprintf(ids, sizeof ids, "%" PRId64, id);
+            const char *row[] = {ids, table, "pending"};
+            osc_result_row(r, row);
+            snprintf(r->tag, sizeof r->tag, "ALTER TABLE");
+        }
+    }
+    conf_free(&s);
+    osc_plan_free(&p);
+}
+
+static void plan_rows(PGconn *c, const char *sql, const char *user, osc_result *r)
+{
+    osc_plan p;
+    if (!osc_plan_check(c, sql, user, &p, r)) {
+        osc_plan_free(&p);
+        return;
+    }
+    conf_t s = {0};
+    osc_hooks.settings(&s);
+    char shadow[64];
+    osc_plan_shadow_name(p.map.table, 0, shadow, sizeof shadow);
+    if (osc_plan_shadow(c, &p, 0, shadow, s.lock_timeout_ms, false, r)) {
+        osc_result_col(r, "step", OSC_T_INT8);
+        osc_result_col(r, "phase", OSC_T_TEXT);
+        osc_result_col(r, "description", OSC_T_TEXT);
+        osc_result_col(r, "sql", OSC_T_TEXT);
+        char d[1200], n[16];
+        int stepno = 0;
+#define ROW(phase, desc, text)                                                                    \
+    do {                                                                                          \
+        snprintf(n, sizeof n, "%d", ++stepno);                                                    \
+        const char *row_[] = {n, phase, desc, text};                                              \
+        osc_result_row(r, row_);                                                                  \
+    } while (0)
+        snprintf(d, sizeof d, "%s.%s: ordinary table, about %" PRId64 " rows; key %s", p.map.schema,
+                 p.map.table, p.rows_estimated, p.key_desc);
+        ROW("check", d, (const char *)NULL);
+        ROW("state", "record the migration in pgcutover.migrations (id n; shadow named <table>_<n>_new)",
+            (const char *)NULL);
+        ROW("prepare", "create the shadow table: same columns, defaults, constraints, indexes, "
+                       "storage; reloptions; outgoing foreign keys NOT VALID",
+            p.create_sql);
+        ROW("prepare", "apply the change to the shadow table (tried now on an empty copy: it works)",
+            p.alter_sql);
+        char *fn = osc_sql_trigger_function(&p.map, false), *trg = osc_sql_create_triggers(&p.map);
+        ROW("triggers", "dual-write trigger function (errors fail the migration, never the "
+                        "application's statement)",
+            fn);
+        snprintf(d, sizeof d, "install the triggers: proxy hold, lock_timeout %d ms, retried with "
+                              "backoff", s.lock_timeout_ms);
+        ROW("triggers", d, trg);
+        free(fn);
+        free(trg);
+        char *bf = osc_sql_backfill(&p.map, true);
+        snprintf(d, sizeof d, "keyset batches (first %d rows, adapting to target_batch_ms %d, "
+                              "max_rows_per_second %d) up to the greatest key at start, checkpointed",
+                 s.batch_size, s.target_batch_ms, s.max_rows_per_second);
+        ROW("backfill", d, bf);
+        free(bf);
+        char *vf = osc_sql_verify(&p.map, false, true, true);
+        ROW("verify", "compare counts and hashes per key range in one REPEATABLE READ snapshot", vf);
+        free(vf);
+        ROW("cutover", "not in this build: the migration waits in ready, shadow kept current",
+            (const char *)NULL);
+        for (int i = 0; i < p.nwarnings; i++)
+            ROW("warning", p.warnings[i], (const char *)NULL);
+#undef ROW
+        snprintf(r->tag, sizeof r->tag, "PLAN");
+    }
+    conf_free(&s);
+    osc_plan_free(&p);
+}
+
+/* PAUSE / RESUME MIGRATION n|ALL. */
+static void pause_resume(PGconn *c, const char *db, bool pause, const char *arg, osc_result *r)
+{
+    int64_t only = strcmp(arg, "ALL") == 0 ? 0 : strtoll(arg, NULL, 10);
+    char state[32];
+    if (only && !row_state(c, only, state, sizeof state)) {
+        osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %s in database \"%s\"",
+                         arg, db);
+        return;
+    }
+    int done = 0;
+    pthread_mutex_lock(&reg_lock);
+    osc_mig *list[64];
+    int n = 0;
+    for (osc_mig *m = reg_head; m && n < 64; m = m->next)
+        if (m->running && strcmp(m->db, db) == 0 && (!only || m->id == only))
+            list[n++] = m;
+    pthread_mutex_unlock(&reg_lock);
+    for (int i = 0; i < n; i++) {
+        osc_mig *m = list[i];
+        pthread_mutex_lock(&m->lock);
+        bool can = strcmp(m->state, "pending") == 0 || strcmp(m->state, "preparing") == 0 ||
+                   strcmp(m->state, "copying") == 0 || strcmp(m->state, "paused") == 0;
+        if (can) {
+            m->pause = pause;
+            pthread_cond_broadcast(&m->cond);
+            if (pause && strcmp(m->state, "copying") == 0)
+                wait_state(m, "|paused|failed|aborting|aborted|", 5000);
+            done++;
+        } else if (only) {
+            snprintf(state, sizeof state, "%s", m->state);
+        }
+        pthread_mutex_unlock(&m->lock);
+    }
+    if (only && done == 0) {
+        osc_result_error(r, "55000", "PAUSE and RESUME act on the backfill (states pending, "
+                                     "preparing, copying, paused)",
+                         "migration %" PRId64 " is %s%s", only, state,
+                         n == 0 ? " and no backfill of it runs in this pgcutover" : "");
+        return;
+    }
+    snprintf(r->tag, sizeof r->tag, "%s MIGRATION", pause ? "PAUSE" : "RESUME");
+}
+
+static void set_setting(PGconn *c, const char *db, int64_t id, const char *key, const char *value,
+                        osc_result *r)
+{
+    char state[32], err[512];
+    if (!row_state(c, id, state, sizeof state)) {
+        osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %" PRId64
+                         " in database \"%s\"", id, db);
+        return;
+    }
+    char lower[64], norm[64];
+    snprintf(lower, sizeof lower, "%s", key);
+    for (char *p = lower; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    snprintf(norm, sizeof norm, "%s", value);
+    for (char *p = norm; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    static const char *const keys[] = {"batch_size", "target_batch_ms", "max_rows_per_second",
+                                       "lock_timeout_ms", "cutover", "cutover_force"};
+    int which = -1;
+    for (int i = 0; i < 6; i++)
+        if (strcmp(lower, keys[i]) == 0)
+            which = i;
+    if (which < 0) {
+        osc_result_error(r, "42601", "settable: batch_size, target_batch_ms, max_rows_per_second, "
+                                     "lock_timeout_ms, cutover, cutover_force",
+                         "unknown migration setting \"%s\"", key);
+        return;
+    }
+    if (which == 5) {
+        bool on = strcmp(norm, "on") == 0 || strcmp(norm, "true") == 0 || strcmp(norm, "1") == 0;
+        bool off = strcmp(norm, "off") == 0 || strcmp(norm, "false") == 0 || strcmp(norm, "0") == 0;
+        if (!on && !off) {
+            osc_result_error(r, "22023", NULL, "cutover_force must be on or off, not \"%s\"", value);
+            return;
+        }
+        snprintf(norm, sizeof norm, "%s", on ? "on" : "off");
+    } else {
+        conf_t scratch = {0};
+        conf_init_defaults(&scratch);
+        bool ok = conf_set(&scratch, lower, norm, err, sizeof err);
+        conf_free(&scratch);
+        if (!ok) {
+            osc_result_error(r, "22023", NULL, "%s", err);
+            return;
+        }
+    }
+    if (strcmp(state, "done") == 0 || strcmp(state, "failed") == 0 || strcmp(state, "aborted") == 0) {
+        osc_result_error(r, "55000", NULL, "migration %" PRId64 " is %s", id, state);
+        return;
+    }
+    char ids[32];
+    snprintf(ids, sizeof ids, "%" PRId64, id);
+    const char *v[] = {ids, lower, norm};
+    if (!osc_run(c, "UPDATE pgcutover.migrations SET settings = settings || jsonb_build_object($2::text, "
+                    "$3::text), updated_at = now() WHERE id = $1",
+                 3, v, err, sizeof err, NULL)) {
+        osc_result_error(r, "XX000", NULL, "%s", err);
+        return;
+    }
+    osc_mig *m = driver(db, id);
+    if (m) {
+        int iv = atoi(norm);
+        switch (which) {
+        case 0: m->batch_size = iv; m->batch_reset = true; break;
+        case 1: m->target_batch_ms = iv; break;
+        case 2: m->max_rows_per_second = iv; break;
+        case 3: m->lock_timeout_ms = iv; break;
+        case 4: m->cutover_manual = strcmp(norm, "manual") == 0; break;
+        default: m->cutover_force = strcmp(norm, "on") == 0; break;
+        }
+        pthread_cond_broadcast(&m->cond);
+        pthread_mutex_unlock(&m->lock);
+    }
+    osc_log(CONF_LOG_INFO, "m%" PRId64 " SET %s = %s", id, lower, norm);
+    snprintf(r->tag, sizeof r->tag, "SET MIGRATION");
+}
+
+static void abort_migration(PGconn *c, const char *db, int64_t id, osc_result *r)
+{
+    char state[32], err[1024];
+    if (!row_state(c, id, state, sizeof state)) {
+        osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %" PRId64
+                         " in database \"%s\"", id, db);
+        return;
+    }
+    if (strcmp(state, "done") == 0 || strcmp(state, "aborted") == 0) {
+        osc_result_error(r, "55000", strcmp(state, "done") == 0 ? "the change is in place; undo it "
+                                                                  "with a new migration" : NULL,
+                         "migration %" PRId64 " is already %s", id, state);
+        return;
+    }
+    osc_mig *m = driver(db, id);
+    if (m) {
+        m->abort = true;
+        pthread_cond_broadcast(&m->cond);
+        wait_state(m, "|aborted|failed|", 60000);
+        snprintf(state, sizeof state, "%s", m->state);
+        pthread_mutex_unlock(&m->lock);
+        if (strcmp(state, "aborted") != 0) {
+            osc_result_error(r, "55000", "look at SHOW MIGRATION for the reason, then ABORT again",
+                             "migration %" PRId64 " did not finish aborting (state %s)", id, state);
+            return;
+        }
+        snprintf(r->tag, sizeof r->tag, "ABORT MIGRATION");
+        return;
+    }
+    /* No driver here (failed, or its thread ended): clean up ourselves, if nobody else
+     * drives it. */
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d, %" PRId64 ")", OSC_LOCK_CLASS, id);
+    PGresult *t = osc_exec(c, sql, 0, NULL, err, sizeof err, NULL);
+    bool mine = t && PQgetvalue(t, 0, 0)[0] == 't';
+    PQclear(t);
+    if (!mine) {
+        osc_result_error(r, "55000", "abort it on the pgcutover that runs it",
+                         "migration %" PRId64 " is driven by another session", id);
+        return;
+    }
+    bool was_failed = strcmp(state, "failed") == 0;
+    bool ok = (was_failed || osc_state_set(c, id, "aborting", "dropping triggers and shadow", NULL,
+                                           err, sizeof err)) &&
+              osc_mig_cleanup(c, id, 200, err, sizeof err);
+    if (ok && !was_failed)
+        ok = osc_state_set(c, id, "aborted", "original untouched; triggers and shadow dropped", NULL,
+                           err, sizeof err);
+    if (ok && was_failed)
+        ok = osc_state_set(c, id, "failed", "cleaned up: triggers and shadow dropped", NULL, err,
+                           sizeof err);
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%d, %" PRId64 ")", OSC_LOCK_CLASS, id);
+    PQclear(PQexec(c, sql));
+    if (!ok) {
+        osc_result_error(r, "55000", "ABORT again once the table's locks allow it",
+                         "aborting migration %" PRId64 ": %s", id, err);
+        return;
+    }
+    osc_log(CONF_LOG_INFO, "m%" PRId64 " %s", id, was_failed ? "failed: cleaned up by ABORT" : "aborted");
+    snprintf(r->tag, sizeof r->tag, "ABORT MIGRATION");
+}
+
+void osc_engine_command(const char *db, const char *user, const char *cmd, osc_result *r)
+{
+    osc_result_init(r);
+    char w[MAXW][64], err[1024];
+    int n = words(cmd, w);
+    bool plan = n >= 1 && strcmp(w[0], "PLAN") == 0;
+    if (plan && (n < 2 || strcmp(w[1], "ALTER") != 0)) {
+        osc_result_error(r, "42601", "PLAN ALTER TABLE …", "PLAN takes an ALTER TABLE statement");
+        return;
+    }
+    if (!plan && n >= 1 && strcmp(w[0], "SET") == 0 && (n != 6 || strcmp(w[4], "=") != 0)) {
+        osc_result_error(r, "42601", NULL, "syntax: SET MIGRATION n key = value");
+        return;
+    }
+    bool alter = !plan && strcmp(w[0], "ALTER") == 0;
+    bool show_all = n == 2 && strcmp(w[0], "SHOW") == 0 && strcmp(w[1], "MIGRATIONS") == 0;
+    int64_t id = 0;
+    if (!plan && !alter && !show_all) {
+        bool all_ok = strcmp(w[0], "PAUSE") == 0 || strcmp(w[0], "RESUME") == 0;
+        char *end = NULL;
+        id = n >= 3 ? strtoll(w[2], &end, 10) : 0;
+        bool numeric = n >= 3 && end && *end == 0 && id > 0;
+        bool arity = strcmp(w[0], "SET") == 0 ? n == 6 : n == 3;
+        if (!arity || !(numeric || (all_ok && strcmp(w[2], "ALL") == 0))) {
+            osc_result_error(r, "42601", "type HELP for the list of commands",
+                             "syntax: %s MIGRATION n%s", w[0], all_ok ? "|ALL" : "");
+            return;
+        }
+    }
+    if (strcmp(w[0], "CUTOVER") == 0 || strcmp(w[0], "DROP") == 0) {
+        osc_result_error(r, "0A000", "the migration waits in ready with its shadow kept current; "
+                                     "ABORT MIGRATION undoes it",
+                         "%s MIGRATION is not available in this build yet", w[0]);
+        return;
+    }
+    PGconn *c = osc_connect(db, "pgcutover console", err, sizeof err);
+    if (c == NULL) {
+        osc_result_error(r, "08006", "check migration_conninfo / server_host", "%s", err);
+        return;
+    }
+    if (alter)
+        start_migration(c, db, user, cmd, r);
+    else if (plan)
+        plan_rows(c, db ? strcasestr(cmd, "alter") : cmd, user, r);
+    else if (show_all)
+        show(c, db, 0, r);
+    else if (strcmp(w[0], "SHOW") == 0)
+        show(c, db, id, r);
+    else if (strcmp(w[0], "PAUSE") == 0 || strcmp(w[0], "RESUME") == 0)
+        pause_resume(c, db, strcmp(w[0], "PAUSE") == 0, w[2], r);
+    else if (strcmp(w[0], "SET") == 0)
+        set_setting(c, db, id, w[3], w[5], r);
+    else if (strcmp(w[0], "ABORT") == 0)
+        abort_migration(c, db, id, r);
+    PQfinish(c);
+}

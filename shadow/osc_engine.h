@@ -1,0 +1,83 @@
+/*
+ * osc_engine.h — the online schema change engine as the proxy sees it (DESIGN.md §2):
+ * start (resume what a previous run left), run console migration commands, stop.
+ *
+ * Each migration runs on its own thread with blocking libpq on its own connection to
+ * the target database (application_name "pgcutover m<id>"), guarded by a session
+ * advisory lock so two pgcutover processes never drive the same migration. Its state
+ * lives in that database: pgcutover.migrations (one row per migration) and
+ * pgcutover.trigger_errors (writes the shadow rejected), created on first use.
+ *
+ * States: pending → preparing → copying ⇄ paused → verifying → ready, and
+ * aborting → aborted or failed from any of them. The cutover (ready → cutting_over →
+ * done) is not in this build: a migration waits in ready with its shadow kept current.
+ *
+ * Console commands (osc_engine_command), answered in the console's database:
+ *   ALTER TABLE …                  start; one row (id int8, table text, state text)
+ *   PLAN ALTER TABLE …             rows (step int8, phase text, description text, sql text)
+ *   SHOW MIGRATIONS                one row per migration, newest first
+ *   SHOW MIGRATION n               the same columns plus details, one row
+ *   PAUSE MIGRATION n|ALL          stop the backfill at a batch boundary (waits up to 5 s
+ *                                  for the state to read paused)
+ *   RESUME MIGRATION n|ALL         continue
+ *   SET MIGRATION n key = value    batch_size, target_batch_ms, max_rows_per_second,
+ *                                  lock_timeout_ms, cutover, cutover_force
+ *   ABORT MIGRATION n              drop triggers and shadow; state aborted (waits for it)
+ *   CUTOVER MIGRATION n / DROP MIGRATION n   0A000 in this build
+ * Errors: 42601 syntax, 42P01 no such table or migration, 55000 wrong state,
+ * 42501 not the table's owner, 0A000 what a shadow copy cannot do.
+ */
+#ifndef OSC_ENGINE_H
+#define OSC_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "osc_result.h"
+
+/* What the engine needs from the process around it. Every function must be
+ * thread-safe; the engine calls them from its own threads. */
+typedef struct {
+    /* Park new client transactions at the proxy / let them go (counted: every hold is
+     * followed by exactly one release). */
+    void (*hold)(void);
+    void (*release)(void);
+    /* One log line at level (conf_log_level), without newline. */
+    void (*log)(int level, const char *line);
+    /* A deep copy of the settings in force into *out (caller conf_free's it). */
+    bool (*settings)(conf_t *out);
+} osc_engine_hooks;
+
+/*
+ * osc_engine_start — remember hooks and, on a background thread, look in every
+ * database PostgreSQL lets us connect to for migrations a previous run left: resume
+ * those in copying/paused (from the checkpoint), verifying (verify again) and ready,
+ * finish aborting, and abort those in pending/preparing with the reason recorded.
+ * Returns at once.
+ */
+void osc_engine_start(const osc_engine_hooks *hooks);
+
+/*
+ * osc_engine_stop — ask every migration thread to stop at its next batch boundary and
+ * wait for them (their state stays as it is, so the next start resumes).
+ */
+void osc_engine_stop(void);
+
+/*
+ * osc_engine_is_command — whether cmd (one console command, trimmed) is a migration
+ * command this module answers (ALTER TABLE, PLAN, SHOW MIGRATION[S], PAUSE/RESUME/SET/
+ * CUTOVER/ABORT/DROP MIGRATION). Pure; does not touch the database.
+ */
+bool osc_engine_is_command(const char *cmd);
+
+/*
+ * osc_engine_command — run one migration command for console user `user` in database
+ * `db`. Blocks (libpq): call it off the proxy's event loops. The result (rows and tag,
+ * or an error with SQLSTATE) goes into *r, which the caller releases with
+ * osc_result_free.
+ */
+void osc_engine_command(const char *db, const char *user, const char *cmd, osc_result *r);
+
+#endif

@@ -1,0 +1,749 @@
+/* osc_migration.c — see osc_migration.h. One thread per migration, blocking libpq on
+ * its own connection, holding pg_advisory_lock(OSC_LOCK_CLASS, id) on that session. */
+#include "osc_migration.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "osc_db.h"
+#include "osc_plan.h"
+
+typedef enum { R_OK, R_FAIL, R_CONN, R_STOP, R_ABORT } step_rc;
+
+typedef struct {
+    osc_mig *m;
+    PGconn *c;
+    osc_map map;
+    bool have_map;
+    char err[1536];
+    char ids[32];
+} run_ctx;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void set_status(osc_mig *m, const char *state, const char *throttle)
+{
+    pthread_mutex_lock(&m->lock);
+    if (state)
+        snprintf(m->state, sizeof m->state, "%s", state);
+    if (throttle)
+        snprintf(m->throttle, sizeof m->throttle, "%s", throttle);
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Wait up to ms for a command; returns the one pending (abort > stop > none). */
+static step_rc wait_command(osc_mig *m, int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&m->lock);
+    while (!m->abort && !m->stop && ms > 0)
+        if (pthread_cond_timedwait(&m->cond, &m->lock, &until) == ETIMEDOUT)
+            break;
+    step_rc rc = m->abort ? R_ABORT : m->stop ? R_STOP : R_OK;
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+/* A failed statement: connection lost, or a real error. */
+static step_rc failed(run_ctx *x, const char *code)
+{
+    return (PQstatus(x->c) != CONNECTION_OK || strncmp(code, "08", 2) == 0 ||
+            strcmp(code, "57P01") == 0)
+               ? R_CONN
+               : R_FAIL;
+}
+
+static bool set_state(run_ctx *x, const char *state, const char *phase, const char *error)
+{
+    if (!osc_state_set(x->c, x->m->id, state, phase, error, x->err, sizeof x->err))
+        return false;
+    set_status(x->m, state, NULL);
+    osc_log(CONF_LOG_INFO, "m%" PRId64 " %s: %s%s%s", x->m->id, x->m->table, state,
+            phase ? " — " : "", phase ? phase : "");
+    return true;
+}
+
+/* Run ddl on the live table under the proxy's hold with a short lock_timeout, retried
+ * with growing, jittered backoff (DESIGN.md §2: no client error, no lock queue). */
+static bool locked_ddl(PGconn *c, const char *ddl, int lock_timeout_ms, int attempts, char *err,
+                       size_t errlen, char code[6])
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "SET LOCAL lock_timeout = %d", lock_timeout_ms);
+    int backoff_ms = 100;
+    for (int a = 1; a <= attempts; a++) {
+        osc_hooks.hold();
+        bool ok = osc_run(c, "BEGIN", 0, NULL, err, errlen, code) &&
+                  osc_run(c, sql, 0, NULL, err, errlen, code) &&
+                  osc_run(c, ddl, 0, NULL, err, errlen, code) &&
+                  osc_run(c, "COMMIT", 0, NULL, err, errlen, code);
+        osc_hooks.release();
+        if (ok)
+            return true;
+        PQclear(PQexec(c, "ROLLBACK"));
+        if (strcmp(code, "55P03") != 0 || PQstatus(c) != CONNECTION_OK)
+            return false;
+        osc_log(CONF_LOG_WARNING, "lock_timeout (%d ms) on attempt %d/%d: %s; backing off %d ms",
+                lock_timeout_ms, a, attempts, err, backoff_ms);
+        struct timespec ts = {0, 0};
+        int ms = backoff_ms + rand() % (backoff_ms / 2 + 1);
+        ts.tv_sec = ms / 1000;
+        ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+        nanosleep(&ts, NULL);
+        if (backoff_ms < 3000)
+            backoff_ms *= 2;
+    }
+    snprintf(err + strlen(err), errlen - strlen(err), " (gave up after %d attempts)", attempts);
+    return false;
+}
+
+bool osc_mig_cleanup(void *conn, int64_t id, int lock_timeout_ms, char *err, size_t errlen)
+{
+    PGconn *c = conn;
+    char ids[32], code[6];
+    snprintf(ids, sizeof ids, "%" PRId64, id);
+    const char *v[] = {ids};
+    PGresult *r = osc_exec(c,
+                           "SELECT table_schema, table_name, shadow_schema, coalesce(shadow_name, '') "
+                           "FROM pgcutover.migrations WHERE id = $1",
+                           1, v, err, errlen, code);
+    if (r == NULL || PQntuples(r) != 1) {
+        if (r)
+            snprintf(err, errlen, "migration %s not found", ids);
+        PQclear(r);
+        return false;
+    }
+    osc_map m = {.id = id};
+    m.schema = strdup(PQgetvalue(r, 0, 0));
+    m.table = strdup(PQgetvalue(r, 0, 1));
+    m.shadow_schema = strdup(PQgetvalue(r, 0, 2));
+    m.shadow_table = strdup(PQgetvalue(r, 0, 3));
+    PQclear(r);
+    char fn[64];
+    osc_sql_function_name(id, fn, sizeof fn);
+    osc_sb b = {0};
+    osc_sb_addf(&b, "SELECT to_regprocedure('pgcutover.%s()') IS NOT NULL", fn);
+    char *q = osc_sb_take(&b);
+    r = q ? osc_exec(c, q, 0, NULL, err, errlen, code) : NULL;
+    free(q);
+    bool has_fn = r && PQgetvalue(r, 0, 0)[0] == 't', ok = r != NULL;
+    PQclear(r);
+    char *noop = has_fn ? osc_sql_trigger_function(&m, true) : NULL;
+    if (ok && has_fn)
+        ok = noop && osc_run(c, noop, 0, NULL, err, errlen, code);
+    free(noop);
+    char *drop = ok ? osc_sql_drop_triggers(&m) : NULL;
+    if (drop)
+        ok = locked_ddl(c, drop, lock_timeout_ms, 10, err, errlen, code);
+    free(drop);
+    if (ok) {
+        osc_sb_addf(&b, "DROP FUNCTION IF EXISTS pgcutover.");
+        osc_sb_ident(&b, fn);
+        osc_sb_addf(&b, "()");
+        if (*m.shadow_table) {
+            osc_sb_addf(&b, "; DROP TABLE IF EXISTS ");
+            osc_sb_ident(&b, m.shadow_schema);
+            osc_sb_addf(&b, ".");
+            osc_sb_ident(&b, m.shadow_table);
+        }
+        q = osc_sb_take(&b);
+        ok = q && osc_run(c, q, 0, NULL, err, errlen, code);
+        free(q);
+    }
+    osc_map_free(&m);
+    return ok;
+}
+
+/* ---------- steps ---------- */
+
+static step_rc fail_with(run_ctx *x, const char *why)
+{
+    char reason[1536];
+    snprintf(reason, sizeof reason, "%s", why);
+    osc_log(CONF_LOG_ERROR, "m%" PRId64 " %s: failed: %s", x->m->id, x->m->table, reason);
+    if (!set_state(x, "failed", "cleaning up", reason))
+        return R_CONN;
+    int lt;
+    pthread_mutex_lock(&x->m->lock);
+    lt = x->m->lock_timeout_ms;
+    pthread_mutex_unlock(&x->m->lock);
+    char err[1024];
+    bool clean = osc_mig_cleanup(x->c, x->m->id, lt, err, sizeof err);
+    char phase[1200];
+    snprintf(phase, sizeof phase, clean ? "cleaned up: triggers and shadow dropped"
+                                        : "cleanup incomplete (ABORT MIGRATION retries it): %s",
+             err);
+    set_state(x, "failed", phase, NULL);
+    return R_FAIL;
+}
+
+/* The first write the shadow rejected, if any: fails the migration. */
+static step_rc check_trigger_errors(run_ctx *x)
+{
+    const char *v[] = {x->ids};
+    char code[6];
+    PGresult *r = osc_exec(x->c,
+                           "SELECT sqlstate, message FROM pgcutover.trigger_errors WHERE "
+                           "migration_id = $1 ORDER BY at LIMIT 1",
+                           1, v, x->err, sizeof x->err, code);
+    if (r == NULL)
+        return failed(x, code);
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return R_OK;
+    }
+    char why[1300];
+    snprintf(why, sizeof why, "an application write was rejected by the shadow table (SQLSTATE %s): %s",
+             PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+    PQclear(r);
+    return fail_with(x, why);
+}
+
+static step_rc prepare(run_ctx *x)
+{
+    if (!set_state(x, "preparing", "creating the shadow table", NULL))
+        return R_CONN;
+    const char *v[] = {x->ids};
+    char code[6];
+    PGresult *r = osc_exec(x->c, "SELECT statement, started_by FROM pgcutover.migrations WHERE id = $1",
+                           1, v, x->err, sizeof x->err, code);
+    if (r == NULL)
+        return failed(x, code);
+    osc_plan p;
+    osc_result res;
+    osc_result_init(&res);
+    char shadow[64];
+    int lt;
+    pthread_mutex_lock(&x->m->lock);
+    lt = x->m->lock_timeout_ms;
+    pthread_mutex_unlock(&x->m->lock);
+    bool ok = osc_plan_check(x->c, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), &p, &res);
+    PQclear(r);
+    if (ok) {
+        osc_plan_shadow_name(p.map.table, x->m->id, shadow, sizeof shadow);
+        ok = osc_plan_shadow(x->c, &p, x->m->id, shadow, lt, true, &res);
+    }
+    osc_plan_free(&p);
+    if (!ok) {
+        snprintf(x->err, sizeof x->err, "prepare: %s", res.message);
+        osc_result_free(&res);
+        return PQstatus(x->c) != CONNECTION_OK ? R_CONN : fail_with(x, x->err);
+    }
+    osc_result_free(&res);
+    if (!osc_map_load(x->c, x->m->id, &x->map, x->err, sizeof x->err))
+        return failed(x, "XX000") == R_CONN ? R_CONN : fail_with(x, x->err);
+    x->have_map = true;
+    /* Triggers: the function needs no table lock; CREATE TRIGGER takes SHARE ROW
+     * EXCLUSIVE on the original, so it goes through the hold. */
+    if (!set_state(x, "preparing", "installing dual-write triggers", NULL))
+        return R_CONN;
+    char *fn = osc_sql_trigger_function(&x->map, false), *trg = osc_sql_create_triggers(&x->map);
+    bool done = fn && trg && osc_run(x->c, fn, 0, NULL, x->err, sizeof x->err, code) &&
+                locked_ddl(x->c, trg, lt, 10, x->err, sizeof x->err, code);
+    free(fn);
+    free(trg);
+    if (!done) {
+        char why[1600];
+        snprintf(why, sizeof why, "installing the dual-write triggers: %s", x->err);
+        return failed(x, code) == R_CONN ? R_CONN : fail_with(x, why);
+    }
+    /* Rows with a key above this are the triggers' job (they are in place now). */
+    char *q = osc_sql_max_key(&x->map);
+    r = q ? osc_exec(x->c, q, 0, NULL, x->err, sizeof x->err, code) : NULL;
+    free(q);
+    if (r == NULL)
+        return failed(x, code);
+    osc_sb b = {0};
+    osc_sb_addf(&b, "UPDATE pgcutover.migrations SET max_key = ");
+    if (PQntuples(r) == 0) {
+        osc_sb_addf(&b, "NULL");
+    } else {
+        osc_sb_addf(&b, "ARRAY[");
+        for (int k = 0; k < x->map.nkeys; k++)
+            osc_sb_addf(&b, "%s$%d::text", k ? ", " : "", k + 2);
+        osc_sb_addf(&b, "]");
+    }
+    osc_sb_addf(&b, " WHERE id = $1");
+    const char *mv[OSC_MAX_KEYS + 1] = {x->ids};
+    int nparams = 1;
+    for (int k = 0; PQntuples(r) > 0 && k < x->map.nkeys; k++)
+        mv[nparams++] = PQgetvalue(r, 0, k);
+    q = osc_sb_take(&b);
+    ok = q && osc_run(x->c, q, nparams, mv, x->err, sizeof x->err, code);
+    free(q);
+    PQclear(r);
+    if (!ok)
+        return failed(x, code);
+    return set_state(x, "copying", "backfill", NULL) ? R_OK : R_CONN;
+}
+
+/* Text parameters of key array column col of the migration row into vals (strdup'ed). */
+static bool load_key(run_ctx *x, const char *col, char **vals, bool *present)
+{
+    char sql[200], code[6];
+    snprintf(sql, sizeof sql, "SELECT %s[k] FROM pgcutover.migrations, generate_series(1, %d) k "
+                              "WHERE id = $1 AND %s IS NOT NULL ORDER BY k",
+             col, x->map.nkeys, col);
+    const char *v[] = {x->ids};
+    PGresult *r = osc_exec(x->c, sql, 1, v, x->err, sizeof x->err, code);
+    if (r == NULL)
+        return false;
+    *present = PQntuples(r) == x->map.nkeys;
+    for (int k = 0; *present && k < x->map.nkeys; k++)
+        vals[k] = strdup(PQgetvalue(r, k, 0));
+    PQclear(r);
+    return true;
+}
+
+static void free_keys(char **v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(v[i]);
+        v[i] = NULL;
+    }
+}
+
+static step_rc backfill(run_ctx *x)
+{
+    osc_mig *m = x->m;
+    char *last[OSC_MAX_KEYS] = {0}, *max[OSC_MAX_KEYS] = {0};
+    bool has_last = false, has_max = false;
+    char code[6] = "";
+    step_rc rc = R_OK;
+    if (!load_key(x, "max_key", max, &has_max) || !load_key(x, "checkpoint", last, &has_last)) {
+        rc = failed(x, "08006");
+        goto out;
+    }
+    char *sql[2] = {osc_sql_backfill(&x->map, false), osc_sql_backfill(&x->map, true)};
+    char *rem[2] = {osc_sql_remaining(&x->map, false), osc_sql_remaining(&x->map, true)};
+    int batch;
+    pthread_mutex_lock(&m->lock);
+    batch = m->batch_size;
+    pthread_mutex_unlock(&m->lock);
+    double window_start = now_s(), last_log = now_s();
+    int64_t window_rows = 0;
+    int retries = 0;
+    while (has_max) {
+        pthread_mutex_lock(&m->lock);
+        bool pause = m->pause;
+        int target = m->target_batch_ms, cap = m->max_rows_per_second;
+        if (m->batch_reset) {
+            batch = m->batch_size;
+            m->batch_reset = false;
+        }
+        pthread_mutex_unlock(&m->lock);
+        rc = wait_command(m, 0);
+        if (rc != R_OK)
+            break;
+        if (pause) {
+            if (!set_state(x, "paused", "backfill paused by PAUSE MIGRATION", NULL)) {
+                rc = R_CONN;
+                break;
+            }
+            set_status(m, NULL, "paused");
+            pthread_mutex_lock(&m->lock);
+            while (m->pause && !m->abort && !m->stop)
+                pthread_cond_wait(&m->cond, &m->lock);
+            pthread_mutex_unlock(&m->lock);
+            set_status(m, NULL, "");
+            if ((rc = wait_command(m, 0)) != R_OK)
+                break;
+            if (!set_state(x, "copying", "backfill", NULL)) {
+                rc = R_CONN;
+                break;
+            }
+            window_start = now_s();
+            window_rows = 0;
+        }
+        if ((rc = check_trigger_errors(x)) != R_OK)
+            break;
+        if (cap > 0 && batch > cap)
+            batch = cap;
+        const char *v[2 * OSC_MAX_KEYS + 2];
+        int n = 0;
+        char limit[16];
+        snprintf(limit, sizeof limit, "%d", batch);
+        for (int k = 0; has_last && k < x->map.nkeys; k++)
+            v[n++] = last[k];
+        for (int k = 0; k < x->map.nkeys; k++)
+            v[n++] = max[k];
+        v[n++] = limit;
+        v[n++] = x->ids;
+        double t0 = now_s();
+        PGresult *r = osc_exec(x->c, sql[has_last], n, v, x->err, sizeof x->err, code);
+        double took = now_s() - t0;
+        if (r == NULL) {
+            if (failed(x, code) == R_CONN) {
+                rc = R_CONN;
+                break;
+            }
+            /* Deadlock, serialization or lock conflicts: try the batch again. */
+            if ((strcmp(code, "40P01") == 0 || strcmp(code, "40001") == 0 ||
+                 strcmp(code, "55P03") == 0) && ++retries <= 10) {
+                wait_command(m, 100 * retries);
+                continue;
+            }
+            char why[1700];
+            snprintf(why, sizeof why, "backfill (SQLSTATE %s): %s", code, x->err);
+            rc = fail_with(x, why);
+            break;
+        }
+        retries = 0;
+        int64_t got = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        if (got > 0) {
+            free_keys(last, x->map.nkeys);
+            for (int k = 0; k < x->map.nkeys; k++)
+                last[k] = strdup(PQgetvalue(r, 0, 1 + k));
+            has_last = true;
+        }
+        PQclear(r);
+        if (got == 0) {
+            r = osc_exec(x->c, rem[has_last], n - 2, v, x->err, sizeof x->err, code);
+            if (r == NULL) {
+                rc = failed(x, code);
+                break;
+            }
+            bool more = PQntuples(r) > 0;
+            PQclear(r);
+            if (!more)
+                break;
+            continue;
+        }
+        /* Adapt the batch to target_batch_ms (at most doubling or halving per batch). */
+        double factor = took > 0 ? (target / 1000.0) / took : 2.0;
+        factor = factor > 2.0 ? 2.0 : factor < 0.5 ? 0.5 : factor;
+        int next = (int)(batch * factor);
+        batch = next < 10 ? 10 : next > 1000000 ? 1000000 : next;
+        window_rows += got;
+        double now = now_s(), elapsed = now - window_start;
+        const char *throttle = "";
+        if (cap > 0 && window_rows > 0 && (double)window_rows / cap > elapsed) {
+            throttle = "max_rows_per_second";
+            set_status(m, NULL, throttle);
+            if ((rc = wait_command(m, (int)(((double)window_rows / cap - elapsed) * 1000))) != R_OK)
+                break;
+            now = now_s();
+            elapsed = now - window_start;
+        }
+        pthread_mutex_lock(&m->lock);
+        m->rows_copied += got;
+        m->current_batch = batch;
+        m->rows_per_second = elapsed > 0 ? window_rows / elapsed : 0;
+        snprintf(m->throttle, sizeof m->throttle, "%s", throttle);
+        int64_t copied = m->rows_copied, est = m->rows_estimated;
+        double rate = m->rows_per_second;
+        pthread_mutex_unlock(&m->lock);
+        if (elapsed > 10) { /* a sliding window: rate of the last ~10 s */
+            window_start = now;
+            window_rows = 0;
+        }
+        if (now - last_log >= 5) {
+            last_log = now;
+            double pct = est > 0 ? 100.0 * copied / est : 0;
+            osc_log(CONF_LOG_INFO,
+                    "m%" PRId64 " %s copy: %" PRId64 "/%" PRId64 " (%.1f%%); %.0f rows/s; ETA %.0fs; "
+                    "batch %d; throttle: %s",
+                    m->id, m->table, copied, est, pct > 100 ? 100 : pct, rate,
+                    rate > 0 && est > copied ? (est - copied) / rate : 0, batch,
+                    *throttle ? throttle : "none");
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        free(sql[i]);
+        free(rem[i]);
+    }
+    if (rc == R_OK && !set_state(x, "verifying", "comparing counts and hashes per key range", NULL))
+        rc = R_CONN;
+out:
+    free_keys(last, OSC_MAX_KEYS);
+    free_keys(max, OSC_MAX_KEYS);
+    return rc;
+}
+
+/* Count and hash of one range on both tables; R_OK when equal. */
+static step_rc compare_range(run_ctx *x, char **lo, char **hi, bool *equal, char *detail, size_t len)
+{
+    bool plain = osc_map_keys_plain(&x->map);
+    bool has_lo = lo != NULL && plain, has_hi = hi != NULL && plain;
+    const char *v[2 * OSC_MAX_KEYS];
+    int n = 0;
+    for (int k = 0; has_lo && k < x->map.nkeys; k++)
+        v[n++] = lo[k];
+    for (int k = 0; has_hi && k < x->map.nkeys; k++)
+        v[n++] = hi[k];
+    char got[2][2][64], code[6];
+    for (int side = 0; side < 2; side++) {
+        char *q = osc_sql_verify(&x->map, side == 1, has_lo, has_hi);
+        PGresult *r = q ? osc_exec(x->c, q, n, v, x->err, sizeof x->err, code) : NULL;
+        free(q);
+        if (r == NULL)
+            return failed(x, code);
+        snprintf(got[side][0], 64, "%s", PQgetvalue(r, 0, 0));
+        snprintf(got[side][1], 64, "%s", PQgetvalue(r, 0, 1));
+        PQclear(r);
+    }
+    *equal = strcmp(got[0][0], got[1][0]) == 0 && strcmp(got[0][1], got[1][1]) == 0;
+    snprintf(detail, len, "original %s rows (hash %s), shadow %s rows (hash %s)", got[0][0],
+             got[0][1], got[1][0], got[1][1]);
+    return R_OK;
+}
+
+static void key_text(const osc_map *mp, char **k, char *buf, size_t len)
+{
+    if (k == NULL) {
+        snprintf(buf, len, "%s", "unbounded");
+        return;
+    }
+    size_t n = 0;
+    buf[0] = 0;
+    for (int i = 0; i < mp->nkeys && n < len; i++)
+        n += (size_t)snprintf(buf + n, len - n, "%s%s", i ? ", " : "(", k[i]);
+    if (n < len)
+        snprintf(buf + n, len - n, ")");
+}
+
+static step_rc verify(run_ctx *x)
+{
+    char code[6];
+    if (!osc_run(x->c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, x->err,
+                 sizeof x->err, code))
+        return failed(x, code);
+    bool plain = osc_map_keys_plain(&x->map);
+    char *lo[OSC_MAX_KEYS] = {0}, *hi[OSC_MAX_KEYS] = {0};
+    bool has_lo = false;
+    step_rc rc = R_OK;
+    char *chunk[2] = {osc_sql_chunk_end(&x->map, false), osc_sql_chunk_end(&x->map, true)};
+    int64_t ranges = 0;
+    for (;;) {
+        if ((rc = wait_command(x->m, 0)) != R_OK)
+            break;
+        bool has_hi = false;
+        if (plain) {
+            const char *v[OSC_MAX_KEYS + 1];
+            int n = 0;
+            for (int k = 0; has_lo && k < x->map.nkeys; k++)
+                v[n++] = lo[k];
+            v[n++] = "100000";
+            PGresult *r = osc_exec(x->c, chunk[has_lo], n, v, x->err, sizeof x->err, code);
+            if (r == NULL) {
+                rc = failed(x, code);
+                break;
+            }
+            has_hi = PQntuples(r) == 1;
+            for (int k = 0; has_hi && k < x->map.nkeys; k++)
+                hi[k] = strdup(PQgetvalue(r, 0, k));
+            PQclear(r);
+        }
+        bool equal;
+        char detail[400];
+        rc = compare_range(x, has_lo ? lo : NULL, has_hi ? hi : NULL, &equal, detail, sizeof detail);
+        ranges++;
+        if (rc != R_OK)
+            break;
+        if (!equal) {
+            char a[200], b[200], why[1000];
+            key_text(&x->map, has_lo ? lo : NULL, a, sizeof a);
+            key_text(&x->map, has_hi ? hi : NULL, b, sizeof b);
+            snprintf(why, sizeof why, "verify: key range (%s, %s] differs: %s", a, b, detail);
+            PQclear(PQexec(x->c, "ROLLBACK"));
+            rc = fail_with(x, why);
+            break;
+        }
+        if (!has_hi)
+            break;
+        free_keys(lo, OSC_MAX_KEYS);
+        memcpy(lo, hi, sizeof lo);
+        memset(hi, 0, sizeof hi);
+        has_lo = true;
+    }
+    free_keys(lo, OSC_MAX_KEYS);
+    free_keys(hi, OSC_MAX_KEYS);
+    free(chunk[0]);
+    free(chunk[1]);
+    if (rc != R_OK) {
+        PQclear(PQexec(x->c, "ROLLBACK"));
+        return rc;
+    }
+    if (!osc_run(x->c, "COMMIT", 0, NULL, x->err, sizeof x->err, code))
+        return failed(x, code);
+    if ((rc = check_trigger_errors(x)) != R_OK)
+        return rc;
+    char phase[160];
+    snprintf(phase, sizeof phase,
+             "verified (%" PRId64 " key ranges); shadow kept current by the triggers; cutover is "
+             "not in this build",
+             ranges);
+    return set_state(x, "ready", phase, NULL) ? R_OK : R_CONN;
+}
+
+/* ready: keep watching for rejected writes until abort or stop. */
+static step_rc wait_ready(run_ctx *x)
+{
+    for (;;) {
+        step_rc rc = check_trigger_errors(x);
+        if (rc != R_OK)
+            return rc;
+        if ((rc = wait_command(x->m, 500)) != R_OK)
+            return rc;
+    }
+}
+
+static step_rc do_abort(run_ctx *x)
+{
+    if (!set_state(x, "aborting", "dropping triggers and shadow", NULL))
+        return R_CONN;
+    int lt;
+    pthread_mutex_lock(&x->m->lock);
+    lt = x->m->lock_timeout_ms;
+    pthread_mutex_unlock(&x->m->lock);
+    if (!osc_mig_cleanup(x->c, x->m->id, lt, x->err, sizeof x->err)) {
+        if (PQstatus(x->c) != CONNECTION_OK)
+            return R_CONN;
+        char phase[1200];
+        snprintf(phase, sizeof phase, "cleanup incomplete (ABORT MIGRATION retries it): %.1100s", x->err);
+        set_state(x, "aborting", phase, NULL);
+        return R_FAIL;
+    }
+    set_state(x, "aborted", "original untouched; triggers and shadow dropped", NULL);
+    return R_ABORT;
+}
+
+/* Connect and take the migration's advisory lock; false when stopping. */
+static bool attach(run_ctx *x)
+{
+    int delay_ms = 500;
+    for (;;) {
+        if (wait_command(x->m, 0) == R_STOP)
+            return false;
+        char app[64];
+        snprintf(app, sizeof app, "pgcutover m%" PRId64, x->m->id);
+        x->c = osc_connect(x->m->db, app, x->err, sizeof x->err);
+        if (x->c) {
+            char sql[96], code[6];
+            snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d, %s)", OSC_LOCK_CLASS, x->ids);
+            PGresult *r = osc_exec(x->c, sql, 0, NULL, x->err, sizeof x->err, code);
+            bool mine = r && PQgetvalue(r, 0, 0)[0] == 't';
+            PQclear(r);
+            if (mine)
+                return true;
+            snprintf(x->err, sizeof x->err, "another session holds the migration's advisory lock "
+                                            "(another pgcutover, or our old backend not gone yet)");
+            PQfinish(x->c);
+            x->c = NULL;
+        }
+        osc_log(CONF_LOG_WARNING, "m%" PRId64 " %s: %s; retrying in %d ms", x->m->id, x->m->table,
+                x->err, delay_ms);
+        if (wait_command(x->m, delay_ms) == R_STOP)
+            return false;
+        if (delay_ms < 5000)
+            delay_ms *= 2;
+    }
+}
+
+/* The state recorded in the row (and the settings of a resumed migration). */
+static bool read_row(run_ctx *x, char *state, size_t len)
+{
+    const char *v[] = {x->ids};
+    char code[6];
+    PGresult *r = osc_exec(x->c,
+                           "SELECT state, rows_copied, coalesce(rows_estimated, 0) FROM "
+                           "pgcutover.migrations WHERE id = $1",
+                           1, v, x->err, sizeof x->err, code);
+    if (r == NULL || PQntuples(r) != 1) {
+        PQclear(r);
+        return false;
+    }
+    snprintf(state, len, "%s", PQgetvalue(r, 0, 0));
+    pthread_mutex_lock(&x->m->lock);
+    snprintf(x->m->state, sizeof x->m->state, "%s", state);
+    x->m->rows_copied = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    x->m->rows_estimated = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+    pthread_mutex_unlock(&x->m->lock);
+    PQclear(r);
+    return true;
+}
+
+void *osc_mig_thread(void *arg)
+{
+    run_ctx x = {.m = arg};
+    snprintf(x.ids, sizeof x.ids, "%" PRId64, x.m->id);
+    bool resumed = false;
+    for (;;) {
+        if (x.c == NULL && !attach(&x))
+            break;
+        step_rc rc = R_OK;
+        char state[16];
+        if (!read_row(&x, state, sizeof state)) {
+            rc = R_CONN;
+        } else if (wait_command(x.m, 0) == R_ABORT && strcmp(state, "aborted") != 0 &&
+                   strcmp(state, "failed") != 0) {
+            rc = do_abort(&x);
+        } else if (strcmp(state, "pending") == 0) {
+            rc = prepare(&x);
+        } else if (strcmp(state, "preparing") == 0) {
+            /* Half-built (a crash or a lost connection mid-way): start from a clean slate. */
+            char why[300];
+            snprintf(why, sizeof why, "pgcutover lost the migration while preparing (%s); "
+                                      "its objects were dropped: start it again",
+                     resumed ? "connection lost" : "restart");
+            rc = fail_with(&x, why);
+        } else if (!x.have_map && strcmp(state, "aborting") != 0 &&
+                   !(x.have_map = osc_map_load(x.c, x.m->id, &x.map, x.err, sizeof x.err))) {
+            rc = PQstatus(x.c) != CONNECTION_OK ? R_CONN : fail_with(&x, x.err);
+        } else if (strcmp(state, "copying") == 0 || strcmp(state, "paused") == 0) {
+            if (strcmp(state, "paused") == 0) {
+                pthread_mutex_lock(&x.m->lock);
+                x.m->pause = true; /* stays paused across a restart until RESUME */
+                pthread_mutex_unlock(&x.m->lock);
+            }
+            rc = backfill(&x);
+        } else if (strcmp(state, "verifying") == 0) {
+            rc = verify(&x);
+        } else if (strcmp(state, "ready") == 0) {
+            rc = wait_ready(&x);
+        } else if (strcmp(state, "aborting") == 0) {
+            rc = do_abort(&x);
+        } else {
+            rc = R_FAIL; /* failed, aborted, done: nothing to drive */
+        }
+        if (rc == R_OK)
+            continue;
+        if (rc == R_CONN) {
+            osc_log(CONF_LOG_WARNING, "m%" PRId64 " %s: connection to PostgreSQL lost (%s); "
+                                      "reconnecting to resume from the checkpoint",
+                    x.m->id, x.m->table, x.err);
+            PQfinish(x.c);
+            x.c = NULL;
+            resumed = true;
+            continue;
+        }
+        if (rc == R_ABORT && wait_command(x.m, 0) == R_ABORT && strcmp(x.m->state, "aborted") != 0)
+            continue; /* abort requested mid-step: do it now */
+        break;
+    }
+    PQfinish(x.c);
+    if (x.have_map)
+        osc_map_free(&x.map);
+    pthread_mutex_lock(&x.m->lock);
+    x.m->running = false;
+    pthread_cond_broadcast(&x.m->cond);
+    pthread_mutex_unlock(&x.m->lock);
+    return NULL;
+}

@@ -1,0 +1,456 @@
+/* osc_plan.c — see osc_plan.h. Catalog queries follow the system catalog chapter of
+ * the PostgreSQL documentation (pg_class, pg_index, pg_attribute, pg_constraint). */
+#include "osc_plan.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "osc_db.h"
+
+void osc_plan_free(osc_plan *p)
+{
+    osc_stmt_free(&p->stmt);
+    free(p->sql);
+    free(p->create_sql);
+    free(p->alter_sql);
+    osc_map_free(&p->map);
+    for (int i = 0; i < p->nwarnings; i++)
+        free(p->warnings[i]);
+    memset(p, 0, sizeof *p);
+}
+
+void osc_plan_shadow_name(const char *table, int64_t id, char *buf, size_t len)
+{
+    char suffix[40];
+    snprintf(suffix, sizeof suffix, "_%" PRId64 "_new", id);
+    size_t keep = strlen(table), room = 63 - strlen(suffix);
+    if (keep > room)
+        keep = room;
+    /* Never cut a UTF-8 sequence in half. */
+    while (keep > 0 && ((unsigned char)table[keep] & 0xC0) == 0x80)
+        keep--;
+    snprintf(buf, len, "%.*s%s", (int)keep, table, suffix);
+}
+
+static void warn(osc_plan *p, const char *fmt, const char *a, const char *b, const char *c)
+{
+    if (p->nwarnings >= OSC_MAX_WARNINGS)
+        return;
+    char buf[600];
+    snprintf(buf, sizeof buf, fmt, a, b ? b : "", c ? c : "");
+    p->warnings[p->nwarnings++] = strdup(buf);
+}
+
+static const char table_sql[] =
+    "SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpersistence, c.relispartition, "
+    "EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = c.oid), "
+    "EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = c.oid), "
+    "CASE WHEN c.reltuples < 0 THEN -1 ELSE c.reltuples::bigint END, "
+    "pg_has_role($2, c.relowner, 'USAGE') OR coalesce((SELECT rolsuper FROM pg_roles WHERE "
+    "rolname = $2), false) "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)";
+
+/* The best key: primary key first, then the NOT NULL unique index with fewest columns;
+ * never partial, expression or deferrable indexes (ON CONFLICT cannot use those). */
+static const char key_sql[] =
+    "SELECT i.indexrelid::regclass::text, i.indisprimary, "
+    "array_to_string(array_agg(quote_ident(a.attname) ORDER BY k.ord), ', '), count(*), "
+    "string_agg(a.attname, E'\\n' ORDER BY k.ord), "
+    "string_agg(format_type(a.atttypid, a.atttypmod), E'\\n' ORDER BY k.ord) "
+    "FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
+    "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+    "WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indimmediate "
+    "AND i.indpred IS NULL AND i.indexprs IS NULL AND k.ord <= i.indnkeyatts "
+    "GROUP BY i.indexrelid, i.indisprimary HAVING bool_and(a.attnotnull) "
+    "ORDER BY i.indisprimary DESC, count(*), 1 LIMIT 1";
+
+/* Split s at newlines into at most max malloc'ed strings; returns the count. */
+static int split_lines(const char *s, char **out, int max)
+{
+    int n = 0;
+    while (n < max) {
+        const char *nl = strchr(s, '\n');
+        out[n++] = nl ? strndup(s, (size_t)(nl - s)) : strdup(s);
+        if (nl == NULL)
+            break;
+        s = nl + 1;
+    }
+    return n;
+}
+
+bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, osc_result *r)
+{
+    char code[6], err[1024];
+    memset(p, 0, sizeof *p);
+    p->sql = strdup(sql);
+    if (!osc_stmt_parse(sql, &p->stmt, code, err, sizeof err)) {
+        osc_result_error(r, code, NULL, "%s", err);
+        return false;
+    }
+    osc_sb name = {0};
+    if (p->stmt.schema) {
+        osc_sb_ident(&name, p->stmt.schema);
+        osc_sb_addf(&name, ".");
+    }
+    osc_sb_ident(&name, p->stmt.table);
+    char *qname = osc_sb_take(&name);
+    const char *v[] = {qname, user};
+    PGresult *t = osc_exec(c, table_sql, 2, v, err, sizeof err, code);
+    free(qname);
+    if (t == NULL) {
+        osc_result_error(r, code, NULL, "%s", err);
+        return false;
+    }
+    if (PQntuples(t) != 1) {
+        osc_result_error(r, "42P01", "check the name and the console's database (psql -d)",
+                         "relation \"%s%s%s\" does not exist", p->stmt.schema ? p->stmt.schema : "",
+                         p->stmt.schema ? "." : "", p->stmt.table);
+        PQclear(t);
+        return false;
+    }
+    p->table_oid = (uint32_t)strtoul(PQgetvalue(t, 0, 0), NULL, 10);
+    p->map.schema = strdup(PQgetvalue(t, 0, 1));
+    p->map.table = strdup(PQgetvalue(t, 0, 2));
+    char kind = PQgetvalue(t, 0, 3)[0], persistence = PQgetvalue(t, 0, 4)[0];
+    bool partition = PQgetvalue(t, 0, 5)[0] == 't', child = PQgetvalue(t, 0, 6)[0] == 't';
+    bool parent = PQgetvalue(t, 0, 7)[0] == 't', owner = PQgetvalue(t, 0, 9)[0] == 't';
+    p->rows_estimated = strtoll(PQgetvalue(t, 0, 8), NULL, 10);
+    PQclear(t);
+    const char *why = NULL;
+    if (kind == 'p')
+        why = "it is a partitioned table: change the partitions one by one, or the parent "
+              "directly (ALTER on a partitioned table does not rewrite the partitions at once)";
+    else if (kind != 'r')
+        why = "it is not an ordinary table (a view, materialized view, foreign table or "
+              "sequence): change it directly";
+    else if (persistence == 't')
+        why = "it is a temporary table: only its own session can see it; change it there";
+    else if (partition || child)
+        why = "it is a partition or inheritance child: change it through its parent or "
+              "detach it first";
+    else if (parent)
+        why = "it has inheritance children, whose rows a shadow copy of the parent would "
+              "not carry: change it directly or convert to declarative partitioning";
+    if (why) {
+        osc_result_error(r, "0A000", NULL, "cannot change \"%s.%s\" online: %s", p->map.schema,
+                         p->map.table, why);
+        return false;
+    }
+    if (!owner) {
+        osc_result_error(r, "42501", "connect to the console as the table's owner or a superuser",
+                         "must be owner of table %s.%s to change it", p->map.schema, p->map.table);
+        return false;
+    }
+    char oid[16];
+    snprintf(oid, sizeof oid, "%u", p->table_oid);
+    const char *kv[] = {oid};
+    t = osc_exec(c, key_sql, 1, kv, err, sizeof err, code);
+    if (t == NULL) {
+        osc_result_error(r, code, NULL, "%s", err);
+        return false;
+    }
+    if (PQntuples(t) != 1 || atoi(PQgetvalue(t, 0, 3)) > OSC_MAX_KEYS) {
+        osc_result_error(r, "0A000",
+                         "add a primary key (ALTER TABLE … ADD PRIMARY KEY, or CREATE UNIQUE INDEX "
+                         "CONCURRENTLY on NOT NULL columns and ADD PRIMARY KEY USING INDEX) first",
+                         "cannot change \"%s.%s\" online: it has neither a primary key nor a "
+                         "NOT NULL unique key, which the backfill and the dual-write triggers "
+                         "need to find rows",
+                         p->map.schema, p->map.table);
+        PQclear(t);
+        return false;
+    }
+    snprintf(p->key_desc, sizeof p->key_desc, "(%s) from %s %s", PQgetvalue(t, 0, 2),
+             PQgetvalue(t, 0, 1)[0] == 't' ? "primary key" : "unique index", PQgetvalue(t, 0, 0));
+    p->map.nkeys = split_lines(PQgetvalue(t, 0, 4), p->map.key_name, OSC_MAX_KEYS);
+    split_lines(PQgetvalue(t, 0, 5), p->map.key_type, OSC_MAX_KEYS);
+    PQclear(t);
+    if (p->rows_estimated < 0) { /* never analyzed: count (such tables are usually new) */
+        char *q = NULL;
+        osc_sb b = {0};
+        osc_sb_addf(&b, "SELECT count(*) FROM ONLY ");
+        osc_sb_ident(&b, p->map.schema);
+        osc_sb_addf(&b, ".");
+        osc_sb_ident(&b, p->map.table);
+        q = osc_sb_take(&b);
+        t = q ? osc_exec(c, q, 0, NULL, err, sizeof err, code) : NULL;
+        free(q);
+        p->rows_estimated = t ? strtoll(PQgetvalue(t, 0, 0), NULL, 10) : 0;
+        PQclear(t);
+    }
+    return true;
+}
+
+/* Widening type changes that never lose data and never fail. */
+static bool widening(const char *from, const char *to)
+{
+    static const char *const pairs[][2] = {
+        {"smallint", "integer"},  {"smallint", "bigint"},        {"smallint", "numeric"},
+        {"integer", "bigint"},    {"integer", "numeric"},         {"bigint", "numeric"},
+        {"real", "double precision"}, {"character varying", "text"}, {"character", "text"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+        if (strcmp(from, pairs[i][0]) == 0 && strcmp(to, pairs[i][1]) == 0)
+            return true;
+    if (strncmp(from, "character varying(", 18) == 0 &&
+        (strcmp(to, "text") == 0 || strcmp(to, "character varying") == 0))
+        return true;
+    if (strncmp(from, "character varying(", 18) == 0 && strncmp(to, "character varying(", 18) == 0)
+        return atoi(to + 18) >= atoi(from + 18);
+    return false;
+}
+
+/* Run one statement, filling *r on failure. */
+static bool step(PGconn *c, const char *sql, osc_result *r, const char *what)
+{
+    char err[1024], code[6];
+    if (osc_run(c, sql, 0, NULL, err, sizeof err, code))
+        return true;
+    osc_result_error(r, code, NULL, "%s: %s", what, err);
+    return false;
+}
+
+/* Column names and types of rel (live columns in attnum order) with generated and
+ * identity flags. */
+static PGresult *columns_of(PGconn *c, const char *rel, osc_result *r)
+{
+    char err[1024], code[6];
+    const char *v[] = {rel};
+    PGresult *t = osc_exec(c,
+                           "SELECT attnum, attname, format_type(atttypid, atttypmod), "
+                           "attgenerated <> '', attidentity = 'a' FROM pg_attribute WHERE "
+                           "attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                           1, v, err, sizeof err, code);
+    if (t == NULL)
+        osc_result_error(r, code, NULL, "reading columns: %s", err);
+    return t;
+}
+
+/* CREATE TABLE for the shadow, reloptions and the outgoing foreign keys NOT VALID. */
+static char *create_sql(PGconn *c, osc_plan *p, bool unlogged, osc_result *r)
+{
+    char err[1024], code[6], oid[16];
+    snprintf(oid, sizeof oid, "%u", p->table_oid);
+    const char *v[] = {oid};
+    PGresult *t = osc_exec(c,
+                           "SELECT array_to_string(reloptions, ', '), (SELECT string_agg(format("
+                           "'ADD CONSTRAINT %I %s NOT VALID', conname, pg_get_constraintdef(oid)), "
+                           "', ' ORDER BY conname) FROM pg_constraint WHERE conrelid = $1 AND "
+                           "contype = 'f') FROM pg_class WHERE oid = $1",
+                           1, v, err, sizeof err, code);
+    if (t == NULL) {
+        osc_result_error(r, code, NULL, "reading table options: %s", err);
+        return NULL;
+    }
+    osc_sb b = {0};
+    osc_sb_addf(&b, "CREATE %sTABLE ", unlogged ? "UNLOGGED " : "");
+    osc_sb_ident(&b, p->map.shadow_schema);
+    osc_sb_addf(&b, ".");
+    osc_sb_ident(&b, p->map.shadow_table);
+    osc_sb_addf(&b, " (LIKE ");
+    osc_sb_ident(&b, p->map.schema);
+    osc_sb_addf(&b, ".");
+    osc_sb_ident(&b, p->map.table);
+    osc_sb_addf(&b, " INCLUDING ALL)");
+    for (int i = 0; i < 2; i++) {
+        if (PQgetisnull(t, 0, i) || !*PQgetvalue(t, 0, i))
+            continue;
+        osc_sb_addf(&b, ";\nALTER TABLE ");
+        osc_sb_ident(&b, p->map.shadow_schema);
+        osc_sb_addf(&b, ".");
+        osc_sb_ident(&b, p->map.shadow_table);
+        osc_sb_addf(&b, i == 0 ? " SET (%s)" : " %s", PQgetvalue(t, 0, i));
+    }
+    PQclear(t);
+    return osc_sb_take(&b);
+}
+
+/* The ALTER's USING expression for column name, or NULL. */
+static const char *using_of(const osc_stmt *s, const char *name)
+{
+    for (int i = 0; i < s->ncmds; i++)
+        if (s->cmds[i].kind == OSC_CMD_ALTER_TYPE && s->cmds[i].using_expr && s->cmds[i].column &&
+            strcmp(s->cmds[i].column, name) == 0)
+            return s->cmds[i].using_expr;
+    return NULL;
+}
+
+/* Read the shadow's columns after the ALTER into p->map, mapping attnum i <= nbefore to
+ * the original's i-th live column (LIKE creates them in order, 1..n). */
+static bool build_map(PGconn *c, osc_plan *p, PGresult *before, const char *shadow_rel, osc_result *r)
+{
+    PGresult *after = columns_of(c, shadow_rel, r);
+    if (after == NULL)
+        return false;
+    int nbefore = PQntuples(before), n = PQntuples(after);
+    p->map.cols = calloc((size_t)n + 1, sizeof *p->map.cols);
+    p->map.ncols = n;
+    bool ok = p->map.cols != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        osc_col *col = &p->map.cols[i];
+        int attnum = atoi(PQgetvalue(after, i, 0));
+        col->name = strdup(PQgetvalue(after, i, 1));
+        col->type = strdup(PQgetvalue(after, i, 2));
+        col->identity_always = PQgetvalue(after, i, 4)[0] == 't';
+        if (attnum > nbefore || PQgetvalue(after, i, 3)[0] == 't')
+            continue; /* added or generated: takes its default / computes itself */
+        const char *src = PQgetvalue(before, attnum - 1, 1);
+        const char *use = using_of(&p->stmt, src);
+        osc_sb e = {0};
+        if (use)
+            osc_sb_addf(&e, "%s", use);
+        else
+            osc_sb_ident(&e, src);
+        col->expr = osc_sb_take(&e);
+        if (!use && strcmp(PQgetvalue(before, attnum - 1, 2), col->type) != 0 &&
+            !widening(PQgetvalue(before, attnum - 1, 2), col->type))
+            warn(p, "type change of column \"%s\" from %s to %s may lose data or fail on some rows "
+                    "(assignment cast, as ALTER TABLE does); a row that fails fails the migration",
+                 src, PQgetvalue(before, attnum - 1, 2), col->type);
+        if (use)
+            warn(p, "column \"%s\" becomes %s USING %s: check the expression on a copy first", src,
+                 col->type, use);
+        for (int k = 0; k < p->map.nkeys; k++)
+            if (strcmp(p->map.key_name[k], src) == 0)
+                p->map.key_col[k] = i + 1; /* +1: 0 means not found */
+    }
+    for (int k = 0; ok && k < p->map.nkeys; k++) {
+        if (p->map.key_col[k] == 0) {
+            osc_result_error(r, "0A000", "keep the key; drop or change it in a later migration",
+                             "the ALTER removes key column \"%s\", which the online change "
+                             "needs to match rows",
+                             p->map.key_name[k]);
+            ok = false;
+        }
+        p->map.key_col[k]--;
+    }
+    for (int i = 0; i < nbefore; i++) { /* dropped columns */
+        bool kept = false;
+        for (int j = 0; j < n; j++)
+            kept |= atoi(PQgetvalue(after, j, 0)) == i + 1;
+        if (!kept)
+            warn(p, "column \"%s\" and its data are dropped (the original table keeps them until "
+                    "the cutover)",
+                 PQgetvalue(before, i, 1), NULL, NULL);
+    }
+    PQclear(after);
+    if (!ok && r->ok)
+        osc_result_error(r, "53200", NULL, "out of memory");
+    return ok;
+}
+
+/* The shadow must still have a unique, non-partial index on exactly the key columns. */
+static bool key_survives(PGconn *c, osc_plan *p, const char *shadow_rel, osc_result *r)
+{
+    osc_sb b = {0};
+    osc_sb_addf(&b, "SELECT count(*) FROM pg_index i WHERE i.indrelid = $1::regclass AND "
+                    "i.indisunique AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL "
+                    "AND i.indnkeyatts = %d AND (SELECT array_agg(a.attname::text ORDER BY "
+                    "a.attname) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o) JOIN "
+                    "pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n WHERE k.o <= "
+                    "i.indnkeyatts) = (SELECT array_agg(x ORDER BY x) FROM unnest(ARRAY[",
+                 p->map.nkeys);
+    for (int k = 0; k < p->map.nkeys; k++) {
+        osc_sb_addf(&b, "%s$%d", k ? ", " : "", k + 2);
+    }
+    osc_sb_addf(&b, "]::text[]) x)");
+    char *q = osc_sb_take(&b);
+    const char *v[OSC_MAX_KEYS + 1] = {shadow_rel};
+    for (int k = 0; k < p->map.nkeys; k++)
+        v[k + 1] = p->map.cols[p->map.key_col[k]].name;
+    char err[1024], code[6];
+    PGresult *t = q ? osc_exec(c, q, p->map.nkeys + 1, v, err, sizeof err, code) : NULL;
+    free(q);
+    bool ok = t && atoi(PQgetvalue(t, 0, 0)) > 0;
+    if (t == NULL)
+        osc_result_error(r, code, NULL, "checking the shadow's key: %s", err);
+    else if (!ok)
+        osc_result_error(r, "0A000", "keep the primary key (or unique key) in this change",
+                         "the ALTER removes the unique index on the key %s, which the online "
+                         "change needs to match rows",
+                         p->key_desc);
+    PQclear(t);
+    return ok;
+}
+
+bool osc_plan_shadow(PGconn *c, osc_plan *p, int64_t id, const char *shadow_name, int lock_timeout_ms,
+                     bool keep, osc_result *r)
+{
+    char err[1024], code[6], sql[128];
+    p->map.id = id;
+    free(p->map.shadow_schema);
+    free(p->map.shadow_table);
+    p->map.shadow_schema = strdup("pgcutover");
+    p->map.shadow_table = strdup(shadow_name);
+    osc_sb rel = {0};
+    osc_sb_ident(&rel, "pgcutover");
+    osc_sb_addf(&rel, ".");
+    osc_sb_ident(&rel, shadow_name);
+    char *shadow_rel = osc_sb_take(&rel);
+    osc_sb orig = {0};
+    osc_sb_ident(&orig, p->map.schema);
+    osc_sb_addf(&orig, ".");
+    osc_sb_ident(&orig, p->map.table);
+    char *orig_rel = osc_sb_take(&orig);
+    PGresult *before = NULL;
+    bool ok = false;
+    if (!step(c, "BEGIN", r, "begin"))
+        goto out;
+    snprintf(sql, sizeof sql, "SET LOCAL lock_timeout = %d", lock_timeout_ms);
+    if (!step(c, sql, r, "lock_timeout") ||
+        !step(c, "CREATE SCHEMA IF NOT EXISTS pgcutover", r, "creating schema pgcutover"))
+        goto rollback;
+    const char *v[] = {orig_rel};
+    PGresult *t = osc_exec(c, "SELECT relpersistence = 'u' FROM pg_class WHERE oid = $1::regclass",
+                           1, v, err, sizeof err, code);
+    bool unlogged = t && PQgetvalue(t, 0, 0)[0] == 't';
+    PQclear(t);
+    free(p->create_sql);
+    p->create_sql = create_sql(c, p, unlogged, r);
+    if (p->create_sql == NULL || !step(c, p->create_sql, r, "creating the shadow table"))
+        goto rollback;
+    if ((before = columns_of(c, orig_rel, r)) == NULL)
+        goto rollback;
+    free(p->alter_sql);
+    p->alter_sql = osc_stmt_retarget(p->sql, "pgcutover", shadow_name, err, sizeof err);
+    if (p->alter_sql == NULL) {
+        osc_result_error(r, "42601", NULL, "cannot retarget the statement: %s", err);
+        goto rollback;
+    }
+    if (!osc_run(c, p->alter_sql, 0, NULL, err, sizeof err, code)) {
+        osc_result_error(r, code, "the statement fails on an empty copy of the table, so it "
+                                  "would fail on the table too; nothing was changed",
+                         "%s", err);
+        goto rollback;
+    }
+    if (!build_map(c, p, before, shadow_rel, r) || !key_survives(c, p, shadow_rel, r))
+        goto rollback;
+    if (!keep) {
+        ok = step(c, "ROLLBACK", r, "rollback");
+        goto out;
+    }
+    char ids[32];
+    snprintf(ids, sizeof ids, "%" PRId64, id);
+    char est[32];
+    snprintf(est, sizeof est, "%" PRId64, p->rows_estimated);
+    const char *uv[] = {ids, shadow_name, p->key_desc, est};
+    if (!osc_map_save(c, &p->map, err, sizeof err) ||
+        !osc_run(c,
+                 "UPDATE pgcutover.migrations SET shadow_name = $2, key_columns = $3, "
+                 "rows_estimated = $4, phase = 'shadow created', updated_at = now() WHERE id = $1",
+                 4, uv, err, sizeof err, code)) {
+        osc_result_error(r, "XX000", NULL, "recording the column map: %s", err);
+        goto rollback;
+    }
+    ok = step(c, "COMMIT", r, "commit");
+    goto out;
+rollback:
+    PQclear(PQexec(c, "ROLLBACK"));
+out:
+    PQclear(before);
+    free(shadow_rel);
+    free(orig_rel);
+    return ok;
+}

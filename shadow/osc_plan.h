@@ -1,0 +1,62 @@
+/*
+ * osc_plan.h — plan and prepare (DESIGN.md §2 steps 1-2): read the operator's ALTER
+ * TABLE (osc_stmt), check the table in the live catalog (ordinary, not temporary, not
+ * partitioned or inherited, a primary key or NOT NULL unique key, owned by the
+ * operator), then build the shadow table inside a transaction — LIKE … INCLUDING ALL,
+ * reloptions, outgoing foreign keys NOT VALID, the ALTER retargeted at it — and read
+ * the column map by attnum, recorded before the ALTER so renames map correctly.
+ * PLAN rolls that transaction back (nothing changes, but the ALTER is proven to work);
+ * prepare commits it together with the map and the migration row's update.
+ */
+#ifndef OSC_PLAN_H
+#define OSC_PLAN_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "osc_result.h"
+#include "osc_sql.h"
+#include "osc_stmt.h"
+
+#define OSC_MAX_WARNINGS 16
+
+typedef struct {
+    osc_stmt stmt;
+    char *sql;                 /* the statement as given; malloc'ed */
+    uint32_t table_oid;
+    int64_t rows_estimated;
+    char key_desc[512];        /* "(id) from primary key accounts_pkey" */
+    char *create_sql;          /* the shadow's CREATE TABLE (+ reloptions, foreign keys) */
+    char *alter_sql;           /* the ALTER retargeted at the shadow */
+    osc_map map;               /* shadow names and columns; map.id as given */
+    int nwarnings;
+    char *warnings[OSC_MAX_WARNINGS];
+} osc_plan;
+
+/*
+ * osc_plan_check — parse sql and check its table in c's catalog for console user
+ * `user`; fills p->stmt, table_oid, rows_estimated, key_desc and p->map's original
+ * names and key. On refusal returns false with the SQLSTATE and a message that says what
+ * to do instead in *r (42601, 42P01, 42501, 0A000).
+ */
+bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, osc_result *r);
+
+/*
+ * osc_plan_shadow — after osc_plan_check: in one transaction create the shadow
+ * pgcutover.<shadow_name>, apply the ALTER and read the column map into p->map (id
+ * given). keep = false rolls everything back (PLAN); keep = true also saves the map and
+ * the migration row's names/key/estimate and commits (prepare). On failure (the ALTER
+ * fails on the shadow, the key does not survive it, a lock times out) returns false
+ * with *r filled; nothing is left behind.
+ */
+bool osc_plan_shadow(PGconn *c, osc_plan *p, int64_t id, const char *shadow_name, int lock_timeout_ms,
+                     bool keep, osc_result *r);
+
+/* osc_plan_free — release *p; safe on a zeroed plan. */
+void osc_plan_free(osc_plan *p);
+
+/* osc_plan_shadow_name — "<table>_<id>_new", the table name cut so it fits in 63 bytes. */
+void osc_plan_shadow_name(const char *table, int64_t id, char *buf, size_t len);
+
+#endif

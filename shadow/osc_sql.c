@@ -1,0 +1,435 @@
+/* osc_sql.c — see osc_sql.h. */
+#include "osc_sql.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void osc_sb_addf(osc_sb *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || b->len + (size_t)n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (n >= 0 && cap < b->len + (size_t)n + 1)
+            cap *= 2;
+        char *s = n < 0 ? NULL : realloc(b->s, cap);
+        if (s == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->s = s;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void osc_sb_ident(osc_sb *b, const char *name)
+{
+    osc_sb_addf(b, "\"");
+    for (const char *p = name; *p; p++)
+        osc_sb_addf(b, *p == '"' ? "\"\"" : "%c", *p);
+    osc_sb_addf(b, "\"");
+}
+
+char *osc_sb_take(osc_sb *b)
+{
+    if (b->oom || b->s == NULL) {
+        free(b->s);
+        memset(b, 0, sizeof *b);
+        return NULL;
+    }
+    char *s = b->s;
+    memset(b, 0, sizeof *b);
+    return s;
+}
+
+void osc_map_free(osc_map *m)
+{
+    free(m->schema);
+    free(m->table);
+    free(m->shadow_schema);
+    free(m->shadow_table);
+    for (int i = 0; i < m->nkeys; i++) {
+        free(m->key_name[i]);
+        free(m->key_type[i]);
+    }
+    for (int i = 0; i < m->ncols; i++) {
+        free(m->cols[i].name);
+        free(m->cols[i].type);
+        free(m->cols[i].expr);
+    }
+    free(m->cols);
+    memset(m, 0, sizeof *m);
+}
+
+/* Whether expr is exactly the quoted identifier of name. */
+static bool is_plain_ref(const char *expr, const char *name)
+{
+    osc_sb b = {0};
+    osc_sb_ident(&b, name);
+    bool same = !b.oom && expr && strcmp(expr, b.s) == 0;
+    free(b.s);
+    return same;
+}
+
+bool osc_map_keys_plain(const osc_map *m)
+{
+    for (int k = 0; k < m->nkeys; k++)
+        if (!is_plain_ref(m->cols[m->key_col[k]].expr, m->key_name[k]))
+            return false;
+    return true;
+}
+
+void osc_sql_function_name(int64_t id, char *buf, size_t len)
+{
+    snprintf(buf, len, "m%" PRId64 "_dw", id);
+}
+
+void osc_sql_trigger_name(int64_t id, bool truncate, char *buf, size_t len)
+{
+    snprintf(buf, len, "pgcutover_m%" PRId64 "_%s", id, truncate ? "truncate" : "dw");
+}
+
+static void add_qualified(osc_sb *b, const char *schema, const char *table)
+{
+    osc_sb_ident(b, schema);
+    osc_sb_addf(b, ".");
+    osc_sb_ident(b, table);
+}
+
+static void add_function(osc_sb *b, const osc_map *m)
+{
+    char fn[64];
+    osc_sql_function_name(m->id, fn, sizeof fn);
+    osc_sb_addf(b, "pgcutover.");
+    osc_sb_ident(b, fn);
+}
+
+/* "col1", "col2" … of the copied shadow columns. */
+static void add_copied_names(osc_sb *b, const osc_map *m)
+{
+    bool first = true;
+    for (int i = 0; i < m->ncols; i++) {
+        if (m->cols[i].expr == NULL)
+            continue;
+        osc_sb_addf(b, first ? "" : ", ");
+        osc_sb_ident(b, m->cols[i].name);
+        first = false;
+    }
+}
+
+/* (expr1), (expr2) … of the copied shadow columns; cast to the shadow types if cast. */
+static void add_copied_exprs(osc_sb *b, const osc_map *m, bool cast)
+{
+    bool first = true;
+    for (int i = 0; i < m->ncols; i++) {
+        if (m->cols[i].expr == NULL)
+            continue;
+        if (cast)
+            osc_sb_addf(b, "%sCAST((%s) AS %s)", first ? "" : ", ", m->cols[i].expr, m->cols[i].type);
+        else
+            osc_sb_addf(b, "%s(%s)", first ? "" : ", ", m->cols[i].expr);
+        first = false;
+    }
+}
+
+/* ("k1", "k2") of the original's key, each qualified by prefix when not NULL. */
+static void add_key_tuple(osc_sb *b, const osc_map *m, const char *prefix)
+{
+    osc_sb_addf(b, "(");
+    for (int k = 0; k < m->nkeys; k++) {
+        osc_sb_addf(b, "%s%s%s", k ? ", " : "", prefix ? prefix : "", prefix ? "." : "");
+        osc_sb_ident(b, m->key_name[k]);
+    }
+    osc_sb_addf(b, ")");
+}
+
+/* ($first::type1, $first+1::type2 …) — a key given as text parameters. */
+static void add_key_params(osc_sb *b, const osc_map *m, int first)
+{
+    osc_sb_addf(b, "(");
+    for (int k = 0; k < m->nkeys; k++)
+        osc_sb_addf(b, "%s$%d::%s", k ? ", " : "", first + k, m->key_type[k]);
+    osc_sb_addf(b, ")");
+}
+
+/* The shadow's key column names as ("a", "b"). */
+static void add_shadow_key(osc_sb *b, const osc_map *m, const char *prefix)
+{
+    osc_sb_addf(b, "(");
+    for (int k = 0; k < m->nkeys; k++) {
+        osc_sb_addf(b, "%s%s%s", k ? ", " : "", prefix ? prefix : "", prefix ? "." : "");
+        osc_sb_ident(b, m->cols[m->key_col[k]].name);
+    }
+    osc_sb_addf(b, ")");
+}
+
+char *osc_sql_trigger_function(const osc_map *m, bool noop)
+{
+    osc_sb b = {0};
+    osc_sb_addf(&b, "CREATE OR REPLACE FUNCTION ");
+    add_function(&b, m);
+    osc_sb_addf(&b, "() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM "
+                    "CURRENT AS $pgc$\nBEGIN\n");
+    if (noop) {
+        osc_sb_addf(&b, "  RETURN NULL; -- migration %" PRId64 " stopped writing\nEND\n$pgc$",
+                    m->id);
+        return osc_sb_take(&b);
+    }
+    osc_sb_addf(&b, "  BEGIN\n    IF TG_OP = 'TRUNCATE' THEN\n      TRUNCATE ");
+    add_qualified(&b, m->shadow_schema, m->shadow_table);
+    osc_sb_addf(&b, ";\n      RETURN NULL;\n    END IF;\n    IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND ");
+    add_key_tuple(&b, m, "OLD");
+    osc_sb_addf(&b, " IS DISTINCT FROM ");
+    add_key_tuple(&b, m, "NEW");
+    osc_sb_addf(&b, ") THEN\n      DELETE FROM ");
+    add_qualified(&b, m->shadow_schema, m->shadow_table);
+    osc_sb_addf(&b, " AS pgc_s USING (SELECT ");
+    for (int k = 0; k < m->nkeys; k++)
+        osc_sb_addf(&b, "%s(%s) AS pgc_k%d", k ? ", " : "", m->cols[m->key_col[k]].expr, k);
+    osc_sb_addf(&b, " FROM (SELECT OLD.*) AS ");
+    osc_sb_ident(&b, m->table);
+    osc_sb_addf(&b, ") AS pgc_o WHERE ");
+    for (int k = 0; k < m->nkeys; k++) {
+        osc_sb_addf(&b, "%spgc_s.", k ? " AND " : "");
+        osc_sb_ident(&b, m->cols[m->key_col[k]].name);
+        osc_sb_addf(&b, " = pgc_o.pgc_k%d", k);
+    }
+    osc_sb_addf(&b, ";\n    END IF;\n    IF TG_OP = 'DELETE' THEN\n      RETURN NULL;\n    END IF;\n"
+                    "    INSERT INTO ");
+    add_qualified(&b, m->shadow_schema, m->shadow_table);
+    osc_sb_addf(&b, " (");
+    add_copied_names(&b, m);
+    osc_sb_addf(&b, ") OVERRIDING SYSTEM VALUE SELECT ");
+    add_copied_exprs(&b, m, false);
+    osc_sb_addf(&b, " FROM (SELECT NEW.*) AS ");
+    osc_sb_ident(&b, m->table);
+    osc_sb_addf(&b, " ON CONFLICT ");
+    add_shadow_key(&b, m, NULL);
+    bool any = false;
+    for (int i = 0; i < m->ncols; i++) {
+        const osc_col *c = &m->cols[i];
+        bool is_key = false;
+        for (int k = 0; k < m->nkeys; k++)
+            is_key |= m->key_col[k] == i;
+        if (c->expr == NULL || c->identity_always || is_key)
+            continue;
+        osc_sb_addf(&b, any ? ", " : " DO UPDATE SET ");
+        osc_sb_ident(&b, c->name);
+        osc_sb_addf(&b, " = EXCLUDED.");
+        osc_sb_ident(&b, c->name);
+        any = true;
+    }
+    if (!any)
+        osc_sb_addf(&b, " DO NOTHING");
+    osc_sb_addf(&b, ";\n  EXCEPTION WHEN OTHERS THEN\n"
+                    "    INSERT INTO pgcutover.trigger_errors (migration_id, sqlstate, message) "
+                    "VALUES (%" PRId64 ", SQLSTATE, SQLERRM);\n  END;\n  RETURN NULL;\nEND\n$pgc$",
+                m->id);
+    return osc_sb_take(&b);
+}
+
+char *osc_sql_create_triggers(const osc_map *m)
+{
+    osc_sb b = {0};
+    char trg[80];
+    for (int t = 0; t < 2; t++) {
+        osc_sql_trigger_name(m->id, t == 1, trg, sizeof trg);
+        osc_sb_addf(&b, "CREATE TRIGGER ");
+        osc_sb_ident(&b, trg);
+        osc_sb_addf(&b, t == 0 ? " AFTER INSERT OR UPDATE OR DELETE ON " : " AFTER TRUNCATE ON ");
+        add_qualified(&b, m->schema, m->table);
+        osc_sb_addf(&b, t == 0 ? " FOR EACH ROW EXECUTE FUNCTION " : " FOR EACH STATEMENT EXECUTE FUNCTION ");
+        add_function(&b, m);
+        osc_sb_addf(&b, "();\nALTER TABLE ");
+        add_qualified(&b, m->schema, m->table);
+        osc_sb_addf(&b, " ENABLE ALWAYS TRIGGER ");
+        osc_sb_ident(&b, trg);
+        osc_sb_addf(&b, ";\n");
+    }
+    return osc_sb_take(&b);
+}
+
+char *osc_sql_drop_triggers(const osc_map *m)
+{
+    osc_sb b = {0};
+    char trg[80];
+    for (int t = 0; t < 2; t++) {
+        osc_sql_trigger_name(m->id, t == 1, trg, sizeof trg);
+        osc_sb_addf(&b, "DROP TRIGGER IF EXISTS ");
+        osc_sb_ident(&b, trg);
+        osc_sb_addf(&b, " ON ");
+        add_qualified(&b, m->schema, m->table);
+        osc_sb_addf(&b, ";\n");
+    }
+    return osc_sb_take(&b);
+}
+
+/* WHERE clause on the original's key: key > $lo_first… (has_lo) AND key <= $hi_first…
+ * (has_hi); "TRUE" when neither. */
+static void add_range(osc_sb *b, const osc_map *m, const char *prefix, bool has_lo, int lo_first,
+                      bool has_hi, int hi_first, bool shadow)
+{
+    if (!has_lo && !has_hi)
+        osc_sb_addf(b, "TRUE");
+    for (int part = 0; part < 2; part++) {
+        if (part == 0 ? !has_lo : !has_hi)
+            continue;
+        if (part == 1 && has_lo)
+            osc_sb_addf(b, " AND ");
+        if (shadow)
+            add_shadow_key(b, m, prefix);
+        else
+            add_key_tuple(b, m, prefix);
+        osc_sb_addf(b, part == 0 ? " > " : " <= ");
+        add_key_params(b, m, part == 0 ? lo_first : hi_first);
+    }
+}
+
+static void add_key_order(osc_sb *b, const osc_map *m, const char *prefix, bool desc)
+{
+    for (int k = 0; k < m->nkeys; k++) {
+        osc_sb_addf(b, "%s%s%s", k ? ", " : "", prefix ? prefix : "", prefix ? "." : "");
+        osc_sb_ident(b, m->key_name[k]);
+        osc_sb_addf(b, desc ? " DESC" : "");
+    }
+}
+
+char *osc_sql_backfill(const osc_map *m, bool has_last)
+{
+    osc_sb b = {0};
+    int k = m->nkeys, max_first = has_last ? k + 1 : 1, limit = max_first + k, id = limit + 1;
+    osc_sb_addf(&b, "WITH pgc_src AS (SELECT ");
+    for (int i = 0; i < k; i++) {
+        osc_sb_ident(&b, m->key_name[i]);
+        osc_sb_addf(&b, " AS pgc_k%d, ", i);
+    }
+    bool first = true;
+    for (int i = 0; i < m->ncols; i++) {
+        if (m->cols[i].expr == NULL)
+            continue;
+        osc_sb_addf(&b, "%s(%s) AS pgc_c%d", first ? "" : ", ", m->cols[i].expr, i);
+        first = false;
+    }
+    osc_sb_addf(&b, " FROM ONLY ");
+    add_qualified(&b, m->schema, m->table);
+    osc_sb_addf(&b, " WHERE ");
+    add_range(&b, m, NULL, has_last, 1, true, max_first, false);
+    osc_sb_addf(&b, " ORDER BY ");
+    add_key_order(&b, m, NULL, false);
+    osc_sb_addf(&b, " LIMIT $%d FOR KEY SHARE), pgc_ins AS (INSERT INTO ", limit);
+    add_qualified(&b, m->shadow_schema, m->shadow_table);
+    osc_sb_addf(&b, " (");
+    add_copied_names(&b, m);
+    osc_sb_addf(&b, ") OVERRIDING SYSTEM VALUE SELECT ");
+    first = true;
+    for (int i = 0; i < m->ncols; i++) {
+        if (m->cols[i].expr == NULL)
+            continue;
+        osc_sb_addf(&b, "%spgc_c%d", first ? "" : ", ", i);
+        first = false;
+    }
+    osc_sb_addf(&b, " FROM pgc_src ON CONFLICT ");
+    add_shadow_key(&b, m, NULL);
+    osc_sb_addf(&b, " DO NOTHING), pgc_last AS (SELECT ");
+    for (int i = 0; i < k; i++)
+        osc_sb_addf(&b, "%spgc_k%d::text AS pgc_t%d", i ? ", " : "", i, i);
+    osc_sb_addf(&b, " FROM pgc_src ORDER BY ");
+    for (int i = 0; i < k; i++)
+        osc_sb_addf(&b, "%spgc_k%d DESC", i ? ", " : "", i);
+    osc_sb_addf(&b, " LIMIT 1), pgc_n AS (SELECT count(*) AS n FROM pgc_src), pgc_ck AS (UPDATE "
+                    "pgcutover.migrations SET checkpoint = ARRAY[");
+    for (int i = 0; i < k; i++)
+        osc_sb_addf(&b, "%spgc_last.pgc_t%d", i ? ", " : "", i);
+    osc_sb_addf(&b, "], rows_copied = rows_copied + pgc_n.n, updated_at = now() FROM pgc_last, pgc_n "
+                    "WHERE id = $%d) SELECT pgc_n.n", id);
+    for (int i = 0; i < k; i++)
+        osc_sb_addf(&b, ", pgc_last.pgc_t%d", i);
+    osc_sb_addf(&b, " FROM pgc_n LEFT JOIN pgc_last ON TRUE");
+    return osc_sb_take(&b);
+}
+
+char *osc_sql_max_key(const osc_map *m)
+{
+    osc_sb b = {0};
+    osc_sb_addf(&b, "SELECT ");
+    for (int k = 0; k < m->nkeys; k++) {
+        osc_sb_addf(&b, "%s", k ? ", " : "");
+        osc_sb_ident(&b, m->key_name[k]);
+        /* Aliased: ORDER BY "k" must sort by the column, not by this text output. */
+        osc_sb_addf(&b, "::text AS pgc_t%d", k);
+    }
+    osc_sb_addf(&b, " FROM ONLY ");
+    add_qualified(&b, m->schema, m->table);
+    osc_sb_addf(&b, " ORDER BY ");
+    add_key_order(&b, m, NULL, true);
+    osc_sb_addf(&b, " LIMIT 1");
+    return osc_sb_take(&b);
+}
+
+char *osc_sql_remaining(const osc_map *m, bool has_last)
+{
+    osc_sb b = {0};
+    osc_sb_addf(&b, "SELECT 1 FROM ONLY ");
+    add_qualified(&b, m->schema, m->table);
+    osc_sb_addf(&b, " WHERE ");
+    add_range(&b, m, NULL, has_last, 1, true, has_last ? m->nkeys + 1 : 1, false);
+    osc_sb_addf(&b, " LIMIT 1");
+    return osc_sb_take(&b);
+}
+
+char *osc_sql_verify(const osc_map *m, bool shadow, bool has_lo, bool has_hi)
+{
+    osc_sb b = {0};
+    osc_sb_addf(&b, "SELECT count(*)::text, coalesce(sum(hashtextextended(ROW(");
+    if (shadow) {
+        bool first = true;
+        for (int i = 0; i < m->ncols; i++) {
+            if (m->cols[i].expr == NULL)
+                continue;
+            osc_sb_addf(&b, first ? "" : ", ");
+            osc_sb_ident(&b, m->cols[i].name);
+            first = false;
+        }
+    } else {
+        add_copied_exprs(&b, m, true);
+    }
+    osc_sb_addf(&b, ")::text, 0)::numeric), 0)::text FROM %s", shadow ? "" : "ONLY ");
+    if (shadow)
+        add_qualified(&b, m->shadow_schema, m->shadow_table);
+    else
+        add_qualified(&b, m->schema, m->table);
+    osc_sb_addf(&b, " WHERE ");
+    add_range(&b, m, NULL, has_lo, 1, has_hi, has_lo ? m->nkeys + 1 : 1, shadow);
+    return osc_sb_take(&b);
+}
+
+char *osc_sql_chunk_end(const osc_map *m, bool has_lo)
+{
+    osc_sb b = {0};
+    osc_sb_addf(&b, "SELECT ");
+    for (int k = 0; k < m->nkeys; k++) {
+        osc_sb_addf(&b, "%s", k ? ", " : "");
+        osc_sb_ident(&b, m->key_name[k]);
+        /* Aliased: ORDER BY "k" must sort by the column, not by this text output. */
+        osc_sb_addf(&b, "::text AS pgc_t%d", k);
+    }
+    osc_sb_addf(&b, " FROM ONLY ");
+    add_qualified(&b, m->schema, m->table);
+    osc_sb_addf(&b, " WHERE ");
+    add_range(&b, m, NULL, has_lo, 1, false, 0, false);
+    osc_sb_addf(&b, " ORDER BY ");
+    add_key_order(&b, m, NULL, false);
+    osc_sb_addf(&b, " OFFSET $%d - 1 LIMIT 1", has_lo ? m->nkeys + 1 : 1);
+    return osc_sb_take(&b);
+}

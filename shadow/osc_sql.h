@@ -1,0 +1,114 @@
+/*
+ * osc_sql.h — the SQL the engine runs, generated from a migration's column map. Pure
+ * code (no database): unit-tested in tests/unit/test_osc_sql.c.
+ *
+ * The map says, for every column of the shadow table, how its value is computed from
+ * a row of the original: an expression over the original's columns (a plain column
+ * reference, or the ALTER's USING expression), or none (added and generated columns
+ * take their default). Expressions are evaluated where the original's row is visible
+ * under the original's own table name, so "col" and "table.col" both resolve:
+ * FROM ONLY schema.table in the backfill and verify, and FROM (SELECT NEW.*) AS table
+ * in the dual-write trigger (PostgreSQL "Trigger Functions", plpgsql-trigger.html).
+ *
+ * Every identifier is double-quoted (quote_ident rules: embedded quotes doubled);
+ * every generated string is malloc'ed and owned by the caller; NULL means out of memory.
+ */
+#ifndef OSC_SQL_H
+#define OSC_SQL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OSC_MAX_KEYS 16
+
+typedef struct {
+    char *name;           /* shadow column name */
+    char *type;           /* format_type() of the shadow column */
+    char *expr;           /* value from the original's row; NULL = not copied */
+    bool identity_always; /* GENERATED ALWAYS AS IDENTITY: never in DO UPDATE SET */
+} osc_col;
+
+typedef struct {
+    int64_t id;
+    char *schema, *table;               /* the original */
+    char *shadow_schema, *shadow_table; /* the shadow */
+    int nkeys;
+    char *key_name[OSC_MAX_KEYS];       /* key columns in the original */
+    char *key_type[OSC_MAX_KEYS];       /* their format_type() in the original */
+    int key_col[OSC_MAX_KEYS];          /* index in cols of the shadow's key column */
+    int ncols;
+    osc_col *cols;
+} osc_map;
+
+/* A small growable string. */
+typedef struct {
+    char *s;
+    size_t len, cap;
+    bool oom;
+} osc_sb;
+
+void osc_sb_addf(osc_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* osc_sb_ident — append name double-quoted. */
+void osc_sb_ident(osc_sb *b, const char *name);
+/* osc_sb_take — the built string (caller frees), or NULL (and freed) on out of memory. */
+char *osc_sb_take(osc_sb *b);
+
+/* osc_map_free — release every string and the column array; safe on a zeroed map. */
+void osc_map_free(osc_map *m);
+
+/* osc_map_keys_plain — every shadow key column is a plain copy of its original key
+ * column (no USING), so key ranges of the original are key ranges of the shadow. */
+bool osc_map_keys_plain(const osc_map *m);
+
+/* Names of a migration's objects: the dual-write function pgcutover.m<id>_dw(), its
+ * row trigger pgcutover_m<id>_dw and statement trigger pgcutover_m<id>_truncate. */
+void osc_sql_function_name(int64_t id, char *buf, size_t len);
+void osc_sql_trigger_name(int64_t id, bool truncate, char *buf, size_t len);
+
+/*
+ * osc_sql_trigger_function — CREATE OR REPLACE FUNCTION for the dual-write trigger.
+ * INSERT/UPDATE upsert the mapped row on the shadow's key; an UPDATE that changes the
+ * key, and a DELETE, first delete the old key's row; TRUNCATE truncates the shadow.
+ * Any error (a CHECK or cast the ALTER introduced, a new unique key) is caught, so the
+ * application's statement never fails, and recorded in pgcutover.trigger_errors for the
+ * engine, which then fails the migration. QUERY_CANCELED is not caught (OTHERS does not
+ * match it), so a cancel still cancels. SECURITY DEFINER: application roles need no
+ * rights on schema pgcutover. With noop, the body does nothing (how a failed or aborted
+ * migration stops writing before its triggers can be dropped).
+ */
+char *osc_sql_trigger_function(const osc_map *m, bool noop);
+/* osc_sql_create_triggers — CREATE TRIGGER (row and truncate) + ENABLE ALWAYS. */
+char *osc_sql_create_triggers(const osc_map *m);
+/* osc_sql_drop_triggers — DROP TRIGGER IF EXISTS both. */
+char *osc_sql_drop_triggers(const osc_map *m);
+
+/*
+ * osc_sql_backfill — one keyset batch as a single statement (so the batch and its
+ * checkpoint commit together): read up to $L rows of the original with key > $last
+ * (when has_last) and key <= $max, locked FOR KEY SHARE so a concurrent DELETE or key
+ * UPDATE cannot commit between the read and the insert (DESIGN.md §2.4); insert them
+ * mapped into the shadow ON CONFLICT (key) DO NOTHING (trigger writes win); save the
+ * checkpoint in pgcutover.migrations. Parameters: $1..$k last key (has_last only),
+ * then max key, then the batch size, then the migration id. Returns one row: rows read,
+ * then the last key's columns as text (NULL when no row was read).
+ */
+char *osc_sql_backfill(const osc_map *m, bool has_last);
+/* osc_sql_max_key — SELECT the original's greatest key, one text column per key part. */
+char *osc_sql_max_key(const osc_map *m);
+/* osc_sql_remaining — SELECT 1 when a row with key > $last (has_last) and <= $max
+ * exists; parameters as osc_sql_backfill without the batch size and id. */
+char *osc_sql_remaining(const osc_map *m, bool has_last);
+
+/*
+ * osc_sql_verify — count and order-independent hash of the mapped columns of rows with
+ * key in ($lo, $hi] (each bound optional), on the original (shadow = false; each
+ * expression cast to its shadow column's type) or on the shadow. Parameters: lo's key
+ * parts, then hi's. One row: count, hash (both as text).
+ */
+char *osc_sql_verify(const osc_map *m, bool shadow, bool has_lo, bool has_hi);
+/* osc_sql_chunk_end — the key at OFFSET $n-1 after $lo (has_lo) on the original, as text
+ * columns; no row when fewer remain. Parameters: lo's key parts, then n. */
+char *osc_sql_chunk_end(const osc_map *m, bool has_lo);
+
+#endif

@@ -340,37 +340,47 @@ static bool wait_state(osc_mig *m, const char *want, int ms)
     }
 }
 
-static void start_migration(PGconn *c, const char *db, const char *user, const char *sql, osc_result *r)
+/* Check sql's table (and, for a start, that no migration of it is live), then try the
+ * ALTER on an empty shadow in a transaction that is rolled back: every refusal comes
+ * before anything is recorded. *s gets the settings in force (caller conf_free's it). */
+static bool trial(PGconn *c, const char *sql, const char *user, bool starting, osc_plan *p,
+                  conf_t *s, osc_result *r)
 {
-    osc_plan p;
-    char err[1024], code[6];
-    if (!osc_plan_check(c, sql, user, &p, r)) {
-        osc_plan_free(&p);
-        return;
-    }
-    conf_t s = {0};
-    osc_hooks.settings(&s);
-    char shadow[64];
-    osc_plan_shadow_name(p.map.table, 0, shadow, sizeof shadow);
-    /* Prove the ALTER works on an empty copy before recording anything. */
-    bool ok = osc_state_ensure(c, err, sizeof err);
-    if (!ok)
-        osc_result_error(r, "XX000", NULL, "%s", err);
-    if (ok) {
-        char oid[16];
-        snprintf(oid, sizeof oid, "%u", p.table_oid);
+    osc_hooks.settings(s);
+    if (!osc_plan_check(c, sql, user, p, r))
+        return false;
+    if (starting && osc_state_exists(c)) {
+        char oid[16], err[512], code[6];
+        snprintf(oid, sizeof oid, "%u", p->table_oid);
         const char *v[] = {oid};
         PGresult *t = osc_exec(c, "SELECT id, state FROM pgcutover.migrations WHERE table_oid = $1 "
                                   "AND state NOT IN ('done', 'failed', 'aborted')",
                                1, v, err, sizeof err, code);
-        if (t && PQntuples(t) > 0)
+        if (t == NULL)
+            osc_result_error(r, code, NULL, "%s", err);
+        else if (PQntuples(t) > 0)
             osc_result_error(r, "55000", "wait for it to finish, or ABORT MIGRATION it first",
                              "table %s.%s already has migration %s in progress (state %s)",
-                             p.map.schema, p.map.table, PQgetvalue(t, 0, 0), PQgetvalue(t, 0, 1));
-        ok = t && r->ok;
+                             p->map.schema, p->map.table, PQgetvalue(t, 0, 0), PQgetvalue(t, 0, 1));
         PQclear(t);
+        if (!r->ok)
+            return false;
     }
-    ok = ok && osc_plan_shadow(c, &p, 0, shadow, s.lock_timeout_ms, false, r);
+    char shadow[64];
+    osc_plan_shadow_name(p->map.table, 0, shadow, sizeof shadow);
+    return osc_plan_shadow(c, p, 0, shadow, s->lock_timeout_ms, false, r);
+}
+
+static void start_migration(PGconn *c, const char *db, const char *user, const char *sql, osc_result *r)
+{
+    osc_plan p;
+    conf_t s = {0};
+    char err[1024], code[6];
+    bool ok = trial(c, sql, user, true, &p, &s, r);
+    if (ok && !osc_state_ensure(c, err, sizeof err)) {
+        osc_result_error(r, "XX000", NULL, "%s", err);
+        ok = false;
+    }
     if (ok) {
         char oid[16], bs[16], tb[16], mr[16], lt[16];
         snprintf(oid, sizeof oid, "%u", p.table_oid);
@@ -419,15 +429,8 @@ static void start_migration(PGconn *c, const char *db, const char *user, const c
 static void plan_rows(PGconn *c, const char *sql, const char *user, osc_result *r)
 {
     osc_plan p;
-    if (!osc_plan_check(c, sql, user, &p, r)) {
-        osc_plan_free(&p);
-        return;
-    }
     conf_t s = {0};
-    osc_hooks.settings(&s);
-    char shadow[64];
-    osc_plan_shadow_name(p.map.table, 0, shadow, sizeof shadow);
-    if (osc_plan_shadow(c, &p, 0, shadow, s.lock_timeout_ms, false, r)) {
+    if (trial(c, sql, user, false, &p, &s, r)) {
         osc_result_col(r, "step", OSC_T_INT8);
         osc_result_col(r, "phase", OSC_T_TEXT);
         osc_result_col(r, "description", OSC_T_TEXT);

@@ -359,19 +359,26 @@ char *osc_sql_backfill(const osc_map *m, bool has_last)
     return osc_sb_take(&b);
 }
 
+/* SELECT "k1"::text AS pgc_t0, … FROM ONLY original WHERE — aliased, so that an
+ * ORDER BY "k1" that follows sorts by the column, not by this text output. */
+static void add_key_select(osc_sb *b, const osc_map *m)
+{
+    osc_sb_addf(b, "SELECT ");
+    for (int k = 0; k < m->nkeys; k++) {
+        osc_sb_addf(b, "%s", k ? ", " : "");
+        osc_sb_ident(b, m->key_name[k]);
+        osc_sb_addf(b, "::text AS pgc_t%d", k);
+    }
+    osc_sb_addf(b, " FROM ONLY ");
+    add_qualified(b, m->schema, m->table);
+    osc_sb_addf(b, " WHERE ");
+}
+
 char *osc_sql_max_key(const osc_map *m)
 {
     osc_sb b = {0};
-    osc_sb_addf(&b, "SELECT ");
-    for (int k = 0; k < m->nkeys; k++) {
-        osc_sb_addf(&b, "%s", k ? ", " : "");
-        osc_sb_ident(&b, m->key_name[k]);
-        /* Aliased: ORDER BY "k" must sort by the column, not by this text output. */
-        osc_sb_addf(&b, "::text AS pgc_t%d", k);
-    }
-    osc_sb_addf(&b, " FROM ONLY ");
-    add_qualified(&b, m->schema, m->table);
-    osc_sb_addf(&b, " ORDER BY ");
+    add_key_select(&b, m);
+    osc_sb_addf(&b, "TRUE ORDER BY ");
     add_key_order(&b, m, NULL, true);
     osc_sb_addf(&b, " LIMIT 1");
     return osc_sb_take(&b);
@@ -417,16 +424,7 @@ char *osc_sql_verify(const osc_map *m, bool shadow, bool has_lo, bool has_hi)
 char *osc_sql_chunk_end(const osc_map *m, bool has_lo)
 {
     osc_sb b = {0};
-    osc_sb_addf(&b, "SELECT ");
-    for (int k = 0; k < m->nkeys; k++) {
-        osc_sb_addf(&b, "%s", k ? ", " : "");
-        osc_sb_ident(&b, m->key_name[k]);
-        /* Aliased: ORDER BY "k" must sort by the column, not by this text output. */
-        osc_sb_addf(&b, "::text AS pgc_t%d", k);
-    }
-    osc_sb_addf(&b, " FROM ONLY ");
-    add_qualified(&b, m->schema, m->table);
-    osc_sb_addf(&b, " WHERE ");
+    add_key_select(&b, m);
     add_range(&b, m, NULL, has_lo, 1, false, 0, false);
     osc_sb_addf(&b, " ORDER BY ");
     add_key_order(&b, m, NULL, false);

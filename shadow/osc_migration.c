@@ -332,7 +332,7 @@ static step_rc backfill(run_ctx *x)
         goto out;
     }
     char *sql[2] = {osc_sql_backfill(&x->map, false), osc_sql_backfill(&x->map, true)};
-    char *rem[2] = {osc_sql_remaining(&x->map, false), osc_sql_remaining(&x->map, true)};
+    char *ends[2] = {osc_sql_chunk_end(&x->map, false, true), osc_sql_chunk_end(&x->map, true, true)};
     int batch;
     pthread_mutex_lock(&m->lock);
     batch = m->batch_size;
@@ -376,6 +376,7 @@ static step_rc backfill(run_ctx *x)
             break;
         if (cap > 0 && batch > cap)
             batch = cap;
+        /* The batch ends at the batch-th key after the checkpoint, or at the max key. */
         const char *v[2 * OSC_MAX_KEYS + 2];
         int n = 0;
         char limit[16];
@@ -385,11 +386,27 @@ static step_rc backfill(run_ctx *x)
         for (int k = 0; k < x->map.nkeys; k++)
             v[n++] = max[k];
         v[n++] = limit;
-        v[n++] = x->ids;
         double t0 = now_s();
+        PGresult *e = osc_exec(x->c, ends[has_last], n, v, x->err, sizeof x->err, code);
+        if (e == NULL) {
+            rc = failed(x, code);
+            break;
+        }
+        bool final = PQntuples(e) == 0;
+        char *end[OSC_MAX_KEYS] = {0};
+        for (int k = 0; k < x->map.nkeys; k++)
+            end[k] = strdup(final ? max[k] : PQgetvalue(e, 0, k));
+        PQclear(e);
+        n = 0;
+        for (int k = 0; has_last && k < x->map.nkeys; k++)
+            v[n++] = last[k];
+        for (int k = 0; k < x->map.nkeys; k++)
+            v[n++] = end[k];
+        v[n++] = x->ids;
         PGresult *r = osc_exec(x->c, sql[has_last], n, v, x->err, sizeof x->err, code);
         double took = now_s() - t0;
         if (r == NULL) {
+            free_keys(end, OSC_MAX_KEYS);
             if (failed(x, code) == R_CONN) {
                 rc = R_CONN;
                 break;
@@ -406,26 +423,13 @@ static step_rc backfill(run_ctx *x)
             break;
         }
         retries = 0;
-        int64_t got = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-        if (got > 0) {
-            free_keys(last, x->map.nkeys);
-            for (int k = 0; k < x->map.nkeys; k++)
-                last[k] = strdup(PQgetvalue(r, 0, 1 + k));
-            has_last = true;
-        }
+        int64_t got = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
         PQclear(r);
-        if (got == 0) {
-            r = osc_exec(x->c, rem[has_last], n - 2, v, x->err, sizeof x->err, code);
-            if (r == NULL) {
-                rc = failed(x, code);
-                break;
-            }
-            bool more = PQntuples(r) > 0;
-            PQclear(r);
-            if (!more)
-                break;
-            continue;
-        }
+        free_keys(last, OSC_MAX_KEYS);
+        memcpy(last, end, sizeof last);
+        has_last = true;
+        if (final)
+            break;
         /* Adapt the batch to target_batch_ms (at most doubling or halving per batch). */
         double factor = took > 0 ? (target / 1000.0) / took : 2.0;
         factor = factor > 2.0 ? 2.0 : factor < 0.5 ? 0.5 : factor;
@@ -467,7 +471,7 @@ static step_rc backfill(run_ctx *x)
     }
     for (int i = 0; i < 2; i++) {
         free(sql[i]);
-        free(rem[i]);
+        free(ends[i]);
     }
     if (rc == R_OK && !set_state(x, "verifying", "comparing counts and hashes per key range", NULL))
         rc = R_CONN;
@@ -529,7 +533,7 @@ static step_rc verify(run_ctx *x)
     char *lo[OSC_MAX_KEYS] = {0}, *hi[OSC_MAX_KEYS] = {0};
     bool has_lo = false;
     step_rc rc = R_OK;
-    char *chunk[2] = {osc_sql_chunk_end(&x->map, false), osc_sql_chunk_end(&x->map, true)};
+    char *chunk[2] = {osc_sql_chunk_end(&x->map, false, false), osc_sql_chunk_end(&x->map, true, false)};
     int64_t ranges = 0;
     for (;;) {
         if ((rc = wait_command(x->m, 0)) != R_OK)

@@ -308,54 +308,26 @@ static void add_key_order(osc_sb *b, const osc_map *m, const char *prefix, bool 
 char *osc_sql_backfill(const osc_map *m, bool has_last)
 {
     osc_sb b = {0};
-    int k = m->nkeys, max_first = has_last ? k + 1 : 1, limit = max_first + k, id = limit + 1;
-    osc_sb_addf(&b, "WITH pgc_src AS (SELECT ");
-    for (int i = 0; i < k; i++) {
-        osc_sb_ident(&b, m->key_name[i]);
-        osc_sb_addf(&b, " AS pgc_k%d, ", i);
-    }
-    bool first = true;
-    for (int i = 0; i < m->ncols; i++) {
-        if (m->cols[i].expr == NULL)
-            continue;
-        osc_sb_addf(&b, "%s(%s) AS pgc_c%d", first ? "" : ", ", m->cols[i].expr, i);
-        first = false;
-    }
-    osc_sb_addf(&b, " FROM ONLY ");
-    add_qualified(&b, m->schema, m->table);
-    osc_sb_addf(&b, " WHERE ");
-    add_range(&b, m, NULL, has_last, 1, true, max_first, false);
-    osc_sb_addf(&b, " ORDER BY ");
-    add_key_order(&b, m, NULL, false);
-    osc_sb_addf(&b, " LIMIT $%d FOR KEY SHARE), pgc_ins AS (INSERT INTO ", limit);
+    int k = m->nkeys, end_first = has_last ? k + 1 : 1, id = end_first + k;
+    osc_sb_addf(&b, "WITH pgc_ins AS (INSERT INTO ");
     add_qualified(&b, m->shadow_schema, m->shadow_table);
     osc_sb_addf(&b, " (");
     add_copied_names(&b, m);
     osc_sb_addf(&b, ") OVERRIDING SYSTEM VALUE SELECT ");
-    first = true;
-    for (int i = 0; i < m->ncols; i++) {
-        if (m->cols[i].expr == NULL)
-            continue;
-        osc_sb_addf(&b, "%spgc_c%d", first ? "" : ", ", i);
-        first = false;
-    }
-    osc_sb_addf(&b, " FROM pgc_src ON CONFLICT ");
+    add_copied_exprs(&b, m, false);
+    osc_sb_addf(&b, " FROM ONLY ");
+    add_qualified(&b, m->schema, m->table);
+    osc_sb_addf(&b, " WHERE ");
+    add_range(&b, m, NULL, has_last, 1, true, end_first, false);
+    osc_sb_addf(&b, " FOR KEY SHARE ON CONFLICT ");
     add_shadow_key(&b, m, NULL);
-    osc_sb_addf(&b, " DO NOTHING), pgc_last AS (SELECT ");
+    osc_sb_addf(&b, " DO NOTHING RETURNING 1), pgc_n AS (SELECT count(*) AS n FROM pgc_ins) "
+                    "UPDATE pgcutover.migrations SET checkpoint = ARRAY[");
     for (int i = 0; i < k; i++)
-        osc_sb_addf(&b, "%spgc_k%d::text AS pgc_t%d", i ? ", " : "", i, i);
-    osc_sb_addf(&b, " FROM pgc_src ORDER BY ");
-    for (int i = 0; i < k; i++)
-        osc_sb_addf(&b, "%spgc_k%d DESC", i ? ", " : "", i);
-    osc_sb_addf(&b, " LIMIT 1), pgc_n AS (SELECT count(*) AS n FROM pgc_src), pgc_ck AS (UPDATE "
-                    "pgcutover.migrations SET checkpoint = ARRAY[");
-    for (int i = 0; i < k; i++)
-        osc_sb_addf(&b, "%spgc_last.pgc_t%d", i ? ", " : "", i);
-    osc_sb_addf(&b, "], rows_copied = rows_copied + pgc_n.n, updated_at = now() FROM pgc_last, pgc_n "
-                    "WHERE id = $%d) SELECT pgc_n.n", id);
-    for (int i = 0; i < k; i++)
-        osc_sb_addf(&b, ", pgc_last.pgc_t%d", i);
-    osc_sb_addf(&b, " FROM pgc_n LEFT JOIN pgc_last ON TRUE");
+        osc_sb_addf(&b, "%s$%d::text", i ? ", " : "", end_first + i);
+    osc_sb_addf(&b, "], rows_copied = rows_copied + pgc_n.n, updated_at = now() FROM pgc_n WHERE "
+                    "id = $%d RETURNING pgc_n.n",
+                id);
     return osc_sb_take(&b);
 }
 
@@ -380,17 +352,6 @@ char *osc_sql_max_key(const osc_map *m)
     add_key_select(&b, m);
     osc_sb_addf(&b, "TRUE ORDER BY ");
     add_key_order(&b, m, NULL, true);
-    osc_sb_addf(&b, " LIMIT 1");
-    return osc_sb_take(&b);
-}
-
-char *osc_sql_remaining(const osc_map *m, bool has_last)
-{
-    osc_sb b = {0};
-    osc_sb_addf(&b, "SELECT 1 FROM ONLY ");
-    add_qualified(&b, m->schema, m->table);
-    osc_sb_addf(&b, " WHERE ");
-    add_range(&b, m, NULL, has_last, 1, true, has_last ? m->nkeys + 1 : 1, false);
     osc_sb_addf(&b, " LIMIT 1");
     return osc_sb_take(&b);
 }
@@ -421,13 +382,14 @@ char *osc_sql_verify(const osc_map *m, bool shadow, bool has_lo, bool has_hi)
     return osc_sb_take(&b);
 }
 
-char *osc_sql_chunk_end(const osc_map *m, bool has_lo)
+char *osc_sql_chunk_end(const osc_map *m, bool has_lo, bool has_hi)
 {
     osc_sb b = {0};
+    int k = m->nkeys, hi_first = has_lo ? k + 1 : 1, n = hi_first + (has_hi ? k : 0);
     add_key_select(&b, m);
-    add_range(&b, m, NULL, has_lo, 1, false, 0, false);
+    add_range(&b, m, NULL, has_lo, 1, has_hi, hi_first, false);
     osc_sb_addf(&b, " ORDER BY ");
     add_key_order(&b, m, NULL, false);
-    osc_sb_addf(&b, " OFFSET $%d - 1 LIMIT 1", has_lo ? m->nkeys + 1 : 1);
+    osc_sb_addf(&b, " OFFSET $%d - 1 LIMIT 1", n);
     return osc_sb_take(&b);
 }

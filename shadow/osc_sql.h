@@ -85,20 +85,17 @@ char *osc_sql_drop_triggers(const osc_map *m);
 
 /*
  * osc_sql_backfill — one keyset batch as a single statement (so the batch and its
- * checkpoint commit together): read up to $L rows of the original with key > $last
- * (when has_last) and key <= $max, locked FOR KEY SHARE so a concurrent DELETE or key
- * UPDATE cannot commit between the read and the insert (DESIGN.md §2.4); insert them
- * mapped into the shadow ON CONFLICT (key) DO NOTHING (trigger writes win); save the
- * checkpoint in pgcutover.migrations. Parameters: $1..$k last key (has_last only),
- * then max key, then the batch size, then the migration id. Returns one row: rows read,
- * then the last key's columns as text (NULL when no row was read).
+ * checkpoint commit together): copy the original's rows with key > $last (when
+ * has_last) and key <= $end, locked FOR KEY SHARE so a concurrent DELETE or key UPDATE
+ * cannot commit between the read and the insert (DESIGN.md §2.4), mapped into the
+ * shadow ON CONFLICT (key) DO NOTHING (trigger writes win), and save $end as the
+ * checkpoint in pgcutover.migrations. The batch's end comes from osc_sql_chunk_end, so
+ * this statement needs no ORDER BY, LIMIT or CTE over the rows. Parameters: $1..$k last
+ * key (has_last only), then the end key, then the migration id. One row: rows inserted.
  */
 char *osc_sql_backfill(const osc_map *m, bool has_last);
 /* osc_sql_max_key — SELECT the original's greatest key, one text column per key part. */
 char *osc_sql_max_key(const osc_map *m);
-/* osc_sql_remaining — SELECT 1 when a row with key > $last (has_last) and <= $max
- * exists; parameters as osc_sql_backfill without the batch size and id. */
-char *osc_sql_remaining(const osc_map *m, bool has_last);
 
 /*
  * osc_sql_verify — count and order-independent hash of the mapped columns of rows with
@@ -107,8 +104,9 @@ char *osc_sql_remaining(const osc_map *m, bool has_last);
  * parts, then hi's. One row: count, hash (both as text).
  */
 char *osc_sql_verify(const osc_map *m, bool shadow, bool has_lo, bool has_hi);
-/* osc_sql_chunk_end — the key at OFFSET $n-1 after $lo (has_lo) on the original, as text
- * columns; no row when fewer remain. Parameters: lo's key parts, then n. */
-char *osc_sql_chunk_end(const osc_map *m, bool has_lo);
+/* osc_sql_chunk_end — the n-th key of the original after $lo (has_lo) and not above $hi
+ * (has_hi), as text columns; no row when fewer remain. Parameters: lo's key parts, then
+ * hi's, then n. Batch ends for the backfill, range ends for verify. */
+char *osc_sql_chunk_end(const osc_map *m, bool has_lo, bool has_hi);
 
 #endif

@@ -702,12 +702,16 @@ void *osc_mig_thread(void *arg)
         } else if (strcmp(state, "pending") == 0) {
             rc = prepare(&x);
         } else if (strcmp(state, "preparing") == 0) {
-            /* Half-built (a crash or a lost connection mid-way): start from a clean slate. */
+            /* Half-built (a crash or a lost connection mid-way): it cannot resume, so it
+             * is aborted cleanly, with the reason recorded. */
             char why[300];
             snprintf(why, sizeof why, "pgcutover lost the migration while preparing (%s); "
-                                      "its objects were dropped: start it again",
+                                      "aborted: start it again",
                      resumed ? "connection lost" : "restart");
-            rc = fail_with(&x, why);
+            osc_log(CONF_LOG_WARNING, "m%" PRId64 " %s: %s", x.m->id, x.m->table, why);
+            rc = osc_state_set(x.c, x.m->id, "aborting", NULL, why, x.err, sizeof x.err)
+                     ? do_abort(&x)
+                     : R_CONN;
         } else if (!x.have_map && strcmp(state, "aborting") != 0 &&
                    !(x.have_map = osc_map_load(x.c, x.m->id, &x.map, x.err, sizeof x.err))) {
             rc = PQstatus(x.c) != CONNECTION_OK ? R_CONN : fail_with(&x, x.err);

@@ -484,7 +484,7 @@ out:
 /* Count and hash of one range on both tables; R_OK when equal. */
 static step_rc compare_range(run_ctx *x, char **lo, char **hi, bool *equal, char *detail, size_t len)
 {
-    bool plain = osc_map_keys_plain(&x->map);
+    bool plain = osc_map_keys_ordered(&x->map);
     bool has_lo = lo != NULL && plain, has_hi = hi != NULL && plain;
     const char *v[2 * OSC_MAX_KEYS];
     int n = 0;
@@ -529,7 +529,7 @@ static step_rc verify(run_ctx *x)
     if (!osc_run(x->c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, x->err,
                  sizeof x->err, code))
         return failed(x, code);
-    bool plain = osc_map_keys_plain(&x->map);
+    bool plain = osc_map_keys_ordered(&x->map);
     char *lo[OSC_MAX_KEYS] = {0}, *hi[OSC_MAX_KEYS] = {0};
     bool has_lo = false;
     step_rc rc = R_OK;

@@ -90,6 +90,22 @@ bool osc_map_keys_plain(const osc_map *m)
     return true;
 }
 
+bool osc_map_keys_ordered(const osc_map *m)
+{
+    if (!osc_map_keys_plain(m))
+        return false;
+    for (int k = 0; k < m->nkeys; k++) {
+        const char *from = m->key_type[k], *to = m->cols[m->key_col[k]].type;
+        bool same = strcmp(from, to) == 0;
+        bool widened = (strcmp(from, "smallint") == 0 &&
+                        (strcmp(to, "integer") == 0 || strcmp(to, "bigint") == 0)) ||
+                       (strcmp(from, "integer") == 0 && strcmp(to, "bigint") == 0);
+        if (!same && !widened)
+            return false;
+    }
+    return true;
+}
+
 void osc_sql_function_name(int64_t id, char *buf, size_t len)
 {
     snprintf(buf, len, "m%" PRId64 "_dw", id);
@@ -189,9 +205,13 @@ char *osc_sql_trigger_function(const osc_map *m, bool noop)
     osc_sb_addf(&b, "  BEGIN\n    IF TG_OP = 'TRUNCATE' THEN\n      TRUNCATE ");
     add_qualified(&b, m->shadow_schema, m->shadow_table);
     osc_sb_addf(&b, ";\n      RETURN NULL;\n    END IF;\n    IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND ");
-    add_key_tuple(&b, m, "OLD");
-    osc_sb_addf(&b, " IS DISTINCT FROM ");
-    add_key_tuple(&b, m, "NEW");
+    if (osc_map_keys_plain(m)) {
+        add_key_tuple(&b, m, "OLD");
+        osc_sb_addf(&b, " IS DISTINCT FROM ");
+        add_key_tuple(&b, m, "NEW");
+    } else {
+        osc_sb_addf(&b, "TRUE"); /* a USING key may read any column: always re-key */
+    }
     osc_sb_addf(&b, ") THEN\n      DELETE FROM ");
     add_qualified(&b, m->shadow_schema, m->shadow_table);
     osc_sb_addf(&b, " AS pgc_s USING (SELECT ");

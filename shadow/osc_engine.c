@@ -645,15 +645,13 @@ static void abort_migration(PGconn *c, const char *db, int64_t id, osc_result *r
         return;
     }
     bool was_failed = strcmp(state, "failed") == 0;
+    /* A failed migration is not live (another may have started on the table since): it
+     * goes straight to aborted, without the live state aborting in between. */
     bool ok = (was_failed || osc_state_set(c, id, "aborting", "dropping triggers and shadow", NULL,
                                            err, sizeof err)) &&
-              osc_mig_cleanup(c, id, 200, err, sizeof err);
-    if (ok && !was_failed)
-        ok = osc_state_set(c, id, "aborted", "original untouched; triggers and shadow dropped", NULL,
-                           err, sizeof err);
-    if (ok && was_failed)
-        ok = osc_state_set(c, id, "failed", "cleaned up: triggers and shadow dropped", NULL, err,
-                           sizeof err);
+              osc_mig_cleanup(c, id, 200, err, sizeof err) &&
+              osc_state_set(c, id, "aborted", "original untouched; triggers and shadow dropped", NULL,
+                            err, sizeof err);
     snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%d, %" PRId64 ")", OSC_LOCK_CLASS, id);
     PQclear(PQexec(c, sql));
     if (!ok) {
@@ -661,7 +659,7 @@ static void abort_migration(PGconn *c, const char *db, int64_t id, osc_result *r
                          "aborting migration %" PRId64 ": %s", id, err);
         return;
     }
-    osc_log(CONF_LOG_INFO, "m%" PRId64 " %s", id, was_failed ? "failed: cleaned up by ABORT" : "aborted");
+    osc_log(CONF_LOG_INFO, "m%" PRId64 " aborted%s", id, was_failed ? " (it had failed; cleaned up)" : "");
     snprintf(r->tag, sizeof r->tag, "ABORT MIGRATION");
 }
 

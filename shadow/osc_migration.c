@@ -411,10 +411,17 @@ static step_rc backfill(run_ctx *x)
                 rc = R_CONN;
                 break;
             }
-            /* Deadlock, serialization or lock conflicts: try the batch again. */
-            if ((strcmp(code, "40P01") == 0 || strcmp(code, "40001") == 0 ||
-                 strcmp(code, "55P03") == 0) && ++retries <= 10) {
-                wait_command(m, 100 * retries);
+            /* Deadlock, serialization or lock conflicts with the application: back off and
+             * try the batch again, for as long as it takes (a transaction holding a row
+             * of the batch open must not fail the migration). */
+            if (strcmp(code, "40P01") == 0 || strcmp(code, "40001") == 0 ||
+                strcmp(code, "55P03") == 0) {
+                retries++;
+                set_status(m, NULL, "row locks held by the application (retrying the batch)");
+                if ((rc = wait_command(m, retries < 20 ? 100 * retries : 2000)) != R_OK)
+                    break;
+                if (batch > 1000)
+                    batch /= 2;
                 continue;
             }
             char why[1700];
@@ -645,6 +652,12 @@ static bool attach(run_ctx *x)
             PGresult *r = osc_exec(x->c, sql, 0, NULL, x->err, sizeof x->err, code);
             bool mine = r && PQgetvalue(r, 0, 0)[0] == 't';
             PQclear(r);
+            /* The engine, not the application, is the victim of any deadlock between a
+             * batch and the triggers' writes: it notices first (deadlock_timeout, only a
+             * superuser may lower it) or gives up first (lock_timeout), and retries the
+             * batch. */
+            PQclear(PQexec(x->c, "SET deadlock_timeout = '20ms'"));
+            PQclear(PQexec(x->c, "SET lock_timeout = '100ms'"));
             if (mine)
                 return true;
             snprintf(x->err, sizeof x->err, "another session holds the migration's advisory lock "

@@ -252,7 +252,9 @@ char *osc_sql_trigger_function(const osc_map *m, bool noop)
     }
     if (!any)
         osc_sb_addf(&b, " DO NOTHING");
-    osc_sb_addf(&b, ";\n  EXCEPTION WHEN OTHERS THEN\n"
+    osc_sb_addf(&b, ";\n  EXCEPTION WHEN transaction_rollback OR lock_not_available THEN\n"
+                    "    RAISE; -- deadlock or serialization: the application retries, as it would\n"
+                    "  WHEN OTHERS THEN\n"
                     "    INSERT INTO pgcutover.trigger_errors (migration_id, sqlstate, message) "
                     "VALUES (%" PRId64 ", SQLSTATE, SQLERRM);\n  END;\n  RETURN NULL;\nEND\n$pgc$",
                 m->id);

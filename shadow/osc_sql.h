@@ -79,7 +79,10 @@ void osc_sql_trigger_name(int64_t id, bool truncate, char *buf, size_t len);
  * Any error (a CHECK or cast the ALTER introduced, a new unique key) is caught, so the
  * application's statement never fails, and recorded in pgcutover.trigger_errors for the
  * engine, which then fails the migration. QUERY_CANCELED is not caught (OTHERS does not
- * match it), so a cancel still cancels. SECURITY DEFINER: application roles need no
+ * match it), so a cancel still cancels; deadlocks, serialization failures and lock
+ * timeouts (class 40, 55P03) are raised again: they are not a rejection by the shadow,
+ * and the application retries them as it would without pgcutover (the engine makes
+ * itself the deadlock victim, see osc_migration.c). SECURITY DEFINER: application roles need no
  * rights on schema pgcutover. With noop, the body does nothing (how a failed or aborted
  * migration stops writing before its triggers can be dropped).
  */

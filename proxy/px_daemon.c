@@ -105,6 +105,7 @@ static void hold_on_locked(void)
 {
     if (!atomic_exchange(&px_d.hold, true)) {
         atomic_store(&px_d.hold_started_us, px_now_us());
+        atomic_store(&px_d.hold_first_park_us, 0);
         int ms = atomic_load(&px_d.conf.hold_timeout_ms);
         struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
         if (px_d.hold_timer)
@@ -116,13 +117,20 @@ static void hold_on_locked(void)
 static void hold_off_locked(void)
 {
     if (atomic_exchange(&px_d.hold, false)) {
-        uint64_t held = px_now_us() - atomic_load(&px_d.hold_started_us);
+        uint64_t now = px_now_us(), first = atomic_load(&px_d.hold_first_park_us);
+        atomic_store(&px_d.last_hold_max_wait_us, first ? now - first : 0);
+        uint64_t held = now - atomic_load(&px_d.hold_started_us);
         atomic_fetch_add(&px_d.release_gen, 1);
         if (px_d.hold_timer)
             evtimer_del(px_d.hold_timer);
         wake_all();
         px_info("release: hold lifted after %.1f ms", held / 1000.0);
     }
+}
+
+double px_hold_last_max_wait_ms(void)
+{
+    return atomic_load(&px_d.last_hold_max_wait_us) / 1000.0;
 }
 
 void px_hold(void)
@@ -582,7 +590,8 @@ int px_daemon_run(conf_t *conf, const conf_cmdline *cl)
         listen_tcp(px_d.conf.control_addr, px_d.conf.control_port, true)) {
         px_info("pgcutover %s ready: %d workers, server %s:%d", PGC_VERSION, n,
                 px_d.conf.server_host, px_d.conf.server_port);
-        osc_engine_hooks hooks = {px_hold_enter, px_hold_leave, engine_log, engine_settings};
+        osc_engine_hooks hooks = {px_hold_enter, px_hold_leave, engine_log, engine_settings,
+                                  px_hold_last_max_wait_ms};
         osc_engine_start(&hooks);
         event_base_dispatch(px_d.main_base);
         osc_engine_stop();

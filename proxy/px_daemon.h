@@ -59,6 +59,8 @@ typedef struct {
     _Atomic bool hold;          /* new transactions wait at the proxy */
     _Atomic uint64_t hold_started_us;
     _Atomic uint64_t release_gen;
+    _Atomic uint64_t hold_first_park_us;   /* when the first session parked in this hold */
+    _Atomic uint64_t last_hold_max_wait_us; /* longest wait in the hold that ended last */
     _Atomic bool shutting_down;
     _Atomic uint64_t next_session_id;
     struct event *hold_timer;
@@ -94,6 +96,9 @@ void px_release(void);
  * operator's PAUSE/RESUME): the hold is in place while either wants it. Thread-safe. */
 void px_hold_enter(void);
 void px_hold_leave(void);
+/* px_hold_last_max_wait_ms — the longest a session waited in the hold that ended last
+ * (from the first park to the release), in milliseconds; 0 when nobody waited. */
+double px_hold_last_max_wait_ms(void);
 /* px_hold_active — whether a hold is in place. */
 bool px_hold_active(void);
 

@@ -396,6 +396,8 @@ static void park(px_session *s)
 {
     s->parked = true;
     s->park_start_us = px_now_us();
+    uint64_t none = 0; /* the first park of this hold marks the longest wait's start */
+    atomic_compare_exchange_strong(&px_d.hold_first_park_us, &none, s->park_start_us);
     s->park_next = s->w->parked;
     s->w->parked = s;
     px_io_read_enable(s->client, false);

@@ -82,6 +82,7 @@ static void launch(PGconn *c, const char *db, int64_t id)
     m->target_batch_ms = 200;
     m->lock_timeout_ms = 200;
     m->pause = m->abort = m->stop = false;
+    m->cutover_req = m->cutover_blocked = false;
     load_settings(c, m);
     m->running = true;
     if (pthread_create(&m->thread, NULL, osc_mig_thread, m) != 0)
@@ -217,8 +218,9 @@ static const char show_cols[] =
     "rows_copied, rows_estimated, CASE WHEN state IN ('verifying', 'ready', 'cutting_over', "
     "'done') THEN 100 WHEN coalesce(rows_estimated, 0) > 0 THEN least(100, round(100.0 * "
     "rows_copied / rows_estimated, 1)) ELSE 0 END, quote_ident(shadow_schema) || '.' || "
-    "quote_ident(shadow_name), old_name, error, started_by, created_at, updated_at, statement, "
-    "key_columns, checkpoint::text, max_key::text, settings::text, phase_at::text "
+    "quote_ident(shadow_name), 'pgcutover.' || quote_ident(old_name), error, started_by, created_at, updated_at, statement, "
+    "key_columns, checkpoint::text, max_key::text, settings::text, phase_at::text, "
+    "cutover_attempts, cutover_hold_ms, cutover_lock_ms, cutover_max_wait_ms "
     "FROM pgcutover.migrations";
 
 static void show(PGconn *c, const char *db, int64_t only, osc_result *r)
@@ -227,13 +229,14 @@ static void show(PGconn *c, const char *db, int64_t only, osc_result *r)
         "id", "table", "state", "phase", "rows_copied", "rows_estimated", "percent",
         "rows_per_second", "eta_seconds", "throttle", "batch_size", "shadow_table", "old_table",
         "error", "started_by", "created_at", "updated_at", "statement", "key_columns",
-        "checkpoint", "max_key", "settings", "phase_at"};
+        "checkpoint", "max_key", "settings", "phase_at", "cutover_attempts", "cutover_hold_ms",
+        "cutover_lock_ms", "cutover_max_wait_ms"};
     static const uint32_t types[] = {
         OSC_T_INT8, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_INT8, OSC_T_INT8, OSC_T_FLOAT8,
         OSC_T_FLOAT8, OSC_T_FLOAT8, OSC_T_TEXT, OSC_T_INT8, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT,
         OSC_T_TEXT, OSC_T_TIMESTAMPTZ, OSC_T_TIMESTAMPTZ, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT,
-        OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT};
-    int ncols = only ? 23 : 17;
+        OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_INT8, OSC_T_FLOAT8, OSC_T_FLOAT8, OSC_T_FLOAT8};
+    int ncols = only ? 27 : 17;
     for (int i = 0; i < ncols; i++)
         osc_result_col(r, names[i], types[i]);
     snprintf(r->tag, sizeof r->tag, "SHOW");
@@ -256,9 +259,10 @@ static void show(PGconn *c, const char *db, int64_t only, osc_result *r)
         osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %" PRId64
                          " in database \"%s\"", only, db);
     for (int i = 0; r->ok && i < PQntuples(t); i++) {
-        const char *val[23];
+        const char *val[27];
         char rate[32] = "", eta[32] = "", batch[32] = "", throttle[128] = "", copied[32] = "";
-        int src[] = {0, 1, 2, 3, 4, 5, 6, -1, -1, -1, -1, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18};
+        int src[] = {0,  1,  2,  3,  4,  5,  6,  -1, -1, -1, -1, 7,  8, 9,
+                     10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22};
         for (int k = 0; k < ncols; k++)
             val[k] = src[k] < 0 || PQgetisnull(t, i, src[k]) ? NULL : PQgetvalue(t, i, src[k]);
         val[9] = "";
@@ -367,7 +371,7 @@ static bool trial(PGconn *c, const char *sql, const char *user, bool starting, o
             return false;
     }
     char shadow[64];
-    osc_plan_shadow_name(p->map.table, 0, shadow, sizeof shadow);
+    osc_plan_table_name(p->map.table, 0, "new", shadow, sizeof shadow);
     return osc_plan_shadow(c, p, 0, shadow, s->lock_timeout_ms, false, r);
 }
 
@@ -663,6 +667,94 @@ static void abort_migration(PGconn *c, const char *db, int64_t id, osc_result *r
     snprintf(r->tag, sizeof r->tag, "ABORT MIGRATION");
 }
 
+/* CUTOVER MIGRATION n: ask the driver for a swap now and wait for the outcome. */
+static void cutover_now(PGconn *c, const char *db, int64_t id, osc_result *r)
+{
+    char state[32];
+    if (!row_state(c, id, state, sizeof state)) {
+        osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %" PRId64
+                         " in database \"%s\"", id, db);
+        return;
+    }
+    if (strcmp(state, "ready") != 0) {
+        osc_result_error(r, "55000", "CUTOVER MIGRATION acts on a migration in state ready",
+                         "migration %" PRId64 " is %s", id, state);
+        return;
+    }
+    osc_mig *m = driver(db, id);
+    if (m == NULL) {
+        osc_result_error(r, "55000", "restart pgcutover to resume it, or ABORT MIGRATION",
+                         "no pgcutover thread drives migration %" PRId64 " here", id);
+        return;
+    }
+    int gen = m->cutover_gen;
+    m->cutover_req = true;
+    pthread_cond_broadcast(&m->cond);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 600;
+    while (m->running && m->cutover_gen == gen)
+        if (pthread_cond_timedwait(&m->cond, &m->lock, &until) != 0)
+            break;
+    bool done = strcmp(m->state, "done") == 0;
+    pthread_mutex_unlock(&m->lock);
+    if (!done) {
+        char err[256];
+        const char *v[] = {state};
+        snprintf(state, sizeof state, "%" PRId64, id);
+        PGresult *t = osc_exec(c, "SELECT state, phase FROM pgcutover.migrations WHERE id = $1", 1,
+                               v, err, sizeof err, NULL);
+        osc_result_error(r, "55000", "SHOW MIGRATION has the details", "migration %" PRId64
+                         " did not cut over (%s): %s", id, t ? PQgetvalue(t, 0, 0) : "?",
+                         t ? PQgetvalue(t, 0, 1) : err);
+        PQclear(t);
+        return;
+    }
+    snprintf(r->tag, sizeof r->tag, "CUTOVER MIGRATION");
+}
+
+/* DROP MIGRATION n: drop the old table a done migration kept. */
+static void drop_old(PGconn *c, const char *db, int64_t id, osc_result *r)
+{
+    char ids[32], err[1024], code[6];
+    snprintf(ids, sizeof ids, "%" PRId64, id);
+    const char *v[] = {ids};
+    PGresult *t = osc_state_exists(c)
+                      ? osc_exec(c, "SELECT state, old_name FROM pgcutover.migrations WHERE id = $1",
+                                 1, v, err, sizeof err, code)
+                      : NULL;
+    if (t == NULL || PQntuples(t) == 0) {
+        osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %s in database \"%s\"",
+                         ids, db);
+        PQclear(t);
+        return;
+    }
+    if (strcmp(PQgetvalue(t, 0, 0), "done") != 0 || PQgetisnull(t, 0, 1)) {
+        osc_result_error(r, "55000", "DROP MIGRATION drops the old table of a done migration",
+                         "migration %s is %s%s", ids, PQgetvalue(t, 0, 0),
+                         PQgetisnull(t, 0, 1) ? " and keeps no old table" : "");
+        PQclear(t);
+        return;
+    }
+    osc_sb q = {0};
+    osc_sb_addf(&q, "SET lock_timeout = '5s'; DROP TABLE pgcutover.");
+    osc_sb_ident(&q, PQgetvalue(t, 0, 1));
+    osc_sb_addf(&q, "; RESET lock_timeout");
+    PQclear(t);
+    char *sql = osc_sb_take(&q);
+    bool ok = sql && osc_run(c, sql, 0, NULL, err, sizeof err, code);
+    free(sql);
+    if (!ok) {
+        osc_result_error(r, code, "drop what depends on it first", "dropping the old table: %s", err);
+        return;
+    }
+    osc_run(c, "UPDATE pgcutover.migrations SET old_name = NULL, phase = 'swapped; old table dropped', "
+               "updated_at = now() WHERE id = $1",
+            1, v, err, sizeof err, code);
+    osc_log(CONF_LOG_INFO, "m%" PRId64 " old table dropped by DROP MIGRATION", id);
+    snprintf(r->tag, sizeof r->tag, "DROP MIGRATION");
+}
+
 void osc_engine_command(const char *db, const char *user, const char *cmd, osc_result *r)
 {
     osc_result_init(r);
@@ -692,12 +784,6 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
             return;
         }
     }
-    if (strcmp(w[0], "CUTOVER") == 0 || strcmp(w[0], "DROP") == 0) {
-        osc_result_error(r, "0A000", "the migration waits in ready with its shadow kept current; "
-                                     "ABORT MIGRATION undoes it",
-                         "%s MIGRATION is not available in this build yet", w[0]);
-        return;
-    }
     PGconn *c = osc_connect(db, "pgcutover console", err, sizeof err);
     if (c == NULL) {
         osc_result_error(r, "08006", "check migration_conninfo / server_host", "%s", err);
@@ -717,5 +803,9 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
         set_setting(c, db, id, w[3], w[5], r);
     else if (strcmp(w[0], "ABORT") == 0)
         abort_migration(c, db, id, r);
+    else if (strcmp(w[0], "CUTOVER") == 0)
+        cutover_now(c, db, id, r);
+    else if (strcmp(w[0], "DROP") == 0)
+        drop_old(c, db, id, r);
     PQfinish(c);
 }

@@ -8,9 +8,11 @@
  * lives in that database: pgcutover.migrations (one row per migration) and
  * pgcutover.trigger_errors (writes the shadow rejected), created on first use.
  *
- * States: pending → preparing → copying ⇄ paused → verifying → ready, and
- * aborting → aborted or failed from any of them. The cutover (ready → cutting_over →
- * done) is not in this build: a migration waits in ready with its shadow kept current.
+ * States: pending → preparing → copying ⇄ paused → verifying → ready → cutting_over →
+ * done, and aborting → aborted or failed from any state before done. In ready the shadow
+ * is kept current; with cutover = auto the swap follows at once, with manual it waits
+ * for CUTOVER MIGRATION n. The old table is kept, renamed to pgcutover.<table>_<id>_old
+ * (SHOW column old_table), until DROP MIGRATION n.
  *
  * Console commands (osc_engine_command), answered in the console's database:
  *   ALTER TABLE …                  start; one row (id int8, table text, state text)
@@ -22,8 +24,10 @@
  *   RESUME MIGRATION n|ALL         continue
  *   SET MIGRATION n key = value    batch_size, target_batch_ms, max_rows_per_second,
  *                                  lock_timeout_ms, cutover, cutover_force
+ *   CUTOVER MIGRATION n            swap now (state ready; waits until done or the attempts
+ *                                  are used up, then answers 55000 with the reason)
  *   ABORT MIGRATION n              drop triggers and shadow; state aborted (waits for it)
- *   CUTOVER MIGRATION n / DROP MIGRATION n   0A000 in this build
+ *   DROP MIGRATION n               drop the old table of a done migration
  * Errors: 42601 syntax, 42P01 no such table or migration, 55000 wrong state,
  * 42501 not the table's owner, 0A000 what a shadow copy cannot do.
  */
@@ -48,6 +52,8 @@ typedef struct {
     void (*log)(int level, const char *line);
     /* A deep copy of the settings in force into *out (caller conf_free's it). */
     bool (*settings)(conf_t *out);
+    /* The longest a client waited in the hold that ended last, in milliseconds. */
+    double (*last_hold_max_wait_ms)(void);
 } osc_engine_hooks;
 
 /*

@@ -9,10 +9,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "osc_cutover.h"
 #include "osc_db.h"
 #include "osc_plan.h"
 
-typedef enum { R_OK, R_FAIL, R_CONN, R_STOP, R_ABORT } step_rc;
+typedef enum { R_OK, R_FAIL, R_CONN, R_STOP, R_ABORT, R_DONE } step_rc;
 
 typedef struct {
     osc_mig *m;
@@ -237,7 +238,7 @@ static step_rc prepare(run_ctx *x)
     bool ok = osc_plan_check(x->c, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), &p, &res);
     PQclear(r);
     if (ok) {
-        osc_plan_shadow_name(p.map.table, x->m->id, shadow, sizeof shadow);
+        osc_plan_table_name(p.map.table, x->m->id, "new", shadow, sizeof shadow);
         ok = osc_plan_shadow(x->c, &p, x->m->id, shadow, lt, true, &res);
     }
     osc_plan_free(&p);
@@ -598,19 +599,222 @@ static step_rc verify(run_ctx *x)
         return rc;
     char phase[160];
     snprintf(phase, sizeof phase,
-             "verified (%" PRId64 " key ranges); shadow kept current by the triggers; cutover is "
-             "not in this build",
-             ranges);
+             "verified (%" PRId64 " key ranges); shadow kept current by the triggers", ranges);
     return set_state(x, "ready", phase, NULL) ? R_OK : R_CONN;
 }
 
-/* ready: keep watching for rejected writes until abort or stop. */
+/* LOCK TABLE lock_sql; with force, cancel (or, when idle in a transaction, terminate)
+ * the sessions blocking it after half of lock_timeout, and log which. */
+static bool lock_tables(run_ctx *x, const char *lock_sql, int lt_ms, bool force, char *err,
+                        size_t errlen, char code[6])
+{
+    if (!force)
+        return osc_run(x->c, lock_sql, 0, NULL, err, errlen, code);
+    int pid = PQbackendPID(x->c);
+    if (!PQsendQuery(x->c, lock_sql)) {
+        snprintf(err, errlen, "%s", PQerrorMessage(x->c));
+        snprintf(code, 6, "08006");
+        return false;
+    }
+    struct timespec ts = {lt_ms / 2000, (long)(lt_ms / 2 % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    char side_err[256], sql[400];
+    PGconn *side = osc_connect(x->m->db, "pgcutover cutover_force", side_err, sizeof side_err);
+    if (side) {
+        snprintf(sql, sizeof sql,
+                 "SELECT pid, usename, state, left(query, 100), CASE WHEN state = 'active' THEN "
+                 "pg_cancel_backend(pid) ELSE pg_terminate_backend(pid) END FROM pg_stat_activity "
+                 "WHERE pid = ANY(pg_blocking_pids(%d))",
+                 pid);
+        PGresult *r = PQexec(side, sql);
+        for (int i = 0; r && PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
+            osc_log(CONF_LOG_WARNING,
+                    "m%" PRId64 " cutover_force: %s backend %s (%s, %s) blocking the cutover: %s",
+                    x->m->id, strcmp(PQgetvalue(r, i, 2), "active") == 0 ? "cancelled" : "terminated",
+                    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+        PQclear(r);
+        PQfinish(side);
+    }
+    bool ok = true;
+    PGresult *r;
+    while ((r = PQgetResult(x->c)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK && ok) {
+            ok = false;
+            const char *c = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            snprintf(code, 6, "%s", c ? c : "XX000");
+            snprintf(err, errlen, "%s", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+                                            ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+                                            : PQerrorMessage(x->c));
+        }
+        PQclear(r);
+    }
+    return ok;
+}
+
+/* One swap sequence: up to cutover_attempts tries of hold → lock → swap → commit →
+ * release. R_DONE when swapped; R_OK back in ready (with the reason in phase) when the
+ * locks never came or the swap failed. */
+static step_rc cutover(run_ctx *x)
+{
+    osc_mig *m = x->m;
+    conf_t s = {0};
+    osc_hooks.settings(&s);
+    int attempts = s.cutover_attempts;
+    conf_free(&s);
+    char code[6] = "", old_name[64], sql[512];
+    osc_plan_table_name(x->map.table, m->id, "old", old_name, sizeof old_name);
+    if (!set_state(x, "cutting_over", "ANALYZE of the shadow", NULL))
+        return R_CONN;
+    osc_sb q = {0};
+    osc_sb_addf(&q, "ANALYZE ");
+    osc_sb_ident(&q, x->map.shadow_schema);
+    osc_sb_addf(&q, ".");
+    osc_sb_ident(&q, x->map.shadow_table);
+    char *analyze = osc_sb_take(&q);
+    bool ok = analyze && osc_run(x->c, analyze, 0, NULL, x->err, sizeof x->err, code);
+    free(analyze);
+    if (!ok)
+        return failed(x, code) == R_CONN ? R_CONN : fail_with(x, x->err);
+    osc_sb_addf(&q, "LOCK TABLE ");
+    osc_sb_ident(&q, x->map.schema);
+    osc_sb_addf(&q, ".");
+    osc_sb_ident(&q, x->map.table);
+    osc_sb_addf(&q, ", ");
+    osc_sb_ident(&q, x->map.shadow_schema);
+    osc_sb_addf(&q, ".");
+    osc_sb_ident(&q, x->map.shadow_table);
+    osc_sb_addf(&q, " IN ACCESS EXCLUSIVE MODE");
+    char *lock_sql = osc_sb_take(&q);
+    step_rc rc = R_OK;
+    int backoff_ms = 100, a;
+    bool swapped = false;
+    char why[1700] = "";
+    for (a = 1; lock_sql && a <= attempts && !swapped; a++) {
+        int lt;
+        bool force;
+        pthread_mutex_lock(&m->lock);
+        lt = m->lock_timeout_ms;
+        force = m->cutover_force;
+        pthread_mutex_unlock(&m->lock);
+        if ((rc = wait_command(m, 0)) != R_OK)
+            break;
+        snprintf(sql, sizeof sql, "BEGIN; SET LOCAL lock_timeout = %d", lt);
+        osc_hooks.hold();
+        double t_hold = now_s();
+        ok = osc_run(x->c, sql, 0, NULL, x->err, sizeof x->err, code) &&
+             lock_tables(x, lock_sql, lt, force && a > 1, x->err, sizeof x->err, code);
+        double t_lock = now_s();
+        int errors = 0;
+        if (ok) { /* the last word of the triggers, now that nothing writes */
+            const char *v[] = {x->ids};
+            PGresult *r = osc_exec(x->c, "SELECT count(*) FROM pgcutover.trigger_errors WHERE "
+                                         "migration_id = $1", 1, v, x->err, sizeof x->err, code);
+            ok = r != NULL;
+            errors = r ? atoi(PQgetvalue(r, 0, 0)) : 0;
+            PQclear(r);
+        }
+        osc_sb after = {0};
+        if (ok && errors == 0) {
+            ok = osc_cutover_swap(x->c, &x->map, old_name, &after, x->err, sizeof x->err, code);
+            char attempts_s[16];
+            snprintf(attempts_s, sizeof attempts_s, "%d", a);
+            const char *v[] = {x->ids, old_name, attempts_s};
+            ok = ok && osc_run(x->c,
+                               "UPDATE pgcutover.migrations SET state = 'done', phase = 'swapped', "
+                               "old_name = $2, cutover_attempts = $3, updated_at = now(), phase_at = "
+                               "phase_at || jsonb_build_object('done', now()) WHERE id = $1",
+                               3, v, x->err, sizeof x->err, code) &&
+                 osc_run(x->c, "COMMIT", 0, NULL, x->err, sizeof x->err, code);
+        }
+        double t_commit = now_s();
+        if (!ok || errors)
+            PQclear(PQexec(x->c, "ROLLBACK"));
+        osc_hooks.release();
+        if (ok && errors == 0) {
+            swapped = true;
+            set_status(m, "done", "");
+            double max_wait = osc_hooks.last_hold_max_wait_ms ? osc_hooks.last_hold_max_wait_ms() : 0;
+            char hold_ms[32], lock_ms[32], wait_ms[32];
+            snprintf(hold_ms, sizeof hold_ms, "%.3f", (t_commit - t_hold) * 1000);
+            snprintf(lock_ms, sizeof lock_ms, "%.3f", (t_commit - t_lock) * 1000);
+            snprintf(wait_ms, sizeof wait_ms, "%.3f", max_wait);
+            const char *v[] = {x->ids, hold_ms, lock_ms, wait_ms};
+            osc_run(x->c, "UPDATE pgcutover.migrations SET cutover_hold_ms = $2, cutover_lock_ms = $3, "
+                          "cutover_max_wait_ms = $4 WHERE id = $1",
+                    4, v, x->err, sizeof x->err, code);
+            osc_log(CONF_LOG_INFO,
+                    "m%" PRId64 " %s: done — swapped on attempt %d: hold %s ms, lock %s ms, longest "
+                    "client wait %s ms; old table pgcutover.%s",
+                    m->id, m->table, a, hold_ms, lock_ms, wait_ms, old_name);
+            char *list = osc_sb_take(&after), *line = list;
+            while (line && *line) { /* VALIDATE outside the lock: writes go on meanwhile */
+                char *nl = strchr(line, '\n');
+                if (nl)
+                    *nl = 0;
+                if (*line && !osc_run(x->c, line, 0, NULL, x->err, sizeof x->err, code))
+                    osc_log(CONF_LOG_WARNING, "m%" PRId64 " %s: %s", m->id, line, x->err);
+                line = nl ? nl + 1 : NULL;
+            }
+            free(list);
+            break;
+        }
+        free(after.s);
+        if (errors)
+            break;
+        if (PQstatus(x->c) != CONNECTION_OK) {
+            rc = R_CONN;
+            break;
+        }
+        if (strcmp(code, "55P03") != 0) { /* not a lock timeout: retrying will not help */
+            snprintf(why, sizeof why, "cutover failed: %.1500s", x->err);
+            break;
+        }
+        snprintf(why, sizeof why, "cutover: lock_timeout (%d ms) on %d attempts: %.1500s", lt, a, x->err);
+        osc_log(CONF_LOG_WARNING, "m%" PRId64 " %s: cutover attempt %d/%d: %s; backing off %d ms",
+                m->id, m->table, a, attempts, x->err, backoff_ms);
+        if (a < attempts && (rc = wait_command(m, backoff_ms + rand() % (backoff_ms / 2 + 1))) != R_OK)
+            break;
+        if (backoff_ms < 5000)
+            backoff_ms *= 2;
+    }
+    free(lock_sql);
+    step_rc out = swapped ? R_DONE : rc;
+    if (!swapped && rc != R_CONN) {
+        step_rc errs = check_trigger_errors(x);
+        if (errs != R_OK) {
+            out = errs;
+        } else {
+            char phase[1900];
+            snprintf(phase, sizeof phase, "%s; the shadow is kept current: CUTOVER MIGRATION %" PRId64
+                                          " tries again, ABORT MIGRATION undoes it",
+                     *why ? why : "cutover interrupted", m->id);
+            if (!set_state(x, "ready", phase, NULL))
+                out = R_CONN;
+        }
+    }
+    /* The outcome is recorded: wake CUTOVER MIGRATION. */
+    pthread_mutex_lock(&m->lock);
+    m->cutover_req = false;
+    m->cutover_blocked = !swapped;
+    m->cutover_gen++;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    return out;
+}
+
+/* ready: keep watching for rejected writes; swap at once (cutover = auto) or when asked
+ * (CUTOVER MIGRATION) until abort or stop. */
 static step_rc wait_ready(run_ctx *x)
 {
     for (;;) {
         step_rc rc = check_trigger_errors(x);
         if (rc != R_OK)
             return rc;
+        pthread_mutex_lock(&x->m->lock);
+        bool go = x->m->cutover_req || (!x->m->cutover_manual && !x->m->cutover_blocked);
+        pthread_mutex_unlock(&x->m->lock);
+        if (go)
+            return cutover(x);
         if ((rc = wait_command(x->m, 500)) != R_OK)
             return rc;
     }
@@ -739,6 +943,12 @@ void *osc_mig_thread(void *arg)
             rc = verify(&x);
         } else if (strcmp(state, "ready") == 0) {
             rc = wait_ready(&x);
+        } else if (strcmp(state, "cutting_over") == 0) {
+            /* The swap is one transaction: PostgreSQL rolled it back when we died. */
+            rc = set_state(&x, "ready", "cutover interrupted (pgcutover restarted or the "
+                                        "connection dropped); the swap was rolled back", NULL)
+                     ? R_OK
+                     : R_CONN;
         } else if (strcmp(state, "aborting") == 0) {
             rc = do_abort(&x);
         } else {
@@ -746,6 +956,8 @@ void *osc_mig_thread(void *arg)
         }
         if (rc == R_OK)
             continue;
+        if (rc == R_DONE)
+            break;
         if (rc == R_CONN) {
             osc_log(CONF_LOG_WARNING, "m%" PRId64 " %s: connection to PostgreSQL lost (%s); "
                                       "reconnecting to resume from the checkpoint",

@@ -24,6 +24,9 @@ typedef struct osc_mig {
     /* Settings in force, under lock (SET MIGRATION changes them while it runs). */
     int batch_size, target_batch_ms, max_rows_per_second, lock_timeout_ms;
     bool cutover_manual, cutover_force;
+    bool cutover_req;    /* CUTOVER MIGRATION asked for a swap now */
+    bool cutover_blocked; /* the last swap failed: wait for CUTOVER MIGRATION, even in auto */
+    int cutover_gen;     /* incremented when a swap attempt sequence ends */
     bool batch_reset;    /* batch_size was SET: start again from it */
     /* Status, under lock. */
     char state[16];

@@ -21,10 +21,10 @@ void osc_plan_free(osc_plan *p)
     memset(p, 0, sizeof *p);
 }
 
-void osc_plan_shadow_name(const char *table, int64_t id, char *buf, size_t len)
+void osc_plan_table_name(const char *table, int64_t id, const char *kind, char *buf, size_t len)
 {
     char suffix[40];
-    snprintf(suffix, sizeof suffix, "_%" PRId64 "_new", id);
+    snprintf(suffix, sizeof suffix, "_%" PRId64 "_%s", id, kind);
     size_t keep = strlen(table), room = 63 - strlen(suffix);
     if (keep > room)
         keep = room;

@@ -56,7 +56,8 @@ bool osc_plan_shadow(PGconn *c, osc_plan *p, int64_t id, const char *shadow_name
 /* osc_plan_free — release *p; safe on a zeroed plan. */
 void osc_plan_free(osc_plan *p);
 
-/* osc_plan_shadow_name — "<table>_<id>_new", the table name cut so it fits in 63 bytes. */
-void osc_plan_shadow_name(const char *table, int64_t id, char *buf, size_t len);
+/* osc_plan_table_name — "<table>_<id>_<suffix>" (suffix "new" for the shadow, "old" for
+ * the original after the swap), the table name cut so it fits in 63 bytes. */
+void osc_plan_table_name(const char *table, int64_t id, const char *suffix, char *buf, size_t len);
 
 #endif

@@ -17,7 +17,8 @@
  *   - rows: equal counts and both EXCEPT ALL directions empty;
  *   - rows_copied of SHOW MIGRATION equals the row count (nothing writes meanwhile).
  * The original's columns and row count are unchanged; then ABORT MIGRATION n cleans up
- * and the database is dropped. pgcutover runs with batch_size=500 and target_batch_ms=2,
+ * and the database is dropped. pgcutover runs with batch_size=500, target_batch_ms=2 and
+ * cutover=manual (the swap is test_engine_cutover.c's),
  * so each backfill takes about ten keyset batches (boundaries fall inside composite-key
  * groups too).
  *
@@ -337,7 +338,7 @@ static PGresult *wait_ready(PGconn *con, long long id)
 static int setup(void **state)
 {
     (void)state;
-    const char *sets[] = {"batch_size=500", "target_batch_ms=2", NULL};
+    const char *sets[] = {"batch_size=500", "target_batch_ms=2", "cutover=manual", NULL};
     h_proxy_start(&px, sets);
     return 0;
 }

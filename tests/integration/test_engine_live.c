@@ -662,7 +662,7 @@ static long clients_ops(const client_t *cls, int n)
  */
 static void run_concurrency(unsigned seed)
 {
-    static const char *const sets[] = {"batch_size=1000", "max_rows_per_second=20000", NULL};
+    static const char *const sets[] = {"batch_size=1000", "max_rows_per_second=20000", "cutover=manual", NULL};
     PGconn *dc = direct_db();
     create_table(dc, "t", CONC_ROWS);
     h_proxy_start(&ctx.px, sets);
@@ -792,7 +792,7 @@ static void test_concurrency_seed3(void **state)
 static void test_pause_resume(void **state)
 {
     (void)state;
-    static const char *const sets[] = {"batch_size=1000", "max_rows_per_second=10000", NULL};
+    static const char *const sets[] = {"batch_size=1000", "max_rows_per_second=10000", "cutover=manual", NULL};
     PGconn *dc = direct_db();
     create_table(dc, "t", 100000);
     h_proxy_start(&ctx.px, sets);
@@ -871,7 +871,7 @@ static int engine_backends(PGconn *dc)
 static void test_sigkill_resume(void **state)
 {
     (void)state;
-    static const char *const sets[] = {"batch_size=1000", "max_rows_per_second=20000", NULL};
+    static const char *const sets[] = {"batch_size=1000", "max_rows_per_second=20000", "cutover=manual", NULL};
     const int rows = 200000;
     PGconn *dc = direct_db();
     create_table(dc, "t", rows);
@@ -957,7 +957,7 @@ static int setup_kill(void **state)
 static void test_engine_connection_drop(void **state)
 {
     (void)state;
-    static const char *const sets[] = {"batch_size=1000", "max_rows_per_second=20000", NULL};
+    static const char *const sets[] = {"batch_size=1000", "max_rows_per_second=20000", "cutover=manual", NULL};
     const int rows = 150000;
     PGconn *dc = direct_db();
     create_table(dc, "t", rows);
@@ -1132,7 +1132,7 @@ static void abort_and_check(PGconn *ctl, PGconn *dc, long long id, const char *s
 static void test_abort_each_state(void **state)
 {
     (void)state;
-    static const char *const sets[] = {"batch_size=500", "max_rows_per_second=5000", NULL};
+    static const char *const sets[] = {"batch_size=500", "max_rows_per_second=5000", "cutover=manual", NULL};
     PGconn *dc = direct_db();
     h_exec_ok(dc, "CREATE TABLE t (id int PRIMARY KEY, a int NOT NULL CHECK (a >= 0), b text, "
                   "c int UNIQUE, e numeric(10,2) DEFAULT 1.5)");
@@ -1281,7 +1281,7 @@ static void refused(PGconn *ctl, PGconn *dc, const char *cmd, const char *want1,
 static void test_refusals_and_plan(void **state)
 {
     (void)state;
-    static const char *const sets[] = {"batch_size=200", "max_rows_per_second=1000", NULL};
+    static const char *const sets[] = {"batch_size=200", "max_rows_per_second=1000", "cutover=manual", NULL};
     PGconn *dc = direct_db();
     h_exec_ok(dc, "CREATE TABLE pt (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)");
     h_exec_ok(dc, "CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (1000)");
@@ -1414,7 +1414,7 @@ static int setup_refusals(void **state)
 static void test_check_violated_by_live_insert(void **state)
 {
     (void)state;
-    static const char *const sets[] = {"batch_size=500", "max_rows_per_second=5000", NULL};
+    static const char *const sets[] = {"batch_size=500", "max_rows_per_second=5000", "cutover=manual", NULL};
     PGconn *dc = direct_db();
     create_table(dc, "t", 100000);
     h_proxy_start(&ctx.px, sets);

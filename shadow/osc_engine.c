@@ -466,7 +466,7 @@ static void plan_rows(PGconn *c, const char *sql, const char *user, osc_result *
         ROW("triggers", d, trg);
         free(fn);
         free(trg);
-        char *bf = osc_sql_backfill(&p.map, true);
+        char *bf = osc_sql_backfill(&p.map, true, true);
         snprintf(d, sizeof d, "keyset batches (first %d rows, adapting to target_batch_ms %d, "
                               "max_rows_per_second %d) up to the greatest key at start, checkpointed",
                  s.batch_size, s.target_batch_ms, s.max_rows_per_second);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "osc_backfill.h"
 #include "osc_cutover.h"
 #include "osc_db.h"
 #include "osc_plan.h"
@@ -328,19 +329,20 @@ static step_rc backfill(run_ctx *x)
     bool has_last = false, has_max = false;
     char code[6] = "";
     step_rc rc = R_OK;
-    if (!load_key(x, "max_key", max, &has_max) || !load_key(x, "checkpoint", last, &has_last)) {
-        rc = failed(x, "08006");
+    osc_backfill bf;
+    memset(&bf, 0, sizeof bf);
+    if (!load_key(x, "max_key", max, &has_max) || !load_key(x, "checkpoint", last, &has_last) ||
+        !osc_backfill_open(&bf, &x->map, m->db, x->err, sizeof x->err)) {
+        rc = R_CONN;
         goto out;
     }
-    char *sql[2] = {osc_sql_backfill(&x->map, false), osc_sql_backfill(&x->map, true)};
-    char *ends[2] = {osc_sql_chunk_end(&x->map, false, true), osc_sql_chunk_end(&x->map, true, true)};
     int batch;
     pthread_mutex_lock(&m->lock);
     batch = m->batch_size;
     pthread_mutex_unlock(&m->lock);
     double window_start = now_s(), last_log = now_s();
     int64_t window_rows = 0;
-    int retries = 0;
+    int retries = 0, dup_retries = 0;
     while (has_max) {
         pthread_mutex_lock(&m->lock);
         bool pause = m->pause;
@@ -375,46 +377,30 @@ static step_rc backfill(run_ctx *x)
         }
         if ((rc = check_trigger_errors(x)) != R_OK)
             break;
+        /* Throttled: one range at a time, no bigger than a second's worth. */
+        int nranges = cap > 0 ? 1 : OSC_BACKFILL_WORKERS;
         if (cap > 0 && batch > cap)
             batch = cap;
-        /* The batch ends at the batch-th key after the checkpoint, or at the max key. */
-        const char *v[2 * OSC_MAX_KEYS + 2];
-        int n = 0;
-        char limit[16];
-        snprintf(limit, sizeof limit, "%d", batch);
-        for (int k = 0; has_last && k < x->map.nkeys; k++)
-            v[n++] = last[k];
-        for (int k = 0; k < x->map.nkeys; k++)
-            v[n++] = max[k];
-        v[n++] = limit;
         double t0 = now_s();
-        PGresult *e = osc_exec(x->c, ends[has_last], n, v, x->err, sizeof x->err, code);
-        if (e == NULL) {
-            rc = failed(x, code);
-            break;
-        }
-        bool final = PQntuples(e) == 0;
-        char *end[OSC_MAX_KEYS] = {0};
-        for (int k = 0; k < x->map.nkeys; k++)
-            end[k] = strdup(final ? max[k] : PQgetvalue(e, 0, k));
-        PQclear(e);
-        n = 0;
-        for (int k = 0; has_last && k < x->map.nkeys; k++)
-            v[n++] = last[k];
-        for (int k = 0; k < x->map.nkeys; k++)
-            v[n++] = end[k];
-        v[n++] = x->ids;
-        PGresult *r = osc_exec(x->c, sql[has_last], n, v, x->err, sizeof x->err, code);
+        int64_t got = 0;
+        bool final = false;
+        bool ok = osc_backfill_round(&bf, x->c, last, &has_last, max, batch, nranges, &got, &final,
+                                     x->err, sizeof x->err, code);
         double took = now_s() - t0;
-        if (r == NULL) {
-            free_keys(end, OSC_MAX_KEYS);
-            if (failed(x, code) == R_CONN) {
+        if (!ok) {
+            if (PQstatus(x->c) != CONNECTION_OK || strncmp(code, "08", 2) == 0 ||
+                strcmp(code, "57P01") == 0) {
                 rc = R_CONN;
                 break;
             }
+            /* A trigger wrote into a range copied with a plain INSERT: the round again
+             * sees that row and uses ON CONFLICT. Twice in a row is a real duplicate (a
+             * UNIQUE the ALTER adds), which fails the migration below. */
+            if (strcmp(code, "23505") == 0 && ++dup_retries <= 2)
+                continue;
             /* Deadlock, serialization or lock conflicts with the application: back off and
-             * try the batch again, for as long as it takes (a transaction holding a row
-             * of the batch open must not fail the migration). */
+             * try the round again, for as long as it takes (a transaction holding a row
+             * of the range open must not fail the migration). */
             if (strcmp(code, "40P01") == 0 || strcmp(code, "40001") == 0 ||
                 strcmp(code, "55P03") == 0) {
                 retries++;
@@ -430,15 +416,8 @@ static step_rc backfill(run_ctx *x)
             rc = fail_with(x, why);
             break;
         }
-        retries = 0;
-        int64_t got = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
-        PQclear(r);
-        free_keys(last, OSC_MAX_KEYS);
-        memcpy(last, end, sizeof last);
-        has_last = true;
-        if (final)
-            break;
-        /* Adapt the batch to target_batch_ms (at most doubling or halving per batch). */
+        retries = dup_retries = 0;
+        /* Adapt the batch to target_batch_ms (at most doubling or halving per round). */
         double factor = took > 0 ? (target / 1000.0) / took : 2.0;
         factor = factor > 2.0 ? 2.0 : factor < 0.5 ? 0.5 : factor;
         int next = (int)(batch * factor);
@@ -471,19 +450,18 @@ static step_rc backfill(run_ctx *x)
             double pct = est > 0 ? 100.0 * copied / est : 0;
             osc_log(CONF_LOG_INFO,
                     "m%" PRId64 " %s copy: %" PRId64 "/%" PRId64 " (%.1f%%); %.0f rows/s; ETA %.0fs; "
-                    "batch %d; throttle: %s",
+                    "batch %d x %d; throttle: %s",
                     m->id, m->table, copied, est, pct > 100 ? 100 : pct, rate,
-                    rate > 0 && est > copied ? (est - copied) / rate : 0, batch,
+                    rate > 0 && est > copied ? (est - copied) / rate : 0, batch, nranges,
                     *throttle ? throttle : "none");
         }
-    }
-    for (int i = 0; i < 2; i++) {
-        free(sql[i]);
-        free(ends[i]);
+        if (final)
+            break;
     }
     if (rc == R_OK && !set_state(x, "verifying", "comparing counts and hashes per key range", NULL))
         rc = R_CONN;
 out:
+    osc_backfill_close(&bf);
     free_keys(last, OSC_MAX_KEYS);
     free_keys(max, OSC_MAX_KEYS);
     return rc;

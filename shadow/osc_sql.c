@@ -327,7 +327,7 @@ static void add_key_order(osc_sb *b, const osc_map *m, const char *prefix, bool 
     }
 }
 
-char *osc_sql_backfill(const osc_map *m, bool has_last)
+char *osc_sql_backfill(const osc_map *m, bool has_last, bool on_conflict)
 {
     osc_sb b = {0};
     int k = m->nkeys, end_first = has_last ? k + 1 : 1, id = end_first + k;
@@ -341,15 +341,44 @@ char *osc_sql_backfill(const osc_map *m, bool has_last)
     add_qualified(&b, m->schema, m->table);
     osc_sb_addf(&b, " WHERE ");
     add_range(&b, m, NULL, has_last, 1, true, end_first, false);
-    osc_sb_addf(&b, " FOR KEY SHARE ON CONFLICT ");
-    add_shadow_key(&b, m, NULL);
-    osc_sb_addf(&b, " DO NOTHING RETURNING 1), pgc_n AS (SELECT count(*) AS n FROM pgc_ins) "
-                    "UPDATE pgcutover.migrations SET checkpoint = ARRAY[");
+    osc_sb_addf(&b, " FOR KEY SHARE");
+    if (on_conflict) {
+        osc_sb_addf(&b, " ON CONFLICT ");
+        add_shadow_key(&b, m, NULL);
+        osc_sb_addf(&b, " DO NOTHING");
+    }
+    osc_sb_addf(&b, " RETURNING 1), pgc_n AS (SELECT count(*) AS n FROM pgc_ins), pgc_ck AS ("
+                    "UPDATE pgcutover.migrations SET checkpoint = CASE WHEN checkpoint IS NOT "
+                    "DISTINCT FROM ");
+    if (has_last) {
+        osc_sb_addf(&b, "ARRAY[");
+        for (int i = 0; i < k; i++)
+            osc_sb_addf(&b, "%s$%d::text", i ? ", " : "", 1 + i);
+        osc_sb_addf(&b, "]");
+    } else {
+        osc_sb_addf(&b, "NULL::text[]");
+    }
+    osc_sb_addf(&b, " THEN ARRAY[");
     for (int i = 0; i < k; i++)
         osc_sb_addf(&b, "%s$%d::text", i ? ", " : "", end_first + i);
-    osc_sb_addf(&b, "], rows_copied = rows_copied + pgc_n.n, updated_at = now() FROM pgc_n WHERE "
-                    "id = $%d RETURNING pgc_n.n",
+    osc_sb_addf(&b, "] ELSE checkpoint END, rows_copied = rows_copied + pgc_n.n, updated_at = now() "
+                    "FROM pgc_n WHERE id = $%d RETURNING checkpoint = ARRAY[",
                 id);
+    for (int i = 0; i < k; i++)
+        osc_sb_addf(&b, "%s$%d::text", i ? ", " : "", end_first + i);
+    osc_sb_addf(&b, "] AS moved) SELECT pgc_n.n, (SELECT count(*) FROM pgc_ck WHERE moved) FROM "
+                    "pgc_n");
+    return osc_sb_take(&b);
+}
+
+char *osc_sql_shadow_has(const osc_map *m, bool has_last)
+{
+    osc_sb b = {0};
+    osc_sb_addf(&b, "SELECT 1 FROM ");
+    add_qualified(&b, m->shadow_schema, m->shadow_table);
+    osc_sb_addf(&b, " WHERE ");
+    add_range(&b, m, NULL, has_last, 1, true, has_last ? m->nkeys + 1 : 1, true);
+    osc_sb_addf(&b, " LIMIT 1");
     return osc_sb_take(&b);
 }
 

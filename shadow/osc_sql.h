@@ -93,16 +93,23 @@ char *osc_sql_create_triggers(const osc_map *m);
 char *osc_sql_drop_triggers(const osc_map *m);
 
 /*
- * osc_sql_backfill — one keyset batch as a single statement (so the batch and its
- * checkpoint commit together): copy the original's rows with key > $last (when
- * has_last) and key <= $end, locked FOR KEY SHARE so a concurrent DELETE or key UPDATE
- * cannot commit between the read and the insert (DESIGN.md §2.4), mapped into the
- * shadow ON CONFLICT (key) DO NOTHING (trigger writes win), and save $end as the
- * checkpoint in pgcutover.migrations. The batch's end comes from osc_sql_chunk_end, so
- * this statement needs no ORDER BY, LIMIT or CTE over the rows. Parameters: $1..$k last
- * key (has_last only), then the end key, then the migration id. One row: rows inserted.
+ * osc_sql_backfill — one keyset batch as a single statement, so the batch and its
+ * checkpoint commit together: copy the original's rows with key > $last (when has_last)
+ * and key <= $end, locked FOR KEY SHARE so a concurrent DELETE or key UPDATE cannot
+ * commit between the read and the insert (DESIGN.md §2.4), mapped into the shadow —
+ * with on_conflict, ON CONFLICT (key) DO NOTHING (trigger writes win); without, a plain
+ * INSERT, about twice as fast, for a range the triggers have not written into
+ * (osc_sql_shadow_has; a trigger write racing in fails it with 23505) — count its rows
+ * in rows_copied and move the checkpoint to $end when it stands at $last (of parallel
+ * batches, the one that starts at the checkpoint moves it). The batch's end comes from osc_sql_chunk_end, so no ORDER BY
+ * or LIMIT over the rows is needed. Parameters: $1..$k last key (has_last only), then the
+ * end key, then the migration id. One row: rows inserted, checkpoint moved (0 or 1).
  */
-char *osc_sql_backfill(const osc_map *m, bool has_last);
+char *osc_sql_backfill(const osc_map *m, bool has_last, bool on_conflict);
+/* osc_sql_shadow_has — SELECT 1 when the shadow holds a row with key in ($last, $end]
+ * (has_last) or (-inf, $end]; only for osc_map_keys_ordered maps. Parameters as
+ * osc_sql_backfill without the id. */
+char *osc_sql_shadow_has(const osc_map *m, bool has_last);
 /* osc_sql_max_key — SELECT the original's greatest key, one text column per key part. */
 char *osc_sql_max_key(const osc_map *m);
 

@@ -461,7 +461,7 @@ static void test_backfill_composite_has_last(void **state)
     (void)state;
     osc_map m;
     map_composite(&m);
-    char *q = osc_sql_backfill(&m, true);
+    char *q = osc_sql_backfill(&m, true, true);
     assert_non_null(q);
     has(q, "WITH pgc_ins AS (INSERT INTO \"pgcutover\".\"t_42_new\" (\"a\", \"bee\", "
            "\"we\"\"ird\", \"amount\", \"seq\") OVERRIDING SYSTEM VALUE SELECT (\"a\"), (\"b\"), "
@@ -470,10 +470,12 @@ static void test_backfill_composite_has_last(void **state)
            "$4::text)");
     has(q, " FOR KEY SHARE ON CONFLICT (\"a\", \"bee\") DO NOTHING RETURNING 1)");
     has(q, "pgc_n AS (SELECT count(*) AS n FROM pgc_ins)");
-    has(q, "UPDATE pgcutover.migrations SET checkpoint = ARRAY[$3::text, $4::text], "
+    /* the checkpoint moves only when it stands at this batch's start (parallel batches) */
+    has(q, "UPDATE pgcutover.migrations SET checkpoint = CASE WHEN checkpoint IS NOT DISTINCT "
+           "FROM ARRAY[$1::text, $2::text] THEN ARRAY[$3::text, $4::text] ELSE checkpoint END, "
            "rows_copied = rows_copied + pgc_n.n, updated_at = now() FROM pgc_n WHERE id = $5 "
-           "RETURNING pgc_n.n");
-    ends(q, "RETURNING pgc_n.n");
+           "RETURNING checkpoint = ARRAY[$3::text, $4::text] AS moved)");
+    ends(q, "SELECT pgc_n.n, (SELECT count(*) FROM pgc_ck WHERE moved) FROM pgc_n");
     lacks(q, "\"note\"");
     lacks(q, "$6");
     lacks(q, "LIMIT"); /* the batch's end bounds it (osc_sql_chunk_end) */
@@ -487,10 +489,11 @@ static void test_backfill_composite_first_batch(void **state)
     (void)state;
     osc_map m;
     map_composite(&m);
-    char *q = osc_sql_backfill(&m, false);
+    char *q = osc_sql_backfill(&m, false, true);
     has(q, " FROM ONLY \"s\".\"t\" WHERE (\"a\", \"b\") <= ($1::integer, $2::text) FOR KEY "
            "SHARE ON CONFLICT (\"a\", \"bee\") DO NOTHING RETURNING 1)");
-    has(q, "checkpoint = ARRAY[$1::text, $2::text], ");
+    has(q, "CASE WHEN checkpoint IS NOT DISTINCT FROM NULL::text[] THEN ARRAY[$1::text, "
+           "$2::text] ELSE checkpoint END");
     has(q, "WHERE id = $3 RETURNING");
     lacks(q, ") > (");
     lacks(q, "$4");
@@ -504,22 +507,33 @@ static void test_backfill_single(void **state)
     (void)state;
     osc_map m;
     map_single(&m);
-    char *q = osc_sql_backfill(&m, true);
+    char *q = osc_sql_backfill(&m, true, true);
     assert_non_null(q);
     assert_string_equal(
         q, "WITH pgc_ins AS (INSERT INTO \"pgcutover\".\"accounts_7_new\" (\"aid\", "
            "\"abalance\") OVERRIDING SYSTEM VALUE SELECT (\"aid\"), (\"abalance\") FROM ONLY "
            "\"public\".\"accounts\" WHERE (\"aid\") > ($1::integer) AND (\"aid\") <= "
            "($2::integer) FOR KEY SHARE ON CONFLICT (\"aid\") DO NOTHING RETURNING 1), pgc_n AS "
-           "(SELECT count(*) AS n FROM pgc_ins) UPDATE pgcutover.migrations SET checkpoint = "
-           "ARRAY[$2::text], rows_copied = rows_copied + pgc_n.n, updated_at = now() FROM pgc_n "
-           "WHERE id = $3 RETURNING pgc_n.n");
+           "(SELECT count(*) AS n FROM pgc_ins), pgc_ck AS (UPDATE pgcutover.migrations SET "
+           "checkpoint = CASE WHEN checkpoint IS NOT DISTINCT FROM ARRAY[$1::text] THEN "
+           "ARRAY[$2::text] ELSE checkpoint END, rows_copied = rows_copied + pgc_n.n, updated_at = "
+           "now() FROM pgc_n WHERE id = $3 RETURNING checkpoint = ARRAY[$2::text] AS moved) "
+           "SELECT pgc_n.n, (SELECT count(*) FROM pgc_ck WHERE moved) FROM pgc_n");
     free(q);
-    q = osc_sql_backfill(&m, false);
+    q = osc_sql_backfill(&m, false, true);
     has(q, "WHERE (\"aid\") <= ($1::integer) FOR KEY SHARE ON CONFLICT (\"aid\") DO NOTHING");
-    has(q, "checkpoint = ARRAY[$1::text], ");
+    has(q, "THEN ARRAY[$1::text] ELSE checkpoint END");
     has(q, "WHERE id = $2 RETURNING");
     lacks(q, "$3");
+    free(q);
+    /* without on_conflict: a plain INSERT for a range the triggers have not written into */
+    q = osc_sql_backfill(&m, true, false);
+    has(q, "($2::integer) FOR KEY SHARE RETURNING 1)");
+    lacks(q, "ON CONFLICT");
+    free(q);
+    q = osc_sql_shadow_has(&m, true);
+    assert_string_equal(q, "SELECT 1 FROM \"pgcutover\".\"accounts_7_new\" WHERE (\"aid\") > "
+                           "($1::integer) AND (\"aid\") <= ($2::integer) LIMIT 1");
     free(q);
     osc_map_free(&m);
 }
@@ -530,7 +544,7 @@ static void test_backfill_using_key(void **state)
     (void)state;
     osc_map m;
     map_using_key(&m);
-    char *q = osc_sql_backfill(&m, true);
+    char *q = osc_sql_backfill(&m, true, true);
     has(q, "SELECT (\"id\" * 10), (\"v\") FROM ONLY \"public\".\"c\" WHERE (\"id\") > "
            "($1::integer) AND (\"id\") <= ($2::integer) FOR KEY SHARE ON CONFLICT (\"id\") DO "
            "NOTHING");

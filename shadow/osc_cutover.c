@@ -17,16 +17,25 @@
  * $5 migration id, $6 the original's schema. Each returns (phase, sql, alt_sql).
  */
 static const char *const captures[] = {
+    /* The owner first: a sequence may only be owned by a column of a table with its owner. */
+    "SELECT 'pre', format('ALTER TABLE %s OWNER TO %I', $3::text, pg_get_userbyid(relowner)), NULL "
+    "FROM pg_class WHERE oid = $1::oid",
     /* Serial sequences owned by the original's columns follow the mapped column (before
      * the original moves: owned sequences move with their table). */
     "SELECT 'pre', format('ALTER SEQUENCE %s OWNED BY %s', d.objid::regclass, "
     "  coalesce($3::text || '.' || quote_ident(mc.name), 'NONE')), NULL "
     "FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
+    "JOIN pg_class sq ON sq.oid = d.objid AND sq.relkind = 'S' "
     "LEFT JOIN pgcutover.migration_columns mc ON mc.migration_id = $5::bigint AND mc.expr = chr(34) || replace(a.attname, chr(34), chr(34) || chr(34)) || chr(34) "
     "WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass "
     "AND d.refobjid = $1::oid AND d.deptype = 'a'",
-    /* Identity sequences of the shadow: next value after the original's, and its name. */
-    "SELECT 'post', format('SELECT setval(%L, greatest(%s, (SELECT max(%I) FROM %s), 1))', "
+    /* Identity sequences of the shadow: the original's data type (LIKE does not copy
+     * AS type) when the column kept its type, the next value after the original's, and
+     * the original's name. */
+    "SELECT 'post', CASE WHEN oa.atttypid = a.atttypid AND os.seqtypid IS NOT NULL THEN format("
+    "  'ALTER SEQUENCE %s AS %s; ', $6::text || '.' || quote_ident(sq.relname), "
+    "  format_type(os.seqtypid, NULL)) ELSE '' END || "
+    "  format('SELECT setval(%L, greatest(%s, (SELECT max(%I) FROM %s), 1))', "
     "  $6::text || '.' || quote_ident(sq.relname), "
     "  coalesce(pg_sequence_last_value(pg_get_serial_sequence($1::oid::regclass::text, oa.attname))::text, 'NULL'), "
     "  a.attname, $3::text), NULL "
@@ -35,6 +44,8 @@ static const char *const captures[] = {
     "JOIN pg_class sq ON sq.oid = d.objid AND sq.relkind = 'S' "
     "LEFT JOIN pgcutover.migration_columns mc ON mc.migration_id = $5::bigint AND mc.name = a.attname "
     "LEFT JOIN pg_attribute oa ON oa.attrelid = $1::oid AND chr(34) || replace(oa.attname, chr(34), chr(34) || chr(34)) || chr(34) = mc.expr "
+    "LEFT JOIN pg_sequence os ON os.seqrelid = pg_get_serial_sequence($1::oid::regclass::text, "
+    "  oa.attname)::regclass "
     "WHERE a.attrelid = $2::oid AND a.attidentity <> ''",
     "SELECT 'post', format('ALTER SEQUENCE %s RENAME TO %I', $6::text || '.' || quote_ident(sq.relname), "
     "  osq.relname), NULL "
@@ -60,8 +71,6 @@ static const char *const captures[] = {
     "SELECT 'post', format('ALTER INDEX %s RENAME TO %I', $6::text || '.' || quote_ident(s.relname), "
     "  o.relname), NULL FROM o JOIN s USING (sig, n, indisprimary, indisunique) "
     "WHERE s.relname <> o.relname",
-    "SELECT 'post', format('ALTER TABLE %s OWNER TO %I', $3::text, pg_get_userbyid(relowner)), NULL "
-    "FROM pg_class WHERE oid = $1::oid",
     "SELECT 'post', format('GRANT %s ON TABLE %s TO %s%s', a.privilege_type, $3::text, "
     "  CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, "
     "  CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END), NULL "
@@ -99,25 +108,37 @@ static const char *const captures[] = {
     "FROM pg_class c WHERE c.oid = $1::oid AND c.relreplident <> 'd'",
     "SELECT 'post', format('ALTER PUBLICATION %I DROP TABLE %s', p.pubname, $4::text), NULL "
     "FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid WHERE pr.prrelid = $1::oid",
-    "SELECT 'post', format('ALTER PUBLICATION %I ADD TABLE %s', p.pubname, $3::text), NULL "
+    "SELECT 'post', format('ALTER PUBLICATION %I ADD TABLE %s%s%s', p.pubname, $3::text, "
+    "  (SELECT ' (' || string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) || ')' FROM "
+    "  pg_attribute a WHERE a.attrelid = $1::oid AND a.attnum = ANY (pr.prattrs)), "
+    "  ' WHERE (' || pg_get_expr(pr.prqual, pr.prrelid) || ')'), NULL "
     "FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid WHERE pr.prrelid = $1::oid",
     "SELECT 'post', format('COMMENT ON TABLE %s IS %L', $3::text, obj_description($1::oid, 'pg_class')), NULL "
     "WHERE obj_description($1::oid, 'pg_class') IS NOT NULL",
-    /* Views over the original are bound to it by oid: define them again over the new
-     * table; when a column's type changed, CREATE OR REPLACE cannot, so drop and create
-     * (keeping owner and grants). */
-    "WITH v AS (SELECT DISTINCT r.ev_class AS oid FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid "
-    "  WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass "
-    "  AND d.refobjid = $1::oid AND r.ev_class <> $1::oid) "
-    "SELECT 'post', format('CREATE OR REPLACE VIEW %s%s AS %s', v.oid::regclass, "
-    "  coalesce(' WITH (' || array_to_string(c.reloptions, ', ') || ')', ''), pg_get_viewdef(v.oid)), "
-    "  format('DROP VIEW %s; CREATE VIEW %s%s AS %s; ALTER VIEW %s OWNER TO %I', v.oid::regclass, "
-    "  v.oid::regclass, coalesce(' WITH (' || array_to_string(c.reloptions, ', ') || ')', ''), "
-    "  pg_get_viewdef(v.oid), v.oid::regclass, pg_get_userbyid(c.relowner)) || coalesce((SELECT "
-    "  string_agg(format('; GRANT %s ON %s TO %s', a.privilege_type, v.oid::regclass, CASE WHEN "
-    "  a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END), '') FROM "
-    "  aclexplode(c.relacl) a WHERE a.grantee <> c.relowner), '') "
-    "FROM v JOIN pg_class c ON c.oid = v.oid WHERE c.relkind = 'v'",
+    /* Views over the original, and views over those, are bound by oid: define them again,
+     * bases first. When a column's type changed, CREATE OR REPLACE cannot, so the view is
+     * dropped with its dependents (CASCADE) and created again — the dependents follow in
+     * this same list. Owner, grants and comment are set again after each. */
+    "WITH RECURSIVE v(oid, depth) AS (SELECT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r "
+    "  ON r.oid = d.objid WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = "
+    "  'pg_class'::regclass AND d.refobjid = $1::oid AND r.ev_class <> $1::oid "
+    "  UNION ALL SELECT r.ev_class, v.depth + 1 FROM v JOIN pg_depend d ON d.refobjid = v.oid "
+    "  AND d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass "
+    "  JOIN pg_rewrite r ON r.oid = d.objid AND r.ev_class <> v.oid WHERE v.depth < 20), "
+    "w AS (SELECT oid, max(depth) AS depth FROM v GROUP BY oid) "
+    "SELECT 'post', format('CREATE OR REPLACE VIEW %s%s AS %s', w.oid::regclass, opt, def) || tail, "
+    "  format('DROP VIEW IF EXISTS %s CASCADE; CREATE VIEW %s%s AS %s', w.oid::regclass, "
+    "  w.oid::regclass, opt, def) || tail "
+    "FROM w JOIN pg_class c ON c.oid = w.oid, LATERAL (SELECT coalesce(' WITH (' || "
+    "  array_to_string(c.reloptions, ', ') || ')', '') AS opt, pg_get_viewdef(w.oid) AS def, "
+    "  format('; ALTER VIEW %s OWNER TO %I', w.oid::regclass, pg_get_userbyid(c.relowner)) "
+    "  || coalesce((SELECT string_agg(format('; GRANT %s ON %s TO %s%s', a.privilege_type, "
+    "  w.oid::regclass, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid("
+    "  a.grantee)) END, CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END), '') "
+    "  FROM aclexplode(c.relacl) a WHERE a.grantee <> c.relowner), '') "
+    "  || coalesce(format('; COMMENT ON VIEW %s IS %L', w.oid::regclass, obj_description(w.oid, "
+    "  'pg_class')), '') AS tail) x "
+    "WHERE c.relkind = 'v' ORDER BY w.depth, w.oid",
     /* Foreign keys that reference the original (from other tables, and the shadow's own
      * self-references) are added again, NOT VALID, and validated after the commit. */
     "SELECT 'post', format('ALTER TABLE %1$s DROP CONSTRAINT %2$I; ALTER TABLE %1$s ADD CONSTRAINT "

@@ -137,12 +137,13 @@ static void proxy_spawn(h_proxy *p, const char *path, const char *const *extra_s
             fail_msg("pgcutover%s%s exited during start (status %d)", path ? " -c " : "",
                      path ? path : "", st);
         }
-        if (port_accepts(p->port))
+        /* Both listeners: the console's comes up just after the clients'. */
+        if (port_accepts(p->port) && port_accepts(p->control_port))
             return;
         usleep(20000);
     }
     h_proxy_stop(p);
-    fail_msg("pgcutover did not accept on port %d within 10 s", p->port);
+    fail_msg("pgcutover did not accept on ports %d and %d within 10 s", p->port, p->control_port);
 }
 
 void h_proxy_start(h_proxy *p, const char *const *extra_sets)

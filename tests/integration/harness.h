@@ -31,7 +31,7 @@ int h_free_port(void);
 /*
  * h_proxy_start — start pgcutover in front of the cluster with its own ports and unix
  * socket dir, plus extra "NAME=VALUE" settings (NULL-terminated array, may be NULL).
- * Waits until the client port accepts (10 s). Fails the test on error.
+ * Waits until the client and control ports accept (10 s). Fails the test on error.
  */
 void h_proxy_start(h_proxy *p, const char *const *extra_sets);
 /* h_proxy_stop — SIGTERM, wait up to 10 s, then SIGKILL; reaps the pid. Returns the

@@ -1481,6 +1481,56 @@ static void view_facts(PGconn *dc, const char *v, char *out, size_t len)
           v, v, v);
 }
 
+static int setup_force(void **state)
+{
+    (void)state;
+    return setup_db("eng_cut_force");
+}
+
+/*
+ * cutover_force: a session idle in a transaction that holds a lock on the table blocks
+ * the cutover; after SET MIGRATION n cutover_force = on, the engine terminates that
+ * session (and logs it), the cutover completes, and the blocker's connection is gone.
+ */
+static void test_cutover_force(void **state)
+{
+    (void)state;
+    static const char *const sets[] = {"cutover_attempts=1000", "cutover=manual", NULL};
+    PGconn *dc = direct_db();
+    create_table(dc, 2000);
+    h_proxy_start(&ctx.px, sets);
+    PGconn *ctl = console_db(&ctx.px);
+    long long id = start_migration(ctl, "ALTER TABLE t ADD COLUMN note text DEFAULT ''");
+    mig_row m;
+    wait_state(ctl, id, "ready", &m);
+    PGconn *blocker = PQconnectdb(h_conninfo_direct("dbname=eng_cut_force"));
+    assert_int_equal(PQstatus(blocker), CONNECTION_OK);
+    h_exec_ok(blocker, "BEGIN");
+    h_exec_ok(blocker, "LOCK TABLE t IN ROW SHARE MODE");
+    int blocker_pid = PQbackendPID(blocker);
+    PQclear(ctl_ok(ctl, "SET MIGRATION %lld lock_timeout_ms = 100", id));
+    PQclear(ctl_ok(ctl, "SET MIGRATION %lld cutover_force = on", id));
+    PQclear(ctl_ok(ctl, "CUTOVER MIGRATION %lld", id));
+    mig_show_ok(ctl, id, &m);
+    assert_string_equal(m.state, "done");
+    if (m.attempts < 2)
+        FAILP("cutover_force terminates blockers from the second attempt on; attempts %lld",
+              m.attempts);
+    assert_int_equal(qint(dc, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", blocker_pid), 0);
+    PGresult *r = PQexec(blocker, "SELECT 1");
+    assert_int_not_equal(PQresultStatus(r), PGRES_TUPLES_OK); /* terminated */
+    PQclear(r);
+    PQfinish(blocker);
+    char grep[600];
+    snprintf(grep, sizeof grep, "grep -q 'cutover_force: terminated backend %d' %s", blocker_pid,
+             ctx.px.log);
+    if (h_shell("%s", grep) != 0)
+        FAILP("no log line naming the terminated backend %d", blocker_pid);
+    assert_int_equal(count_public_t(dc), 1);
+    assert_int_equal(qint(dc, "SELECT count(*) FROM t WHERE note = ''"), 2000);
+    stop_proxy(&ctx.px);
+}
+
 /*
  * A view v1 over t reads the column a whose type changes (ALTER TABLE t ALTER COLUMN a
  * TYPE bigint), and a view v2 reads v1; both have grants (one WITH GRANT OPTION), v1 has
@@ -1565,6 +1615,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_lock_retry, setup_retry, teardown),
         cmocka_unit_test_setup_teardown(test_manual_cutover, setup_manual, teardown),
         cmocka_unit_test_setup_teardown(test_sigkill_cutover, setup_kill, teardown),
+        cmocka_unit_test_setup_teardown(test_cutover_force, setup_force, teardown),
         cmocka_unit_test_setup_teardown(test_views_over_changed_column, setup_views, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

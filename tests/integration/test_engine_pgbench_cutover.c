@@ -1,0 +1,613 @@
+/*
+ * test_engine_pgbench_cutover.c — an online change of pgbench_accounts (scale 10,
+ * 1,000,000 rows) through the control console, end to end, while pgbench (TPC-B-like,
+ * 8 clients, -j 2) runs THROUGH THE PROXY for the whole change, backfill and cutover
+ * included (issue 6, "Done when", first point). Two tests, one pgbench query mode each:
+ *
+ *   - -M prepared: ALTER TABLE pgbench_accounts ADD COLUMN note text DEFAULT '' (keeps
+ *     every column pgbench's prepared statements read, so their re-plan after the swap
+ *     resolves to the new table with the same result type); the swap is made by the
+ *     engine itself (SET MIGRATION n cutover = auto once ready);
+ *   - -M simple: ALTER COLUMN abalance TYPE bigint, ADD COLUMN note text DEFAULT '';
+ *     the swap on CUTOVER MIGRATION n.
+ *
+ * pgbench runs back to back (10 s each) from 2 s before the ALTER until the run in
+ * which the swap happened has ended, and the swap is requested 2-5 s into a run, so it
+ * always falls well inside one, however long the backfill takes on the machine.
+ *
+ * Asserted: the migration reaches done while that run is still going (history rows
+ * exist with mtime before and after the swap), every pgbench run exits 0 and reports 0
+ * failed transactions and no aborted client, and the data equals the original mapped
+ * through the change. pgbench keeps writing after the swap, so the new table is not compared
+ * with the old one as a whole; instead:
+ *   - 1,000,000 rows, every note = '', abalance of the new type;
+ *   - the columns pgbench never writes (aid, bid, filler) equal the old table's, row for
+ *     row, both ways;
+ *   - every account's abalance is the sum of its history deltas (pgbench -i starts all
+ *     balances at 0 and each transaction adds delta to one account, one teller and one
+ *     branch and inserts one history row, atomically) — likewise every teller and
+ *     branch; so sum(abalance) = sum(delta) = sum(tbalance) = sum(bbalance);
+ *   - the old table, frozen at the swap, differs from the new one only by the history
+ *     rows of transactions that started after the swap (mtime > the cutover
+ *     transaction's now(), phase_at['done']), except for at most one account per client:
+ *     a transaction in flight during the hold whose UPDATE waited for the cutover's lock
+ *     and then, re-resolving the name, wrote the new table.
+ *
+ * Each test has its own database (eng_pgb_cut_*) and its own pgcutover (Debug build,
+ * sanitizers), because test files run in parallel; the teardown stops pgbench and the
+ * proxy if a failed test left them running.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#define SCALE 10
+#define ROWS (SCALE * 100000LL)
+#define CLIENTS 8
+#define RUN_SECONDS 10       /* pgbench -T of each run */
+#define SUBMIT_AFTER_MS 2000 /* load before the ALTER is submitted */
+#define CUT_FROM_MS 2000     /* the swap is requested this far into a run … */
+#define CUT_TO_MS 5000       /* … and no later (a run lasts RUN_SECONDS) */
+#define MAX_TOTAL_MS 200000  /* bound on the whole change */
+#define POLL_US 100000
+
+static struct {
+    char db[64];
+    double started_ms;
+    h_proxy px;
+    PGconn *conns[4];
+    int nconns;
+    pid_t pgb_pid; /* pgbench running in the background, 0 when reaped */
+    char pgb_out[512];
+} ctx;
+
+static void quiet_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static const char *pgbench_bin(void)
+{
+    static const char *p = "/usr/lib/postgresql/15/bin/pgbench";
+    return access(p, X_OK) == 0 ? p : "pgbench";
+}
+
+/* pgbench's output so far (static buffer). */
+static const char *pgb_output(void)
+{
+    static char buf[32768];
+    FILE *f = fopen(ctx.pgb_out, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    return buf;
+}
+
+static void dump_logs(void)
+{
+    if (ctx.px.log[0]) {
+        fprintf(stderr, "---- last lines of %s ----\n", ctx.px.log);
+        fflush(stderr);
+        h_shell("tail -n 40 %s >&2", ctx.px.log);
+    }
+    if (ctx.pgb_out[0]) {
+        fprintf(stderr, "---- pgbench output (%s) ----\n", ctx.pgb_out);
+        fflush(stderr);
+        h_shell("tail -n 40 %s >&2", ctx.pgb_out);
+    }
+}
+
+/* Fail the test after printing the tails of the pgcutover log and pgbench's output. */
+#define FAILP(...)                                                                                 \
+    do {                                                                                           \
+        dump_logs();                                                                               \
+        fail_msg(__VA_ARGS__);                                                                     \
+    } while (0)
+
+static PGconn *keep(PGconn *c)
+{
+    if (ctx.nconns < 4)
+        ctx.conns[ctx.nconns++] = c;
+    PQsetNoticeProcessor(c, quiet_notice, NULL);
+    return c;
+}
+
+static PGconn *direct_db(void)
+{
+    char ci[512];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", h_pg_port(),
+             h_pg_user(), ctx.db);
+    return keep(h_connect(ci));
+}
+
+static PGconn *console_db(void)
+{
+    char ci[512];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable",
+             ctx.px.control_port, h_pg_user(), ctx.db);
+    return keep(h_connect(ci));
+}
+
+/* Stop pgbench if it still runs (SIGTERM, then SIGKILL after 5 s) and reap it. */
+static void kill_pgbench(void)
+{
+    if (ctx.pgb_pid <= 0)
+        return;
+    kill(ctx.pgb_pid, SIGTERM);
+    int st;
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(ctx.pgb_pid, &st, WNOHANG) == ctx.pgb_pid) {
+            ctx.pgb_pid = 0;
+            return;
+        }
+        usleep(10000);
+    }
+    kill(ctx.pgb_pid, SIGKILL);
+    waitpid(ctx.pgb_pid, &st, 0);
+    ctx.pgb_pid = 0;
+}
+
+static int setup_db(const char *db)
+{
+    memset(&ctx, 0, sizeof ctx);
+    snprintf(ctx.db, sizeof ctx.db, "%s", db);
+    ctx.started_ms = h_now_ms();
+    h_recreate_db(db);
+    return 0;
+}
+
+static int setup_prepared(void **state)
+{
+    (void)state;
+    return setup_db("eng_pgb_cut_prep");
+}
+
+static int setup_simple(void **state)
+{
+    (void)state;
+    return setup_db("eng_pgb_cut_simple");
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    kill_pgbench();
+    for (int i = 0; i < ctx.nconns; i++)
+        PQfinish(ctx.conns[i]);
+    ctx.nconns = 0;
+    if (ctx.px.pid > 0)
+        h_proxy_stop(&ctx.px);
+    if (ctx.db[0]) {
+        h_drop_db(ctx.db);
+        fprintf(stderr, "(%s: %.1f s)\n", ctx.db, (h_now_ms() - ctx.started_ms) / 1000);
+    }
+    memset(&ctx, 0, sizeof ctx);
+    return 0;
+}
+
+/* ---------- SQL helpers ---------- */
+
+static long long qint(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static long long qint(PGconn *c, const char *fmt, ...)
+{
+    char sql[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1 || PQgetisnull(r, 0, 0)) {
+        char err[1024];
+        snprintf(err, sizeof err, "%s", PQerrorMessage(c));
+        PQclear(r);
+        FAILP("%s: %s", sql, *err ? err : "no value");
+    }
+    long long v = atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return v;
+}
+
+static const char *qtext(PGconn *c, char *out, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static const char *qtext(PGconn *c, char *out, size_t len, const char *fmt, ...)
+{
+    char sql[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        char err[1024];
+        snprintf(err, sizeof err, "%s", PQerrorMessage(c));
+        PQclear(r);
+        FAILP("%s: %s", sql, err);
+    }
+    snprintf(out, len, "%s",
+             PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0)
+                                                                           : "");
+    PQclear(r);
+    return out;
+}
+
+/* ---------- console ---------- */
+
+static int col(const PGresult *r, const char *name)
+{
+    int i = PQfnumber(r, name);
+    if (i < 0)
+        FAILP("SHOW MIGRATION has no column \"%s\"", name);
+    return i;
+}
+
+typedef struct {
+    char state[32];
+    char error[1024];
+    char old_table[256];
+    char phase_at[1024];
+    long long attempts;
+    double hold_ms, lock_ms, max_wait_ms;
+} mig_row;
+
+static void mig_show(PGconn *ctl, long long id, mig_row *m)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "SHOW MIGRATION %lld", id);
+    PGresult *r = PQexec(ctl, cmd);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        char err[1024];
+        snprintf(err, sizeof err, "%s", PQerrorMessage(ctl));
+        PQclear(r);
+        FAILP("%s: %s", cmd, err);
+    }
+    snprintf(m->state, sizeof m->state, "%s", PQgetvalue(r, 0, col(r, "state")));
+    snprintf(m->error, sizeof m->error, "%s", PQgetvalue(r, 0, col(r, "error")));
+    snprintf(m->old_table, sizeof m->old_table, "%s", PQgetvalue(r, 0, col(r, "old_table")));
+    snprintf(m->phase_at, sizeof m->phase_at, "%s", PQgetvalue(r, 0, col(r, "phase_at")));
+    m->attempts = atoll(PQgetvalue(r, 0, col(r, "cutover_attempts")));
+    m->hold_ms = atof(PQgetvalue(r, 0, col(r, "cutover_hold_ms")));
+    m->lock_ms = atof(PQgetvalue(r, 0, col(r, "cutover_lock_ms")));
+    m->max_wait_ms = atof(PQgetvalue(r, 0, col(r, "cutover_max_wait_ms")));
+    PQclear(r);
+}
+
+static long long start_migration(PGconn *ctl, const char *sql)
+{
+    PGresult *r = PQexec(ctl, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        char err[1024];
+        snprintf(err, sizeof err, "%s", PQerrorMessage(ctl));
+        PQclear(r);
+        FAILP("console '%s': %s", sql, err);
+    }
+    long long id = atoll(PQgetvalue(r, 0, col(r, "id")));
+    PQclear(r);
+    if (id <= 0)
+        FAILP("'%s' returned id %lld", sql, id);
+    return id;
+}
+
+/* ---------- pgbench ---------- */
+
+/* Run k of pgbench through the proxy in the background: fork, exec, output into
+ * ctx.pgb_out. */
+static void start_pgbench(const char *mode, int k)
+{
+    snprintf(ctx.pgb_out, sizeof ctx.pgb_out, "%s/pgbench-%s-%d.out", ctx.px.sockdir, mode, k);
+    char port[16], clients[16], secs[16];
+    snprintf(port, sizeof port, "%d", ctx.px.port);
+    snprintf(clients, sizeof clients, "%d", CLIENTS);
+    snprintf(secs, sizeof secs, "%d", RUN_SECONDS);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(ctx.pgb_out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        setenv("PGSSLMODE", "disable", 1);
+        /* -n: no vacuum (it would truncate pgbench_history, which the checks read). */
+        execlp(pgbench_bin(), "pgbench", "-h", "127.0.0.1", "-p", port, "-U", h_pg_user(), "-n",
+               "-c", clients, "-j", "2", "-T", secs, "-M", mode, "-P", "5", ctx.db, (char *)NULL);
+        _exit(127);
+    }
+    ctx.pgb_pid = pid;
+}
+
+/* Whether pgbench is still running; when it has ended, *st gets its wait status. */
+static bool pgbench_running(int *st)
+{
+    if (ctx.pgb_pid <= 0)
+        return false;
+    if (waitpid(ctx.pgb_pid, st, WNOHANG) == ctx.pgb_pid) {
+        ctx.pgb_pid = 0;
+        return false;
+    }
+    return true;
+}
+
+/* Number after `label` in s, or -1. */
+static long long after_label(const char *s, const char *label)
+{
+    const char *p = strstr(s, label);
+    return p ? atoll(p + strlen(label)) : -1;
+}
+
+/* The verdict of an ended pgbench run (wait status st): exit 0, "number of failed
+ * transactions: 0", no client aborted or saw an ERROR. Returns the transactions done. */
+static long long check_run(const char *mode, int k, int st)
+{
+    const char *out = pgb_output();
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        FAILP("pgbench -M %s run %d exited with status 0x%x:\n%s", mode, k, st, out);
+    if (strstr(out, "number of failed transactions: 0 ") == NULL)
+        FAILP("pgbench -M %s run %d reports failed transactions:\n%s", mode, k, out);
+    if (strstr(out, "aborted") != NULL || strstr(out, "ERROR") != NULL)
+        FAILP("pgbench -M %s run %d: a client saw an error or aborted:\n%s", mode, k, out);
+    long long n = after_label(out, "number of transactions actually processed: ");
+    if (n < 100)
+        FAILP("pgbench -M %s run %d processed only %lld transactions:\n%s", mode, k, n, out);
+    return n;
+}
+
+/* ---------- the test ---------- */
+
+/*
+ * pgbench runs back to back (RUN_SECONDS each, a few ms apart) from before the ALTER is
+ * submitted until the run in which the cutover happened has ended; every run must be
+ * clean. The proxy starts with cutover = manual so that the swap falls inside a run
+ * (not at its edge, whatever the machine's speed): once the migration is ready and the
+ * current run is between CUT_FROM_MS and CUT_TO_MS old, the test sends either
+ * "CUTOVER MIGRATION n" (manual: the manual path) or "SET MIGRATION n cutover = auto"
+ * (the engine then swaps by itself, as with the default cutover = auto).
+ */
+static void run_case(const char *mode, const char *change, const char *abalance_type, bool manual)
+{
+    char cmd[1024], buf[1024];
+    /* pgbench_accounts etc. at scale 10, loaded directly (not part of what is tested). */
+    int rc = h_shell("PGSSLMODE=disable %s -i -s %d -q -h 127.0.0.1 -p %d -U %s %s >%s/pgbi.%s.out "
+                     "2>&1",
+                     pgbench_bin(), SCALE, h_pg_port(), h_pg_user(), ctx.db, h_tmpdir(), ctx.db);
+    if (rc != 0) {
+        h_shell("cat %s/pgbi.%s.out >&2", h_tmpdir(), ctx.db);
+        fail_msg("pgbench -i -s %d exited %d", SCALE, rc);
+    }
+    h_shell("rm -f %s/pgbi.%s.out", h_tmpdir(), ctx.db);
+    PGconn *dc = direct_db();
+    assert_int_equal(qint(dc, "SELECT count(*) FROM pgbench_accounts"), ROWS);
+
+    static const char *const sets[] = {"log_level=info", "cutover=manual", NULL};
+    h_proxy_start(&ctx.px, sets);
+    PGconn *ctl = console_db();
+
+    int k = 1, cut_run = 0, st = 0;
+    long long processed = 0, id = 0;
+    bool requested = false, done = false;
+    mig_row m = {0};
+    double t0 = h_now_ms(), t_run = t0, t_submit = 0, t_done = 0;
+    start_pgbench(mode, k);
+    for (;;) {
+        double now = h_now_ms();
+        if (id == 0 && now - t0 >= SUBMIT_AFTER_MS) {
+            snprintf(cmd, sizeof cmd, "ALTER TABLE pgbench_accounts %s", change);
+            id = start_migration(ctl, cmd);
+            t_submit = h_now_ms();
+        }
+        if (id > 0 && !done) {
+            mig_show(ctl, id, &m);
+            if (strcmp(m.state, "failed") == 0 || strcmp(m.state, "aborted") == 0)
+                FAILP("migration %lld is %s: %s", id, m.state, m.error);
+            if (!requested && strcmp(m.state, "ready") == 0 && now - t_run >= CUT_FROM_MS &&
+                now - t_run <= CUT_TO_MS && pgbench_running(&st)) {
+                requested = true;
+                cut_run = k;
+                /* CUTOVER blocks until done or refused; SET returns at once */
+                if (manual)
+                    snprintf(cmd, sizeof cmd, "CUTOVER MIGRATION %lld", id);
+                else
+                    snprintf(cmd, sizeof cmd, "SET MIGRATION %lld cutover = auto", id);
+                PGresult *r = PQexec(ctl, cmd);
+                if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+                    snprintf(buf, sizeof buf, "%s", PQerrorMessage(ctl));
+                    PQclear(r);
+                    FAILP("console '%s': %s", cmd, buf);
+                }
+                PQclear(r);
+                mig_show(ctl, id, &m);
+            }
+            if (strcmp(m.state, "done") == 0) {
+                done = true;
+                t_done = h_now_ms();
+                if (!pgbench_running(&st) || k != cut_run)
+                    FAILP("the swap (requested in pgbench run %d) was seen done only after that "
+                          "run ended (%.1f s after the request)",
+                          cut_run, (t_done - t_run) / 1000);
+            }
+        }
+        if (!pgbench_running(&st)) {
+            processed += check_run(mode, k, st);
+            if (done)
+                break;
+            if (requested)
+                FAILP("cutover requested %d-%d ms into pgbench run %d, not done when it ended "
+                      "(state %s: %s)",
+                      CUT_FROM_MS, CUT_TO_MS, k, m.state, m.error);
+            if (h_now_ms() - t0 > MAX_TOTAL_MS)
+                FAILP("migration %lld not done within %d s (state %s)", id, MAX_TOTAL_MS / 1000,
+                      m.state);
+            t_run = h_now_ms();
+            start_pgbench(mode, ++k);
+        }
+        usleep(POLL_US);
+    }
+    /* The cutover's figures (recorded just after the commit that made it done). */
+    mig_show(ctl, id, &m);
+    if (strcmp(m.state, "done") != 0 || m.attempts < 1 || m.old_table[0] == 0)
+        FAILP("migration %lld: state %s, cutover_attempts %lld, old_table '%s'", id, m.state,
+              m.attempts, m.old_table);
+    if (!(m.hold_ms > 0 && m.lock_ms > 0 && m.lock_ms <= m.hold_ms && m.max_wait_ms >= 0))
+        FAILP(
+            "migration %lld: cutover_hold_ms %.3f, cutover_lock_ms %.3f, cutover_max_wait_ms %.3f",
+            id, m.hold_ms, m.lock_ms, m.max_wait_ms);
+
+    /* ---- the data ---- */
+    char done_at[64], type[64], old[256];
+    snprintf(old, sizeof old, "%s", m.old_table);
+    qtext(dc, done_at, sizeof done_at,
+          "SELECT (phase_at->>'done')::timestamptz::timestamp::text FROM pgcutover.migrations "
+          "WHERE id = %lld",
+          id);
+    if (!done_at[0])
+        FAILP("no phase_at['done'] for migration %lld (phase_at %s)", id, m.phase_at);
+
+    /* The load ran on both sides of the swap. */
+    long long before = qint(dc, "SELECT count(*) FROM pgbench_history WHERE mtime < '%s'", done_at);
+    long long after = qint(dc, "SELECT count(*) FROM pgbench_history WHERE mtime > '%s'", done_at);
+    if (before < 100 || after < 100)
+        FAILP("history rows before the swap %lld, after %lld: the swap was not under load", before,
+              after);
+
+    /* Shape of the new table. */
+    assert_int_equal(qint(dc, "SELECT count(*) FROM pgbench_accounts"), ROWS);
+    assert_int_equal(qint(dc, "SELECT count(*) FROM pgbench_accounts WHERE note = ''"), ROWS);
+    qtext(dc, type, sizeof type,
+          "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+          "'public.pgbench_accounts'::regclass AND attname = 'abalance'");
+    if (strcmp(type, abalance_type) != 0)
+        FAILP("abalance is %s after the change, want %s", type, abalance_type);
+    qtext(dc, buf, sizeof buf,
+          "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef d JOIN pg_attribute a ON "
+          "a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = "
+          "'public.pgbench_accounts'::regclass AND a.attname = 'note'");
+    if (strcmp(buf, "''::text") != 0)
+        FAILP("default of note is '%s', want ''::text", buf);
+    assert_int_equal(qint(dc, "SELECT count(*) FROM pg_index WHERE indrelid = "
+                              "'public.pgbench_accounts'::regclass AND indisprimary"),
+                     1);
+
+    /* Columns pgbench never writes: equal to the old table's, row for row, both ways. */
+    assert_int_equal(qint(dc, "SELECT count(*) FROM %s", old), ROWS);
+    long long miss = qint(dc,
+                          "SELECT count(*) FROM (SELECT aid, bid, filler FROM %s EXCEPT ALL "
+                          "SELECT aid, bid, filler FROM pgbench_accounts) x",
+                          old);
+    long long extra = qint(dc,
+                           "SELECT count(*) FROM (SELECT aid, bid, filler FROM pgbench_accounts "
+                           "EXCEPT ALL SELECT aid, bid, filler FROM %s) x",
+                           old);
+    if (miss || extra)
+        FAILP("(aid, bid, filler): %lld rows of %s missing from the new table, %lld extra", miss,
+              old, extra);
+
+    /* Every balance is its history (all start at 0). */
+    long long bad_acc = qint(dc, "SELECT count(*) FROM pgbench_accounts a FULL JOIN (SELECT aid, "
+                                 "sum(delta) s FROM pgbench_history GROUP BY aid) h USING (aid) "
+                                 "WHERE a.abalance IS DISTINCT FROM coalesce(h.s, 0)");
+    long long bad_tel = qint(dc, "SELECT count(*) FROM pgbench_tellers t FULL JOIN (SELECT tid, "
+                                 "sum(delta) s FROM pgbench_history GROUP BY tid) h USING (tid) "
+                                 "WHERE t.tbalance IS DISTINCT FROM coalesce(h.s, 0)");
+    long long bad_br = qint(dc, "SELECT count(*) FROM pgbench_branches b FULL JOIN (SELECT bid, "
+                                "sum(delta) s FROM pgbench_history GROUP BY bid) h USING (bid) "
+                                "WHERE b.bbalance IS DISTINCT FROM coalesce(h.s, 0)");
+    if (bad_acc || bad_tel || bad_br) {
+        qtext(dc, buf, sizeof buf,
+              "SELECT string_agg(format('aid %%s: abalance %%s, history %%s', aid, abalance, "
+              "s), '; ') FROM (SELECT a.aid, a.abalance, h.s FROM pgbench_accounts a FULL JOIN "
+              "(SELECT aid, sum(delta) s FROM pgbench_history GROUP BY aid) h USING (aid) WHERE "
+              "a.abalance IS DISTINCT FROM coalesce(h.s, 0) LIMIT 5) x");
+        FAILP("balances that are not the sum of their history: %lld accounts (e.g. %s), %lld "
+              "tellers, %lld branches",
+              bad_acc, buf, bad_tel, bad_br);
+    }
+    long long sum_a = qint(dc, "SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts");
+    long long sum_h = qint(dc, "SELECT coalesce(sum(delta), 0) FROM pgbench_history");
+    long long sum_t = qint(dc, "SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers");
+    long long sum_b = qint(dc, "SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches");
+    if (sum_a != sum_h || sum_t != sum_h || sum_b != sum_h)
+        FAILP("sum(abalance) %lld, sum(delta) %lld, sum(tbalance) %lld, sum(bbalance) %lld", sum_a,
+              sum_h, sum_t, sum_b);
+
+    /* The old table froze at the swap: new = old + deltas of transactions that started
+     * after it, except for accounts written by a transaction in flight during the hold
+     * (at most one per client), whose difference is one earlier history row's delta. */
+    char with[1024];
+    snprintf(with, sizeof with,
+             "WITH post AS (SELECT aid, sum(delta) s FROM pgbench_history WHERE mtime > '%s' "
+             "GROUP BY aid), d AS (SELECT n.aid, n.abalance - o.abalance - coalesce(p.s, 0) AS d "
+             "FROM pgbench_accounts n JOIN %s o USING (aid) LEFT JOIN post p USING (aid)) ",
+             done_at, old);
+    long long odd = qint(dc, "%sSELECT count(*) FROM d WHERE d <> 0", with);
+    long long unexplained =
+        qint(dc,
+             "%sSELECT count(*) FROM d WHERE d <> 0 AND NOT EXISTS (SELECT FROM pgbench_history "
+             "h WHERE h.aid = d.aid AND h.delta = d.d AND h.mtime <= '%s')",
+             with, done_at);
+    if (odd > CLIENTS || unexplained) {
+        qtext(dc, buf, sizeof buf,
+              "%sSELECT string_agg(format('aid %%s: %%s', aid, d), '; ') FROM (SELECT * FROM d "
+              "WHERE d <> 0 LIMIT 8) x",
+              with);
+        FAILP("new vs old table (frozen at the swap, %s): %lld accounts differ by more than the "
+              "later history (at most %d expected), %lld not explained by one earlier history "
+              "row: %s",
+              done_at, odd, CLIENTS, unexplained, buf);
+    }
+
+    fprintf(stderr,
+            "  -M %s: %s: done %.1f s after submit; cutover attempts %lld, hold %.1f ms, lock "
+            "%.1f ms, longest client wait %.1f ms (%s in run %d); pgbench %d runs, %lld "
+            "transactions, 0 failed; history %lld before / %lld after the swap; %lld in-flight "
+            "account(s) across the swap\n",
+            mode, change, (t_done - t_submit) / 1000, m.attempts, m.hold_ms, m.lock_ms,
+            m.max_wait_ms, manual ? "CUTOVER MIGRATION" : "SET cutover = auto", cut_run, k,
+            processed, before, after, odd);
+
+    for (int i = 0; i < ctx.nconns; i++)
+        PQfinish(ctx.conns[i]);
+    ctx.nconns = 0;
+    int pst = h_proxy_stop(&ctx.px);
+    if (pst != 0)
+        FAILP("pgcutover exited with status 0x%x on SIGTERM", pst);
+}
+
+/* -M prepared, a change that keeps the result columns of pgbench's prepared SELECT. */
+static void test_pgbench_prepared_add_column(void **state)
+{
+    (void)state;
+    run_case("prepared", "ADD COLUMN note text DEFAULT ''", "integer", false);
+}
+
+/* -M simple, a type change plus a new column (nothing is prepared, so the type change
+ * of the column pgbench selects is invisible to it). */
+static void test_pgbench_simple_type_and_column(void **state)
+{
+    (void)state;
+    run_case("simple", "ALTER COLUMN abalance TYPE bigint, ADD COLUMN note text DEFAULT ''",
+             "bigint", true);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_pgbench_prepared_add_column, setup_prepared, teardown),
+        cmocka_unit_test_setup_teardown(test_pgbench_simple_type_and_column, setup_simple,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

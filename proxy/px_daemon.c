@@ -133,6 +133,12 @@ double px_hold_last_max_wait_ms(void)
     return atomic_load(&px_d.last_hold_max_wait_us) / 1000.0;
 }
 
+double px_hold_wait_ms(void)
+{
+    uint64_t first = atomic_load(&px_d.hold_first_park_us);
+    return px_hold_active() && first ? (px_now_us() - first) / 1000.0 : 0.0;
+}
+
 void px_hold(void)
 {
     pthread_mutex_lock(&hold_mu);
@@ -591,7 +597,7 @@ int px_daemon_run(conf_t *conf, const conf_cmdline *cl)
         px_info("pgcutover %s ready: %d workers, server %s:%d", PGC_VERSION, n,
                 px_d.conf.server_host, px_d.conf.server_port);
         osc_engine_hooks hooks = {px_hold_enter, px_hold_leave, engine_log, engine_settings,
-                                  px_hold_last_max_wait_ms};
+                                  px_hold_last_max_wait_ms, px_hold_wait_ms};
         osc_engine_start(&hooks);
         event_base_dispatch(px_d.main_base);
         osc_engine_stop();

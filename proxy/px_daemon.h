@@ -99,6 +99,9 @@ void px_hold_leave(void);
 /* px_hold_last_max_wait_ms — the longest a session waited in the hold that ended last
  * (from the first park to the release), in milliseconds; 0 when nobody waited. */
 double px_hold_last_max_wait_ms(void);
+/* px_hold_wait_ms — how long the oldest parked message of the current hold has waited,
+ * in milliseconds; 0 when no hold is in place or nothing is parked. */
+double px_hold_wait_ms(void);
 /* px_hold_active — whether a hold is in place. */
 bool px_hold_active(void);
 

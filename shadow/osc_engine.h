@@ -54,6 +54,8 @@ typedef struct {
     bool (*settings)(conf_t *out);
     /* The longest a client waited in the hold that ended last, in milliseconds. */
     double (*last_hold_max_wait_ms)(void);
+    /* The longest a client has been waiting in the hold in place now (0 when none). */
+    double (*hold_wait_ms)(void);
 } osc_engine_hooks;
 
 /*

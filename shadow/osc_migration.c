@@ -467,8 +467,11 @@ out:
     return rc;
 }
 
-/* Count and hash of one range on both tables; R_OK when equal. */
-static step_rc compare_range(run_ctx *x, char **lo, char **hi, bool *equal, char *detail, size_t len)
+/* Count and hash of one range on both tables, the original's on side[0] and the
+ * shadow's on side[1] at the same time (two sessions sharing one exported snapshot);
+ * R_OK when equal. */
+static step_rc compare_range(run_ctx *x, PGconn *side[2], char **lo, char **hi, bool *equal,
+                             char *detail, size_t len)
 {
     bool plain = osc_map_keys_ordered(&x->map);
     bool has_lo = lo != NULL && plain, has_hi = hi != NULL && plain;
@@ -478,21 +481,61 @@ static step_rc compare_range(run_ctx *x, char **lo, char **hi, bool *equal, char
         v[n++] = lo[k];
     for (int k = 0; has_hi && k < x->map.nkeys; k++)
         v[n++] = hi[k];
-    char got[2][2][64], code[6];
-    for (int side = 0; side < 2; side++) {
-        char *q = osc_sql_verify(&x->map, side == 1, has_lo, has_hi);
-        PGresult *r = q ? osc_exec(x->c, q, n, v, x->err, sizeof x->err, code) : NULL;
+    char got[2][2][64], code[6] = "";
+    bool sent[2] = {false, false}, ok = true;
+    for (int i = 0; i < 2; i++) {
+        char *q = osc_sql_verify(&x->map, i == 1, has_lo, has_hi);
+        sent[i] = q && PQsendQueryParams(side[i], q, n, NULL, v, NULL, NULL, 0) == 1;
+        ok = ok && sent[i];
         free(q);
-        if (r == NULL)
-            return failed(x, code);
-        snprintf(got[side][0], 64, "%s", PQgetvalue(r, 0, 0));
-        snprintf(got[side][1], 64, "%s", PQgetvalue(r, 0, 1));
-        PQclear(r);
+    }
+    for (int i = 0; i < 2; i++) {
+        PGresult *r;
+        got[i][0][0] = got[i][1][0] = 0;
+        while (sent[i] && (r = PQgetResult(side[i])) != NULL) {
+            if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+                snprintf(got[i][0], 64, "%s", PQgetvalue(r, 0, 0));
+                snprintf(got[i][1], 64, "%s", PQgetvalue(r, 0, 1));
+            } else if (ok) {
+                ok = false;
+                const char *c = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+                snprintf(code, sizeof code, "%s", c ? c : "08006");
+                snprintf(x->err, sizeof x->err, "verify: %s", PQerrorMessage(side[i]));
+            }
+            PQclear(r);
+        }
+    }
+    if (!ok) {
+        if (!*code)
+            snprintf(code, sizeof code, "08006");
+        return strncmp(code, "08", 2) == 0 || strcmp(code, "57P01") == 0 ? R_CONN : R_FAIL;
     }
     *equal = strcmp(got[0][0], got[1][0]) == 0 && strcmp(got[0][1], got[1][1]) == 0;
     snprintf(detail, len, "original %s rows (hash %s), shadow %s rows (hash %s)", got[0][0],
              got[0][1], got[1][0], got[1][1]);
     return R_OK;
+}
+
+/* Two more sessions in the snapshot of x->c's open REPEATABLE READ transaction
+ * (pg_export_snapshot / SET TRANSACTION SNAPSHOT). false with x->err on failure. */
+static bool verify_sessions(run_ctx *x, PGconn *side[2])
+{
+    char code[6], sql[160];
+    PGresult *r = osc_exec(x->c, "SELECT pg_export_snapshot()", 0, NULL, x->err, sizeof x->err, code);
+    if (r == NULL)
+        return false;
+    snprintf(sql, sizeof sql,
+             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s'",
+             PQgetvalue(r, 0, 0));
+    PQclear(r);
+    for (int i = 0; i < 2; i++) {
+        char app[64];
+        snprintf(app, sizeof app, "pgcutover m%" PRId64 " verify%d", x->m->id, i + 1);
+        side[i] = osc_connect(x->m->db, app, x->err, sizeof x->err);
+        if (side[i] == NULL || !osc_run(side[i], sql, 0, NULL, x->err, sizeof x->err, code))
+            return false;
+    }
+    return true;
 }
 
 static void key_text(const osc_map *mp, char **k, char *buf, size_t len)
@@ -519,6 +562,13 @@ static step_rc verify(run_ctx *x)
     char *lo[OSC_MAX_KEYS] = {0}, *hi[OSC_MAX_KEYS] = {0};
     bool has_lo = false;
     step_rc rc = R_OK;
+    PGconn *side[2] = {NULL, NULL};
+    if (!verify_sessions(x, side)) {
+        PQfinish(side[0]);
+        PQfinish(side[1]);
+        PQclear(PQexec(x->c, "ROLLBACK"));
+        return R_CONN;
+    }
     char *chunk[2] = {osc_sql_chunk_end(&x->map, false, false), osc_sql_chunk_end(&x->map, true, false)};
     int64_t ranges = 0;
     for (;;) {
@@ -543,7 +593,8 @@ static step_rc verify(run_ctx *x)
         }
         bool equal;
         char detail[400];
-        rc = compare_range(x, has_lo ? lo : NULL, has_hi ? hi : NULL, &equal, detail, sizeof detail);
+        rc = compare_range(x, side, has_lo ? lo : NULL, has_hi ? hi : NULL, &equal, detail,
+                           sizeof detail);
         ranges++;
         if (rc != R_OK)
             break;
@@ -567,8 +618,15 @@ static step_rc verify(run_ctx *x)
     free_keys(hi, OSC_MAX_KEYS);
     free(chunk[0]);
     free(chunk[1]);
+    PQfinish(side[0]);
+    PQfinish(side[1]);
     if (rc != R_OK) {
         PQclear(PQexec(x->c, "ROLLBACK"));
+        if (rc == R_FAIL && strcmp(x->m->state, "failed") != 0) {
+            char why[1700];
+            snprintf(why, sizeof why, "%.1600s", x->err);
+            return fail_with(x, why);
+        }
         return rc;
     }
     if (!osc_run(x->c, "COMMIT", 0, NULL, x->err, sizeof x->err, code))
@@ -694,14 +752,22 @@ static step_rc cutover(run_ctx *x)
         osc_sb after = {0};
         if (ok && errors == 0) {
             ok = osc_cutover_swap(x->c, &x->map, old_name, &after, x->err, sizeof x->err, code);
-            char attempts_s[16];
+            /* The figures so far go in with done, so no reader sees done without them;
+             * the final ones (after COMMIT and release) follow a moment later. */
+            char attempts_s[16], hold_s[32], lock_s[32], wait_s[32];
+            double t = now_s();
             snprintf(attempts_s, sizeof attempts_s, "%d", a);
-            const char *v[] = {x->ids, old_name, attempts_s};
+            snprintf(hold_s, sizeof hold_s, "%.3f", (t - t_hold) * 1000);
+            snprintf(lock_s, sizeof lock_s, "%.3f", (t - t_lock) * 1000);
+            snprintf(wait_s, sizeof wait_s, "%.3f",
+                     osc_hooks.hold_wait_ms ? osc_hooks.hold_wait_ms() : 0.0);
+            const char *v[] = {x->ids, old_name, attempts_s, hold_s, lock_s, wait_s};
             ok = ok && osc_run(x->c,
                                "UPDATE pgcutover.migrations SET state = 'done', phase = 'swapped', "
-                               "old_name = $2, cutover_attempts = $3, updated_at = now(), phase_at = "
-                               "phase_at || jsonb_build_object('done', now()) WHERE id = $1",
-                               3, v, x->err, sizeof x->err, code) &&
+                               "old_name = $2, cutover_attempts = $3, cutover_hold_ms = $4, "
+                               "cutover_lock_ms = $5, cutover_max_wait_ms = $6, updated_at = now(), "
+                               "phase_at = phase_at || jsonb_build_object('done', now()) WHERE id = $1",
+                               6, v, x->err, sizeof x->err, code) &&
                  osc_run(x->c, "COMMIT", 0, NULL, x->err, sizeof x->err, code);
         }
         double t_commit = now_s();
@@ -712,6 +778,8 @@ static step_rc cutover(run_ctx *x)
             swapped = true;
             set_status(m, "done", "");
             double max_wait = osc_hooks.last_hold_max_wait_ms ? osc_hooks.last_hold_max_wait_ms() : 0;
+            if (osc_hooks.hold_wait_ms && osc_hooks.hold_wait_ms() > max_wait)
+                max_wait = osc_hooks.hold_wait_ms(); /* another hold runs on (PAUSE) */
             char hold_ms[32], lock_ms[32], wait_ms[32];
             snprintf(hold_ms, sizeof hold_ms, "%.3f", (t_commit - t_hold) * 1000);
             snprintf(lock_ms, sizeof lock_ms, "%.3f", (t_commit - t_lock) * 1000);

@@ -475,8 +475,13 @@ static void plan_rows(PGconn *c, const char *sql, const char *user, osc_result *
         char *vf = osc_sql_verify(&p.map, false, true, true);
         ROW("verify", "compare counts and hashes per key range in one REPEATABLE READ snapshot", vf);
         free(vf);
-        ROW("cutover", "not in this build: the migration waits in ready, shadow kept current",
-            (const char *)NULL);
+        snprintf(d, sizeof d, "%s: ANALYZE; proxy hold; LOCK TABLE … ACCESS EXCLUSIVE "
+                              "(lock_timeout %d ms, up to %d attempts); swap names and carry "
+                              "over grants, owner, RLS, triggers, views, foreign keys, sequences, "
+                              "publications, comments; release; old table kept until DROP MIGRATION",
+                 s.cutover == CONF_CUTOVER_MANUAL ? "on CUTOVER MIGRATION n" : "at once when ready",
+                 s.lock_timeout_ms, s.cutover_attempts);
+        ROW("cutover", d, (const char *)NULL);
         for (int i = 0; i < p.nwarnings; i++)
             ROW("warning", p.warnings[i], (const char *)NULL);
 #undef ROW

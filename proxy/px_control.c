@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
@@ -392,6 +393,10 @@ static void *job_main(void *arg)
     pgw_build_ready(&job->out, 'I');
     struct timeval now = {0, 0};
     event_base_once(job->base, -1, EV_TIMEOUT, job_done, job, &now);
+    /* libpq used OpenSSL on this thread: free its thread state now, not in a key
+     * destructor that may still be running when the process exits. */
+    OPENSSL_thread_stop();
+    atomic_fetch_sub(&px_d.console_jobs, 1);
     return NULL;
 }
 
@@ -412,7 +417,10 @@ static bool start_job(px_session *s, char *sql)
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_fetch_add(&px_d.console_jobs, 1);
     bool ok = pthread_create(&t, &attr, job_main, job) == 0;
+    if (!ok)
+        atomic_fetch_sub(&px_d.console_jobs, 1);
     pthread_attr_destroy(&attr);
     if (!ok) {
         free(job);

@@ -601,6 +601,10 @@ int px_daemon_run(conf_t *conf, const conf_cmdline *cl)
         osc_engine_start(&hooks);
         event_base_dispatch(px_d.main_base);
         osc_engine_stop();
+        /* Console jobs post their answer to a worker's event_base: let them finish
+         * before the workers go (bounded: a job may wait on a long CUTOVER). */
+        for (int i = 0; i < 500 && atomic_load(&px_d.console_jobs) > 0; i++)
+            usleep(10000);
         rc = 0;
     }
     close_listeners();

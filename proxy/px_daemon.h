@@ -63,6 +63,7 @@ typedef struct {
     _Atomic uint64_t last_hold_max_wait_us; /* longest wait in the hold that ended last */
     _Atomic bool shutting_down;
     _Atomic uint64_t next_session_id;
+    _Atomic int console_jobs;   /* console queries running on their own threads */
     struct event *hold_timer;
     px_stats closed;            /* counters of sessions that have ended */
 } px_daemon;

@@ -36,9 +36,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "harness.h"
+#include "h_engine.h"
 
-#define POLL_MS 100
 #define READY_TIMEOUT_MS 60000
 
 static h_proxy px;
@@ -162,23 +161,10 @@ static struct {
 
 /* ---------- helpers ---------- */
 
-static void quiet_notice(void *arg, const char *message)
+/* h_eng_fail's hook: the tail of pgcutover's log. */
+static void print_log_tail(void)
 {
-    (void)arg;
-    (void)message;
-}
-
-/* fail_msg after printing the tail of pgcutover's log */
-static void fail_with_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void fail_with_log(const char *fmt, ...)
-{
-    char msg[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    h_shell("echo '--- pgcutover log (tail) ---' >&2; tail -n 25 %s >&2", px.log);
-    fail_msg("%s", msg);
+    h_dump_log(&px, 25);
 }
 
 /* tmpl with every "{t}" replaced by table, into out */
@@ -200,33 +186,6 @@ static const char *subst(const char *tmpl, const char *table, char *out, size_t 
     return out;
 }
 
-static const char *db_conninfo(const char *db)
-{
-    static char b[600];
-    char extra[128];
-    snprintf(extra, sizeof extra, "dbname=%s", db);
-    snprintf(b, sizeof b, "%s", h_conninfo_direct(extra));
-    return b;
-}
-
-static PGconn *console(const char *db)
-{
-    char ci[600];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable",
-             px.control_port, h_pg_user(), db);
-    PGconn *c = h_connect(ci);
-    PQsetNoticeProcessor(c, quiet_notice, NULL);
-    return c;
-}
-
-static int col(const PGresult *r, const char *name)
-{
-    int i = PQfnumber(r, name);
-    if (i < 0)
-        fail_with_log("result has no column \"%s\"", name);
-    return i;
-}
-
 /* first column of the only row as text into out ("" for NULL) */
 static const char *query_text(PGconn *c, const char *sql, char *out, size_t cap)
 {
@@ -234,7 +193,7 @@ static const char *query_text(PGconn *c, const char *sql, char *out, size_t cap)
     if (PQntuples(r) != 1 || PQnfields(r) < 1) {
         int n = PQntuples(r);
         PQclear(r);
-        fail_with_log("%s: %d rows, want 1", sql, n);
+        h_eng_fail("%s: %d rows, want 1", sql, n);
     }
     snprintf(out, cap, "%s", PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -297,42 +256,6 @@ static const char *indexes_of(PGconn *c, const char *rel, char *out, size_t cap)
     return query_text(c, sql, out, cap);
 }
 
-/* Poll SHOW MIGRATION id until ready (fails on failed/aborted or after the timeout).
- * Returns the last SHOW MIGRATION row (caller PQclear's). */
-static PGresult *wait_ready(PGconn *con, long long id)
-{
-    char cmd[64], last[512] = "";
-    snprintf(cmd, sizeof cmd, "SHOW MIGRATION %lld", id);
-    double deadline = h_now_ms() + READY_TIMEOUT_MS;
-    for (;;) {
-        PGresult *r = PQexec(con, cmd);
-        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-            char err[512];
-            snprintf(err, sizeof err, "%s (%d rows)", PQerrorMessage(con), PQntuples(r));
-            PQclear(r);
-            fail_with_log("%s: %s", cmd, err);
-        }
-        const char *st = PQgetvalue(r, 0, col(r, "state"));
-        if (strcmp(st, "ready") == 0)
-            return r;
-        if (strcmp(st, "failed") == 0 || strcmp(st, "aborted") == 0 ||
-            strcmp(st, "aborting") == 0) {
-            char err[2048];
-            snprintf(err, sizeof err, "migration %lld state %s, phase %s, error: %s", id, st,
-                     PQgetvalue(r, 0, col(r, "phase")), PQgetvalue(r, 0, col(r, "error")));
-            PQclear(r);
-            fail_with_log("%s", err);
-        }
-        snprintf(last, sizeof last, "state %s, phase %s, rows_copied %s of %s, throttle %s", st,
-                 PQgetvalue(r, 0, col(r, "phase")), PQgetvalue(r, 0, col(r, "rows_copied")),
-                 PQgetvalue(r, 0, col(r, "rows_estimated")), PQgetvalue(r, 0, col(r, "throttle")));
-        PQclear(r);
-        if (h_now_ms() > deadline)
-            fail_with_log("migration %lld not ready after %d ms: %s", id, READY_TIMEOUT_MS, last);
-        usleep(POLL_MS * 1000);
-    }
-}
-
 /* ---------- setup and teardown ---------- */
 
 static int setup(void **state)
@@ -340,6 +263,7 @@ static int setup(void **state)
     (void)state;
     const char *sets[] = {"batch_size=500", "target_batch_ms=2", "cutover=manual", NULL};
     h_proxy_start(&px, sets);
+    h_eng_fail_hook = print_log_tail;
     return 0;
 }
 
@@ -402,8 +326,7 @@ static void test_change(void **state)
     const change_case *cc = *state;
     char sql[4096], a[8192], b[8192];
 
-    PGconn *d = cur.direct = h_connect(db_conninfo(cur.db));
-    PQsetNoticeProcessor(d, quiet_notice, NULL);
+    PGconn *d = cur.direct = h_direct_connect(cur.db);
     h_exec_ok(d, subst(cc->create, "t", sql, sizeof sql));
     h_exec_ok(d, subst(cc->fill, "t", sql, sizeof sql));
     h_exec_ok(d, subst(cc->create, "t_copy", sql, sizeof sql));
@@ -415,39 +338,27 @@ static void test_change(void **state)
     columns_of(d, "t", t_before, sizeof t_before);
 
     /* the online change */
-    PGconn *con = cur.console = console(cur.db);
+    PGconn *con = cur.console = h_console_connect(px.control_port, cur.db);
     subst(cc->alter, "t", sql, sizeof sql);
-    PGresult *r = PQexec(con, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        snprintf(a, sizeof a, "%s", PQerrorMessage(con));
-        PQclear(r);
-        fail_with_log("console %s: %s", sql, a);
-    }
-    cur.mig = atoll(PQgetvalue(r, 0, col(r, "id")));
-    assert_true(cur.mig > 0);
-    assert_true(strlen(PQgetvalue(r, 0, col(r, "table"))) > 0);
-    assert_true(strlen(PQgetvalue(r, 0, col(r, "state"))) > 0);
-    PQclear(r);
+    cur.mig = h_start_migration(con, sql);
 
-    r = wait_ready(con, cur.mig);
-    char shadow[256];
-    snprintf(shadow, sizeof shadow, "%s", PQgetvalue(r, 0, col(r, "shadow_table")));
-    long long copied = atoll(PQgetvalue(r, 0, col(r, "rows_copied")));
-    PQclear(r);
+    h_mig m;
+    h_mig_wait(con, cur.mig, "ready", -1, READY_TIMEOUT_MS, &m);
+    const char *shadow = m.shadow;
+    long long copied = m.rows_copied;
     if (shadow[0] == 0)
-        fail_with_log("migration %lld is ready but shows no shadow_table", cur.mig);
+        h_eng_fail("migration %lld is ready but shows no shadow_table", cur.mig);
 
     /* columns, constraints, indexes */
     columns_of(d, shadow, a, sizeof a);
     columns_of(d, "t_copy", b, sizeof b);
     if (strcmp(a, b) != 0)
-        fail_with_log("%s: columns differ\nshadow %s:\n%s\nplain ALTER:\n%s", cc->name, shadow, a,
-                      b);
+        h_eng_fail("%s: columns differ\nshadow %s:\n%s\nplain ALTER:\n%s", cc->name, shadow, a, b);
     constraints_of(d, shadow, a, sizeof a);
     constraints_of(d, "t_copy", b, sizeof b);
     if (strcmp(a, b) != 0)
-        fail_with_log("%s: constraints differ\nshadow %s:\n%s\nplain ALTER:\n%s", cc->name, shadow,
-                      a, b);
+        h_eng_fail("%s: constraints differ\nshadow %s:\n%s\nplain ALTER:\n%s", cc->name, shadow, a,
+                   b);
     if (cc->contype) {
         char lit[300];
         snprintf(sql, sizeof sql,
@@ -455,14 +366,12 @@ static void test_change(void **state)
                  "AND contype = '%c'",
                  rel_literal(d, shadow, lit, sizeof lit), cc->contype);
         if (h_query_int(d, sql) < 1)
-            fail_with_log("%s: shadow %s has no constraint of type %c", cc->name, shadow,
-                          cc->contype);
+            h_eng_fail("%s: shadow %s has no constraint of type %c", cc->name, shadow, cc->contype);
     }
     indexes_of(d, shadow, a, sizeof a);
     indexes_of(d, "t_copy", b, sizeof b);
     if (strcmp(a, b) != 0)
-        fail_with_log("%s: indexes differ\nshadow %s:\n%s\nplain ALTER:\n%s", cc->name, shadow, a,
-                      b);
+        h_eng_fail("%s: indexes differ\nshadow %s:\n%s\nplain ALTER:\n%s", cc->name, shadow, a, b);
 
     /* rows */
     snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", shadow);
@@ -482,13 +391,13 @@ static void test_change(void **state)
                  "SELECT * FROM %s) diff_row LIMIT 3)) diffs",
                  shadow, shadow);
         query_text(d, sql, a, sizeof a);
-        fail_with_log("%s: shadow %s has %lld rows, the plain ALTER %lld; %lld only in the "
-                      "shadow, %lld only in the copy; e.g.\n%s",
-                      cc->name, shadow, nshadow, nrows, only_shadow, only_copy, a);
+        h_eng_fail("%s: shadow %s has %lld rows, the plain ALTER %lld; %lld only in the "
+                   "shadow, %lld only in the copy; e.g.\n%s",
+                   cc->name, shadow, nshadow, nrows, only_shadow, only_copy, a);
     }
     if (copied != nrows)
-        fail_with_log("%s: rows_copied %lld, want %lld (no concurrent writes)", cc->name, copied,
-                      nrows);
+        h_eng_fail("%s: rows_copied %lld, want %lld (no concurrent writes)", cc->name, copied,
+                   nrows);
 
     if (cc->toast) {
         /* the data is out of line in both (so the backfill moved TOASTed values) */
@@ -502,8 +411,8 @@ static void test_change(void **state)
             "SELECT pg_relation_size(reltoastrelid) FROM pg_class WHERE oid = 't_copy'::regclass");
         assert_true(copy_toast > 1000000);
         if (shadow_toast < copy_toast / 2)
-            fail_with_log("toast: shadow's TOAST table has %lld bytes, the copy's %lld",
-                          shadow_toast, copy_toast);
+            h_eng_fail("toast: shadow's TOAST table has %lld bytes, the copy's %lld", shadow_toast,
+                       copy_toast);
     }
 
     /* the original is untouched by the migration so far */
@@ -512,13 +421,7 @@ static void test_change(void **state)
     assert_int_equal(h_query_int(d, "SELECT count(*) FROM t"), nrows);
 
     /* clean up through the engine */
-    snprintf(sql, sizeof sql, "ABORT MIGRATION %lld", cur.mig);
-    r = PQexec(con, sql);
-    ExecStatusType st = PQresultStatus(r);
-    snprintf(a, sizeof a, "%s", PQerrorMessage(con));
-    PQclear(r);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        fail_with_log("%s: %s", sql, a);
+    PQclear(h_ctl_ok(con, "ABORT MIGRATION %lld", cur.mig));
     cur.aborted = true;
 }
 

@@ -39,7 +39,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "harness.h"
+#include "h_engine.h"
 
 #define POLL_US 100000 /* 100 ms between polls */
 #define WAIT_MS 60000  /* bounded wait for a migration to reach a state */
@@ -53,11 +53,7 @@
 typedef struct client client_t;
 
 static struct {
-    char db[64];
-    double started_ms;
-    h_proxy px, px2;
-    PGconn *conns[8]; /* connections a test keeps open; PQfinish'ed by the teardown */
-    int nconns;
+    h_eng e; /* database, pgcutover processes, connections kept until the teardown */
     client_t *clients;
     int nclients;
     bool roles; /* drop the eng_cut_* roles after the database */
@@ -66,104 +62,8 @@ static struct {
 static atomic_bool clients_stop;
 static client_t *g_clients; /* MAX_CLIENTS, static storage: threads may outlive a failed test */
 
-static void quiet_notice(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
-static void dump_log(const h_proxy *p)
-{
-    if (p->log[0]) {
-        fprintf(stderr, "---- last lines of %s ----\n", p->log);
-        fflush(stderr);
-        h_shell("tail -n 60 %s >&2", p->log);
-    }
-}
-
-/* Fail the test after printing the tail of the pgcutover log(s). */
-#define FAILP(...)                                                                                 \
-    do {                                                                                           \
-        dump_log(&ctx.px);                                                                         \
-        if (ctx.px2.log[0])                                                                        \
-            dump_log(&ctx.px2);                                                                    \
-        fail_msg(__VA_ARGS__);                                                                     \
-    } while (0)
-
-static PGconn *keep(PGconn *c)
-{
-    if (ctx.nconns < 8)
-        ctx.conns[ctx.nconns++] = c;
-    return c;
-}
-
-/* A direct superuser connection to the test's database (kept until the teardown). */
-static PGconn *direct_db(void)
-{
-    char ci[512];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", h_pg_port(),
-             h_pg_user(), ctx.db);
-    PGconn *c = keep(h_connect(ci));
-    PQsetNoticeProcessor(c, quiet_notice, NULL);
-    return c;
-}
-
-/* A console connection to p for the test's database (kept until the teardown).
- * h_proxy_start waits for the client port only; the console listener may come up a few
- * ms later, so a refused connection is retried (bounded: 5 s). */
-static PGconn *console_db(const h_proxy *p)
-{
-    char ci[512];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable",
-             p->control_port, h_pg_user(), ctx.db);
-    PGconn *c = NULL;
-    char err[512] = "";
-    for (int i = 0; i < 100; i++) {
-        c = PQconnectdb(ci);
-        if (PQstatus(c) == CONNECTION_OK)
-            break;
-        snprintf(err, sizeof err, "%s", PQerrorMessage(c));
-        PQfinish(c);
-        c = NULL;
-        usleep(50000);
-    }
-    if (!c)
-        FAILP("console %s: %s", ci, err);
-    keep(c);
-    PQsetNoticeProcessor(c, quiet_notice, NULL);
-    return c;
-}
-
-static void drop_conn(PGconn *c)
-{
-    for (int i = 0; i < ctx.nconns; i++)
-        if (ctx.conns[i] == c) {
-            ctx.conns[i] = ctx.conns[--ctx.nconns];
-            break;
-        }
-    PQfinish(c);
-}
-
-/* Close the test's connections (an open console session delays a SIGTERM shutdown
- * until it ends), then stop p: it must exit with status 0. */
-static void stop_proxy(h_proxy *p)
-{
-    for (int i = 0; i < ctx.nconns; i++)
-        PQfinish(ctx.conns[i]);
-    ctx.nconns = 0;
-    int st = h_proxy_stop(p);
-    if (st != 0)
-        FAILP("pgcutover exited with status 0x%x on SIGTERM", st);
-}
-
-static int setup_db(const char *db)
-{
-    memset(&ctx, 0, sizeof ctx);
-    snprintf(ctx.db, sizeof ctx.db, "%s", db);
-    ctx.started_ms = h_now_ms();
-    h_recreate_db(db);
-    return 0;
-}
+/* Fail the test after printing the tail of the pgcutover log(s) (h_engine.h). */
+#define FAILP(...) h_eng_fail(__VA_ARGS__)
 
 /* Roles are cluster-wide: drop them once the database holding their grants is gone
  * (errors ignored: another database might still refer to them). */
@@ -171,7 +71,7 @@ static void drop_roles(void)
 {
     PGconn *c = PQconnectdb(h_conninfo_direct(NULL));
     if (PQstatus(c) == CONNECTION_OK) {
-        PQsetNoticeProcessor(c, quiet_notice, NULL);
+        PQsetNoticeProcessor(c, h_quiet_notice, NULL);
         PQclear(PQexec(c, "DROP ROLE IF EXISTS eng_cut_r1"));
         PQclear(PQexec(c, "DROP ROLE IF EXISTS eng_cut_r2"));
         PQclear(PQexec(c, "DROP ROLE IF EXISTS eng_cut_own"));
@@ -185,203 +85,15 @@ static int teardown(void **state)
 {
     (void)state;
     free_clients();
-    for (int i = 0; i < ctx.nconns; i++)
-        PQfinish(ctx.conns[i]);
-    ctx.nconns = 0;
-    if (ctx.px.pid > 0)
-        h_proxy_stop(&ctx.px);
-    if (ctx.px2.pid > 0)
-        h_proxy_stop(&ctx.px2);
-    if (ctx.db[0]) {
-        h_drop_db(ctx.db);
-        if (ctx.roles)
-            drop_roles();
-        fprintf(stderr, "(%s: %.1f s)\n", ctx.db, (h_now_ms() - ctx.started_ms) / 1000);
-    }
+    bool roles = ctx.roles && ctx.e.db[0];
+    h_eng_teardown(&ctx.e);
+    if (roles)
+        drop_roles();
     memset(&ctx, 0, sizeof ctx);
     return 0;
 }
 
-/* ---------- SQL helpers ---------- */
-
-static long long qint(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static long long qint(PGconn *c, const char *fmt, ...)
-{
-    char sql[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    return h_query_int(c, sql);
-}
-
-/* First value of a query as text into out ("" for NULL or no row). */
-static const char *qtext(PGconn *c, char *out, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static const char *qtext(PGconn *c, char *out, size_t len, const char *fmt, ...)
-{
-    char sql[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    PGresult *r = h_exec(c, sql);
-    snprintf(out, len, "%s",
-             PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0)
-                                                                           : "");
-    PQclear(r);
-    return out;
-}
-
-static void execf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void execf(PGconn *c, const char *fmt, ...)
-{
-    char sql[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    h_exec_ok(c, sql);
-}
-
-/* Console command that must succeed; returns the result (caller PQclear's). */
-static PGresult *ctl_ok(PGconn *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static PGresult *ctl_ok(PGconn *ctl, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    PGresult *r = PQexec(ctl, cmd);
-    ExecStatusType s = PQresultStatus(r);
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-        char err[1024];
-        snprintf(err, sizeof err, "%s", PQerrorMessage(ctl));
-        PQclear(r);
-        FAILP("console '%s': %s", cmd, err);
-    }
-    return r;
-}
-
-/* Console command that must fail; copies its SQLSTATE (and message) out. */
-static void ctl_err(PGconn *ctl, const char *cmd, char sqlstate[6], char *msg, size_t msglen)
-{
-    PGresult *r = PQexec(ctl, cmd);
-    if (PQresultStatus(r) != PGRES_FATAL_ERROR) {
-        ExecStatusType s = PQresultStatus(r);
-        PQclear(r);
-        FAILP("console '%s': expected an error, got %s", cmd, PQresStatus(s));
-    }
-    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-    snprintf(sqlstate, 6, "%s", st ? st : "");
-    if (msg)
-        snprintf(msg, msglen, "%s", m ? m : "");
-    PQclear(r);
-}
-
-static int col(const PGresult *r, const char *name)
-{
-    int i = PQfnumber(r, name);
-    if (i < 0)
-        FAILP("SHOW MIGRATION result has no column \"%s\" (the cutover contract needs it)", name);
-    return i;
-}
-
-/* ALTER TABLE … on the console: returns the migration id. */
-static long long start_migration(PGconn *ctl, const char *sql)
-{
-    PGresult *r = ctl_ok(ctl, "%s", sql);
-    int n = PQntuples(r);
-    if (n != 1) {
-        PQclear(r);
-        FAILP("'%s' returned %d rows, want 1", sql, n);
-    }
-    long long id = atoll(PQgetvalue(r, 0, col(r, "id")));
-    char state[32];
-    snprintf(state, sizeof state, "%s", PQgetvalue(r, 0, col(r, "state")));
-    PQclear(r);
-    if (id <= 0)
-        FAILP("'%s' returned id %lld", sql, id);
-    if (strcmp(state, "failed") == 0 || strcmp(state, "aborted") == 0)
-        FAILP("'%s' returned state %s", sql, state);
-    return id;
-}
-
-/* One SHOW MIGRATION n row (the cutover columns: -1 / NAN for NULL). */
-typedef struct {
-    char state[32];
-    char phase[1024];
-    char shadow[256];
-    char old_table[256];
-    char error[1024];
-    char settings[1024];
-    long long attempts;
-    double hold_ms, lock_ms, max_wait_ms;
-} mig_row;
-
-static double fval(const PGresult *r, int c)
-{
-    return PQgetisnull(r, 0, c) ? NAN : atof(PQgetvalue(r, 0, c));
-}
-
-/* SHOW MIGRATION id into *m; false (without failing) when the console answers an error. */
-static bool mig_show(PGconn *ctl, long long id, mig_row *m)
-{
-    char cmd[64];
-    snprintf(cmd, sizeof cmd, "SHOW MIGRATION %lld", id);
-    PGresult *r = PQexec(ctl, cmd);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        PQclear(r);
-        return false;
-    }
-    snprintf(m->state, sizeof m->state, "%s", PQgetvalue(r, 0, col(r, "state")));
-    snprintf(m->phase, sizeof m->phase, "%s", PQgetvalue(r, 0, col(r, "phase")));
-    snprintf(m->shadow, sizeof m->shadow, "%s", PQgetvalue(r, 0, col(r, "shadow_table")));
-    snprintf(m->old_table, sizeof m->old_table, "%s", PQgetvalue(r, 0, col(r, "old_table")));
-    snprintf(m->error, sizeof m->error, "%s", PQgetvalue(r, 0, col(r, "error")));
-    snprintf(m->settings, sizeof m->settings, "%s", PQgetvalue(r, 0, col(r, "settings")));
-    int ca = col(r, "cutover_attempts");
-    m->attempts = PQgetisnull(r, 0, ca) ? -1 : atoll(PQgetvalue(r, 0, ca));
-    m->hold_ms = fval(r, col(r, "cutover_hold_ms"));
-    m->lock_ms = fval(r, col(r, "cutover_lock_ms"));
-    m->max_wait_ms = fval(r, col(r, "cutover_max_wait_ms"));
-    PQclear(r);
-    return true;
-}
-
-static void mig_show_ok(PGconn *ctl, long long id, mig_row *m)
-{
-    if (!mig_show(ctl, id, m))
-        FAILP("SHOW MIGRATION %lld: %s", id, PQerrorMessage(ctl));
-}
-
-static bool is_terminal(const char *state)
-{
-    return strcmp(state, "failed") == 0 || strcmp(state, "aborted") == 0;
-}
-
-/* Poll until the migration reads state `want` (bounded); fails on failed/aborted, and,
- * waiting for done, on a cutover that gave up (back in ready with the reason in phase). */
-static void wait_state(PGconn *ctl, long long id, const char *want, mig_row *m)
-{
-    for (int i = 0; i < WAIT_MS / 100; i++) {
-        mig_show_ok(ctl, id, m);
-        if (strcmp(m->state, want) == 0)
-            return;
-        if (is_terminal(m->state))
-            FAILP("migration %lld is %s while waiting for %s: %s", id, m->state, want, m->error);
-        if (strcmp(want, "done") == 0 && strcmp(m->state, "ready") == 0 &&
-            strstr(m->phase, "cutover failed") != NULL)
-            FAILP("migration %lld is back in ready while waiting for done: %s", id, m->phase);
-        usleep(POLL_US);
-    }
-    FAILP("migration %lld did not reach %s within %d s (state %s: %s)", id, want, WAIT_MS / 1000,
-          m->state, m->error);
-}
-
-static void print_cutover(const char *what, long long id, const mig_row *m)
+static void print_cutover(const char *what, long long id, const h_mig *m)
 {
     fprintf(stderr,
             "%s: migration %lld %s, old_table %s, cutover_attempts %lld, hold %.1f ms, lock "
@@ -391,7 +103,7 @@ static void print_cutover(const char *what, long long id, const mig_row *m)
 }
 
 /* The cutover figures of a done migration are there and plausible. */
-static void assert_cutover_figures(long long id, const mig_row *m)
+static void assert_cutover_figures(long long id, const h_mig *m)
 {
     if (m->attempts < 1)
         FAILP("migration %lld done with cutover_attempts %lld", id, m->attempts);
@@ -410,7 +122,7 @@ static bool rel_exists(PGconn *dc, const char *rel)
     char *lit = PQescapeLiteral(dc, rel, strlen(rel));
     assert_non_null(lit);
     long long n =
-        qint(dc, "SELECT count(*) FROM (SELECT to_regclass(%s) AS r) x WHERE r IS NOT NULL", lit);
+        h_qint(dc, "SELECT count(*) FROM (SELECT to_regclass(%s) AS r) x WHERE r IS NOT NULL", lit);
     PQfreemem(lit);
     return n == 1;
 }
@@ -418,18 +130,20 @@ static bool rel_exists(PGconn *dc, const char *rel)
 /* Both directions of EXCEPT ALL empty and equal counts. */
 static void assert_same_rows(PGconn *dc, const char *a_sql, const char *b_sql, const char *what)
 {
-    long long na = qint(dc, "SELECT count(*) FROM (%s) x", a_sql);
-    long long nb = qint(dc, "SELECT count(*) FROM (%s) x", b_sql);
-    long long missing = qint(dc, "SELECT count(*) FROM (%s EXCEPT ALL %s) x", a_sql, b_sql);
-    long long extra = qint(dc, "SELECT count(*) FROM (%s EXCEPT ALL %s) x", b_sql, a_sql);
+    long long na = h_qint(dc, "SELECT count(*) FROM (%s) x", a_sql);
+    long long nb = h_qint(dc, "SELECT count(*) FROM (%s) x", b_sql);
+    long long missing = h_qint(dc, "SELECT count(*) FROM (%s EXCEPT ALL %s) x", a_sql, b_sql);
+    long long extra = h_qint(dc, "SELECT count(*) FROM (%s EXCEPT ALL %s) x", b_sql, a_sql);
     if (missing || extra || na != nb) {
         char s1[1024], s2[1024];
-        qtext(dc, s1, sizeof s1,
-              "SELECT string_agg(x::text, ' ') FROM (SELECT * FROM (%s EXCEPT ALL %s) y LIMIT 5) x",
-              a_sql, b_sql);
-        qtext(dc, s2, sizeof s2,
-              "SELECT string_agg(x::text, ' ') FROM (SELECT * FROM (%s EXCEPT ALL %s) y LIMIT 5) x",
-              b_sql, a_sql);
+        h_qtext(
+            dc, s1, sizeof s1,
+            "SELECT string_agg(x::text, ' ') FROM (SELECT * FROM (%s EXCEPT ALL %s) y LIMIT 5) x",
+            a_sql, b_sql);
+        h_qtext(
+            dc, s2, sizeof s2,
+            "SELECT string_agg(x::text, ' ') FROM (SELECT * FROM (%s EXCEPT ALL %s) y LIMIT 5) x",
+            b_sql, a_sql);
         FAILP("%s: expected %lld rows, got %lld; %lld missing (e.g. %s), %lld extra (e.g. %s)",
               what, na, nb, missing, s1, extra, s2);
     }
@@ -438,16 +152,17 @@ static void assert_same_rows(PGconn *dc, const char *a_sql, const char *b_sql, c
 /* Exactly one relation public.t. */
 static long long count_public_t(PGconn *dc)
 {
-    return qint(dc, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
-                    "c.relnamespace WHERE n.nspname = 'public' AND c.relname = 't'");
+    return h_qint(dc, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                      "c.relnamespace WHERE n.nspname = 'public' AND c.relname = 't'");
 }
 
 /* The table tests 2-4 migrate: id int PK, a int, b text, c int NOT NULL DEFAULT 0. */
 static void create_table(PGconn *dc, int rows)
 {
     h_exec_ok(dc, "CREATE TABLE t (id int PRIMARY KEY, a int, b text, c int NOT NULL DEFAULT 0)");
-    execf(dc, "INSERT INTO t SELECT g, g %% 1000 + 1, 'row ' || g, 0 FROM generate_series(1, %d) g",
-          rows);
+    h_execf(dc,
+            "INSERT INTO t SELECT g, g %% 1000 + 1, 'row ' || g, 0 FROM generate_series(1, %d) g",
+            rows);
     h_exec_ok(dc, "ANALYZE t");
 }
 
@@ -549,7 +264,7 @@ static void *client_main(void *arg)
         cl->errors++;
         return NULL;
     }
-    PQsetNoticeProcessor(cl->c, quiet_notice, NULL);
+    PQsetNoticeProcessor(cl->c, h_quiet_notice, NULL);
     while (!atomic_load(&clients_stop) && cl->ops < CLIENT_MAX_OPS && cl->errors == 0 &&
            PQstatus(cl->c) == CONNECTION_OK) {
         client_op(cl);
@@ -574,7 +289,7 @@ static void start_clients(client_t *cls, int n, int nkeys, bool inserts, unsigne
         cls[i].upd = calloc((size_t)nkeys + 1, sizeof(int));
         assert_non_null(cls[i].upd);
         snprintf(cls[i].conninfo, sizeof cls[i].conninfo, "%s",
-                 h_conninfo_proxy_db(&ctx.px, ctx.db, "application_name=eng_cut_client"));
+                 h_conninfo_proxy_db(&ctx.e.px, ctx.e.db, "application_name=eng_cut_client"));
     }
     for (int i = 0; i < n; i++) {
         assert_int_equal(pthread_create(&cls[i].th, NULL, client_main, &cls[i]), 0);
@@ -818,7 +533,7 @@ typedef struct {
 static void cat_snapshot(PGconn *dc, cat_snap *s)
 {
     for (size_t i = 0; i < NCAT; i++)
-        qtext(dc, s->v[i], sizeof s->v[i], "%s", cat_items[i].sql);
+        h_qtext(dc, s->v[i], sizeof s->v[i], "%s", cat_items[i].sql);
 }
 
 /* Create the roles used for grants, policies and the owner; tolerate existing ones
@@ -923,7 +638,7 @@ static void test_catalog_comparison(void **state)
     (void)state;
     static const char *const sets[] = {"max_rows_per_second=5000", "batch_size=500", NULL};
     create_roles();
-    PGconn *dc = direct_db();
+    PGconn *dc = h_eng_direct(&ctx.e);
     h_exec_ok(dc, cat_schema);
     static cat_snap snaps[2];
     cat_snap *before = &snaps[0], *after = &snaps[1];
@@ -933,17 +648,17 @@ static void test_catalog_comparison(void **state)
             FAILP("catalog fact '%s' is empty before the change: the query is wrong",
                   cat_items[i].name);
 
-    h_proxy_start(&ctx.px, sets);
-    PGconn *ctl = console_db(&ctx.px);
-    PGconn *app = keep(h_connect(h_conninfo_proxy_db(&ctx.px, ctx.db, NULL)));
-    long long id = start_migration(ctl, "ALTER TABLE t ADD COLUMN note text DEFAULT ''");
+    h_proxy_start(&ctx.e.px, sets);
+    PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
+    PGconn *app = h_eng_keep(&ctx.e, h_connect(h_conninfo_proxy_db(&ctx.e.px, ctx.e.db, NULL)));
+    long long id = h_start_migration(ctl, "ALTER TABLE t ADD COLUMN note text DEFAULT ''");
     /* live writes while the migration runs: identity/serial values move on, the BEFORE
      * UPDATE trigger fires on the original */
     h_exec_ok(app, "INSERT INTO t (a, b, cat_id) SELECT g, 'live ' || g, 1 FROM "
                    "generate_series(1, 5) g");
     h_exec_ok(app, "UPDATE t SET b = b || '!' WHERE id IN (10, 20, 30)");
-    mig_row m;
-    wait_state(ctl, id, "done", &m);
+    h_mig m;
+    h_mig_wait(ctl, id, "done", -1, WAIT_MS, &m);
     print_cutover("catalog", id, &m);
     assert_cutover_figures(id, &m);
 
@@ -952,18 +667,18 @@ static void test_catalog_comparison(void **state)
     /* the NOT VALID foreign keys are validated after the swap (bounded wait) */
     long long invalid = -1;
     for (int i = 0; i < 100; i++) {
-        invalid = qint(dc, "SELECT count(*) FROM pg_constraint WHERE (conrelid = "
-                           "'public.t'::regclass OR confrelid = 'public.t'::regclass) AND NOT "
-                           "convalidated");
+        invalid = h_qint(dc, "SELECT count(*) FROM pg_constraint WHERE (conrelid = "
+                             "'public.t'::regclass OR confrelid = 'public.t'::regclass) AND NOT "
+                             "convalidated");
         if (invalid == 0)
             break;
         usleep(POLL_US);
     }
     if (invalid != 0) {
         char which[512];
-        qtext(dc, which, sizeof which,
-              "SELECT string_agg(conname, ', ') FROM pg_constraint WHERE (conrelid = "
-              "'public.t'::regclass OR confrelid = 'public.t'::regclass) AND NOT convalidated");
+        h_qtext(dc, which, sizeof which,
+                "SELECT string_agg(conname, ', ') FROM pg_constraint WHERE (conrelid = "
+                "'public.t'::regclass OR confrelid = 'public.t'::regclass) AND NOT convalidated");
         FAILP("constraints still NOT VALID 10 s after done: %s", which);
     }
 
@@ -979,18 +694,18 @@ static void test_catalog_comparison(void **state)
         FAILP("%d catalog facts differ after the swap (see above)", diffs);
 
     char note[256];
-    qtext(dc, note, sizeof note,
-          "SELECT format_type(a.atttypid, a.atttypmod) || ' ' || coalesce(pg_get_expr(d.adbin, "
-          "d.adrelid), '') FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid "
-          "AND d.adnum = a.attnum WHERE a.attrelid = 'public.t'::regclass AND a.attname = "
-          "'note'");
+    h_qtext(dc, note, sizeof note,
+            "SELECT format_type(a.atttypid, a.atttypmod) || ' ' || coalesce(pg_get_expr(d.adbin, "
+            "d.adrelid), '') FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid "
+            "AND d.adnum = a.attnum WHERE a.attrelid = 'public.t'::regclass AND a.attname = "
+            "'note'");
     if (strcmp(note, "text ''::text") != 0)
         FAILP("column note after the swap: '%s', want \"text ''::text\"", note);
 
     char trg[256];
-    qtext(dc, trg, sizeof trg,
-          "SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgrelid = 'public.t'::regclass "
-          "AND tgname LIKE 'pgcutover%%'");
+    h_qtext(dc, trg, sizeof trg,
+            "SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgrelid = 'public.t'::regclass "
+            "AND tgname LIKE 'pgcutover%%'");
     if (trg[0])
         FAILP("pgcutover triggers left on the new t: %s", trg);
 
@@ -1010,13 +725,13 @@ static void test_catalog_comparison(void **state)
              m.old_table);
     assert_same_rows(dc, oldsel, "SELECT id, sid, a, b, cat_id, touched, note FROM t",
                      "new t vs the old table mapped");
-    assert_int_equal(qint(dc, "SELECT count(*) FROM t WHERE id IN (10, 20, 30) AND touched = 1 "
-                              "AND b LIKE '%%!'"),
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM t WHERE id IN (10, 20, 30) AND touched = 1 "
+                                "AND b LIKE '%%!'"),
                      3);
 
     /* new keys: no collision, above every earlier value (old table included) */
-    long long max_id = qint(dc, "SELECT max(id) FROM %s", m.old_table);
-    long long max_sid = qint(dc, "SELECT max(sid) FROM %s", m.old_table);
+    long long max_id = h_qint(dc, "SELECT max(id) FROM %s", m.old_table);
+    long long max_sid = h_qint(dc, "SELECT max(sid) FROM %s", m.old_table);
     PGresult *r = h_exec(app, "INSERT INTO t (a, b, cat_id) SELECT 200 + g, 'post ' || g, 2 FROM "
                               "generate_series(1, 5) g RETURNING id, sid, note");
     assert_int_equal(PQntuples(r), 5);
@@ -1031,19 +746,19 @@ static void test_catalog_comparison(void **state)
         assert_string_equal(PQgetvalue(r, i, 2), "");
     }
     PQclear(r);
-    assert_int_equal(qint(dc, "SELECT count(*) - count(DISTINCT id) FROM t"), 0);
-    assert_int_equal(qint(dc, "SELECT count(*) - count(DISTINCT sid) FROM t"), 0);
+    assert_int_equal(h_qint(dc, "SELECT count(*) - count(DISTINCT id) FROM t"), 0);
+    assert_int_equal(h_qint(dc, "SELECT count(*) - count(DISTINCT sid) FROM t"), 0);
 
     /* the triggers work on the new table: t_touch fires, t_audit stays disabled */
     h_exec_ok(app, "UPDATE t SET b = 'touched' WHERE id = 40");
-    assert_int_equal(qint(dc, "SELECT touched FROM t WHERE id = 40"), 1);
-    assert_int_equal(qint(dc, "SELECT count(*) FROM audit"), 0);
+    assert_int_equal(h_qint(dc, "SELECT touched FROM t WHERE id = 40"), 1);
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM audit"), 0);
 
     /* the child's foreign key points at the new t: cascade and rejection */
-    long long children = qint(dc, "SELECT count(*) FROM child WHERE t_id = 30");
+    long long children = h_qint(dc, "SELECT count(*) FROM child WHERE t_id = 30");
     assert_int_equal(children, 1);
     h_exec_ok(app, "DELETE FROM t WHERE id = 30");
-    assert_int_equal(qint(dc, "SELECT count(*) FROM child WHERE t_id = 30"), 0);
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM child WHERE t_id = 30"), 0);
     r = PQexec(app, "INSERT INTO child VALUES (100000, 99999999)");
     const char *fkst = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     char fk_state[8];
@@ -1052,23 +767,23 @@ static void test_catalog_comparison(void **state)
     if (strcmp(fk_state, "23503") != 0)
         FAILP("child row with a missing t id after the swap: %s, want 23503", fk_state);
     /* the views read the new table */
-    assert_int_equal(qint(dc, "SELECT count(*) FROM v_t"),
-                     qint(dc, "SELECT count(*) FROM t WHERE a > 5"));
-    assert_int_equal(qint(dc, "SELECT count(*) FROM v_t2"),
-                     qint(dc, "SELECT count(*) FROM t WHERE a > 5 AND b IS NOT NULL"));
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM v_t"),
+                     h_qint(dc, "SELECT count(*) FROM t WHERE a > 5"));
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM v_t2"),
+                     h_qint(dc, "SELECT count(*) FROM t WHERE a > 5 AND b IS NOT NULL"));
 
     /* CUTOVER of a done migration: 55000 */
     char st[6], msg[512], cmd[64];
     snprintf(cmd, sizeof cmd, "CUTOVER MIGRATION %lld", id);
-    ctl_err(ctl, cmd, st, msg, sizeof msg);
+    h_ctl_err(ctl, cmd, st, msg, sizeof msg);
     fprintf(stderr, "CUTOVER of a done migration: [%s] %s\n", st, msg);
     assert_string_equal(st, "55000");
 
     /* DROP MIGRATION drops the old table; the serial keeps working */
-    PQclear(ctl_ok(ctl, "DROP MIGRATION %lld", id));
+    PQclear(h_ctl_ok(ctl, "DROP MIGRATION %lld", id));
     if (rel_exists(dc, want_old))
         FAILP("DROP MIGRATION %lld: %s still exists", id, want_old);
-    mig_show_ok(ctl, id, &m);
+    h_mig_show(ctl, id, &m);
     fprintf(stderr, "after DROP MIGRATION: state %s, old_table '%s'\n", m.state, m.old_table);
     r = PQexec(app, "INSERT INTO t (a, b) VALUES (7, 'after drop') RETURNING sid");
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -1083,18 +798,18 @@ static void test_catalog_comparison(void **state)
         FAILP("INSERT after DROP MIGRATION got sid %lld (max before the swap %lld)", sid_after,
               max_sid);
     char serial_after[2048];
-    qtext(dc, serial_after, sizeof serial_after, "%s", cat_items[10].sql);
+    h_qtext(dc, serial_after, sizeof serial_after, "%s", cat_items[10].sql);
     assert_string_equal(cat_items[10].name, "serial sequence");
     if (strcmp(serial_after, before->v[10]) != 0)
         FAILP("serial sequence after DROP MIGRATION: '%s', before: '%s'", serial_after,
               before->v[10]);
-    stop_proxy(&ctx.px);
+    h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
 static int setup_catalog(void **state)
 {
     (void)state;
-    return setup_db("eng_cut_cat");
+    return h_eng_setup_db(&ctx.e, "eng_cut_cat");
 }
 
 /* ---------- 2. lock retry ---------- */
@@ -1120,20 +835,20 @@ static void test_lock_retry(void **state)
     (void)state;
     static const char *const sets[] = {"cutover_attempts=1000", "max_rows_per_second=20000",
                                        "batch_size=2000", NULL};
-    PGconn *dc = direct_db();
+    PGconn *dc = h_eng_direct(&ctx.e);
     create_table(dc, RETRY_ROWS);
-    PGconn *blocker = direct_db();
+    PGconn *blocker = h_eng_direct(&ctx.e);
     h_exec_ok(blocker, "BEGIN");
     h_exec_ok(blocker, "LOCK TABLE t IN ROW SHARE MODE");
 
-    h_proxy_start(&ctx.px, sets);
-    PGconn *ctl = console_db(&ctx.px);
+    h_proxy_start(&ctx.e.px, sets);
+    PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
     client_t *cls = g_clients;
     start_clients(cls, MAX_CLIENTS, RETRY_ROWS, false, 42);
-    long long id = start_migration(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint");
-    PQclear(ctl_ok(ctl, "SET MIGRATION %lld lock_timeout_ms = 100", id));
-    mig_row m;
-    mig_show_ok(ctl, id, &m);
+    long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint");
+    PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld lock_timeout_ms = 100", id));
+    h_mig m;
+    h_mig_show(ctl, id, &m);
     if (strstr(m.settings, "\"lock_timeout_ms\": \"100\"") == NULL &&
         strstr(m.settings, "\"lock_timeout_ms\": 100") == NULL)
         FAILP("settings after SET lock_timeout_ms = 100: %s", m.settings);
@@ -1142,11 +857,11 @@ static void test_lock_retry(void **state)
               "(a slow backfill) does not hold",
               id, m.state);
 
-    wait_state(ctl, id, "cutting_over", &m);
+    h_mig_wait(ctl, id, "cutting_over", -1, WAIT_MS, &m);
     fprintf(stderr, "lock retry: cutting_over reached; the blocker keeps its lock for 2.5 s\n");
     for (int i = 0; i < 25; i++) {
         usleep(POLL_US);
-        mig_show_ok(ctl, id, &m);
+        h_mig_show(ctl, id, &m);
         if (strcmp(m.state, "cutting_over") != 0 && strcmp(m.state, "ready") != 0)
             FAILP("while the blocker holds its lock the migration is %s (attempts %lld): %s",
                   m.state, m.attempts, m.error);
@@ -1156,7 +871,7 @@ static void test_lock_retry(void **state)
     }
     /* the blocker was not cancelled or terminated (cutover_force is off) */
     h_exec_ok(blocker, "COMMIT");
-    wait_state(ctl, id, "done", &m);
+    h_mig_wait(ctl, id, "done", -1, WAIT_MS, &m);
     usleep(300000); /* clients keep running on the new table */
     stop_clients();
     print_cutover("lock retry", id, &m);
@@ -1170,9 +885,9 @@ static void test_lock_retry(void **state)
         FAILP("worst client latency %.1f ms >= %.0f ms", worst, LATENCY_BOUND_MS);
 
     char typ[64];
-    qtext(dc, typ, sizeof typ,
-          "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
-          "'public.t'::regclass AND attname = 'a'");
+    h_qtext(dc, typ, sizeof typ,
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+            "'public.t'::regclass AND attname = 'a'");
     assert_string_equal(typ, "bigint");
     assert_int_equal(count_public_t(dc), 1);
     build_expected(dc, cls, MAX_CLIENTS, RETRY_ROWS);
@@ -1184,15 +899,16 @@ static void test_lock_retry(void **state)
     snprintf(sql, sizeof sql, "SELECT id, a::bigint, b FROM %s", m.old_table);
     assert_same_rows(dc, sql, "SELECT id, a, b FROM t", "old table (mapped) vs new t, id/a/b");
     assert_int_equal(
-        qint(dc, "SELECT count(*) FROM %s o JOIN t n USING (id) WHERE o.c > n.c", m.old_table), 0);
+        h_qint(dc, "SELECT count(*) FROM %s o JOIN t n USING (id) WHERE o.c > n.c", m.old_table),
+        0);
     free_clients();
-    stop_proxy(&ctx.px);
+    h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
 static int setup_retry(void **state)
 {
     (void)state;
-    return setup_db("eng_cut_retry");
+    return h_eng_setup_db(&ctx.e, "eng_cut_retry");
 }
 
 /* ---------- 3. manual cutover ---------- */
@@ -1213,19 +929,19 @@ static void test_manual_cutover(void **state)
 {
     (void)state;
     static const char *const sets[] = {"cutover=manual", NULL};
-    PGconn *dc = direct_db();
+    PGconn *dc = h_eng_direct(&ctx.e);
     create_table(dc, MANUAL_ROWS);
-    h_proxy_start(&ctx.px, sets);
-    PGconn *ctl = console_db(&ctx.px);
-    long long id = start_migration(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint");
-    mig_row m;
-    wait_state(ctl, id, "ready", &m);
+    h_proxy_start(&ctx.e.px, sets);
+    PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
+    long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint");
+    h_mig m;
+    h_mig_wait(ctl, id, "ready", -1, WAIT_MS, &m);
 
     client_t *cls = g_clients;
     start_clients(cls, 3, MANUAL_ROWS, true, 7);
     for (int i = 0; i < 20; i++) {
         usleep(POLL_US);
-        mig_show_ok(ctl, id, &m);
+        h_mig_show(ctl, id, &m);
         if (strcmp(m.state, "ready") != 0)
             FAILP("cutover=manual: the state left ready without CUTOVER: %s (%s)", m.state,
                   m.error);
@@ -1245,14 +961,14 @@ static void test_manual_cutover(void **state)
 
     char st[6], msg[512], cmd[64];
     snprintf(cmd, sizeof cmd, "DROP MIGRATION %lld", id);
-    ctl_err(ctl, cmd, st, msg, sizeof msg);
+    h_ctl_err(ctl, cmd, st, msg, sizeof msg);
     fprintf(stderr, "DROP MIGRATION in ready: [%s] %s\n", st, msg);
     assert_string_equal(st, "55000");
 
     double t0 = h_now_ms();
-    PQclear(ctl_ok(ctl, "CUTOVER MIGRATION %lld", id));
+    PQclear(h_ctl_ok(ctl, "CUTOVER MIGRATION %lld", id));
     double took = h_now_ms() - t0;
-    mig_show_ok(ctl, id, &m);
+    h_mig_show(ctl, id, &m);
     if (strcmp(m.state, "done") != 0)
         FAILP("CUTOVER MIGRATION %lld returned with state %s (%s)", id, m.state, m.error);
     usleep(300000);
@@ -1272,23 +988,24 @@ static void test_manual_cutover(void **state)
     char sql[512];
     snprintf(sql, sizeof sql, "SELECT id, a::bigint, b FROM %s", m.old_table);
     /* every old row is in the new t (id, a mapped, b) */
-    assert_int_equal(qint(dc, "SELECT count(*) FROM (%s EXCEPT ALL SELECT id, a, b FROM t) x", sql),
-                     0);
     assert_int_equal(
-        qint(dc, "SELECT count(*) FROM %s o JOIN t n USING (id) WHERE o.c > n.c", m.old_table), 0);
-    assert_int_equal(qint(dc,
-                          "SELECT count(*) FROM t n WHERE NOT EXISTS (SELECT 1 FROM %s o "
-                          "WHERE o.id = n.id) AND n.b <> 'ins'",
-                          m.old_table),
+        h_qint(dc, "SELECT count(*) FROM (%s EXCEPT ALL SELECT id, a, b FROM t) x", sql), 0);
+    assert_int_equal(
+        h_qint(dc, "SELECT count(*) FROM %s o JOIN t n USING (id) WHERE o.c > n.c", m.old_table),
+        0);
+    assert_int_equal(h_qint(dc,
+                            "SELECT count(*) FROM t n WHERE NOT EXISTS (SELECT 1 FROM %s o "
+                            "WHERE o.id = n.id) AND n.b <> 'ins'",
+                            m.old_table),
                      0);
     free_clients();
-    stop_proxy(&ctx.px);
+    h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
 static int setup_manual(void **state)
 {
     (void)state;
-    return setup_db("eng_cut_manual");
+    return h_eng_setup_db(&ctx.e, "eng_cut_manual");
 }
 
 /* ---------- 4. SIGKILL during the cutover ---------- */
@@ -1297,8 +1014,9 @@ static int setup_manual(void **state)
 
 static int engine_backends(PGconn *dc)
 {
-    return (int)qint(dc, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                         "AND application_name LIKE 'pgcutover m%%'");
+    return (int)h_qint(dc,
+                       "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND application_name LIKE 'pgcutover m%%'");
 }
 
 /*
@@ -1316,27 +1034,28 @@ static void test_sigkill_cutover(void **state)
 {
     (void)state;
     static const char *const sets[] = {"cutover_attempts=1000", "lock_timeout_ms=50", NULL};
-    PGconn *dc = direct_db();
+    PGconn *dc = h_eng_direct(&ctx.e);
     create_table(dc, KILL_ROWS);
     char want_md5[64];
-    qtext(dc, want_md5, sizeof want_md5,
-          "SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM (SELECT id, a::bigint AS a, b, "
-          "c FROM t) x");
-    PGconn *blocker = direct_db();
+    h_qtext(
+        dc, want_md5, sizeof want_md5,
+        "SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM (SELECT id, a::bigint AS a, b, "
+        "c FROM t) x");
+    PGconn *blocker = h_eng_direct(&ctx.e);
     h_exec_ok(blocker, "BEGIN");
     h_exec_ok(blocker, "LOCK TABLE t IN ROW SHARE MODE");
 
-    h_proxy_start(&ctx.px, sets);
-    PGconn *ctl = console_db(&ctx.px);
-    long long id = start_migration(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint");
-    PQclear(ctl_ok(ctl, "SET MIGRATION %lld lock_timeout_ms = 50", id));
-    mig_row m;
+    h_proxy_start(&ctx.e.px, sets);
+    PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
+    long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint");
+    PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld lock_timeout_ms = 50", id));
+    h_mig m;
     bool seen = false;
     for (int i = 0; i < WAIT_MS / 20 && !seen; i++) {
-        mig_show_ok(ctl, id, &m);
+        h_mig_show(ctl, id, &m);
         if (strcmp(m.state, "cutting_over") == 0)
             seen = true;
-        else if (is_terminal(m.state) || strcmp(m.state, "done") == 0)
+        else if (h_mig_terminal(m.state) || strcmp(m.state, "done") == 0)
             FAILP("migration %lld is %s while a blocker holds a lock on t: %s", id, m.state,
                   m.error);
         else
@@ -1348,33 +1067,34 @@ static void test_sigkill_cutover(void **state)
      * are 50 ms apart plus back-off, so one is usually seen waiting) */
     bool waiting = false;
     for (int i = 0; i < 250 && !waiting; i++) {
-        waiting = qint(dc, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-                           "current_database() AND application_name LIKE 'pgcutover m%%' AND "
-                           "wait_event_type = 'Lock'") > 0;
+        waiting = h_qint(dc, "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                             "current_database() AND application_name LIKE 'pgcutover m%%' AND "
+                             "wait_event_type = 'Lock'") > 0;
         if (!waiting)
             usleep(2000);
     }
     char shadow[256];
     snprintf(shadow, sizeof shadow, "%s", m.shadow);
-    drop_conn(ctl);
-    h_proxy_signal(&ctx.px, SIGKILL);
-    int wst = h_proxy_stop(&ctx.px); /* reaps it */
+    h_eng_drop_conn(&ctx.e, ctl);
+    h_proxy_signal(&ctx.e.px, SIGKILL);
+    int wst = h_proxy_stop(&ctx.e.px); /* reaps it */
     assert_true(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL);
     for (int i = 0; i < 100 && engine_backends(dc) > 0; i++)
         usleep(POLL_US);
     assert_int_equal(engine_backends(dc), 0);
 
     char db_state[32], typ[64], trg[512], old_name[256];
-    qtext(dc, db_state, sizeof db_state, "SELECT state FROM pgcutover.migrations WHERE id = %lld",
-          id);
+    h_qtext(dc, db_state, sizeof db_state, "SELECT state FROM pgcutover.migrations WHERE id = %lld",
+            id);
     snprintf(old_name, sizeof old_name, "pgcutover.t_%lld_old", id);
     long long nt = count_public_t(dc);
-    qtext(dc, typ, sizeof typ,
-          "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
-          "to_regclass('public.t') AND attname = 'a'");
-    qtext(dc, trg, sizeof trg,
-          "SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgrelid = to_regclass('public.t') "
-          "AND tgname LIKE 'pgcutover%%'");
+    h_qtext(dc, typ, sizeof typ,
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+            "to_regclass('public.t') AND attname = 'a'");
+    h_qtext(
+        dc, trg, sizeof trg,
+        "SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgrelid = to_regclass('public.t') "
+        "AND tgname LIKE 'pgcutover%%'");
     bool shadow_there = rel_exists(dc, shadow), old_there = rel_exists(dc, old_name);
     fprintf(
         stderr,
@@ -1393,11 +1113,11 @@ static void test_sigkill_cutover(void **state)
               old_there ? "exists" : "missing");
 
     h_exec_ok(blocker, "COMMIT");
-    h_proxy_start(&ctx.px2, sets);
-    ctl = console_db(&ctx.px2);
+    h_proxy_start(&ctx.e.px2, sets);
+    ctl = h_eng_console(&ctx.e, &ctx.e.px2);
     for (int i = 0; i < WAIT_MS / 100; i++) {
-        mig_show_ok(ctl, id, &m);
-        if (strcmp(m.state, "done") == 0 || is_terminal(m.state))
+        h_mig_show(ctl, id, &m);
+        if (strcmp(m.state, "done") == 0 || h_mig_terminal(m.state))
             break;
         if (strcmp(m.state, "ready") == 0 && strstr(m.phase, "cutover failed") != NULL)
             FAILP("after the restart the cutover gave up: %s", m.phase);
@@ -1407,46 +1127,50 @@ static void test_sigkill_cutover(void **state)
     char got_md5[64];
     if (strcmp(m.state, "done") == 0) {
         assert_cutover_figures(id, &m);
-        qtext(dc, typ, sizeof typ,
-              "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
-              "'public.t'::regclass AND attname = 'a'");
+        h_qtext(dc, typ, sizeof typ,
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+                "'public.t'::regclass AND attname = 'a'");
         assert_string_equal(typ, "bigint");
-        qtext(dc, got_md5, sizeof got_md5,
-              "SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM (SELECT id, a, b, c FROM "
-              "t) x");
+        h_qtext(dc, got_md5, sizeof got_md5,
+                "SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM (SELECT id, a, b, c FROM "
+                "t) x");
         if (strcmp(got_md5, want_md5) != 0)
             FAILP("after the restart and cutover the rows of t differ from the original mapped");
         if (!rel_exists(dc, m.old_table))
             FAILP("old_table '%s' missing after done", m.old_table);
-        qtext(dc, got_md5, sizeof got_md5,
-              "SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM (SELECT id, a::bigint AS a, "
-              "b, c FROM %s) x",
-              m.old_table);
+        h_qtext(
+            dc, got_md5, sizeof got_md5,
+            "SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM (SELECT id, a::bigint AS a, "
+            "b, c FROM %s) x",
+            m.old_table);
         if (strcmp(got_md5, want_md5) != 0)
             FAILP("the old table's rows differ from the original's");
-        qtext(dc, trg, sizeof trg,
-              "SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgrelid = 'public.t'::regclass "
-              "AND tgname LIKE 'pgcutover%%'");
+        h_qtext(
+            dc, trg, sizeof trg,
+            "SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgrelid = 'public.t'::regclass "
+            "AND tgname LIKE 'pgcutover%%'");
         if (trg[0])
             FAILP("pgcutover triggers on the new t: %s", trg);
     } else if (strcmp(m.state, "aborted") == 0) {
-        qtext(dc, typ, sizeof typ,
-              "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
-              "'public.t'::regclass AND attname = 'a'");
+        h_qtext(dc, typ, sizeof typ,
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+                "'public.t'::regclass AND attname = 'a'");
         assert_string_equal(typ, "integer");
-        qtext(dc, got_md5, sizeof got_md5,
-              "SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM (SELECT id, a::bigint AS a, "
-              "b, c FROM t) x");
+        h_qtext(
+            dc, got_md5, sizeof got_md5,
+            "SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM (SELECT id, a::bigint AS a, "
+            "b, c FROM t) x");
         if (strcmp(got_md5, want_md5) != 0)
             FAILP("aborted after the restart, but the rows of t changed");
         char left[512];
-        qtext(dc, left, sizeof left,
-              "SELECT string_agg(c.relname, ',') FROM pg_class c JOIN pg_namespace n ON n.oid = "
-              "c.relnamespace WHERE n.nspname = 'pgcutover' AND c.relkind IN ('r', 'p') AND "
-              "c.relname NOT IN " BOOKKEEPING);
-        qtext(dc, trg, sizeof trg,
-              "SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgrelid = 'public.t'::regclass "
-              "AND tgname LIKE 'pgcutover%%'");
+        h_qtext(dc, left, sizeof left,
+                "SELECT string_agg(c.relname, ',') FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                "c.relnamespace WHERE n.nspname = 'pgcutover' AND c.relkind IN ('r', 'p') AND "
+                "c.relname NOT IN " BOOKKEEPING);
+        h_qtext(
+            dc, trg, sizeof trg,
+            "SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgrelid = 'public.t'::regclass "
+            "AND tgname LIKE 'pgcutover%%'");
         if (left[0] || trg[0])
             FAILP("aborted, but left tables '%s' and triggers '%s'", left, trg);
         fprintf(stderr, "after restart the migration was aborted cleanly: %s\n", m.error);
@@ -1455,13 +1179,13 @@ static void test_sigkill_cutover(void **state)
               m.error);
     }
     assert_int_equal(count_public_t(dc), 1);
-    stop_proxy(&ctx.px2);
+    h_eng_stop_proxy(&ctx.e, &ctx.e.px2);
 }
 
 static int setup_kill(void **state)
 {
     (void)state;
-    return setup_db("eng_cut_kill");
+    return h_eng_setup_db(&ctx.e, "eng_cut_kill");
 }
 
 /* ---------- 5. views over a column whose type changes ---------- */
@@ -1469,22 +1193,23 @@ static int setup_kill(void **state)
 /* Definition, options, acl, owner, comment and what the view reads, of view v. */
 static void view_facts(PGconn *dc, const char *v, char *out, size_t len)
 {
-    qtext(dc, out, len,
-          "SELECT pg_get_viewdef('%s'::regclass) || ' | ' || coalesce(array_to_string(reloptions, "
-          "','), '') || ' | ' || coalesce(relacl::text, '') || ' | ' || relowner::regrole::text "
-          "|| ' | ' || coalesce(obj_description(oid, 'pg_class'), '') || ' | reads ' || (SELECT "
-          "string_agg(DISTINCT n.nspname || '.' || c.relname, ', ') FROM pg_rewrite rw JOIN "
-          "pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND "
-          "d.refclassid = 'pg_class'::regclass JOIN pg_class c ON c.oid = d.refobjid JOIN "
-          "pg_namespace n ON n.oid = c.relnamespace WHERE rw.ev_class = '%s'::regclass AND "
-          "d.refobjid <> rw.ev_class) FROM pg_class WHERE oid = '%s'::regclass",
-          v, v, v);
+    h_qtext(
+        dc, out, len,
+        "SELECT pg_get_viewdef('%s'::regclass) || ' | ' || coalesce(array_to_string(reloptions, "
+        "','), '') || ' | ' || coalesce(relacl::text, '') || ' | ' || relowner::regrole::text "
+        "|| ' | ' || coalesce(obj_description(oid, 'pg_class'), '') || ' | reads ' || (SELECT "
+        "string_agg(DISTINCT n.nspname || '.' || c.relname, ', ') FROM pg_rewrite rw JOIN "
+        "pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid AND "
+        "d.refclassid = 'pg_class'::regclass JOIN pg_class c ON c.oid = d.refobjid JOIN "
+        "pg_namespace n ON n.oid = c.relnamespace WHERE rw.ev_class = '%s'::regclass AND "
+        "d.refobjid <> rw.ev_class) FROM pg_class WHERE oid = '%s'::regclass",
+        v, v, v);
 }
 
 static int setup_force(void **state)
 {
     (void)state;
-    return setup_db("eng_cut_force");
+    return h_eng_setup_db(&ctx.e, "eng_cut_force");
 }
 
 /*
@@ -1496,39 +1221,40 @@ static void test_cutover_force(void **state)
 {
     (void)state;
     static const char *const sets[] = {"cutover_attempts=1000", "cutover=manual", NULL};
-    PGconn *dc = direct_db();
+    PGconn *dc = h_eng_direct(&ctx.e);
     create_table(dc, 2000);
-    h_proxy_start(&ctx.px, sets);
-    PGconn *ctl = console_db(&ctx.px);
-    long long id = start_migration(ctl, "ALTER TABLE t ADD COLUMN note text DEFAULT ''");
-    mig_row m;
-    wait_state(ctl, id, "ready", &m);
+    h_proxy_start(&ctx.e.px, sets);
+    PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
+    long long id = h_start_migration(ctl, "ALTER TABLE t ADD COLUMN note text DEFAULT ''");
+    h_mig m;
+    h_mig_wait(ctl, id, "ready", -1, WAIT_MS, &m);
     PGconn *blocker = PQconnectdb(h_conninfo_direct("dbname=eng_cut_force"));
     assert_int_equal(PQstatus(blocker), CONNECTION_OK);
     h_exec_ok(blocker, "BEGIN");
     h_exec_ok(blocker, "LOCK TABLE t IN ROW SHARE MODE");
     int blocker_pid = PQbackendPID(blocker);
-    PQclear(ctl_ok(ctl, "SET MIGRATION %lld lock_timeout_ms = 100", id));
-    PQclear(ctl_ok(ctl, "SET MIGRATION %lld cutover_force = on", id));
-    PQclear(ctl_ok(ctl, "CUTOVER MIGRATION %lld", id));
-    mig_show_ok(ctl, id, &m);
+    PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld lock_timeout_ms = 100", id));
+    PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld cutover_force = on", id));
+    PQclear(h_ctl_ok(ctl, "CUTOVER MIGRATION %lld", id));
+    h_mig_show(ctl, id, &m);
     assert_string_equal(m.state, "done");
     if (m.attempts < 2)
         FAILP("cutover_force terminates blockers from the second attempt on; attempts %lld",
               m.attempts);
-    assert_int_equal(qint(dc, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", blocker_pid), 0);
+    assert_int_equal(
+        h_qint(dc, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d", blocker_pid), 0);
     PGresult *r = PQexec(blocker, "SELECT 1");
     assert_int_not_equal(PQresultStatus(r), PGRES_TUPLES_OK); /* terminated */
     PQclear(r);
     PQfinish(blocker);
     char grep[600];
     snprintf(grep, sizeof grep, "grep -q 'cutover_force: terminated backend %d' %s", blocker_pid,
-             ctx.px.log);
+             ctx.e.px.log);
     if (h_shell("%s", grep) != 0)
         FAILP("no log line naming the terminated backend %d", blocker_pid);
     assert_int_equal(count_public_t(dc), 1);
-    assert_int_equal(qint(dc, "SELECT count(*) FROM t WHERE note = ''"), 2000);
-    stop_proxy(&ctx.px);
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM t WHERE note = ''"), 2000);
+    h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
 /*
@@ -1544,7 +1270,7 @@ static void test_cutover_force(void **state)
 static void test_views_over_changed_column(void **state)
 {
     (void)state;
-    PGconn *dc = direct_db();
+    PGconn *dc = h_eng_direct(&ctx.e);
     create_table(dc, 2000);
     h_exec_ok(dc, "CREATE VIEW v1 WITH (security_barrier = true) AS SELECT id, a, b FROM t "
                   "WHERE a > 10;"
@@ -1555,8 +1281,8 @@ static void test_views_over_changed_column(void **state)
     char v1_before[2048], v2_before[2048], v1_after[2048], v2_after[2048];
     view_facts(dc, "public.v1", v1_before, sizeof v1_before);
     view_facts(dc, "public.v2", v2_before, sizeof v2_before);
-    h_proxy_start(&ctx.px, NULL);
-    PGconn *ctl = console_db(&ctx.px);
+    h_proxy_start(&ctx.e.px, NULL);
+    PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
     PGresult *r = PQexec(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint");
     if (PQresultStatus(r) == PGRES_FATAL_ERROR) {
         char st[8], msg[512];
@@ -1566,20 +1292,20 @@ static void test_views_over_changed_column(void **state)
         snprintf(msg, sizeof msg, "%s", m0 ? m0 : "");
         PQclear(r);
         fprintf(stderr, "views: the change was refused up front: [%s] %s\n", st, msg);
-        assert_int_equal(qint(dc, "SELECT count(*) FROM pg_trigger WHERE tgrelid = "
-                                  "'public.t'::regclass AND NOT tgisinternal"),
+        assert_int_equal(h_qint(dc, "SELECT count(*) FROM pg_trigger WHERE tgrelid = "
+                                    "'public.t'::regclass AND NOT tgisinternal"),
                          0);
-        stop_proxy(&ctx.px);
+        h_eng_stop_proxy(&ctx.e, &ctx.e.px);
         return;
     }
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         PQclear(r);
         FAILP("ALTER TABLE t ALTER COLUMN a TYPE bigint: %s", PQerrorMessage(ctl));
     }
-    long long id = atoll(PQgetvalue(r, 0, col(r, "id")));
+    long long id = atoll(PQgetvalue(r, 0, h_col(r, "id")));
     PQclear(r);
-    mig_row m;
-    wait_state(ctl, id, "done", &m);
+    h_mig m;
+    h_mig_wait(ctl, id, "done", -1, WAIT_MS, &m);
     print_cutover("views", id, &m);
     view_facts(dc, "public.v1", v1_after, sizeof v1_after);
     view_facts(dc, "public.v2", v2_after, sizeof v2_after);
@@ -1588,22 +1314,22 @@ static void test_views_over_changed_column(void **state)
     if (strcmp(v2_before, v2_after) != 0)
         FAILP("view v2 changed:\n  before: %s\n  after:  %s", v2_before, v2_after);
     char typ[128];
-    qtext(dc, typ, sizeof typ,
-          "SELECT string_agg(attrelid::regclass::text || '.a ' || format_type(atttypid, "
-          "atttypmod), ', ' ORDER BY attrelid::regclass::text) FROM pg_attribute WHERE attrelid "
-          "IN ('public.v1'::regclass, 'public.v2'::regclass) AND attname = 'a'");
+    h_qtext(dc, typ, sizeof typ,
+            "SELECT string_agg(attrelid::regclass::text || '.a ' || format_type(atttypid, "
+            "atttypmod), ', ' ORDER BY attrelid::regclass::text) FROM pg_attribute WHERE attrelid "
+            "IN ('public.v1'::regclass, 'public.v2'::regclass) AND attname = 'a'");
     assert_string_equal(typ, "v1.a bigint, v2.a bigint");
     assert_same_rows(dc, "SELECT id, a, b FROM t WHERE a > 10", "SELECT id, a, b FROM v1",
                      "v1 vs its query on the new t");
     assert_same_rows(dc, "SELECT id, a FROM t WHERE a > 10 AND id % 2 = 0", "SELECT id, a FROM v2",
                      "v2 vs its query on the new t");
-    stop_proxy(&ctx.px);
+    h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
 static int setup_views(void **state)
 {
     (void)state;
-    return setup_db("eng_cut_views");
+    return h_eng_setup_db(&ctx.e, "eng_cut_views");
 }
 
 int main(void)

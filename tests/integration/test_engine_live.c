@@ -34,7 +34,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "harness.h"
+#include "h_engine.h"
 
 #define POLL_US 100000      /* 100 ms between polls */
 #define WAIT_READY_MS 90000 /* bounded wait for a migration to reach a state */
@@ -49,100 +49,15 @@
 typedef struct client client_t;
 
 static struct {
-    char db[64];
-    double started_ms;
-    h_proxy px, px2;
-    PGconn *conns[8]; /* connections a test keeps open; PQfinish'ed by the teardown */
-    int nconns;
+    h_eng e; /* database, pgcutover processes, connections kept until the teardown */
     client_t *clients;
     int nclients;
 } ctx;
 
 static atomic_bool clients_stop;
 
-static void quiet_notice(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
-static void dump_log(const h_proxy *p)
-{
-    if (p->log[0]) {
-        fprintf(stderr, "---- last lines of %s ----\n", p->log);
-        fflush(stderr);
-        h_shell("tail -n 60 %s >&2", p->log);
-    }
-}
-
-/* Fail the test after printing the tail of the pgcutover log(s). */
-#define FAILP(...)                                                                                 \
-    do {                                                                                           \
-        dump_log(&ctx.px);                                                                         \
-        if (ctx.px2.log[0])                                                                        \
-            dump_log(&ctx.px2);                                                                    \
-        fail_msg(__VA_ARGS__);                                                                     \
-    } while (0)
-
-static PGconn *keep(PGconn *c)
-{
-    if (ctx.nconns < 8)
-        ctx.conns[ctx.nconns++] = c;
-    return c;
-}
-
-/* A direct superuser connection to the test's database (kept until the teardown). */
-static PGconn *direct_db(void)
-{
-    char ci[512];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", h_pg_port(),
-             h_pg_user(), ctx.db);
-    PGconn *c = keep(h_connect(ci));
-    PQsetNoticeProcessor(c, quiet_notice, NULL);
-    return c;
-}
-
-/* A console connection to p for the test's database (kept until the teardown). */
-static PGconn *console_db(const h_proxy *p)
-{
-    char ci[512];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable",
-             p->control_port, h_pg_user(), ctx.db);
-    PGconn *c = keep(h_connect(ci));
-    PQsetNoticeProcessor(c, quiet_notice, NULL);
-    return c;
-}
-
-static void drop_conn(PGconn *c)
-{
-    for (int i = 0; i < ctx.nconns; i++)
-        if (ctx.conns[i] == c) {
-            ctx.conns[i] = ctx.conns[--ctx.nconns];
-            break;
-        }
-    PQfinish(c);
-}
-
-/* Close the test's connections (an open console session delays a SIGTERM shutdown
- * until it ends), then stop p: it must exit with status 0. */
-static void stop_proxy(h_proxy *p)
-{
-    for (int i = 0; i < ctx.nconns; i++)
-        PQfinish(ctx.conns[i]);
-    ctx.nconns = 0;
-    int st = h_proxy_stop(p);
-    if (st != 0)
-        FAILP("pgcutover exited with status 0x%x on SIGTERM", st);
-}
-
-static int setup_db(const char *db)
-{
-    memset(&ctx, 0, sizeof ctx);
-    snprintf(ctx.db, sizeof ctx.db, "%s", db);
-    ctx.started_ms = h_now_ms();
-    h_recreate_db(db);
-    return 0;
-}
+/* Fail the test after printing the tail of the pgcutover log(s) (h_engine.h). */
+#define FAILP(...) h_eng_fail(__VA_ARGS__)
 
 static void stop_clients(void);
 
@@ -150,202 +65,19 @@ static int teardown(void **state)
 {
     (void)state;
     stop_clients();
-    for (int i = 0; i < ctx.nconns; i++)
-        PQfinish(ctx.conns[i]);
-    ctx.nconns = 0;
-    if (ctx.px.pid > 0)
-        h_proxy_stop(&ctx.px);
-    if (ctx.px2.pid > 0)
-        h_proxy_stop(&ctx.px2);
-    if (ctx.db[0]) {
-        h_drop_db(ctx.db);
-        fprintf(stderr, "(%s: %.1f s)\n", ctx.db, (h_now_ms() - ctx.started_ms) / 1000);
-    }
+    h_eng_teardown(&ctx.e);
     memset(&ctx, 0, sizeof ctx);
     return 0;
 }
 
-/* ---------- SQL helpers ---------- */
-
-static long long qint(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static long long qint(PGconn *c, const char *fmt, ...)
-{
-    char sql[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    return h_query_int(c, sql);
-}
-
-/* First value of a query as text into out ("" for NULL or no row). */
-static const char *qtext(PGconn *c, char *out, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static const char *qtext(PGconn *c, char *out, size_t len, const char *fmt, ...)
-{
-    char sql[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    PGresult *r = h_exec(c, sql);
-    snprintf(out, len, "%s",
-             PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0)
-                                                                           : "");
-    PQclear(r);
-    return out;
-}
-
-static void execf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void execf(PGconn *c, const char *fmt, ...)
-{
-    char sql[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    h_exec_ok(c, sql);
-}
-
-/* Console command that must succeed; returns the result (caller PQclear's). */
-static PGresult *ctl_ok(PGconn *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static PGresult *ctl_ok(PGconn *ctl, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    PGresult *r = PQexec(ctl, cmd);
-    ExecStatusType s = PQresultStatus(r);
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-        char err[1024];
-        snprintf(err, sizeof err, "%s", PQerrorMessage(ctl));
-        PQclear(r);
-        FAILP("console '%s': %s", cmd, err);
-    }
-    return r;
-}
-
-/* Console command that must fail; copies its SQLSTATE (and message) out. */
-static void ctl_err(PGconn *ctl, const char *cmd, char sqlstate[6], char *msg, size_t msglen)
-{
-    PGresult *r = PQexec(ctl, cmd);
-    if (PQresultStatus(r) != PGRES_FATAL_ERROR) {
-        ExecStatusType s = PQresultStatus(r);
-        PQclear(r);
-        FAILP("console '%s': expected an error, got %s", cmd, PQresStatus(s));
-    }
-    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
-    snprintf(sqlstate, 6, "%s", st ? st : "");
-    if (msg)
-        snprintf(msg, msglen, "%s", m ? m : "");
-    PQclear(r);
-}
-
-static int col(const PGresult *r, const char *name)
-{
-    int i = PQfnumber(r, name);
-    if (i < 0)
-        FAILP("result has no column \"%s\"", name);
-    return i;
-}
-
-/* ALTER TABLE … on the console: returns the migration id (checks the row's shape). */
-static long long start_migration(PGconn *ctl, const char *sql)
-{
-    PGresult *r = ctl_ok(ctl, "%s", sql);
-    int n = PQntuples(r);
-    if (n != 1) {
-        PQclear(r);
-        FAILP("'%s' returned %d rows, want 1", sql, n);
-    }
-    long long id = atoll(PQgetvalue(r, 0, col(r, "id")));
-    const char *state = PQgetvalue(r, 0, col(r, "state"));
-    (void)col(r, "table");
-    if (id <= 0)
-        FAILP("'%s' returned id %lld", sql, id);
-    if (strcmp(state, "failed") == 0 || strcmp(state, "aborted") == 0)
-        FAILP("'%s' returned state %s", sql, state);
-    PQclear(r);
-    return id;
-}
-
-/* One SHOW MIGRATION n row. */
-typedef struct {
-    char state[32];
-    long long rows_copied;
-    char shadow[256];
-    char error[1024];
-    char checkpoint[256];
-} mig_row;
-
-/* SHOW MIGRATION id into *m; returns false (without failing) when the console answers
- * an error (the caller decides). */
-static bool mig_show(PGconn *ctl, long long id, mig_row *m)
-{
-    char cmd[64];
-    snprintf(cmd, sizeof cmd, "SHOW MIGRATION %lld", id);
-    PGresult *r = PQexec(ctl, cmd);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        PQclear(r);
-        return false;
-    }
-    snprintf(m->state, sizeof m->state, "%s", PQgetvalue(r, 0, col(r, "state")));
-    m->rows_copied = atoll(PQgetvalue(r, 0, col(r, "rows_copied")));
-    snprintf(m->shadow, sizeof m->shadow, "%s", PQgetvalue(r, 0, col(r, "shadow_table")));
-    snprintf(m->error, sizeof m->error, "%s", PQgetvalue(r, 0, col(r, "error")));
-    snprintf(m->checkpoint, sizeof m->checkpoint, "%s", PQgetvalue(r, 0, col(r, "checkpoint")));
-    PQclear(r);
-    return true;
-}
-
-static void mig_show_ok(PGconn *ctl, long long id, mig_row *m)
-{
-    if (!mig_show(ctl, id, m))
-        FAILP("SHOW MIGRATION %lld: %s", id, PQerrorMessage(ctl));
-}
-
-static bool is_terminal(const char *state)
-{
-    return strcmp(state, "failed") == 0 || strcmp(state, "aborted") == 0;
-}
-
-/* Poll until the migration reads state `want` (bounded); fails on a terminal state
- * other than want, and on timeout. If min_rows >= 0, every sample's rows_copied must be
- * at least min_rows (progress never goes back below it). */
-static void wait_state_min(PGconn *ctl, long long id, const char *want, long long min_rows,
-                           mig_row *m)
-{
-    for (int i = 0; i < WAIT_READY_MS / 100; i++) {
-        mig_show_ok(ctl, id, m);
-        if (min_rows >= 0 && m->rows_copied < min_rows)
-            FAILP("migration %lld: rows_copied %lld went below %lld (state %s)", id, m->rows_copied,
-                  min_rows, m->state);
-        if (strcmp(m->state, want) == 0)
-            return;
-        if (is_terminal(m->state))
-            FAILP("migration %lld is %s while waiting for %s: %s", id, m->state, want, m->error);
-        usleep(POLL_US);
-    }
-    FAILP("migration %lld did not reach %s within %d s (state %s, rows_copied %lld)", id, want,
-          WAIT_READY_MS / 1000, m->state, m->rows_copied);
-}
-
-static void wait_state(PGconn *ctl, long long id, const char *want, mig_row *m)
-{
-    wait_state_min(ctl, id, want, -1, m);
-}
-
 /* Poll until the migration is copying with rows_copied >= min (bounded). */
-static void wait_copying(PGconn *ctl, long long id, long long min, mig_row *m)
+static void wait_copying(PGconn *ctl, long long id, long long min, h_mig *m)
 {
     for (int i = 0; i < WAIT_READY_MS / 100; i++) {
-        mig_show_ok(ctl, id, m);
+        h_mig_show(ctl, id, m);
         if (strcmp(m->state, "copying") == 0 && m->rows_copied >= min)
             return;
-        if (is_terminal(m->state) || strcmp(m->state, "ready") == 0 ||
+        if (h_mig_terminal(m->state) || strcmp(m->state, "ready") == 0 ||
             strcmp(m->state, "verifying") == 0)
             FAILP("migration %lld is %s (rows_copied %lld) while waiting for copying with "
                   ">= %lld rows copied: %s",
@@ -359,12 +91,12 @@ static void wait_copying(PGconn *ctl, long long id, long long min, mig_row *m)
 /* The table the tests migrate: id int PK, a int, b text, c int (every 7th NULL). */
 static void create_table(PGconn *dc, const char *name, int rows)
 {
-    execf(dc, "CREATE TABLE %s (id int PRIMARY KEY, a int, b text, c int)", name);
-    execf(dc,
-          "INSERT INTO %s SELECT g, g %% 1000 + 1, 'row ' || g, "
-          "CASE WHEN g %% 7 = 0 THEN NULL ELSE g END FROM generate_series(1, %d) g",
-          name, rows);
-    execf(dc, "ANALYZE %s", name);
+    h_execf(dc, "CREATE TABLE %s (id int PRIMARY KEY, a int, b text, c int)", name);
+    h_execf(dc,
+            "INSERT INTO %s SELECT g, g %% 1000 + 1, 'row ' || g, "
+            "CASE WHEN g %% 7 = 0 THEN NULL ELSE g END FROM generate_series(1, %d) g",
+            name, rows);
+    h_execf(dc, "ANALYZE %s", name);
 }
 
 /* The shadow equals the original mapped through the change, row for row: both EXCEPT
@@ -373,27 +105,27 @@ static void create_table(PGconn *dc, const char *name, int rows)
 static void assert_same_rows(PGconn *dc, const char *orig, const char *orig_cols,
                              const char *shadow, const char *shadow_cols)
 {
-    long long n_orig = qint(dc, "SELECT count(*) FROM %s", orig);
-    long long n_shadow = qint(dc, "SELECT count(*) FROM %s", shadow);
-    long long missing = qint(dc,
+    long long n_orig = h_qint(dc, "SELECT count(*) FROM %s", orig);
+    long long n_shadow = h_qint(dc, "SELECT count(*) FROM %s", shadow);
+    long long missing = h_qint(dc,
+                               "SELECT count(*) FROM (SELECT %s FROM %s EXCEPT ALL "
+                               "SELECT %s FROM %s) x",
+                               orig_cols, orig, shadow_cols, shadow);
+    long long extra = h_qint(dc,
                              "SELECT count(*) FROM (SELECT %s FROM %s EXCEPT ALL "
                              "SELECT %s FROM %s) x",
-                             orig_cols, orig, shadow_cols, shadow);
-    long long extra = qint(dc,
-                           "SELECT count(*) FROM (SELECT %s FROM %s EXCEPT ALL "
-                           "SELECT %s FROM %s) x",
-                           shadow_cols, shadow, orig_cols, orig);
+                             shadow_cols, shadow, orig_cols, orig);
     if (missing || extra || n_orig != n_shadow) {
         char sample[1024];
-        qtext(dc, sample, sizeof sample,
-              "SELECT string_agg(x::text, ' ') FROM (SELECT * FROM (SELECT %s FROM %s "
-              "EXCEPT ALL SELECT %s FROM %s) y LIMIT 5) x",
-              orig_cols, orig, shadow_cols, shadow);
+        h_qtext(dc, sample, sizeof sample,
+                "SELECT string_agg(x::text, ' ') FROM (SELECT * FROM (SELECT %s FROM %s "
+                "EXCEPT ALL SELECT %s FROM %s) y LIMIT 5) x",
+                orig_cols, orig, shadow_cols, shadow);
         char sample2[1024];
-        qtext(dc, sample2, sizeof sample2,
-              "SELECT string_agg(x::text, ' ') FROM (SELECT * FROM (SELECT %s FROM %s "
-              "EXCEPT ALL SELECT %s FROM %s) y LIMIT 5) x",
-              shadow_cols, shadow, orig_cols, orig);
+        h_qtext(dc, sample2, sizeof sample2,
+                "SELECT string_agg(x::text, ' ') FROM (SELECT * FROM (SELECT %s FROM %s "
+                "EXCEPT ALL SELECT %s FROM %s) y LIMIT 5) x",
+                shadow_cols, shadow, orig_cols, orig);
         FAILP("%s (%lld rows) vs %s (%lld rows): %lld rows missing from the shadow (e.g. %s), "
               "%lld extra (e.g. %s)",
               orig, n_orig, shadow, n_shadow, missing, sample, extra, sample2);
@@ -604,7 +336,7 @@ static void *client_main(void *arg)
         cl->errors++;
         return NULL;
     }
-    PQsetNoticeProcessor(cl->c, quiet_notice, NULL);
+    PQsetNoticeProcessor(cl->c, h_quiet_notice, NULL);
     while (!atomic_load(&clients_stop) && cl->ops < CLIENT_MAX_OPS && cl->errors == 0 &&
            PQstatus(cl->c) == CONNECTION_OK)
         client_op(cl);
@@ -621,7 +353,7 @@ static void start_clients(client_t *cls, int n, unsigned seed)
         cls[i].idx = i;
         cls[i].seed = seed * 7919u + (unsigned)i * 104729u + 1u;
         snprintf(cls[i].conninfo, sizeof cls[i].conninfo, "%s",
-                 h_conninfo_proxy_db(&ctx.px, ctx.db, "application_name=eng_live_client"));
+                 h_conninfo_proxy_db(&ctx.e.px, ctx.e.db, "application_name=eng_live_client"));
         assert_int_equal(pthread_create(&cls[i].th, NULL, client_main, &cls[i]), 0);
         cls[i].started = true;
     }
@@ -663,26 +395,26 @@ static long clients_ops(const client_t *cls, int n)
 static void run_concurrency(unsigned seed)
 {
     static const char *const sets[] = {"batch_size=1000", "max_rows_per_second=20000", "cutover=manual", NULL};
-    PGconn *dc = direct_db();
+    PGconn *dc = h_eng_direct(&ctx.e);
     create_table(dc, "t", CONC_ROWS);
-    h_proxy_start(&ctx.px, sets);
-    PGconn *ctl = console_db(&ctx.px);
+    h_proxy_start(&ctx.e.px, sets);
+    PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
 
     long long id =
-        start_migration(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint, ADD COLUMN d text "
-                             "DEFAULT 'x'");
+        h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint, ADD COLUMN d text "
+                               "DEFAULT 'x'");
     client_t cls[NCLIENTS];
     start_clients(cls, NCLIENTS, seed);
 
     /* The clients must have run while the migration was not yet ready. */
-    mig_row m;
+    h_mig m;
     bool seen_live = false;
     for (int i = 0; i < 300 && !seen_live; i++) {
         long ops = clients_ops(cls, NCLIENTS);
-        mig_show_ok(ctl, id, &m);
-        if (ops >= 200 && strcmp(m.state, "ready") != 0 && !is_terminal(m.state))
+        h_mig_show(ctl, id, &m);
+        if (ops >= 200 && strcmp(m.state, "ready") != 0 && !h_mig_terminal(m.state))
             seen_live = true;
-        if (strcmp(m.state, "ready") == 0 || is_terminal(m.state))
+        if (strcmp(m.state, "ready") == 0 || h_mig_terminal(m.state))
             break;
         usleep(POLL_US);
     }
@@ -690,12 +422,12 @@ static void run_concurrency(unsigned seed)
     /* Until ready (bounded), then stop the clients. */
     bool ready = false;
     for (int i = 0; i < WAIT_READY_MS / 100; i++) {
-        mig_show_ok(ctl, id, &m);
+        h_mig_show(ctl, id, &m);
         if (strcmp(m.state, "ready") == 0) {
             ready = true;
             break;
         }
-        if (is_terminal(m.state))
+        if (h_mig_terminal(m.state))
             break;
         bool client_failed = false;
         for (int j = 0; j < NCLIENTS; j++)
@@ -727,17 +459,18 @@ static void run_concurrency(unsigned seed)
     assert_true(seen_live);
     assert_true(commits > 0 && rollbacks > 0);
 
-    mig_show_ok(ctl, id, &m);
+    h_mig_show(ctl, id, &m);
     assert_string_equal(m.state, "ready");
     assert_true(m.shadow[0] != 0);
     assert_same_rows(dc, "t", "id, a::bigint, b, c", m.shadow, "id, a, b, c");
-    assert_int_equal(qint(dc, "SELECT count(*) FROM %s WHERE d IS DISTINCT FROM 'x'", m.shadow), 0);
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM %s WHERE d IS DISTINCT FROM 'x'", m.shadow),
+                     0);
     /* the shadow really has the new type */
     char typ[64];
-    qtext(dc, typ, sizeof typ,
-          "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
-          "'%s'::regclass AND attname = 'a'",
-          m.shadow);
+    h_qtext(dc, typ, sizeof typ,
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+            "'%s'::regclass AND attname = 'a'",
+            m.shadow);
     assert_string_equal(typ, "bigint");
     /* Client transactions touch rows in key order so that they do not deadlock with
      * each other: a 40P01 comes from the engine's backfill (the server log names both
@@ -746,23 +479,23 @@ static void run_concurrency(unsigned seed)
         FAILP("clients saw %ld deadlock errors (40P01): the application got an error from a "
               "lock conflict with the migration",
               dl);
-    stop_proxy(&ctx.px);
+    h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
 static int setup_conc1(void **state)
 {
     (void)state;
-    return setup_db("eng_live_conc1");
+    return h_eng_setup_db(&ctx.e, "eng_live_conc1");
 }
 static int setup_conc2(void **state)
 {
     (void)state;
-    return setup_db("eng_live_conc2");
+    return h_eng_setup_db(&ctx.e, "eng_live_conc2");
 }
 static int setup_conc3(void **state)
 {
     (void)state;
-    return setup_db("eng_live_conc3");
+    return h_eng_setup_db(&ctx.e, "eng_live_conc3");
 }
 
 static void test_concurrency_seed1(void **state)
@@ -793,71 +526,72 @@ static void test_pause_resume(void **state)
 {
     (void)state;
     static const char *const sets[] = {"batch_size=1000", "max_rows_per_second=10000", "cutover=manual", NULL};
-    PGconn *dc = direct_db();
+    PGconn *dc = h_eng_direct(&ctx.e);
     create_table(dc, "t", 100000);
-    h_proxy_start(&ctx.px, sets);
-    PGconn *ctl = console_db(&ctx.px);
-    long long id = start_migration(ctl, "ALTER TABLE t ADD COLUMN z int");
-    mig_row m;
+    h_proxy_start(&ctx.e.px, sets);
+    PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
+    long long id = h_start_migration(ctl, "ALTER TABLE t ADD COLUMN z int");
+    h_mig m;
     wait_copying(ctl, id, 1, &m);
 
-    PQclear(ctl_ok(ctl, "PAUSE MIGRATION %lld", id));
-    mig_show_ok(ctl, id, &m);
+    PQclear(h_ctl_ok(ctl, "PAUSE MIGRATION %lld", id));
+    h_mig_show(ctl, id, &m);
     assert_string_equal(m.state, "paused");
     assert_true(m.rows_copied > 0 && m.rows_copied < 100000);
     long long copied = m.rows_copied;
     long long db_copied =
-        qint(dc, "SELECT rows_copied FROM pgcutover.migrations WHERE id = %lld", id);
-    long long shadow_rows = qint(dc, "SELECT count(*) FROM %s", m.shadow);
+        h_qint(dc, "SELECT rows_copied FROM pgcutover.migrations WHERE id = %lld", id);
+    long long shadow_rows = h_qint(dc, "SELECT count(*) FROM %s", m.shadow);
     for (int i = 0; i < 10; i++) {
         usleep(500000);
-        mig_show_ok(ctl, id, &m);
+        h_mig_show(ctl, id, &m);
         if (strcmp(m.state, "paused") != 0 || m.rows_copied != copied)
             FAILP("while paused: state %s rows_copied %lld (was %lld at PAUSE)", m.state,
                   m.rows_copied, copied);
         assert_int_equal(
-            qint(dc, "SELECT rows_copied FROM pgcutover.migrations WHERE id = %lld", id),
+            h_qint(dc, "SELECT rows_copied FROM pgcutover.migrations WHERE id = %lld", id),
             db_copied);
-        assert_int_equal(qint(dc, "SELECT count(*) FROM %s", m.shadow), shadow_rows);
+        assert_int_equal(h_qint(dc, "SELECT count(*) FROM %s", m.shadow), shadow_rows);
         char st[32];
-        qtext(dc, st, sizeof st, "SELECT state FROM pgcutover.migrations WHERE id = %lld", id);
+        h_qtext(dc, st, sizeof st, "SELECT state FROM pgcutover.migrations WHERE id = %lld", id);
         assert_string_equal(st, "paused");
     }
 
-    PQclear(ctl_ok(ctl, "RESUME MIGRATION %lld", id));
+    PQclear(h_ctl_ok(ctl, "RESUME MIGRATION %lld", id));
     /* copying again: rows_copied moves past the paused value */
     bool moved = false;
     for (int i = 0; i < 300 && !moved; i++) {
-        mig_show_ok(ctl, id, &m);
+        h_mig_show(ctl, id, &m);
         if (m.rows_copied < copied)
             FAILP("after RESUME rows_copied %lld < %lld", m.rows_copied, copied);
         if (m.rows_copied > copied || strcmp(m.state, "ready") == 0)
             moved = true;
-        else if (is_terminal(m.state))
+        else if (h_mig_terminal(m.state))
             FAILP("after RESUME: %s %s", m.state, m.error);
         else
             usleep(POLL_US);
     }
     assert_true(moved);
-    PQclear(ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
-    wait_state_min(ctl, id, "ready", copied, &m);
+    PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
+    h_mig_wait(ctl, id, "ready", copied, WAIT_READY_MS, &m);
     assert_same_rows(dc, "t", "id, a, b, c", m.shadow, "id, a, b, c");
-    assert_int_equal(qint(dc, "SELECT count(*) FROM %s WHERE z IS NOT NULL", m.shadow), 0);
-    stop_proxy(&ctx.px);
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM %s WHERE z IS NOT NULL", m.shadow), 0);
+    h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
 static int setup_pause(void **state)
 {
     (void)state;
-    return setup_db("eng_live_pause");
+    return h_eng_setup_db(&ctx.e, "eng_live_pause");
 }
 
 /* ---------- 3. SIGKILL of pgcutover ---------- */
 
 static int engine_backends(PGconn *dc)
 {
-    return (int)qint(dc, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                         "AND application_name LIKE 'pgcutover m%%'");
+    return (int)h_qint(dc,
+                       "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                       "AND application_name LIKE 'pgcutover m%%'");
 }
 
 /*
@@ -873,18 +607,18 @@ static void test_sigkill_resume(void **state)
     (void)state;
     static const char *const sets[] = {"batch_size=1000", "max_rows_per_second=20000", "cutover=manual", NULL};
     const int rows = 200000;
-    PGconn *dc = direct_db();
+    PGconn *dc = h_eng_direct(&ctx.e);
     create_table(dc, "t", rows);
-    h_proxy_start(&ctx.px, sets);
-    PGconn *ctl = console_db(&ctx.px);
-    long long id = start_migration(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint");
-    mig_row m;
+    h_proxy_start(&ctx.e.px, sets);
+    PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
+    long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint");
+    h_mig m;
     wait_copying(ctl, id, rows / 10, &m);
     assert_true(m.rows_copied < rows * 9 / 10);
 
-    drop_conn(ctl);
-    h_proxy_signal(&ctx.px, SIGKILL);
-    int st = h_proxy_stop(&ctx.px); /* reaps it */
+    h_eng_drop_conn(&ctx.e, ctl);
+    h_proxy_signal(&ctx.e.px, SIGKILL);
+    int st = h_proxy_stop(&ctx.e.px); /* reaps it */
     assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     /* its backends notice the closed sockets and go away (bounded) */
     for (int i = 0; i < 100 && engine_backends(dc) > 0; i++)
@@ -892,12 +626,12 @@ static void test_sigkill_resume(void **state)
     assert_int_equal(engine_backends(dc), 0);
 
     long long killed_rows =
-        qint(dc, "SELECT rows_copied FROM pgcutover.migrations WHERE id = %lld", id);
+        h_qint(dc, "SELECT rows_copied FROM pgcutover.migrations WHERE id = %lld", id);
     char killed_cp[256], state_db[32];
-    qtext(dc, killed_cp, sizeof killed_cp,
-          "SELECT checkpoint::text FROM pgcutover.migrations WHERE id = %lld", id);
-    qtext(dc, state_db, sizeof state_db, "SELECT state FROM pgcutover.migrations WHERE id = %lld",
-          id);
+    h_qtext(dc, killed_cp, sizeof killed_cp,
+            "SELECT checkpoint::text FROM pgcutover.migrations WHERE id = %lld", id);
+    h_qtext(dc, state_db, sizeof state_db, "SELECT state FROM pgcutover.migrations WHERE id = %lld",
+            id);
     fprintf(stderr, "killed at rows_copied %lld checkpoint %s state %s\n", killed_rows, killed_cp,
             state_db);
     assert_string_equal(state_db, "copying");
@@ -906,9 +640,9 @@ static void test_sigkill_resume(void **state)
     long long killed_key = atoll(killed_cp + strcspn(killed_cp, "0123456789"));
     assert_true(killed_key >= 1);
 
-    h_proxy_start(&ctx.px2, sets);
-    ctl = console_db(&ctx.px2);
-    mig_show_ok(ctl, id, &m);
+    h_proxy_start(&ctx.e.px2, sets);
+    ctl = h_eng_console(&ctx.e, &ctx.e.px2);
+    h_mig_show(ctl, id, &m);
     fprintf(stderr, "first SHOW after restart: state %s rows_copied %lld checkpoint %s\n", m.state,
             m.rows_copied, m.checkpoint);
     if (m.rows_copied < killed_rows)
@@ -917,13 +651,13 @@ static void test_sigkill_resume(void **state)
     /* it copies again, never from below the checkpoint */
     bool moved = false;
     for (int i = 0; i < WAIT_READY_MS / 100 && !moved; i++) {
-        mig_show_ok(ctl, id, &m);
+        h_mig_show(ctl, id, &m);
         if (m.rows_copied < killed_rows)
             FAILP("after restart rows_copied %lld < %lld at kill", m.rows_copied, killed_rows);
         long long key = atoll(m.checkpoint + strcspn(m.checkpoint, "0123456789"));
         if (m.checkpoint[0] && key < killed_key)
             FAILP("after restart checkpoint %s is before %s at kill", m.checkpoint, killed_cp);
-        if (is_terminal(m.state))
+        if (h_mig_terminal(m.state))
             FAILP("after restart: %s %s", m.state, m.error);
         if (m.rows_copied > killed_rows || strcmp(m.state, "ready") == 0)
             moved = true;
@@ -932,19 +666,19 @@ static void test_sigkill_resume(void **state)
     }
     if (!moved)
         FAILP("migration %lld did not continue after the restart (state %s)", id, m.state);
-    PQclear(ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
-    wait_state_min(ctl, id, "ready", killed_rows, &m);
+    PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
+    h_mig_wait(ctl, id, "ready", killed_rows, WAIT_READY_MS, &m);
     if (m.rows_copied != rows)
         FAILP("at ready rows_copied %lld, table has %d rows (killed at %lld)", m.rows_copied, rows,
               killed_rows);
     assert_same_rows(dc, "t", "id, a::bigint, b, c", m.shadow, "id, a, b, c");
-    stop_proxy(&ctx.px2);
+    h_eng_stop_proxy(&ctx.e, &ctx.e.px2);
 }
 
 static int setup_kill(void **state)
 {
     (void)state;
-    return setup_db("eng_live_kill");
+    return h_eng_setup_db(&ctx.e, "eng_live_kill");
 }
 
 /* ---------- 4. engine connection drop ---------- */
@@ -959,30 +693,31 @@ static void test_engine_connection_drop(void **state)
     (void)state;
     static const char *const sets[] = {"batch_size=1000", "max_rows_per_second=20000", "cutover=manual", NULL};
     const int rows = 150000;
-    PGconn *dc = direct_db();
+    PGconn *dc = h_eng_direct(&ctx.e);
     create_table(dc, "t", rows);
-    h_proxy_start(&ctx.px, sets);
-    PGconn *ctl = console_db(&ctx.px);
-    long long id = start_migration(ctl, "ALTER TABLE t ADD COLUMN d text DEFAULT 'x'");
-    mig_row m;
+    h_proxy_start(&ctx.e.px, sets);
+    PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
+    long long id = h_start_migration(ctl, "ALTER TABLE t ADD COLUMN d text DEFAULT 'x'");
+    h_mig m;
     wait_copying(ctl, id, rows / 10, &m);
 
     char old_pids[256];
-    qtext(dc, old_pids, sizeof old_pids,
-          "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = "
-          "current_database() AND application_name LIKE 'pgcutover m%%'");
+    h_qtext(dc, old_pids, sizeof old_pids,
+            "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = "
+            "current_database() AND application_name LIKE 'pgcutover m%%'");
     assert_true(old_pids[0] != 0);
-    long long killed = qint(dc, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) AS t FROM "
-                                "pg_stat_activity WHERE datname = current_database() AND "
-                                "application_name LIKE 'pgcutover m%%') x WHERE t");
+    long long killed =
+        h_qint(dc, "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) AS t FROM "
+                   "pg_stat_activity WHERE datname = current_database() AND "
+                   "application_name LIKE 'pgcutover m%%') x WHERE t");
     assert_true(killed >= 1);
     for (int i = 0; i < 50; i++) { /* the terminated backends are gone */
-        if (qint(dc, "SELECT count(*) FROM pg_stat_activity WHERE pid IN (%s)", old_pids) == 0)
+        if (h_qint(dc, "SELECT count(*) FROM pg_stat_activity WHERE pid IN (%s)", old_pids) == 0)
             break;
         usleep(POLL_US);
     }
     long long at_drop =
-        qint(dc, "SELECT rows_copied FROM pgcutover.migrations WHERE id = %lld", id);
+        h_qint(dc, "SELECT rows_copied FROM pgcutover.migrations WHERE id = %lld", id);
     fprintf(stderr, "terminated %lld engine backend(s) (%s) at rows_copied %lld\n", killed,
             old_pids, at_drop);
     assert_true(at_drop < rows);
@@ -990,12 +725,12 @@ static void test_engine_connection_drop(void **state)
     /* it copies again */
     bool moved = false;
     for (int i = 0; i < WAIT_READY_MS / 100 && !moved; i++) {
-        mig_show_ok(ctl, id, &m);
+        h_mig_show(ctl, id, &m);
         if (m.rows_copied < at_drop)
             FAILP("after the drop rows_copied %lld < %lld", m.rows_copied, at_drop);
-        if (is_terminal(m.state))
+        if (h_mig_terminal(m.state))
             FAILP("after the connection drop: %s %s", m.state, m.error);
-        if (qint(dc, "SELECT rows_copied FROM pgcutover.migrations WHERE id = %lld", id) >
+        if (h_qint(dc, "SELECT rows_copied FROM pgcutover.migrations WHERE id = %lld", id) >
                 at_drop ||
             strcmp(m.state, "ready") == 0)
             moved = true;
@@ -1005,17 +740,18 @@ static void test_engine_connection_drop(void **state)
     if (!moved)
         FAILP("migration %lld did not continue after its connection dropped (state %s)", id,
               m.state);
-    PQclear(ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
-    wait_state_min(ctl, id, "ready", at_drop, &m);
+    PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
+    h_mig_wait(ctl, id, "ready", at_drop, WAIT_READY_MS, &m);
     assert_same_rows(dc, "t", "id, a, b, c", m.shadow, "id, a, b, c");
-    assert_int_equal(qint(dc, "SELECT count(*) FROM %s WHERE d IS DISTINCT FROM 'x'", m.shadow), 0);
-    stop_proxy(&ctx.px);
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM %s WHERE d IS DISTINCT FROM 'x'", m.shadow),
+                     0);
+    h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
 static int setup_drop(void **state)
 {
     (void)state;
-    return setup_db("eng_live_drop");
+    return h_eng_setup_db(&ctx.e, "eng_live_drop");
 }
 
 /* ---------- 5. ABORT in each state ---------- */
@@ -1033,33 +769,34 @@ typedef struct {
 
 static void snapshot(PGconn *dc, const char *table, table_snapshot *s)
 {
-    qtext(dc, s->data, sizeof s->data,
-          "SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM %s x", table);
-    qtext(
+    h_qtext(dc, s->data, sizeof s->data,
+            "SELECT md5(string_agg(x::text, '|' ORDER BY x.id)) FROM %s x", table);
+    h_qtext(
         dc, s->attrs, sizeof s->attrs,
         "SELECT string_agg(attnum || ':' || attname || ':' || format_type(atttypid, "
         "atttypmod) || ':' || attnotnull || ':' || atthasdef || ':' || attisdropped || ':' "
         "|| attidentity::text || attgenerated::text, ',' ORDER BY attnum) FROM pg_attribute WHERE "
         "attrelid = '%s'::regclass AND attnum > 0",
         table);
-    qtext(dc, s->cons, sizeof s->cons,
-          "SELECT string_agg(conname || ':' || pg_get_constraintdef(oid) || ':' || "
-          "convalidated, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = "
-          "'%s'::regclass",
-          table);
-    s->nindex = qint(dc, "SELECT count(*) FROM pg_index WHERE indrelid = '%s'::regclass", table);
-    qtext(dc, s->idx, sizeof s->idx,
-          "SELECT string_agg(pg_get_indexdef(indexrelid), ',' ORDER BY "
-          "pg_get_indexdef(indexrelid)) FROM pg_index WHERE indrelid = '%s'::regclass",
-          table);
-    s->ntrig = qint(dc,
-                    "SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND NOT "
-                    "tgisinternal",
-                    table);
-    qtext(dc, s->relopts, sizeof s->relopts,
-          "SELECT coalesce(array_to_string(reloptions, ','), '') || ':' || relpersistence::text || "
-          "':' || relname FROM pg_class WHERE oid = '%s'::regclass",
-          table);
+    h_qtext(dc, s->cons, sizeof s->cons,
+            "SELECT string_agg(conname || ':' || pg_get_constraintdef(oid) || ':' || "
+            "convalidated, ',' ORDER BY conname) FROM pg_constraint WHERE conrelid = "
+            "'%s'::regclass",
+            table);
+    s->nindex = h_qint(dc, "SELECT count(*) FROM pg_index WHERE indrelid = '%s'::regclass", table);
+    h_qtext(dc, s->idx, sizeof s->idx,
+            "SELECT string_agg(pg_get_indexdef(indexrelid), ',' ORDER BY "
+            "pg_get_indexdef(indexrelid)) FROM pg_index WHERE indrelid = '%s'::regclass",
+            table);
+    s->ntrig = h_qint(dc,
+                      "SELECT count(*) FROM pg_trigger WHERE tgrelid = '%s'::regclass AND NOT "
+                      "tgisinternal",
+                      table);
+    h_qtext(
+        dc, s->relopts, sizeof s->relopts,
+        "SELECT coalesce(array_to_string(reloptions, ','), '') || ':' || relpersistence::text || "
+        "':' || relname FROM pg_class WHERE oid = '%s'::regclass",
+        table);
 }
 
 static void assert_snapshot_equal(const table_snapshot *a, const table_snapshot *b,
@@ -1084,20 +821,20 @@ static void assert_snapshot_equal(const table_snapshot *a, const table_snapshot 
 static void assert_no_debris(PGconn *dc, const char *table, const char *shadow, const char *when)
 {
     char trg[512], tabs[512];
-    qtext(dc, trg, sizeof trg,
-          "SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgrelid = '%s'::regclass AND "
-          "NOT tgisinternal AND tgname LIKE 'pgcutover%%'",
-          table);
+    h_qtext(dc, trg, sizeof trg,
+            "SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgrelid = '%s'::regclass AND "
+            "NOT tgisinternal AND tgname LIKE 'pgcutover%%'",
+            table);
     if (trg[0])
         FAILP("%s: triggers left on %s: %s", when, table, trg);
     if (shadow && shadow[0] &&
-        qint(dc, "SELECT count(*) FROM (SELECT to_regclass('%s') AS r) x WHERE r IS NOT NULL",
-             shadow) != 0)
+        h_qint(dc, "SELECT count(*) FROM (SELECT to_regclass('%s') AS r) x WHERE r IS NOT NULL",
+               shadow) != 0)
         FAILP("%s: shadow table %s still exists", when, shadow);
-    qtext(dc, tabs, sizeof tabs,
-          "SELECT string_agg(c.relname, ',') FROM pg_class c JOIN pg_namespace n ON n.oid = "
-          "c.relnamespace WHERE n.nspname = 'pgcutover' AND c.relkind IN ('r', 'p') AND "
-          "c.relname NOT IN " BOOKKEEPING);
+    h_qtext(dc, tabs, sizeof tabs,
+            "SELECT string_agg(c.relname, ',') FROM pg_class c JOIN pg_namespace n ON n.oid = "
+            "c.relnamespace WHERE n.nspname = 'pgcutover' AND c.relkind IN ('r', 'p') AND "
+            "c.relname NOT IN " BOOKKEEPING);
     if (tabs[0])
         FAILP("%s: tables left in schema pgcutover: %s", when, tabs);
 }
@@ -1106,13 +843,13 @@ static void assert_no_debris(PGconn *dc, const char *table, const char *shadow, 
 static void abort_and_check(PGconn *ctl, PGconn *dc, long long id, const char *shadow,
                             const table_snapshot *before, const char *when)
 {
-    PQclear(ctl_ok(ctl, "ABORT MIGRATION %lld", id));
-    mig_row m;
-    mig_show_ok(ctl, id, &m);
+    PQclear(h_ctl_ok(ctl, "ABORT MIGRATION %lld", id));
+    h_mig m;
+    h_mig_show(ctl, id, &m);
     if (strcmp(m.state, "aborted") != 0)
         FAILP("%s: after ABORT the state is %s", when, m.state);
     char st[32];
-    qtext(dc, st, sizeof st, "SELECT state FROM pgcutover.migrations WHERE id = %lld", id);
+    h_qtext(dc, st, sizeof st, "SELECT state FROM pgcutover.migrations WHERE id = %lld", id);
     assert_string_equal(st, "aborted");
     assert_no_debris(dc, "t", shadow, when);
     table_snapshot after;
@@ -1133,7 +870,7 @@ static void test_abort_each_state(void **state)
 {
     (void)state;
     static const char *const sets[] = {"batch_size=500", "max_rows_per_second=5000", "cutover=manual", NULL};
-    PGconn *dc = direct_db();
+    PGconn *dc = h_eng_direct(&ctx.e);
     h_exec_ok(dc, "CREATE TABLE t (id int PRIMARY KEY, a int NOT NULL CHECK (a >= 0), b text, "
                   "c int UNIQUE, e numeric(10,2) DEFAULT 1.5)");
     h_exec_ok(dc, "CREATE INDEX t_b ON t (b)");
@@ -1143,37 +880,37 @@ static void test_abort_each_state(void **state)
     h_exec_ok(dc, "ANALYZE t");
     table_snapshot before;
     snapshot(dc, "t", &before);
-    h_proxy_start(&ctx.px, sets);
-    PGconn *ctl = console_db(&ctx.px);
-    mig_row m;
+    h_proxy_start(&ctx.e.px, sets);
+    PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
+    h_mig m;
 
     /* copying */
-    long long id = start_migration(ctl, "ALTER TABLE t ADD COLUMN z int DEFAULT 5, "
-                                        "ALTER COLUMN c TYPE bigint");
+    long long id = h_start_migration(ctl, "ALTER TABLE t ADD COLUMN z int DEFAULT 5, "
+                                          "ALTER COLUMN c TYPE bigint");
     wait_copying(ctl, id, 1, &m);
     abort_and_check(ctl, dc, id, m.shadow, &before, "ABORT while copying");
 
     /* paused */
-    id = start_migration(ctl, "ALTER TABLE t DROP COLUMN e");
+    id = h_start_migration(ctl, "ALTER TABLE t DROP COLUMN e");
     wait_copying(ctl, id, 1, &m);
-    PQclear(ctl_ok(ctl, "PAUSE MIGRATION %lld", id));
-    mig_show_ok(ctl, id, &m);
+    PQclear(h_ctl_ok(ctl, "PAUSE MIGRATION %lld", id));
+    h_mig_show(ctl, id, &m);
     assert_string_equal(m.state, "paused");
     abort_and_check(ctl, dc, id, m.shadow, &before, "ABORT while paused");
 
     /* ready */
-    id = start_migration(ctl, "ALTER TABLE t RENAME COLUMN b TO bb");
-    PQclear(ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
-    wait_state(ctl, id, "ready", &m);
+    id = h_start_migration(ctl, "ALTER TABLE t RENAME COLUMN b TO bb");
+    PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
+    h_mig_wait(ctl, id, "ready", -1, WAIT_READY_MS, &m);
     assert_same_rows(dc, "t", "id, a, b, c, e", m.shadow, "id, a, bb, c, e");
     abort_and_check(ctl, dc, id, m.shadow, &before, "ABORT in ready");
 
     /* failed: the cast fails on the first row it copies */
-    id = start_migration(ctl, "ALTER TABLE t ALTER COLUMN b TYPE int USING b::int");
-    PQclear(ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
+    id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN b TYPE int USING b::int");
+    PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
     for (int i = 0; i < WAIT_READY_MS / 100; i++) {
-        mig_show_ok(ctl, id, &m);
-        if (is_terminal(m.state) || strcmp(m.state, "ready") == 0)
+        h_mig_show(ctl, id, &m);
+        if (h_mig_terminal(m.state) || strcmp(m.state, "ready") == 0)
             break;
         usleep(POLL_US);
     }
@@ -1194,7 +931,7 @@ static void test_abort_each_state(void **state)
         snprintf(msg, sizeof msg, "%s", PQerrorMessage(ctl));
     }
     PQclear(r);
-    mig_show_ok(ctl, id, &m);
+    h_mig_show(ctl, id, &m);
     fprintf(stderr, "ABORT of a failed migration: %s %s -> state %s\n",
             sqlstate[0] ? sqlstate : "ok", msg, m.state);
     if (sqlstate[0])
@@ -1205,21 +942,21 @@ static void test_abort_each_state(void **state)
     table_snapshot after;
     snapshot(dc, "t", &after);
     assert_snapshot_equal(&before, &after, "ABORT of a failed migration");
-    stop_proxy(&ctx.px);
+    h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
 static int setup_abort(void **state)
 {
     (void)state;
-    return setup_db("eng_live_abort");
+    return h_eng_setup_db(&ctx.e, "eng_live_abort");
 }
 
 /* ---------- 6. refusals and PLAN ---------- */
 
 static bool have_state_table(PGconn *dc)
 {
-    return qint(dc, "SELECT count(*) FROM (SELECT to_regclass('pgcutover.migrations') AS r) x "
-                    "WHERE r IS NOT NULL") == 1;
+    return h_qint(dc, "SELECT count(*) FROM (SELECT to_regclass('pgcutover.migrations') AS r) x "
+                      "WHERE r IS NOT NULL") == 1;
 }
 
 /* Nothing was created for table (given as a regclass text, e.g. 'public.pt', or an oid). */
@@ -1228,22 +965,23 @@ static void assert_nothing_created(PGconn *dc, const char *relname, const char *
                                    const char *what)
 {
     if (have_state_table(dc)) {
-        long long n =
-            qint(dc, "SELECT count(*) FROM pgcutover.migrations WHERE table_name = '%s'", relname);
+        long long n = h_qint(
+            dc, "SELECT count(*) FROM pgcutover.migrations WHERE table_name = '%s'", relname);
         if (n != want_migrations)
             FAILP("%s: %lld rows in pgcutover.migrations for %s, want %lld", what, n, relname,
                   want_migrations);
     }
-    long long tabs = qint(dc, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
-                              "c.relnamespace WHERE n.nspname = 'pgcutover' AND c.relkind IN ('r', "
-                              "'p') AND c.relname NOT IN " BOOKKEEPING);
+    long long tabs =
+        h_qint(dc, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                   "c.relnamespace WHERE n.nspname = 'pgcutover' AND c.relkind IN ('r', "
+                   "'p') AND c.relname NOT IN " BOOKKEEPING);
     if (tabs != want_tables)
         FAILP("%s: %lld tables in schema pgcutover, want %lld", what, tabs, want_tables);
     if (regclass) {
-        long long trg = qint(dc,
-                             "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s AND NOT "
-                             "tgisinternal",
-                             regclass);
+        long long trg = h_qint(dc,
+                               "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s AND NOT "
+                               "tgisinternal",
+                               regclass);
         if (trg != 0)
             FAILP("%s: %lld triggers on %s", what, trg, relname);
     }
@@ -1255,7 +993,7 @@ static void refused(PGconn *ctl, PGconn *dc, const char *cmd, const char *want1,
                     const char *relname, const char *regclass)
 {
     char st[6], msg[512];
-    ctl_err(ctl, cmd, st, msg, sizeof msg);
+    h_ctl_err(ctl, cmd, st, msg, sizeof msg);
     fprintf(stderr, "refused [%s] %s: %s\n", st, cmd, msg);
     if (strcmp(st, want1) != 0 && !(want2 && strcmp(st, want2) == 0))
         FAILP("'%s': SQLSTATE %s (%s), want %s%s%s", cmd, st, msg, want1, want2 ? " or " : "",
@@ -1282,7 +1020,7 @@ static void test_refusals_and_plan(void **state)
 {
     (void)state;
     static const char *const sets[] = {"batch_size=200", "max_rows_per_second=1000", "cutover=manual", NULL};
-    PGconn *dc = direct_db();
+    PGconn *dc = h_eng_direct(&ctx.e);
     h_exec_ok(dc, "CREATE TABLE pt (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)");
     h_exec_ok(dc, "CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (1000)");
     h_exec_ok(dc, "CREATE TABLE par (id int PRIMARY KEY, v text)");
@@ -1296,16 +1034,16 @@ static void test_refusals_and_plan(void **state)
     h_exec_ok(dc, "INSERT INTO pt SELECT g, 'v' FROM generate_series(1, 10) g");
 
     /* another session's temporary table */
-    PGconn *tmp = direct_db();
+    PGconn *tmp = h_eng_direct(&ctx.e);
     h_exec_ok(tmp, "CREATE TEMP TABLE tmp_x (id int PRIMARY KEY, v text)");
     char tmp_schema[128], tmp_oid[32];
-    qtext(tmp, tmp_schema, sizeof tmp_schema,
-          "SELECT nspname FROM pg_namespace WHERE oid = "
-          "pg_my_temp_schema()");
-    qtext(tmp, tmp_oid, sizeof tmp_oid, "SELECT 'pg_temp.tmp_x'::regclass::oid");
+    h_qtext(tmp, tmp_schema, sizeof tmp_schema,
+            "SELECT nspname FROM pg_namespace WHERE oid = "
+            "pg_my_temp_schema()");
+    h_qtext(tmp, tmp_oid, sizeof tmp_oid, "SELECT 'pg_temp.tmp_x'::regclass::oid");
 
-    h_proxy_start(&ctx.px, sets);
-    PGconn *ctl = console_db(&ctx.px);
+    h_proxy_start(&ctx.e.px, sets);
+    PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
 
     refused(ctl, dc, "ALTER TABLE pt ADD COLUMN z int", "0A000", NULL, "pt", "'pt'::regclass");
     refused(ctl, dc, "ALTER TABLE pt1 ADD COLUMN z int", "0A000", NULL, "pt1", "'pt1'::regclass");
@@ -1333,14 +1071,15 @@ static void test_refusals_and_plan(void **state)
     refused(ctl, dc, "ALTER TABLE public.no_such_table ADD COLUMN z int", "42P01", NULL,
             "no_such_table", NULL);
     /* the temporary table is untouched in its own session */
-    assert_int_equal(qint(tmp, "SELECT count(*) FROM pg_attribute WHERE attrelid = "
-                               "'pg_temp.tmp_x'::regclass AND attname = 'z'"),
+    assert_int_equal(h_qint(tmp, "SELECT count(*) FROM pg_attribute WHERE attrelid = "
+                                 "'pg_temp.tmp_x'::regclass AND attname = 'z'"),
                      0);
 
     /* PLAN: steps with their SQL, the key, the estimated rows; nothing created */
-    PGresult *r = ctl_ok(ctl, "PLAN ALTER TABLE t ADD COLUMN z int");
+    PGresult *r = h_ctl_ok(ctl, "PLAN ALTER TABLE t ADD COLUMN z int");
     assert_true(PQntuples(r) > 0);
-    int cs = col(r, "step"), cp = col(r, "phase"), cd = col(r, "description"), cq = col(r, "sql");
+    int cs = h_col(r, "step"), cp = h_col(r, "phase"), cd = h_col(r, "description"),
+        cq = h_col(r, "sql");
     (void)cs;
     (void)cp;
     size_t cap = 65536, len = 0;
@@ -1360,12 +1099,12 @@ static void test_refusals_and_plan(void **state)
     free(text);
     assert_nothing_created(dc, "t", "'t'::regclass", 0, 0, "PLAN ADD COLUMN");
 
-    r = ctl_ok(ctl, "PLAN ALTER TABLE t DROP COLUMN drop_me");
+    r = h_ctl_ok(ctl, "PLAN ALTER TABLE t DROP COLUMN drop_me");
     bool warned = false;
     for (int i = 0; i < PQntuples(r); i++)
-        if (strcmp(PQgetvalue(r, i, col(r, "phase")), "warning") == 0 &&
-            (strstr(PQgetvalue(r, i, col(r, "description")), "drop_me") ||
-             strstr(PQgetvalue(r, i, col(r, "sql")), "drop_me")))
+        if (strcmp(PQgetvalue(r, i, h_col(r, "phase")), "warning") == 0 &&
+            (strstr(PQgetvalue(r, i, h_col(r, "description")), "drop_me") ||
+             strstr(PQgetvalue(r, i, h_col(r, "sql")), "drop_me")))
             warned = true;
     PQclear(r);
     if (!warned)
@@ -1373,34 +1112,34 @@ static void test_refusals_and_plan(void **state)
     assert_nothing_created(dc, "t", "'t'::regclass", 0, 0, "PLAN DROP COLUMN");
 
     /* a second migration on a table with one in progress */
-    long long id = start_migration(ctl, "ALTER TABLE t ADD COLUMN y int");
-    mig_row m;
+    long long id = h_start_migration(ctl, "ALTER TABLE t ADD COLUMN y int");
+    h_mig m;
     for (int i = 0; i < 50; i++) { /* past preparing, so its shadow exists */
-        mig_show_ok(ctl, id, &m);
+        h_mig_show(ctl, id, &m);
         if (strcmp(m.state, "copying") == 0 || strcmp(m.state, "ready") == 0 ||
-            is_terminal(m.state))
+            h_mig_terminal(m.state))
             break;
         usleep(POLL_US);
     }
     char st[6], msg[512];
-    ctl_err(ctl, "ALTER TABLE t ADD COLUMN y2 int", st, msg, sizeof msg);
+    h_ctl_err(ctl, "ALTER TABLE t ADD COLUMN y2 int", st, msg, sizeof msg);
     fprintf(stderr, "refused [%s] second migration: %s\n", st, msg);
     if (strcmp(st, "55000") != 0)
         FAILP("a second migration of t: SQLSTATE %s (%s), want 55000", st, msg);
-    long long live_tables = qint(dc, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON "
-                                     "n.oid = c.relnamespace WHERE n.nspname = 'pgcutover' AND "
-                                     "c.relkind IN ('r', 'p') AND c.relname NOT IN " BOOKKEEPING);
+    long long live_tables = h_qint(dc, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON "
+                                       "n.oid = c.relnamespace WHERE n.nspname = 'pgcutover' AND "
+                                       "c.relkind IN ('r', 'p') AND c.relname NOT IN " BOOKKEEPING);
     assert_int_equal(live_tables, 1);
-    assert_int_equal(qint(dc, "SELECT count(*) FROM pgcutover.migrations WHERE table_name = 't'"),
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM pgcutover.migrations WHERE table_name = 't'"),
                      1);
-    PQclear(ctl_ok(ctl, "ABORT MIGRATION %lld", id));
-    stop_proxy(&ctx.px);
+    PQclear(h_ctl_ok(ctl, "ABORT MIGRATION %lld", id));
+    h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
 static int setup_refusals(void **state)
 {
     (void)state;
-    return setup_db("eng_live_ref");
+    return h_eng_setup_db(&ctx.e, "eng_live_ref");
 }
 
 /* ---------- 7. a live write the new CHECK rejects ---------- */
@@ -1415,15 +1154,15 @@ static void test_check_violated_by_live_insert(void **state)
 {
     (void)state;
     static const char *const sets[] = {"batch_size=500", "max_rows_per_second=5000", "cutover=manual", NULL};
-    PGconn *dc = direct_db();
+    PGconn *dc = h_eng_direct(&ctx.e);
     create_table(dc, "t", 100000);
-    h_proxy_start(&ctx.px, sets);
-    PGconn *ctl = console_db(&ctx.px);
-    long long id = start_migration(ctl, "ALTER TABLE t ADD CONSTRAINT c_pos CHECK (a > 0)");
-    mig_row m;
+    h_proxy_start(&ctx.e.px, sets);
+    PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
+    long long id = h_start_migration(ctl, "ALTER TABLE t ADD CONSTRAINT c_pos CHECK (a > 0)");
+    h_mig m;
     wait_copying(ctl, id, 1, &m);
 
-    PGconn *app = keep(h_connect(h_conninfo_proxy_db(&ctx.px, ctx.db, NULL)));
+    PGconn *app = h_eng_keep(&ctx.e, h_connect(h_conninfo_proxy_db(&ctx.e.px, ctx.e.db, NULL)));
     PGresult *r = PQexec(app, "INSERT INTO t (id, a, b, c) VALUES (1000001, -1, 'neg', NULL)");
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         char err[512];
@@ -1432,11 +1171,11 @@ static void test_check_violated_by_live_insert(void **state)
         FAILP("the application's INSERT failed: %s", err);
     }
     PQclear(r);
-    assert_int_equal(qint(dc, "SELECT count(*) FROM t WHERE id = 1000001 AND a = -1"), 1);
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM t WHERE id = 1000001 AND a = -1"), 1);
 
     for (int i = 0; i < WAIT_READY_MS / 100; i++) {
-        mig_show_ok(ctl, id, &m);
-        if (is_terminal(m.state) || strcmp(m.state, "ready") == 0)
+        h_mig_show(ctl, id, &m);
+        if (h_mig_terminal(m.state) || strcmp(m.state, "ready") == 0)
             break;
         usleep(POLL_US);
     }
@@ -1450,36 +1189,37 @@ static void test_check_violated_by_live_insert(void **state)
     h_exec_ok(app, "INSERT INTO t (id, a, b, c) VALUES (1000002, -2, 'neg2', 1)");
     h_exec_ok(app, "UPDATE t SET a = -3 WHERE id = 5");
     h_exec_ok(app, "DELETE FROM t WHERE id = 6");
-    assert_int_equal(qint(dc, "SELECT count(*) FROM t WHERE a < 0"), 3);
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM t WHERE a < 0"), 3);
 
     char trg[512];
-    qtext(
+    h_qtext(
         dc, trg, sizeof trg,
         "SELECT string_agg(tgname || ' ' || tgenabled::text, ',') FROM pg_trigger WHERE tgrelid = "
         "'t'::regclass AND NOT tgisinternal AND tgname LIKE 'pgcutover%%'");
     if (trg[0]) {
         /* kept: at least they must not write any more */
         long long shadow_rows = -1;
-        if (qint(dc,
-                 "SELECT count(*) FROM (SELECT to_regclass('%s') AS r) x WHERE r IS NOT "
-                 "NULL",
-                 m.shadow) == 1)
-            shadow_rows = qint(dc, "SELECT count(*) FROM %s WHERE id = 1000003", m.shadow);
+        if (h_qint(dc,
+                   "SELECT count(*) FROM (SELECT to_regclass('%s') AS r) x WHERE r IS NOT "
+                   "NULL",
+                   m.shadow) == 1)
+            shadow_rows = h_qint(dc, "SELECT count(*) FROM %s WHERE id = 1000003", m.shadow);
         h_exec_ok(app, "INSERT INTO t (id, a, b, c) VALUES (1000003, 3, 'pos', 1)");
-        long long after =
-            shadow_rows < 0 ? -1 : qint(dc, "SELECT count(*) FROM %s WHERE id = 1000003", m.shadow);
+        long long after = shadow_rows < 0
+                              ? -1
+                              : h_qint(dc, "SELECT count(*) FROM %s WHERE id = 1000003", m.shadow);
         FAILP("after the migration failed its triggers remain on t: %s (shadow %s; they %s)", trg,
               m.shadow,
               shadow_rows < 0 ? "have no shadow to write to"
                               : (after > shadow_rows ? "still write to it" : "no longer write"));
     }
-    stop_proxy(&ctx.px);
+    h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
 static int setup_check(void **state)
 {
     (void)state;
-    return setup_db("eng_live_check");
+    return h_eng_setup_db(&ctx.e, "eng_live_check");
 }
 
 int main(void)

@@ -50,7 +50,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "harness.h"
+#include "h_engine.h"
 
 #define SCALE 10
 #define ROWS (SCALE * 100000LL)
@@ -63,20 +63,10 @@
 #define POLL_US 100000
 
 static struct {
-    char db[64];
-    double started_ms;
-    h_proxy px;
-    PGconn *conns[4];
-    int nconns;
+    h_eng e;       /* database, pgcutover, connections kept until the teardown */
     pid_t pgb_pid; /* pgbench running in the background, 0 when reaped */
     char pgb_out[512];
 } ctx;
-
-static void quiet_notice(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
 
 static const char *pgbench_bin(void)
 {
@@ -96,13 +86,10 @@ static const char *pgb_output(void)
     return buf;
 }
 
+/* h_eng_fail's hook: the tails of the pgcutover log and of pgbench's output. */
 static void dump_logs(void)
 {
-    if (ctx.px.log[0]) {
-        fprintf(stderr, "---- last lines of %s ----\n", ctx.px.log);
-        fflush(stderr);
-        h_shell("tail -n 40 %s >&2", ctx.px.log);
-    }
+    h_dump_log(&ctx.e.px, 40);
     if (ctx.pgb_out[0]) {
         fprintf(stderr, "---- pgbench output (%s) ----\n", ctx.pgb_out);
         fflush(stderr);
@@ -111,35 +98,7 @@ static void dump_logs(void)
 }
 
 /* Fail the test after printing the tails of the pgcutover log and pgbench's output. */
-#define FAILP(...)                                                                                 \
-    do {                                                                                           \
-        dump_logs();                                                                               \
-        fail_msg(__VA_ARGS__);                                                                     \
-    } while (0)
-
-static PGconn *keep(PGconn *c)
-{
-    if (ctx.nconns < 4)
-        ctx.conns[ctx.nconns++] = c;
-    PQsetNoticeProcessor(c, quiet_notice, NULL);
-    return c;
-}
-
-static PGconn *direct_db(void)
-{
-    char ci[512];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", h_pg_port(),
-             h_pg_user(), ctx.db);
-    return keep(h_connect(ci));
-}
-
-static PGconn *console_db(void)
-{
-    char ci[512];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable",
-             ctx.px.control_port, h_pg_user(), ctx.db);
-    return keep(h_connect(ci));
-}
+#define FAILP(...) h_eng_fail(__VA_ARGS__)
 
 /* Stop pgbench if it still runs (SIGTERM, then SIGKILL after 5 s) and reap it. */
 static void kill_pgbench(void)
@@ -163,10 +122,8 @@ static void kill_pgbench(void)
 static int setup_db(const char *db)
 {
     memset(&ctx, 0, sizeof ctx);
-    snprintf(ctx.db, sizeof ctx.db, "%s", db);
-    ctx.started_ms = h_now_ms();
-    h_recreate_db(db);
-    return 0;
+    h_eng_fail_hook = dump_logs;
+    return h_eng_setup_db(&ctx.e, db);
 }
 
 static int setup_prepared(void **state)
@@ -185,130 +142,18 @@ static int teardown(void **state)
 {
     (void)state;
     kill_pgbench();
-    for (int i = 0; i < ctx.nconns; i++)
-        PQfinish(ctx.conns[i]);
-    ctx.nconns = 0;
-    if (ctx.px.pid > 0)
-        h_proxy_stop(&ctx.px);
-    if (ctx.db[0]) {
-        h_drop_db(ctx.db);
-        fprintf(stderr, "(%s: %.1f s)\n", ctx.db, (h_now_ms() - ctx.started_ms) / 1000);
-    }
+    h_eng_teardown(&ctx.e);
     memset(&ctx, 0, sizeof ctx);
     return 0;
 }
-
-/* ---------- SQL helpers ---------- */
-
-static long long qint(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static long long qint(PGconn *c, const char *fmt, ...)
-{
-    char sql[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1 || PQgetisnull(r, 0, 0)) {
-        char err[1024];
-        snprintf(err, sizeof err, "%s", PQerrorMessage(c));
-        PQclear(r);
-        FAILP("%s: %s", sql, *err ? err : "no value");
-    }
-    long long v = atoll(PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return v;
-}
-
-static const char *qtext(PGconn *c, char *out, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static const char *qtext(PGconn *c, char *out, size_t len, const char *fmt, ...)
-{
-    char sql[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    PGresult *r = PQexec(c, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        char err[1024];
-        snprintf(err, sizeof err, "%s", PQerrorMessage(c));
-        PQclear(r);
-        FAILP("%s: %s", sql, err);
-    }
-    snprintf(out, len, "%s",
-             PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0)
-                                                                           : "");
-    PQclear(r);
-    return out;
-}
-
-/* ---------- console ---------- */
-
-static int col(const PGresult *r, const char *name)
-{
-    int i = PQfnumber(r, name);
-    if (i < 0)
-        FAILP("SHOW MIGRATION has no column \"%s\"", name);
-    return i;
-}
-
-typedef struct {
-    char state[32];
-    char error[1024];
-    char old_table[256];
-    char phase_at[1024];
-    long long attempts;
-    double hold_ms, lock_ms, max_wait_ms;
-} mig_row;
-
-static void mig_show(PGconn *ctl, long long id, mig_row *m)
-{
-    char cmd[64];
-    snprintf(cmd, sizeof cmd, "SHOW MIGRATION %lld", id);
-    PGresult *r = PQexec(ctl, cmd);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        char err[1024];
-        snprintf(err, sizeof err, "%s", PQerrorMessage(ctl));
-        PQclear(r);
-        FAILP("%s: %s", cmd, err);
-    }
-    snprintf(m->state, sizeof m->state, "%s", PQgetvalue(r, 0, col(r, "state")));
-    snprintf(m->error, sizeof m->error, "%s", PQgetvalue(r, 0, col(r, "error")));
-    snprintf(m->old_table, sizeof m->old_table, "%s", PQgetvalue(r, 0, col(r, "old_table")));
-    snprintf(m->phase_at, sizeof m->phase_at, "%s", PQgetvalue(r, 0, col(r, "phase_at")));
-    m->attempts = atoll(PQgetvalue(r, 0, col(r, "cutover_attempts")));
-    m->hold_ms = atof(PQgetvalue(r, 0, col(r, "cutover_hold_ms")));
-    m->lock_ms = atof(PQgetvalue(r, 0, col(r, "cutover_lock_ms")));
-    m->max_wait_ms = atof(PQgetvalue(r, 0, col(r, "cutover_max_wait_ms")));
-    PQclear(r);
-}
-
-static long long start_migration(PGconn *ctl, const char *sql)
-{
-    PGresult *r = PQexec(ctl, sql);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        char err[1024];
-        snprintf(err, sizeof err, "%s", PQerrorMessage(ctl));
-        PQclear(r);
-        FAILP("console '%s': %s", sql, err);
-    }
-    long long id = atoll(PQgetvalue(r, 0, col(r, "id")));
-    PQclear(r);
-    if (id <= 0)
-        FAILP("'%s' returned id %lld", sql, id);
-    return id;
-}
-
-/* ---------- pgbench ---------- */
 
 /* Run k of pgbench through the proxy in the background: fork, exec, output into
  * ctx.pgb_out. */
 static void start_pgbench(const char *mode, int k)
 {
-    snprintf(ctx.pgb_out, sizeof ctx.pgb_out, "%s/pgbench-%s-%d.out", ctx.px.sockdir, mode, k);
+    snprintf(ctx.pgb_out, sizeof ctx.pgb_out, "%s/pgbench-%s-%d.out", ctx.e.px.sockdir, mode, k);
     char port[16], clients[16], secs[16];
-    snprintf(port, sizeof port, "%d", ctx.px.port);
+    snprintf(port, sizeof port, "%d", ctx.e.px.port);
     snprintf(clients, sizeof clients, "%d", CLIENTS);
     snprintf(secs, sizeof secs, "%d", RUN_SECONDS);
     fflush(NULL);
@@ -324,7 +169,7 @@ static void start_pgbench(const char *mode, int k)
         setenv("PGSSLMODE", "disable", 1);
         /* -n: no vacuum (it would truncate pgbench_history, which the checks read). */
         execlp(pgbench_bin(), "pgbench", "-h", "127.0.0.1", "-p", port, "-U", h_pg_user(), "-n",
-               "-c", clients, "-j", "2", "-T", secs, "-M", mode, "-P", "5", ctx.db, (char *)NULL);
+               "-c", clients, "-j", "2", "-T", secs, "-M", mode, "-P", "5", ctx.e.db, (char *)NULL);
         _exit(127);
     }
     ctx.pgb_pid = pid;
@@ -381,37 +226,38 @@ static void run_case(const char *mode, const char *change, const char *abalance_
 {
     char cmd[1024], buf[1024];
     /* pgbench_accounts etc. at scale 10, loaded directly (not part of what is tested). */
-    int rc = h_shell("PGSSLMODE=disable %s -i -s %d -q -h 127.0.0.1 -p %d -U %s %s >%s/pgbi.%s.out "
-                     "2>&1",
-                     pgbench_bin(), SCALE, h_pg_port(), h_pg_user(), ctx.db, h_tmpdir(), ctx.db);
+    int rc =
+        h_shell("PGSSLMODE=disable %s -i -s %d -q -h 127.0.0.1 -p %d -U %s %s >%s/pgbi.%s.out "
+                "2>&1",
+                pgbench_bin(), SCALE, h_pg_port(), h_pg_user(), ctx.e.db, h_tmpdir(), ctx.e.db);
     if (rc != 0) {
-        h_shell("cat %s/pgbi.%s.out >&2", h_tmpdir(), ctx.db);
+        h_shell("cat %s/pgbi.%s.out >&2", h_tmpdir(), ctx.e.db);
         fail_msg("pgbench -i -s %d exited %d", SCALE, rc);
     }
-    h_shell("rm -f %s/pgbi.%s.out", h_tmpdir(), ctx.db);
-    PGconn *dc = direct_db();
-    assert_int_equal(qint(dc, "SELECT count(*) FROM pgbench_accounts"), ROWS);
+    h_shell("rm -f %s/pgbi.%s.out", h_tmpdir(), ctx.e.db);
+    PGconn *dc = h_eng_direct(&ctx.e);
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM pgbench_accounts"), ROWS);
 
     static const char *const sets[] = {"log_level=info", "cutover=manual", NULL};
-    h_proxy_start(&ctx.px, sets);
-    PGconn *ctl = console_db();
+    h_proxy_start(&ctx.e.px, sets);
+    PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
 
     int k = 1, cut_run = 0, st = 0;
     long long processed = 0, id = 0;
     bool requested = false, done = false;
-    mig_row m = {0};
+    h_mig m = {0};
     double t0 = h_now_ms(), t_run = t0, t_submit = 0, t_done = 0;
     start_pgbench(mode, k);
     for (;;) {
         double now = h_now_ms();
         if (id == 0 && now - t0 >= SUBMIT_AFTER_MS) {
             snprintf(cmd, sizeof cmd, "ALTER TABLE pgbench_accounts %s", change);
-            id = start_migration(ctl, cmd);
+            id = h_start_migration(ctl, cmd);
             t_submit = h_now_ms();
         }
         if (id > 0 && !done) {
-            mig_show(ctl, id, &m);
-            if (strcmp(m.state, "failed") == 0 || strcmp(m.state, "aborted") == 0)
+            h_mig_show(ctl, id, &m);
+            if (h_mig_terminal(m.state))
                 FAILP("migration %lld is %s: %s", id, m.state, m.error);
             if (!requested && strcmp(m.state, "ready") == 0 && now - t_run >= CUT_FROM_MS &&
                 now - t_run <= CUT_TO_MS && pgbench_running(&st)) {
@@ -422,14 +268,8 @@ static void run_case(const char *mode, const char *change, const char *abalance_
                     snprintf(cmd, sizeof cmd, "CUTOVER MIGRATION %lld", id);
                 else
                     snprintf(cmd, sizeof cmd, "SET MIGRATION %lld cutover = auto", id);
-                PGresult *r = PQexec(ctl, cmd);
-                if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-                    snprintf(buf, sizeof buf, "%s", PQerrorMessage(ctl));
-                    PQclear(r);
-                    FAILP("console '%s': %s", cmd, buf);
-                }
-                PQclear(r);
-                mig_show(ctl, id, &m);
+                PQclear(h_ctl_ok(ctl, "%s", cmd));
+                h_mig_show(ctl, id, &m);
             }
             if (strcmp(m.state, "done") == 0) {
                 done = true;
@@ -457,7 +297,7 @@ static void run_case(const char *mode, const char *change, const char *abalance_
         usleep(POLL_US);
     }
     /* The cutover's figures (recorded just after the commit that made it done). */
-    mig_show(ctl, id, &m);
+    h_mig_show(ctl, id, &m);
     if (strcmp(m.state, "done") != 0 || m.attempts < 1 || m.old_table[0] == 0)
         FAILP("migration %lld: state %s, cutover_attempts %lld, old_table '%s'", id, m.state,
               m.attempts, m.old_table);
@@ -469,76 +309,78 @@ static void run_case(const char *mode, const char *change, const char *abalance_
     /* ---- the data ---- */
     char done_at[64], type[64], old[256];
     snprintf(old, sizeof old, "%s", m.old_table);
-    qtext(dc, done_at, sizeof done_at,
-          "SELECT (phase_at->>'done')::timestamptz::timestamp::text FROM pgcutover.migrations "
-          "WHERE id = %lld",
-          id);
+    h_qtext(dc, done_at, sizeof done_at,
+            "SELECT (phase_at->>'done')::timestamptz::timestamp::text FROM pgcutover.migrations "
+            "WHERE id = %lld",
+            id);
     if (!done_at[0])
         FAILP("no phase_at['done'] for migration %lld (phase_at %s)", id, m.phase_at);
 
     /* The load ran on both sides of the swap. */
-    long long before = qint(dc, "SELECT count(*) FROM pgbench_history WHERE mtime < '%s'", done_at);
-    long long after = qint(dc, "SELECT count(*) FROM pgbench_history WHERE mtime > '%s'", done_at);
+    long long before =
+        h_qint(dc, "SELECT count(*) FROM pgbench_history WHERE mtime < '%s'", done_at);
+    long long after =
+        h_qint(dc, "SELECT count(*) FROM pgbench_history WHERE mtime > '%s'", done_at);
     if (before < 100 || after < 100)
         FAILP("history rows before the swap %lld, after %lld: the swap was not under load", before,
               after);
 
     /* Shape of the new table. */
-    assert_int_equal(qint(dc, "SELECT count(*) FROM pgbench_accounts"), ROWS);
-    assert_int_equal(qint(dc, "SELECT count(*) FROM pgbench_accounts WHERE note = ''"), ROWS);
-    qtext(dc, type, sizeof type,
-          "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
-          "'public.pgbench_accounts'::regclass AND attname = 'abalance'");
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM pgbench_accounts"), ROWS);
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM pgbench_accounts WHERE note = ''"), ROWS);
+    h_qtext(dc, type, sizeof type,
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = "
+            "'public.pgbench_accounts'::regclass AND attname = 'abalance'");
     if (strcmp(type, abalance_type) != 0)
         FAILP("abalance is %s after the change, want %s", type, abalance_type);
-    qtext(dc, buf, sizeof buf,
-          "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef d JOIN pg_attribute a ON "
-          "a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = "
-          "'public.pgbench_accounts'::regclass AND a.attname = 'note'");
+    h_qtext(dc, buf, sizeof buf,
+            "SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef d JOIN pg_attribute a ON "
+            "a.attrelid = d.adrelid AND a.attnum = d.adnum WHERE d.adrelid = "
+            "'public.pgbench_accounts'::regclass AND a.attname = 'note'");
     if (strcmp(buf, "''::text") != 0)
         FAILP("default of note is '%s', want ''::text", buf);
-    assert_int_equal(qint(dc, "SELECT count(*) FROM pg_index WHERE indrelid = "
-                              "'public.pgbench_accounts'::regclass AND indisprimary"),
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM pg_index WHERE indrelid = "
+                                "'public.pgbench_accounts'::regclass AND indisprimary"),
                      1);
 
     /* Columns pgbench never writes: equal to the old table's, row for row, both ways. */
-    assert_int_equal(qint(dc, "SELECT count(*) FROM %s", old), ROWS);
-    long long miss = qint(dc,
-                          "SELECT count(*) FROM (SELECT aid, bid, filler FROM %s EXCEPT ALL "
-                          "SELECT aid, bid, filler FROM pgbench_accounts) x",
-                          old);
-    long long extra = qint(dc,
-                           "SELECT count(*) FROM (SELECT aid, bid, filler FROM pgbench_accounts "
-                           "EXCEPT ALL SELECT aid, bid, filler FROM %s) x",
-                           old);
+    assert_int_equal(h_qint(dc, "SELECT count(*) FROM %s", old), ROWS);
+    long long miss = h_qint(dc,
+                            "SELECT count(*) FROM (SELECT aid, bid, filler FROM %s EXCEPT ALL "
+                            "SELECT aid, bid, filler FROM pgbench_accounts) x",
+                            old);
+    long long extra = h_qint(dc,
+                             "SELECT count(*) FROM (SELECT aid, bid, filler FROM pgbench_accounts "
+                             "EXCEPT ALL SELECT aid, bid, filler FROM %s) x",
+                             old);
     if (miss || extra)
         FAILP("(aid, bid, filler): %lld rows of %s missing from the new table, %lld extra", miss,
               old, extra);
 
     /* Every balance is its history (all start at 0). */
-    long long bad_acc = qint(dc, "SELECT count(*) FROM pgbench_accounts a FULL JOIN (SELECT aid, "
-                                 "sum(delta) s FROM pgbench_history GROUP BY aid) h USING (aid) "
-                                 "WHERE a.abalance IS DISTINCT FROM coalesce(h.s, 0)");
-    long long bad_tel = qint(dc, "SELECT count(*) FROM pgbench_tellers t FULL JOIN (SELECT tid, "
-                                 "sum(delta) s FROM pgbench_history GROUP BY tid) h USING (tid) "
-                                 "WHERE t.tbalance IS DISTINCT FROM coalesce(h.s, 0)");
-    long long bad_br = qint(dc, "SELECT count(*) FROM pgbench_branches b FULL JOIN (SELECT bid, "
-                                "sum(delta) s FROM pgbench_history GROUP BY bid) h USING (bid) "
-                                "WHERE b.bbalance IS DISTINCT FROM coalesce(h.s, 0)");
+    long long bad_acc = h_qint(dc, "SELECT count(*) FROM pgbench_accounts a FULL JOIN (SELECT aid, "
+                                   "sum(delta) s FROM pgbench_history GROUP BY aid) h USING (aid) "
+                                   "WHERE a.abalance IS DISTINCT FROM coalesce(h.s, 0)");
+    long long bad_tel = h_qint(dc, "SELECT count(*) FROM pgbench_tellers t FULL JOIN (SELECT tid, "
+                                   "sum(delta) s FROM pgbench_history GROUP BY tid) h USING (tid) "
+                                   "WHERE t.tbalance IS DISTINCT FROM coalesce(h.s, 0)");
+    long long bad_br = h_qint(dc, "SELECT count(*) FROM pgbench_branches b FULL JOIN (SELECT bid, "
+                                  "sum(delta) s FROM pgbench_history GROUP BY bid) h USING (bid) "
+                                  "WHERE b.bbalance IS DISTINCT FROM coalesce(h.s, 0)");
     if (bad_acc || bad_tel || bad_br) {
-        qtext(dc, buf, sizeof buf,
-              "SELECT string_agg(format('aid %%s: abalance %%s, history %%s', aid, abalance, "
-              "s), '; ') FROM (SELECT a.aid, a.abalance, h.s FROM pgbench_accounts a FULL JOIN "
-              "(SELECT aid, sum(delta) s FROM pgbench_history GROUP BY aid) h USING (aid) WHERE "
-              "a.abalance IS DISTINCT FROM coalesce(h.s, 0) LIMIT 5) x");
+        h_qtext(dc, buf, sizeof buf,
+                "SELECT string_agg(format('aid %%s: abalance %%s, history %%s', aid, abalance, "
+                "s), '; ') FROM (SELECT a.aid, a.abalance, h.s FROM pgbench_accounts a FULL JOIN "
+                "(SELECT aid, sum(delta) s FROM pgbench_history GROUP BY aid) h USING (aid) WHERE "
+                "a.abalance IS DISTINCT FROM coalesce(h.s, 0) LIMIT 5) x");
         FAILP("balances that are not the sum of their history: %lld accounts (e.g. %s), %lld "
               "tellers, %lld branches",
               bad_acc, buf, bad_tel, bad_br);
     }
-    long long sum_a = qint(dc, "SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts");
-    long long sum_h = qint(dc, "SELECT coalesce(sum(delta), 0) FROM pgbench_history");
-    long long sum_t = qint(dc, "SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers");
-    long long sum_b = qint(dc, "SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches");
+    long long sum_a = h_qint(dc, "SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts");
+    long long sum_h = h_qint(dc, "SELECT coalesce(sum(delta), 0) FROM pgbench_history");
+    long long sum_t = h_qint(dc, "SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers");
+    long long sum_b = h_qint(dc, "SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches");
     if (sum_a != sum_h || sum_t != sum_h || sum_b != sum_h)
         FAILP("sum(abalance) %lld, sum(delta) %lld, sum(tbalance) %lld, sum(bbalance) %lld", sum_a,
               sum_h, sum_t, sum_b);
@@ -552,17 +394,17 @@ static void run_case(const char *mode, const char *change, const char *abalance_
              "GROUP BY aid), d AS (SELECT n.aid, n.abalance - o.abalance - coalesce(p.s, 0) AS d "
              "FROM pgbench_accounts n JOIN %s o USING (aid) LEFT JOIN post p USING (aid)) ",
              done_at, old);
-    long long odd = qint(dc, "%sSELECT count(*) FROM d WHERE d <> 0", with);
+    long long odd = h_qint(dc, "%sSELECT count(*) FROM d WHERE d <> 0", with);
     long long unexplained =
-        qint(dc,
-             "%sSELECT count(*) FROM d WHERE d <> 0 AND NOT EXISTS (SELECT FROM pgbench_history "
-             "h WHERE h.aid = d.aid AND h.delta = d.d AND h.mtime <= '%s')",
-             with, done_at);
+        h_qint(dc,
+               "%sSELECT count(*) FROM d WHERE d <> 0 AND NOT EXISTS (SELECT FROM pgbench_history "
+               "h WHERE h.aid = d.aid AND h.delta = d.d AND h.mtime <= '%s')",
+               with, done_at);
     if (odd > CLIENTS || unexplained) {
-        qtext(dc, buf, sizeof buf,
-              "%sSELECT string_agg(format('aid %%s: %%s', aid, d), '; ') FROM (SELECT * FROM d "
-              "WHERE d <> 0 LIMIT 8) x",
-              with);
+        h_qtext(dc, buf, sizeof buf,
+                "%sSELECT string_agg(format('aid %%s: %%s', aid, d), '; ') FROM (SELECT * FROM d "
+                "WHERE d <> 0 LIMIT 8) x",
+                with);
         FAILP("new vs old table (frozen at the swap, %s): %lld accounts differ by more than the "
               "later history (at most %d expected), %lld not explained by one earlier history "
               "row: %s",
@@ -578,12 +420,7 @@ static void run_case(const char *mode, const char *change, const char *abalance_
             m.max_wait_ms, manual ? "CUTOVER MIGRATION" : "SET cutover = auto", cut_run, k,
             processed, before, after, odd);
 
-    for (int i = 0; i < ctx.nconns; i++)
-        PQfinish(ctx.conns[i]);
-    ctx.nconns = 0;
-    int pst = h_proxy_stop(&ctx.px);
-    if (pst != 0)
-        FAILP("pgcutover exited with status 0x%x on SIGTERM", pst);
+    h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
 /* -M prepared, a change that keeps the result columns of pgbench's prepared SELECT. */

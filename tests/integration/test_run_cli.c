@@ -28,7 +28,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "harness.h"
+#include "h_engine.h"
 
 #define DB "run_cli"
 #define RUN_TIMEOUT_MS 60000
@@ -46,12 +46,6 @@ typedef struct {
 } run_proc;
 
 static char out_text[65536], err_text[65536];
-
-static void quiet_notice(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
 
 static void slurp(const char *path, char *buf, size_t cap)
 {
@@ -176,39 +170,6 @@ static const char *state_line(long long id, const char *table, const char *state
     return l;
 }
 
-static PGresult *ctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static PGresult *ctl(const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    return h_exec(g.ctl, sql);
-}
-
-/* A SHOW MIGRATION id column as text into out. */
-static const char *show_col(long long id, const char *col, char *out, size_t len)
-{
-    PGresult *r = ctl("SHOW MIGRATION %lld", id);
-    int c = PQfnumber(r, col);
-    assert_true(c >= 0 && PQntuples(r) == 1);
-    snprintf(out, len, "%s", PQgetvalue(r, 0, c));
-    PQclear(r);
-    return out;
-}
-
-static long long qint(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long long qint(const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    return h_query_int(g.dc, sql);
-}
-
 static void make_table(const char *name, int rows)
 {
     char sql[512];
@@ -221,9 +182,10 @@ static void make_table(const char *name, int rows)
 
 static long long has_column(const char *table, const char *column)
 {
-    return qint("SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.%s'::regclass AND "
-                "attname = '%s' AND NOT attisdropped",
-                table, column);
+    return h_qint(g.dc,
+                  "SELECT count(*) FROM pg_attribute WHERE attrelid = 'public.%s'::regclass AND "
+                  "attname = '%s' AND NOT attisdropped",
+                  table, column);
 }
 
 /* ---------- tests ---------- */
@@ -259,10 +221,11 @@ static void test_done(void **state)
     assert_non_null(strstr(live, " rows/s ETA "));
     assert_non_null(strstr(live, " throttle: "));
     assert_int_equal(has_column("t_done", "note"), 1);
-    char buf[1024];
-    assert_string_equal(show_col(id, "state", buf, sizeof buf), "done");
-    if (!strstr(show_col(id, "settings", buf, sizeof buf), "\"max_rows_per_second\": \"2000\""))
-        fail_msg("--max-rows-per-second 2000 not in the settings: %s", buf);
+    h_mig m;
+    h_mig_show(g.ctl, id, &m);
+    assert_string_equal(m.state, "done");
+    if (!strstr(m.settings, "\"max_rows_per_second\": \"2000\""))
+        fail_msg("--max-rows-per-second 2000 not in the settings: %s", m.settings);
 }
 
 static void test_failed(void **state)
@@ -276,9 +239,10 @@ static void test_failed(void **state)
     state_line(id, "public.t_fail", "failed", out_text);
     assert_non_null(strstr(err_text, "failed: "));
     assert_non_null(strstr(err_text, "23514"));
-    char buf[64];
-    assert_string_equal(show_col(id, "state", buf, sizeof buf), "failed");
-    assert_int_equal(qint("SELECT count(*) FROM pg_constraint WHERE conname = 'a_pos'"), 0);
+    h_mig m;
+    h_mig_show(g.ctl, id, &m);
+    assert_string_equal(m.state, "failed");
+    assert_int_equal(h_qint(g.dc, "SELECT count(*) FROM pg_constraint WHERE conname = 'a_pos'"), 0);
 }
 
 static void test_aborted(void **state)
@@ -290,9 +254,10 @@ static void test_aborted(void **state)
     run_spawn(&p, args);
     wait_output(&p, "is ready: waiting for CUTOVER MIGRATION");
     long long id = migration_id(out_text);
-    char buf[64];
-    assert_string_equal(show_col(id, "state", buf, sizeof buf), "ready");
-    PQclear(ctl("ABORT MIGRATION %lld", id));
+    h_mig m;
+    h_mig_show(g.ctl, id, &m);
+    assert_string_equal(m.state, "ready");
+    PQclear(h_ctl_ok(g.ctl, "ABORT MIGRATION %lld", id));
     assert_int_equal(run_wait(&p, 15000), 3);
     assert_non_null(strstr(err_text, "aborted"));
     state_line(id, "public.t_abort", "aborted", out_text);
@@ -314,10 +279,12 @@ static void test_sigint_detaches(void **state)
     snprintf(hint, sizeof hint, "SHOW MIGRATION %lld", id);
     assert_non_null(strstr(err_text, "detached"));
     assert_non_null(strstr(err_text, hint));
-    char buf[64];
-    assert_string_equal(show_col(id, "state", buf, sizeof buf), "ready");
-    PQclear(ctl("CUTOVER MIGRATION %lld", id));
-    assert_string_equal(show_col(id, "state", buf, sizeof buf), "done");
+    h_mig m;
+    h_mig_show(g.ctl, id, &m);
+    assert_string_equal(m.state, "ready");
+    PQclear(h_ctl_ok(g.ctl, "CUTOVER MIGRATION %lld", id));
+    h_mig_show(g.ctl, id, &m);
+    assert_string_equal(m.state, "done");
     assert_int_equal(has_column("t_detach", "b"), 1);
 }
 
@@ -365,10 +332,11 @@ static void test_plan(void **state)
     assert_non_null(strstr(out_text, "ADD COLUMN b int"));
     assert_non_null(strstr(out_text, "nothing was started"));
     assert_int_equal(has_column("t_plan", "b"), 0);
-    assert_int_equal(qint("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
-                          "c.relnamespace WHERE n.nspname = 'pgcutover' AND relname LIKE 't%%'"),
+    assert_int_equal(h_qint(g.dc,
+                            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                            "c.relnamespace WHERE n.nspname = 'pgcutover' AND relname LIKE 't%%'"),
                      0); /* no shadow: nothing was started (before test_done) */
-    PGresult *r = ctl("SHOW MIGRATIONS");
+    PGresult *r = h_ctl_ok(g.ctl, "SHOW MIGRATIONS");
     int c = PQfnumber(r, "table");
     assert_true(c >= 0);
     for (int i = 0; i < PQntuples(r); i++)
@@ -386,22 +354,8 @@ static int group_setup(void **state)
     mkdir(g.dir, 0755);
     h_recreate_db(DB);
     h_proxy_start(&g.px, NULL);
-    char ci[512];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s dbname=" DB " sslmode=disable",
-             g.px.control_port, h_pg_user());
-    for (int i = 0; i < 100 && !g.ctl; i++) { /* the console listener may lag a few ms */
-        g.ctl = PQconnectdb(ci);
-        if (PQstatus(g.ctl) != CONNECTION_OK) {
-            PQfinish(g.ctl);
-            g.ctl = NULL;
-            usleep(50000);
-        }
-    }
-    if (!g.ctl)
-        return -1;
-    PQsetNoticeProcessor(g.ctl, quiet_notice, NULL);
-    g.dc = h_connect(h_conninfo_direct("dbname=" DB));
-    PQsetNoticeProcessor(g.dc, quiet_notice, NULL);
+    g.ctl = h_console_connect(g.px.control_port, DB);
+    g.dc = h_direct_connect(DB);
     return 0;
 }
 

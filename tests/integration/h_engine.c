@@ -1,0 +1,328 @@
+/*
+ * h_engine.c — helpers shared by the engine integration tests; see h_engine.h.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "h_engine.h"
+
+#define H_POLL_US 100000 /* 100 ms between SHOW MIGRATION polls */
+
+void (*h_eng_fail_hook)(void);
+static const h_eng *cur_eng; /* the context of the last h_eng_setup_db */
+
+void h_quiet_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+void h_dump_log(const h_proxy *p, int lines)
+{
+    if (p->log[0]) {
+        fprintf(stderr, "---- last lines of %s ----\n", p->log);
+        fflush(stderr);
+        h_shell("tail -n %d %s >&2", lines, p->log);
+    }
+}
+
+void h_eng_fail(const char *fmt, ...)
+{
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (h_eng_fail_hook) {
+        h_eng_fail_hook();
+    } else if (cur_eng) {
+        h_dump_log(&cur_eng->px, 60);
+        h_dump_log(&cur_eng->px2, 60);
+    }
+    fail_msg("%s", msg);
+    abort(); /* not reached: fail_msg does not return */
+}
+
+/* ---------- the context ---------- */
+
+int h_eng_setup_db(h_eng *e, const char *db)
+{
+    memset(e, 0, sizeof *e);
+    snprintf(e->db, sizeof e->db, "%s", db);
+    e->started_ms = h_now_ms();
+    cur_eng = e;
+    h_recreate_db(db);
+    return 0;
+}
+
+static void close_conns(h_eng *e)
+{
+    for (int i = 0; i < e->nconns; i++)
+        PQfinish(e->conns[i]);
+    e->nconns = 0;
+}
+
+void h_eng_teardown(h_eng *e)
+{
+    close_conns(e);
+    if (e->px.pid > 0)
+        h_proxy_stop(&e->px);
+    if (e->px2.pid > 0)
+        h_proxy_stop(&e->px2);
+    if (e->db[0]) {
+        h_drop_db(e->db);
+        fprintf(stderr, "(%s: %.1f s)\n", e->db, (h_now_ms() - e->started_ms) / 1000);
+    }
+    memset(e, 0, sizeof *e);
+}
+
+PGconn *h_eng_keep(h_eng *e, PGconn *c)
+{
+    if (e->nconns < H_ENG_MAX_CONNS)
+        e->conns[e->nconns++] = c;
+    return c;
+}
+
+void h_eng_drop_conn(h_eng *e, PGconn *c)
+{
+    for (int i = 0; i < e->nconns; i++)
+        if (e->conns[i] == c) {
+            e->conns[i] = e->conns[--e->nconns];
+            break;
+        }
+    PQfinish(c);
+}
+
+void h_eng_stop_proxy(h_eng *e, h_proxy *p)
+{
+    close_conns(e);
+    int st = h_proxy_stop(p);
+    if (st != 0)
+        h_eng_fail("pgcutover exited with status 0x%x on SIGTERM", st);
+}
+
+/* ---------- connections ---------- */
+
+PGconn *h_direct_connect(const char *db)
+{
+    char ci[512];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", h_pg_port(),
+             h_pg_user(), db);
+    PGconn *c = h_connect(ci);
+    PQsetNoticeProcessor(c, h_quiet_notice, NULL);
+    return c;
+}
+
+PGconn *h_console_connect(int control_port, const char *db)
+{
+    char ci[512];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable",
+             control_port, h_pg_user(), db);
+    PGconn *c = NULL;
+    char err[512] = "";
+    for (int i = 0; i < 100; i++) {
+        c = PQconnectdb(ci);
+        if (PQstatus(c) == CONNECTION_OK)
+            break;
+        snprintf(err, sizeof err, "%s", PQerrorMessage(c));
+        PQfinish(c);
+        c = NULL;
+        usleep(50000);
+    }
+    if (!c)
+        h_eng_fail("console %s: %s", ci, err);
+    PQsetNoticeProcessor(c, h_quiet_notice, NULL);
+    return c;
+}
+
+PGconn *h_eng_direct(h_eng *e)
+{
+    return h_eng_keep(e, h_direct_connect(e->db));
+}
+
+PGconn *h_eng_console(h_eng *e, const h_proxy *p)
+{
+    return h_eng_keep(e, h_console_connect(p->control_port, e->db));
+}
+
+/* ---------- SQL ---------- */
+
+long long h_qint(PGconn *c, const char *fmt, ...)
+{
+    char sql[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    return h_query_int(c, sql);
+}
+
+const char *h_qtext(PGconn *c, char *out, size_t len, const char *fmt, ...)
+{
+    char sql[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    PGresult *r = h_exec(c, sql);
+    snprintf(out, len, "%s",
+             PQntuples(r) > 0 && PQnfields(r) > 0 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0)
+                                                                           : "");
+    PQclear(r);
+    return out;
+}
+
+void h_execf(PGconn *c, const char *fmt, ...)
+{
+    char sql[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    h_exec_ok(c, sql);
+}
+
+/* ---------- the console ---------- */
+
+PGresult *h_ctl_ok(PGconn *ctl, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    PGresult *r = PQexec(ctl, cmd);
+    ExecStatusType s = PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+        char err[1024];
+        snprintf(err, sizeof err, "%s", PQerrorMessage(ctl));
+        PQclear(r);
+        h_eng_fail("console '%s': %s", cmd, err);
+    }
+    return r;
+}
+
+void h_ctl_err(PGconn *ctl, const char *cmd, char sqlstate[6], char *msg, size_t msglen)
+{
+    PGresult *r = PQexec(ctl, cmd);
+    if (PQresultStatus(r) != PGRES_FATAL_ERROR) {
+        ExecStatusType s = PQresultStatus(r);
+        PQclear(r);
+        h_eng_fail("console '%s': expected an error, got %s", cmd, PQresStatus(s));
+    }
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    const char *m = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+    snprintf(sqlstate, 6, "%s", st ? st : "");
+    if (msg)
+        snprintf(msg, msglen, "%s", m ? m : "");
+    PQclear(r);
+}
+
+int h_col(const PGresult *r, const char *name)
+{
+    int i = PQfnumber(r, name);
+    if (i < 0)
+        h_eng_fail("result has no column \"%s\"", name);
+    return i;
+}
+
+long long h_start_migration(PGconn *ctl, const char *sql)
+{
+    PGresult *r = h_ctl_ok(ctl, "%s", sql);
+    int n = PQntuples(r);
+    if (n != 1) {
+        PQclear(r);
+        h_eng_fail("'%s' returned %d rows, want 1", sql, n);
+    }
+    long long id = atoll(PQgetvalue(r, 0, h_col(r, "id")));
+    char state[32];
+    snprintf(state, sizeof state, "%s", PQgetvalue(r, 0, h_col(r, "state")));
+    bool has_table = PQgetvalue(r, 0, h_col(r, "table"))[0] != 0;
+    PQclear(r);
+    if (id <= 0)
+        h_eng_fail("'%s' returned id %lld", sql, id);
+    if (!has_table || !state[0])
+        h_eng_fail("'%s' returned an empty table or state", sql);
+    if (h_mig_terminal(state))
+        h_eng_fail("'%s' returned state %s", sql, state);
+    return id;
+}
+
+/* ---------- SHOW MIGRATION ---------- */
+
+static void text_col(const PGresult *r, const char *name, char *out, size_t len)
+{
+    snprintf(out, len, "%s", PQgetvalue(r, 0, h_col(r, name)));
+}
+
+static double num_col(const PGresult *r, const char *name)
+{
+    int c = h_col(r, name);
+    return PQgetisnull(r, 0, c) ? NAN : atof(PQgetvalue(r, 0, c));
+}
+
+void h_mig_show(PGconn *ctl, long long id, h_mig *m)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "SHOW MIGRATION %lld", id);
+    PGresult *r = PQexec(ctl, cmd);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        char err[1024];
+        snprintf(err, sizeof err, "%s", PQerrorMessage(ctl));
+        PQclear(r);
+        h_eng_fail("%s: %s", cmd, err);
+    }
+    text_col(r, "state", m->state, sizeof m->state);
+    text_col(r, "phase", m->phase, sizeof m->phase);
+    m->rows_copied = atoll(PQgetvalue(r, 0, h_col(r, "rows_copied")));
+    m->rows_estimated = atoll(PQgetvalue(r, 0, h_col(r, "rows_estimated")));
+    text_col(r, "throttle", m->throttle, sizeof m->throttle);
+    text_col(r, "shadow_table", m->shadow, sizeof m->shadow);
+    text_col(r, "old_table", m->old_table, sizeof m->old_table);
+    text_col(r, "error", m->error, sizeof m->error);
+    text_col(r, "checkpoint", m->checkpoint, sizeof m->checkpoint);
+    text_col(r, "settings", m->settings, sizeof m->settings);
+    text_col(r, "phase_at", m->phase_at, sizeof m->phase_at);
+    int ca = h_col(r, "cutover_attempts");
+    m->attempts = PQgetisnull(r, 0, ca) ? -1 : atoll(PQgetvalue(r, 0, ca));
+    m->hold_ms = num_col(r, "cutover_hold_ms");
+    m->lock_ms = num_col(r, "cutover_lock_ms");
+    m->max_wait_ms = num_col(r, "cutover_max_wait_ms");
+    PQclear(r);
+}
+
+bool h_mig_terminal(const char *state)
+{
+    return strcmp(state, "failed") == 0 || strcmp(state, "aborted") == 0;
+}
+
+void h_mig_wait(PGconn *ctl, long long id, const char *want, long long min_rows, int timeout_ms,
+                h_mig *m)
+{
+    for (int i = 0; i < timeout_ms / 100; i++) {
+        h_mig_show(ctl, id, m);
+        if (min_rows >= 0 && m->rows_copied < min_rows)
+            h_eng_fail("migration %lld: rows_copied %lld went below %lld (state %s)", id,
+                       m->rows_copied, min_rows, m->state);
+        if (strcmp(m->state, want) == 0)
+            return;
+        if (h_mig_terminal(m->state))
+            h_eng_fail("migration %lld is %s while waiting for %s: %s", id, m->state, want,
+                       m->error);
+        if (strcmp(want, "done") == 0 && strcmp(m->state, "ready") == 0 &&
+            strstr(m->phase, "cutover failed") != NULL)
+            h_eng_fail("migration %lld is back in ready while waiting for done: %s", id, m->phase);
+        usleep(H_POLL_US);
+    }
+    h_eng_fail("migration %lld did not reach %s within %d s (state %s, phase %s, rows_copied "
+               "%lld of %lld, throttle %s: %s)",
+               id, want, timeout_ms / 1000, m->state, m->phase, m->rows_copied, m->rows_estimated,
+               m->throttle, m->error);
+}

@@ -1,0 +1,126 @@
+/*
+ * h_engine.h — helpers shared by the engine integration tests (test_engine_*.c,
+ * test_run_cli.c): a per-test context (database, pgcutover processes, connections kept
+ * until the teardown), console and direct connections, formatted SQL helpers, console
+ * commands that must succeed or fail, SHOW MIGRATION rows and polling for a state.
+ *
+ * Failures go through h_eng_fail, which first prints diagnostics: the test's
+ * h_eng_fail_hook when set, else the tail of the pgcutover logs of the context last
+ * given to h_eng_setup_db. None of these helpers may be called from a client thread
+ * (cmocka is not thread-safe).
+ */
+#ifndef PGC_H_ENGINE_H
+#define PGC_H_ENGINE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "harness.h"
+
+#define H_ENG_MAX_CONNS 8
+
+/* A test's context: its database, up to two pgcutover processes and the connections
+ * it keeps open (PQfinish'ed by h_eng_stop_proxy / h_eng_teardown). */
+typedef struct {
+    char db[64];
+    double started_ms; /* h_now_ms() at h_eng_setup_db, for the teardown's timing line */
+    h_proxy px, px2;
+    PGconn *conns[H_ENG_MAX_CONNS];
+    int nconns;
+} h_eng;
+
+/* h_quiet_notice — a PQsetNoticeProcessor callback that drops every notice. */
+void h_quiet_notice(void *arg, const char *message);
+
+/* h_eng_fail_hook — when not NULL, h_eng_fail calls it (instead of printing the
+ * context's pgcutover logs) before failing; set by a test with other diagnostics. */
+extern void (*h_eng_fail_hook)(void);
+/* h_dump_log — print the last `lines` lines of p's log to stderr (nothing if no log). */
+void h_dump_log(const h_proxy *p, int lines);
+/* h_eng_fail — print diagnostics (see above), then fail the test with the message. */
+void h_eng_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* h_eng_setup_db — zero e, name its database db, start its clock, DROP and CREATE the
+ * database (direct connection) and make e the context whose logs h_eng_fail prints.
+ * Returns 0 (for use as a cmocka setup's return value). */
+int h_eng_setup_db(h_eng *e, const char *db);
+/* h_eng_teardown — close e's kept connections, stop its pgcutover processes still
+ * running (status ignored), drop its database, print the test's duration, zero e. */
+void h_eng_teardown(h_eng *e);
+
+/* h_eng_keep — remember c in e (up to H_ENG_MAX_CONNS, further ones are not kept) so
+ * the teardown closes it. Returns c; e owns it from then on. */
+PGconn *h_eng_keep(h_eng *e, PGconn *c);
+/* h_eng_drop_conn — forget c in e (if kept) and PQfinish it. */
+void h_eng_drop_conn(h_eng *e, PGconn *c);
+/* h_eng_stop_proxy — close e's kept connections (an open console session delays a
+ * SIGTERM shutdown until it ends), then stop p: fails unless it exits with status 0. */
+void h_eng_stop_proxy(h_eng *e, h_proxy *p);
+
+/* h_direct_connect — a direct superuser connection to database db, notices dropped;
+ * fails the test on error. The caller PQfinish'es it. */
+PGconn *h_direct_connect(const char *db);
+/* h_console_connect — a connection to the control console on control_port for database
+ * db, notices dropped. h_proxy_start waits for the client port only and the console
+ * listener may come up a few ms later, so a refused connection is retried (5 s); fails
+ * the test after that. The caller PQfinish'es it. */
+PGconn *h_console_connect(int control_port, const char *db);
+/* h_eng_direct / h_eng_console — the same for e's database, kept in e (e owns them). */
+PGconn *h_eng_direct(h_eng *e);
+PGconn *h_eng_console(h_eng *e, const h_proxy *p);
+
+/* h_qint — h_query_int of the formatted SQL (first column of the first row; fails on an
+ * error or a NULL/no row). */
+long long h_qint(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* h_qtext — first value of the formatted query as text into out (len bytes; "" for NULL
+ * or no row); fails on an error. Returns out. */
+const char *h_qtext(PGconn *c, char *out, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* h_execf — run the formatted SQL; fails unless it succeeds. */
+void h_execf(PGconn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* h_ctl_ok — a console command that must succeed (else h_eng_fail "console '…': …").
+ * Returns the result; the caller PQclear's it. */
+PGresult *h_ctl_ok(PGconn *ctl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* h_ctl_err — a console command that must fail: copies its SQLSTATE into sqlstate and,
+ * when msg is not NULL, its primary message into msg (msglen bytes). */
+void h_ctl_err(PGconn *ctl, const char *cmd, char sqlstate[6], char *msg, size_t msglen);
+/* h_col — the number of column `name` in r; fails when r has no such column. */
+int h_col(const PGresult *r, const char *name);
+
+/* h_start_migration — ALTER TABLE … (sql) on the console: checks the answer is one row
+ * with columns id, table and state, id > 0, table and state not empty and a state other
+ * than failed/aborted.
+ * Returns the migration id. */
+long long h_start_migration(PGconn *ctl, const char *sql);
+
+/* One SHOW MIGRATION n row (text columns truncated to their buffers; attempts -1 and
+ * the cutover times NAN when NULL). */
+typedef struct {
+    char state[32];
+    char phase[1024];
+    long long rows_copied, rows_estimated;
+    char throttle[256];
+    char shadow[256]; /* shadow_table */
+    char old_table[256];
+    char error[1024];
+    char checkpoint[256];
+    char settings[1024];
+    char phase_at[1024];
+    long long attempts;                   /* cutover_attempts */
+    double hold_ms, lock_ms, max_wait_ms; /* cutover_hold_ms, _lock_ms, _max_wait_ms */
+} h_mig;
+
+/* h_mig_show — SHOW MIGRATION id into *m; fails unless the console answers one row. */
+void h_mig_show(PGconn *ctl, long long id, h_mig *m);
+/* h_mig_terminal — whether state is failed or aborted. */
+bool h_mig_terminal(const char *state);
+/* h_mig_wait — poll SHOW MIGRATION id every 100 ms until its state is `want` (*m holds
+ * the last row). Fails on failed/aborted (unless wanted), when waiting for done on a
+ * cutover that gave up (back in ready with "cutover failed" in phase), when min_rows >=
+ * 0 and rows_copied is below it, and after timeout_ms. */
+void h_mig_wait(PGconn *ctl, long long id, const char *want, long long min_rows, int timeout_ms,
+                h_mig *m);
+
+#endif

@@ -166,10 +166,9 @@ bool osc_backfill_round(osc_backfill *b, PGconn *c, char **last, bool *has_last,
      * not (a later range that committed before the one below it). */
     if (ok && used > 0 && !rs[used - 1].advanced) {
         osc_sb q = {0};
-        osc_sb_addf(&q, "UPDATE pgcutover.migrations SET checkpoint = ARRAY[");
-        for (int k = 0; k < nk; k++)
-            osc_sb_addf(&q, "%s$%d::text", k ? ", " : "", k + 2);
-        osc_sb_addf(&q, "], updated_at = now() WHERE id = $1");
+        osc_sb_addf(&q, "UPDATE pgcutover.migrations SET checkpoint = ");
+        osc_sb_text_array(&q, 2, nk);
+        osc_sb_addf(&q, ", updated_at = now() WHERE id = $1");
         char *sql = osc_sb_take(&q);
         const char *v[OSC_MAX_KEYS + 1] = {b->ids};
         for (int k = 0; k < nk; k++)

@@ -156,9 +156,7 @@ bool osc_cutover_swap(PGconn *c, const osc_map *m, const char *old_name, osc_sb 
 {
     char o_oid[16], s_oid[16], ids[32];
     osc_sb nb = {0}, ob = {0}, sb = {0}, orig = {0}, shadow = {0};
-    osc_sb_ident(&nb, m->schema);
-    osc_sb_addf(&nb, ".");
-    osc_sb_ident(&nb, m->table);
+    osc_sb_qualified(&nb, m->schema, m->table);
     osc_sb_addf(&ob, "pgcutover.");
     osc_sb_ident(&ob, old_name);
     osc_sb_ident(&sb, m->schema);
@@ -168,9 +166,7 @@ bool osc_cutover_swap(PGconn *c, const osc_map *m, const char *old_name, osc_sb 
     snprintf(ids, sizeof ids, "%" PRId64, m->id);
     /* Oids and the capture, with every name schema-qualified. */
     if (ok) {
-        osc_sb_ident(&shadow, m->shadow_schema);
-        osc_sb_addf(&shadow, ".");
-        osc_sb_ident(&shadow, m->shadow_table);
+        osc_sb_qualified(&shadow, m->shadow_schema, m->shadow_table);
         char *sq = osc_sb_take(&shadow);
         const char *ov[] = {new_q, sq};
         r = sq ? osc_exec(c, "SELECT $1::regclass::oid, $2::regclass::oid", 2, ov, err, errlen, code) : NULL;
@@ -214,9 +210,7 @@ bool osc_cutover_swap(PGconn *c, const osc_map *m, const char *old_name, osc_sb 
         osc_sb_addf(&orig, "ALTER TABLE %s RENAME TO ", new_q);
         osc_sb_ident(&orig, old_name);
         osc_sb_addf(&orig, "; ALTER TABLE ");
-        osc_sb_ident(&orig, m->shadow_schema);
-        osc_sb_addf(&orig, ".");
-        osc_sb_ident(&orig, m->shadow_table);
+        osc_sb_qualified(&orig, m->shadow_schema, m->shadow_table);
         osc_sb_addf(&orig, " SET SCHEMA %s; ALTER TABLE %s.", schema_q, schema_q);
         osc_sb_ident(&orig, m->shadow_table);
         osc_sb_addf(&orig, " RENAME TO ");

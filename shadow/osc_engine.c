@@ -223,6 +223,13 @@ static const char show_cols[] =
     "cutover_attempts, cutover_hold_ms, cutover_lock_ms, cutover_max_wait_ms "
     "FROM pgcutover.migrations";
 
+/* The 42P01 answer for a migration id that database db does not have. */
+static void no_such_migration(osc_result *r, int64_t id, const char *db)
+{
+    osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them",
+                     "no migration %" PRId64 " in database \"%s\"", id, db);
+}
+
 static void show(PGconn *c, const char *db, int64_t only, osc_result *r)
 {
     static const char *const names[] = {
@@ -242,8 +249,7 @@ static void show(PGconn *c, const char *db, int64_t only, osc_result *r)
     snprintf(r->tag, sizeof r->tag, "SHOW");
     if (!osc_state_exists(c)) {
         if (only)
-            osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %" PRId64
-                             " in database \"%s\"", only, db);
+            no_such_migration(r, only, db);
         return;
     }
     char sql[1400], err[512], ids[32];
@@ -256,8 +262,7 @@ static void show(PGconn *c, const char *db, int64_t only, osc_result *r)
         return;
     }
     if (only && PQntuples(t) == 0)
-        osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %" PRId64
-                         " in database \"%s\"", only, db);
+        no_such_migration(r, only, db);
     for (int i = 0; r->ok && i < PQntuples(t); i++) {
         const char *val[27];
         char rate[32] = "", eta[32] = "", batch[32] = "", throttle[128] = "", copied[32] = "";
@@ -331,9 +336,7 @@ static bool row_state(PGconn *c, int64_t id, char *state, size_t len)
 /* Wait up to ms for m's state to become one of want (|-separated); m->lock held. */
 static bool wait_state(osc_mig *m, const char *want, int ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
+    struct timespec until = osc_deadline(ms);
     for (;;) {
         char pat[32];
         snprintf(pat, sizeof pat, "|%s|", m->state);
@@ -497,8 +500,7 @@ static void pause_resume(PGconn *c, const char *db, bool pause, const char *arg,
     int64_t only = strcmp(arg, "ALL") == 0 ? 0 : strtoll(arg, NULL, 10);
     char state[32];
     if (only && !row_state(c, only, state, sizeof state)) {
-        osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %s in database \"%s\"",
-                         arg, db);
+        no_such_migration(r, only, db);
         return;
     }
     int done = 0;
@@ -540,8 +542,7 @@ static void set_setting(PGconn *c, const char *db, int64_t id, const char *key, 
 {
     char state[32], err[512];
     if (!row_state(c, id, state, sizeof state)) {
-        osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %" PRId64
-                         " in database \"%s\"", id, db);
+        no_such_migration(r, id, db);
         return;
     }
     char lower[64], norm[64];
@@ -616,8 +617,7 @@ static void abort_migration(PGconn *c, const char *db, int64_t id, osc_result *r
 {
     char state[32], err[1024];
     if (!row_state(c, id, state, sizeof state)) {
-        osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %" PRId64
-                         " in database \"%s\"", id, db);
+        no_such_migration(r, id, db);
         return;
     }
     if (strcmp(state, "done") == 0 || strcmp(state, "aborted") == 0) {
@@ -677,8 +677,7 @@ static void cutover_now(PGconn *c, const char *db, int64_t id, osc_result *r)
 {
     char state[32];
     if (!row_state(c, id, state, sizeof state)) {
-        osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %" PRId64
-                         " in database \"%s\"", id, db);
+        no_such_migration(r, id, db);
         return;
     }
     if (strcmp(state, "ready") != 0) {
@@ -695,9 +694,7 @@ static void cutover_now(PGconn *c, const char *db, int64_t id, osc_result *r)
     int gen = m->cutover_gen;
     m->cutover_req = true;
     pthread_cond_broadcast(&m->cond);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 600;
+    struct timespec until = osc_deadline(600 * 1000);
     while (m->running && m->cutover_gen == gen)
         if (pthread_cond_timedwait(&m->cond, &m->lock, &until) != 0)
             break;
@@ -729,8 +726,7 @@ static void drop_old(PGconn *c, const char *db, int64_t id, osc_result *r)
                                  1, v, err, sizeof err, code)
                       : NULL;
     if (t == NULL || PQntuples(t) == 0) {
-        osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them", "no migration %s in database \"%s\"",
-                         ids, db);
+        no_such_migration(r, id, db);
         PQclear(t);
         return;
     }

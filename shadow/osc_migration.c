@@ -46,14 +46,7 @@ static void set_status(osc_mig *m, const char *state, const char *throttle)
 /* Wait up to ms for a command; returns the one pending (abort > stop > none). */
 static step_rc wait_command(osc_mig *m, int ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = osc_deadline(ms);
     pthread_mutex_lock(&m->lock);
     while (!m->abort && !m->stop && ms > 0)
         if (pthread_cond_timedwait(&m->cond, &m->lock, &until) == ETIMEDOUT)
@@ -161,9 +154,7 @@ bool osc_mig_cleanup(void *conn, int64_t id, int lock_timeout_ms, char *err, siz
         osc_sb_addf(&b, "()");
         if (*m.shadow_table) {
             osc_sb_addf(&b, "; DROP TABLE IF EXISTS ");
-            osc_sb_ident(&b, m.shadow_schema);
-            osc_sb_addf(&b, ".");
-            osc_sb_ident(&b, m.shadow_table);
+            osc_sb_qualified(&b, m.shadow_schema, m.shadow_table);
         }
         q = osc_sb_take(&b);
         ok = q && osc_run(c, q, 0, NULL, err, errlen, code);
@@ -274,14 +265,10 @@ static step_rc prepare(run_ctx *x)
         return failed(x, code);
     osc_sb b = {0};
     osc_sb_addf(&b, "UPDATE pgcutover.migrations SET max_key = ");
-    if (PQntuples(r) == 0) {
+    if (PQntuples(r) == 0)
         osc_sb_addf(&b, "NULL");
-    } else {
-        osc_sb_addf(&b, "ARRAY[");
-        for (int k = 0; k < x->map.nkeys; k++)
-            osc_sb_addf(&b, "%s$%d::text", k ? ", " : "", k + 2);
-        osc_sb_addf(&b, "]");
-    }
+    else
+        osc_sb_text_array(&b, 2, x->map.nkeys);
     osc_sb_addf(&b, " WHERE id = $1");
     const char *mv[OSC_MAX_KEYS + 1] = {x->ids};
     int nparams = 1;
@@ -703,22 +690,16 @@ static step_rc cutover(run_ctx *x)
         return R_CONN;
     osc_sb q = {0};
     osc_sb_addf(&q, "ANALYZE ");
-    osc_sb_ident(&q, x->map.shadow_schema);
-    osc_sb_addf(&q, ".");
-    osc_sb_ident(&q, x->map.shadow_table);
+    osc_sb_qualified(&q, x->map.shadow_schema, x->map.shadow_table);
     char *analyze = osc_sb_take(&q);
     bool ok = analyze && osc_run(x->c, analyze, 0, NULL, x->err, sizeof x->err, code);
     free(analyze);
     if (!ok)
         return failed(x, code) == R_CONN ? R_CONN : fail_with(x, x->err);
     osc_sb_addf(&q, "LOCK TABLE ");
-    osc_sb_ident(&q, x->map.schema);
-    osc_sb_addf(&q, ".");
-    osc_sb_ident(&q, x->map.table);
+    osc_sb_qualified(&q, x->map.schema, x->map.table);
     osc_sb_addf(&q, ", ");
-    osc_sb_ident(&q, x->map.shadow_schema);
-    osc_sb_addf(&q, ".");
-    osc_sb_ident(&q, x->map.shadow_table);
+    osc_sb_qualified(&q, x->map.shadow_schema, x->map.shadow_table);
     osc_sb_addf(&q, " IN ACCESS EXCLUSIVE MODE");
     char *lock_sql = osc_sb_take(&q);
     step_rc rc = R_OK;
@@ -945,6 +926,19 @@ static bool read_row(run_ctx *x, char *state, size_t len)
     pthread_mutex_unlock(&x->m->lock);
     PQclear(r);
     return true;
+}
+
+struct timespec osc_deadline(int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return until;
 }
 
 void *osc_mig_thread(void *arg)

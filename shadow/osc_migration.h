@@ -38,6 +38,9 @@ typedef struct osc_mig {
     struct osc_mig *next;
 } osc_mig;
 
+/* osc_deadline — CLOCK_REALTIME now + ms, for pthread_cond_timedwait on osc_mig.cond. */
+struct timespec osc_deadline(int ms);
+
 /* osc_mig_thread — pthread entry: drive m until it reaches a state this build ends in
  * (failed, aborted), or until stop. Clears m->running when it returns. */
 void *osc_mig_thread(void *m);

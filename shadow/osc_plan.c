@@ -90,11 +90,7 @@ bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, o
         return false;
     }
     osc_sb name = {0};
-    if (p->stmt.schema) {
-        osc_sb_ident(&name, p->stmt.schema);
-        osc_sb_addf(&name, ".");
-    }
-    osc_sb_ident(&name, p->stmt.table);
+    osc_sb_qualified(&name, p->stmt.schema, p->stmt.table);
     char *qname = osc_sb_take(&name);
     const char *v[] = {qname, user};
     PGresult *t = osc_exec(c, table_sql, 2, v, err, sizeof err, code);
@@ -171,9 +167,7 @@ bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, o
         char *q = NULL;
         osc_sb b = {0};
         osc_sb_addf(&b, "SELECT count(*) FROM ONLY ");
-        osc_sb_ident(&b, p->map.schema);
-        osc_sb_addf(&b, ".");
-        osc_sb_ident(&b, p->map.table);
+        osc_sb_qualified(&b, p->map.schema, p->map.table);
         q = osc_sb_take(&b);
         t = q ? osc_exec(c, q, 0, NULL, err, sizeof err, code) : NULL;
         free(q);
@@ -246,21 +240,15 @@ static char *create_sql(PGconn *c, osc_plan *p, bool unlogged, osc_result *r)
     }
     osc_sb b = {0};
     osc_sb_addf(&b, "CREATE %sTABLE ", unlogged ? "UNLOGGED " : "");
-    osc_sb_ident(&b, p->map.shadow_schema);
-    osc_sb_addf(&b, ".");
-    osc_sb_ident(&b, p->map.shadow_table);
+    osc_sb_qualified(&b, p->map.shadow_schema, p->map.shadow_table);
     osc_sb_addf(&b, " (LIKE ");
-    osc_sb_ident(&b, p->map.schema);
-    osc_sb_addf(&b, ".");
-    osc_sb_ident(&b, p->map.table);
+    osc_sb_qualified(&b, p->map.schema, p->map.table);
     osc_sb_addf(&b, " INCLUDING ALL)");
     for (int i = 0; i < 2; i++) {
         if (PQgetisnull(t, 0, i) || !*PQgetvalue(t, 0, i))
             continue;
         osc_sb_addf(&b, ";\nALTER TABLE ");
-        osc_sb_ident(&b, p->map.shadow_schema);
-        osc_sb_addf(&b, ".");
-        osc_sb_ident(&b, p->map.shadow_table);
+        osc_sb_qualified(&b, p->map.shadow_schema, p->map.shadow_table);
         osc_sb_addf(&b, i == 0 ? " SET (%s)" : " %s", PQgetvalue(t, 0, i));
     }
     PQclear(t);
@@ -385,14 +373,10 @@ bool osc_plan_shadow(PGconn *c, osc_plan *p, int64_t id, const char *shadow_name
     p->map.shadow_schema = strdup("pgcutover");
     p->map.shadow_table = strdup(shadow_name);
     osc_sb rel = {0};
-    osc_sb_ident(&rel, "pgcutover");
-    osc_sb_addf(&rel, ".");
-    osc_sb_ident(&rel, shadow_name);
+    osc_sb_qualified(&rel, "pgcutover", shadow_name);
     char *shadow_rel = osc_sb_take(&rel);
     osc_sb orig = {0};
-    osc_sb_ident(&orig, p->map.schema);
-    osc_sb_addf(&orig, ".");
-    osc_sb_ident(&orig, p->map.table);
+    osc_sb_qualified(&orig, p->map.schema, p->map.table);
     char *orig_rel = osc_sb_take(&orig);
     PGresult *before = NULL;
     bool ok = false;

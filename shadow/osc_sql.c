@@ -41,6 +41,14 @@ void osc_sb_ident(osc_sb *b, const char *name)
     osc_sb_addf(b, "\"");
 }
 
+void osc_sb_text_array(osc_sb *b, int first, int n)
+{
+    osc_sb_addf(b, "ARRAY[");
+    for (int i = 0; i < n; i++)
+        osc_sb_addf(b, "%s$%d::text", i ? ", " : "", first + i);
+    osc_sb_addf(b, "]");
+}
+
 char *osc_sb_take(osc_sb *b)
 {
     if (b->oom || b->s == NULL) {
@@ -116,10 +124,12 @@ void osc_sql_trigger_name(int64_t id, bool truncate, char *buf, size_t len)
     snprintf(buf, len, "pgcutover_m%" PRId64 "_%s", id, truncate ? "truncate" : "dw");
 }
 
-static void add_qualified(osc_sb *b, const char *schema, const char *table)
+void osc_sb_qualified(osc_sb *b, const char *schema, const char *table)
 {
-    osc_sb_ident(b, schema);
-    osc_sb_addf(b, ".");
+    if (schema) {
+        osc_sb_ident(b, schema);
+        osc_sb_addf(b, ".");
+    }
     osc_sb_ident(b, table);
 }
 
@@ -203,7 +213,7 @@ char *osc_sql_trigger_function(const osc_map *m, bool noop)
         return osc_sb_take(&b);
     }
     osc_sb_addf(&b, "  BEGIN\n    IF TG_OP = 'TRUNCATE' THEN\n      TRUNCATE ");
-    add_qualified(&b, m->shadow_schema, m->shadow_table);
+    osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
     osc_sb_addf(&b, ";\n      RETURN NULL;\n    END IF;\n    IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND ");
     if (osc_map_keys_plain(m)) {
         add_key_tuple(&b, m, "OLD");
@@ -213,7 +223,7 @@ char *osc_sql_trigger_function(const osc_map *m, bool noop)
         osc_sb_addf(&b, "TRUE"); /* a USING key may read any column: always re-key */
     }
     osc_sb_addf(&b, ") THEN\n      DELETE FROM ");
-    add_qualified(&b, m->shadow_schema, m->shadow_table);
+    osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
     osc_sb_addf(&b, " AS pgc_s USING (SELECT ");
     for (int k = 0; k < m->nkeys; k++)
         osc_sb_addf(&b, "%s(%s) AS pgc_k%d", k ? ", " : "", m->cols[m->key_col[k]].expr, k);
@@ -227,7 +237,7 @@ char *osc_sql_trigger_function(const osc_map *m, bool noop)
     }
     osc_sb_addf(&b, ";\n    END IF;\n    IF TG_OP = 'DELETE' THEN\n      RETURN NULL;\n    END IF;\n"
                     "    INSERT INTO ");
-    add_qualified(&b, m->shadow_schema, m->shadow_table);
+    osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
     osc_sb_addf(&b, " (");
     add_copied_names(&b, m);
     osc_sb_addf(&b, ") OVERRIDING SYSTEM VALUE SELECT ");
@@ -270,11 +280,11 @@ char *osc_sql_create_triggers(const osc_map *m)
         osc_sb_addf(&b, "CREATE TRIGGER ");
         osc_sb_ident(&b, trg);
         osc_sb_addf(&b, t == 0 ? " AFTER INSERT OR UPDATE OR DELETE ON " : " AFTER TRUNCATE ON ");
-        add_qualified(&b, m->schema, m->table);
+        osc_sb_qualified(&b, m->schema, m->table);
         osc_sb_addf(&b, t == 0 ? " FOR EACH ROW EXECUTE FUNCTION " : " FOR EACH STATEMENT EXECUTE FUNCTION ");
         add_function(&b, m);
         osc_sb_addf(&b, "();\nALTER TABLE ");
-        add_qualified(&b, m->schema, m->table);
+        osc_sb_qualified(&b, m->schema, m->table);
         osc_sb_addf(&b, " ENABLE ALWAYS TRIGGER ");
         osc_sb_ident(&b, trg);
         osc_sb_addf(&b, ";\n");
@@ -291,7 +301,7 @@ char *osc_sql_drop_triggers(const osc_map *m)
         osc_sb_addf(&b, "DROP TRIGGER IF EXISTS ");
         osc_sb_ident(&b, trg);
         osc_sb_addf(&b, " ON ");
-        add_qualified(&b, m->schema, m->table);
+        osc_sb_qualified(&b, m->schema, m->table);
         osc_sb_addf(&b, ";\n");
     }
     return osc_sb_take(&b);
@@ -332,13 +342,13 @@ char *osc_sql_backfill(const osc_map *m, bool has_last, bool on_conflict)
     osc_sb b = {0};
     int k = m->nkeys, end_first = has_last ? k + 1 : 1, id = end_first + k;
     osc_sb_addf(&b, "WITH pgc_ins AS (INSERT INTO ");
-    add_qualified(&b, m->shadow_schema, m->shadow_table);
+    osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
     osc_sb_addf(&b, " (");
     add_copied_names(&b, m);
     osc_sb_addf(&b, ") OVERRIDING SYSTEM VALUE SELECT ");
     add_copied_exprs(&b, m, false);
     osc_sb_addf(&b, " FROM ONLY ");
-    add_qualified(&b, m->schema, m->table);
+    osc_sb_qualified(&b, m->schema, m->table);
     osc_sb_addf(&b, " WHERE ");
     add_range(&b, m, NULL, has_last, 1, true, end_first, false);
     osc_sb_addf(&b, " FOR KEY SHARE");
@@ -350,23 +360,17 @@ char *osc_sql_backfill(const osc_map *m, bool has_last, bool on_conflict)
     osc_sb_addf(&b, " RETURNING 1), pgc_n AS (SELECT count(*) AS n FROM pgc_ins), pgc_ck AS ("
                     "UPDATE pgcutover.migrations SET checkpoint = CASE WHEN checkpoint IS NOT "
                     "DISTINCT FROM ");
-    if (has_last) {
-        osc_sb_addf(&b, "ARRAY[");
-        for (int i = 0; i < k; i++)
-            osc_sb_addf(&b, "%s$%d::text", i ? ", " : "", 1 + i);
-        osc_sb_addf(&b, "]");
-    } else {
+    if (has_last)
+        osc_sb_text_array(&b, 1, k);
+    else
         osc_sb_addf(&b, "NULL::text[]");
-    }
-    osc_sb_addf(&b, " THEN ARRAY[");
-    for (int i = 0; i < k; i++)
-        osc_sb_addf(&b, "%s$%d::text", i ? ", " : "", end_first + i);
-    osc_sb_addf(&b, "] ELSE checkpoint END, rows_copied = rows_copied + pgc_n.n, updated_at = now() "
-                    "FROM pgc_n WHERE id = $%d RETURNING checkpoint = ARRAY[",
+    osc_sb_addf(&b, " THEN ");
+    osc_sb_text_array(&b, end_first, k);
+    osc_sb_addf(&b, " ELSE checkpoint END, rows_copied = rows_copied + pgc_n.n, updated_at = now() "
+                    "FROM pgc_n WHERE id = $%d RETURNING checkpoint = ",
                 id);
-    for (int i = 0; i < k; i++)
-        osc_sb_addf(&b, "%s$%d::text", i ? ", " : "", end_first + i);
-    osc_sb_addf(&b, "] AS moved) SELECT pgc_n.n, (SELECT count(*) FROM pgc_ck WHERE moved) FROM "
+    osc_sb_text_array(&b, end_first, k);
+    osc_sb_addf(&b, " AS moved) SELECT pgc_n.n, (SELECT count(*) FROM pgc_ck WHERE moved) FROM "
                     "pgc_n");
     return osc_sb_take(&b);
 }
@@ -375,7 +379,7 @@ char *osc_sql_shadow_has(const osc_map *m, bool has_last)
 {
     osc_sb b = {0};
     osc_sb_addf(&b, "SELECT 1 FROM ");
-    add_qualified(&b, m->shadow_schema, m->shadow_table);
+    osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
     osc_sb_addf(&b, " WHERE ");
     add_range(&b, m, NULL, has_last, 1, true, has_last ? m->nkeys + 1 : 1, true);
     osc_sb_addf(&b, " LIMIT 1");
@@ -393,7 +397,7 @@ static void add_key_select(osc_sb *b, const osc_map *m)
         osc_sb_addf(b, "::text AS pgc_t%d", k);
     }
     osc_sb_addf(b, " FROM ONLY ");
-    add_qualified(b, m->schema, m->table);
+    osc_sb_qualified(b, m->schema, m->table);
     osc_sb_addf(b, " WHERE ");
 }
 
@@ -425,9 +429,9 @@ char *osc_sql_verify(const osc_map *m, bool shadow, bool has_lo, bool has_hi)
     }
     osc_sb_addf(&b, ")::text, 0)::numeric), 0)::text FROM %s", shadow ? "" : "ONLY ");
     if (shadow)
-        add_qualified(&b, m->shadow_schema, m->shadow_table);
+        osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
     else
-        add_qualified(&b, m->schema, m->table);
+        osc_sb_qualified(&b, m->schema, m->table);
     osc_sb_addf(&b, " WHERE ");
     add_range(&b, m, NULL, has_lo, 1, has_hi, has_lo ? m->nkeys + 1 : 1, shadow);
     return osc_sb_take(&b);

@@ -51,6 +51,10 @@ typedef struct {
 void osc_sb_addf(osc_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* osc_sb_ident — append name double-quoted. */
 void osc_sb_ident(osc_sb *b, const char *name);
+/* osc_sb_qualified — append "schema"."table" (just "table" when schema is NULL). */
+void osc_sb_qualified(osc_sb *b, const char *schema, const char *table);
+/* osc_sb_text_array — append ARRAY[$first::text, …] of n parameters (a key as text[]). */
+void osc_sb_text_array(osc_sb *b, int first, int n);
 /* osc_sb_take — the built string (caller frees), or NULL (and freed) on out of memory. */
 char *osc_sb_take(osc_sb *b);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "osc_db.h"
+#include "osc_rights.h"
 
 bool osc_backfill_open(osc_backfill *b, const osc_map *m, const char *db, char *err, size_t errlen)
 {
@@ -24,7 +25,10 @@ bool osc_backfill_open(osc_backfill *b, const osc_map *m, const char *db, char *
     for (int i = 0; i < OSC_BACKFILL_WORKERS; i++) {
         char app[64];
         snprintf(app, sizeof app, "pgcutover m%" PRId64 " w%d", m->id, i + 1);
-        if ((b->worker[i] = osc_connect(db, app, err, errlen)) == NULL)
+        char code[6];
+        if ((b->worker[i] = osc_connect(db, app, err, errlen)) == NULL ||
+            !osc_rights_executor(b->worker[i], OSC_AS_OWNER, m->owner ? m->owner : "", err,
+                                 errlen, code))
             return false;
         /* deadlock_timeout may only be lowered by a superuser: lock_timeout covers the rest. */
         PQclear(PQexec(b->worker[i], "SET deadlock_timeout = '20ms'"));

@@ -251,13 +251,7 @@ bool osc_cutover_swap(PGconn *c, const osc_map *m, const char *old_name, osc_sb 
             ok = osc_run(c, "RELEASE SAVEPOINT pgc_try", 0, NULL, err, errlen, code);
     }
     if (ok) {
-        char fn[64];
-        osc_sql_function_name(m->id, fn, sizeof fn);
-        osc_sb f = {0};
-        osc_sb_addf(&f, "DROP FUNCTION IF EXISTS pgcutover.");
-        osc_sb_ident(&f, fn);
-        osc_sb_addf(&f, "(); RESET search_path");
-        char *q = osc_sb_take(&f);
+        char *q = osc_sql_drop_functions(m);
         ok = q && osc_run(c, q, 0, NULL, err, errlen, code);
         free(q);
     }

@@ -39,10 +39,12 @@ PGconn *osc_connect(const char *db, const char *app, char *err, size_t errlen)
     char port[16];
     snprintf(port, sizeof port, "%d", c.server_port);
     bool own = *c.migration_conninfo == 0;
+    /* options last, so it wins over any in migration_conninfo: the engine's own SQL
+     * resolves names in pg_catalog only (README "Security model"). */
     const char *keys[] = {"dbname", "host", "port", "dbname", "application_name",
-                          "connect_timeout", NULL};
+                          "connect_timeout", "options", NULL};
     const char *vals[] = {c.migration_conninfo, own ? c.server_host : "", own ? port : "", db,
-                          app, "10", NULL};
+                          app, "10", "-c search_path=pg_catalog,pg_temp", NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     conf_free(&c);
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
@@ -92,6 +94,7 @@ static const char state_ddl[] =
     "BEGIN;\n"
     "SELECT pg_advisory_xact_lock(1885823861, 0);\n"
     "CREATE SCHEMA IF NOT EXISTS pgcutover;\n"
+
     "COMMENT ON SCHEMA pgcutover IS 'pgcutover: online schema change state and shadow tables';\n"
     "CREATE TABLE IF NOT EXISTS pgcutover.migrations (\n"
     "  id bigserial PRIMARY KEY,\n"
@@ -107,6 +110,8 @@ static const char state_ddl[] =
     "  key_columns text,\n"
     "  checkpoint text[],\n"
     "  max_key text[],\n"
+    "  key_ops name,\n"
+    "  shadow_key_ops name,\n"
     "  rows_copied bigint NOT NULL DEFAULT 0,\n"
     "  rows_estimated bigint,\n"
     "  settings jsonb NOT NULL DEFAULT '{}',\n"
@@ -149,13 +154,56 @@ bool osc_state_exists(PGconn *c)
     bool yes = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
                strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);
-    return yes;
+    char err[512], code[6];
+    return yes && osc_state_trusted(c, err, sizeof err, code);
 }
+
+/* Objects that decide what the engine does, owned by neither the engine's role nor a
+ * superuser: schema pgcutover itself and its state tables. */
+static const char untrusted_sql[] =
+    "WITH me AS (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user), "
+    "trusted AS (SELECT oid FROM pg_catalog.pg_roles WHERE rolsuper UNION SELECT oid FROM me) "
+    "SELECT 'schema pgcutover', pg_catalog.pg_get_userbyid(n.nspowner) FROM pg_catalog.pg_namespace n "
+    "WHERE n.nspname = 'pgcutover' AND n.nspowner NOT IN (SELECT oid FROM trusted) "
+    "UNION ALL SELECT 'table pgcutover.' || c.relname, pg_catalog.pg_get_userbyid(c.relowner) "
+    "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = 'pgcutover' AND c.relname IN ('migrations', 'migration_columns', "
+    "'trigger_errors', 'migrations_id_seq') AND c.relowner NOT IN (SELECT oid FROM trusted)";
+
+bool osc_state_trusted(PGconn *c, char *err, size_t errlen, char code[6])
+{
+    PGresult *r = osc_exec(c, untrusted_sql, 0, NULL, err, errlen, code);
+    if (r == NULL)
+        return false;
+    bool ok = PQntuples(r) == 0;
+    if (!ok) {
+        snprintf(err, errlen, "%s is owned by role \"%s\", not by pgcutover's role or a "
+                              "superuser, so pgcutover will not use it: drop it or give it to "
+                              "pgcutover's role (ALTER … OWNER TO), then try again",
+                 PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+        snprintf(code, 6, "42501");
+    }
+    PQclear(r);
+    return ok;
+}
+
+/* Columns added to an existing state after its first release. */
+static const char state_upgrade[] =
+    "ALTER TABLE pgcutover.migrations ADD COLUMN IF NOT EXISTS key_ops name, "
+    "ADD COLUMN IF NOT EXISTS shadow_key_ops name";
 
 bool osc_state_ensure(PGconn *c, char *err, size_t errlen)
 {
-    if (osc_state_exists(c))
-        return true;
+    char code[6];
+    if (!osc_state_trusted(c, err, errlen, code))
+        return false;
+    if (osc_state_exists(c)) {
+        PGresult *u = PQexec(c, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = "
+                                "'pgcutover.migrations'::pg_catalog.regclass AND attname = 'key_ops'");
+        bool current = u && PQresultStatus(u) == PGRES_TUPLES_OK && PQntuples(u) == 1;
+        PQclear(u);
+        return current || osc_run(c, state_upgrade, 0, NULL, err, errlen, code);
+    }
     PGresult *r = PQexec(c, state_ddl);
     bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok) {
@@ -163,7 +211,7 @@ bool osc_state_ensure(PGconn *c, char *err, size_t errlen)
         PQclear(PQexec(c, "ROLLBACK"));
     }
     PQclear(r);
-    return ok;
+    return ok && osc_state_trusted(c, err, errlen, code);
 }
 
 bool osc_state_set(PGconn *c, int64_t id, const char *state, const char *phase, const char *error,
@@ -191,8 +239,9 @@ bool osc_map_load(PGconn *c, int64_t id, osc_map *m, char *err, size_t errlen)
     snprintf(ids, sizeof ids, "%" PRId64, id);
     const char *v[] = {ids};
     PGresult *r = osc_exec(c,
-                           "SELECT table_schema, table_name, shadow_schema, shadow_name FROM "
-                           "pgcutover.migrations WHERE id = $1",
+                           "SELECT table_schema, table_name, shadow_schema, shadow_name, key_ops, "
+                           "shadow_key_ops, (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE "
+                           "oid = table_oid) FROM pgcutover.migrations WHERE id = $1",
                            1, v, err, errlen, NULL);
     if (r == NULL)
         return false;
@@ -206,6 +255,9 @@ bool osc_map_load(PGconn *c, int64_t id, osc_map *m, char *err, size_t errlen)
     m->table = dup_value(r, 0, 1);
     m->shadow_schema = dup_value(r, 0, 2);
     m->shadow_table = dup_value(r, 0, 3);
+    m->key_ops = dup_value(r, 0, 4);
+    m->shadow_key_ops = dup_value(r, 0, 5);
+    m->owner = dup_value(r, 0, 6);
     PQclear(r);
     r = osc_exec(c,
                  "SELECT name, type, expr, identity_always, key_ord, key_name, key_type FROM "

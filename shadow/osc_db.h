@@ -45,9 +45,16 @@ bool osc_run(PGconn *c, const char *sql, int nparams, const char *const *values,
              size_t errlen, char sqlstate[6]);
 
 /* osc_state_ensure — create the bookkeeping schema and tables if missing (serialized by
- * a transaction-level advisory lock, so concurrent first uses do not collide). */
+ * a transaction-level advisory lock, so concurrent first uses do not collide), add the
+ * columns of later releases, and refuse (osc_state_trusted) a schema someone else owns. */
 bool osc_state_ensure(PGconn *c, char *err, size_t errlen);
-/* osc_state_exists — whether pgcutover.migrations exists in c's database. */
+/* osc_state_trusted — false with 42501 in code and err saying what to do when schema
+ * pgcutover or one of its state tables exists and is owned by neither the connection's
+ * role nor a superuser (a role with CREATE on the database could have made them, with
+ * triggers of its own, before the first migration). */
+bool osc_state_trusted(PGconn *c, char *err, size_t errlen, char code[6]);
+/* osc_state_exists — whether pgcutover's state exists in c's database and is trusted
+ * (osc_state_trusted): a squatted schema counts as none, so nothing reads it. */
 bool osc_state_exists(PGconn *c);
 
 /*

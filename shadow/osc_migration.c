@@ -12,6 +12,7 @@
 #include "osc_backfill.h"
 #include "osc_cutover.h"
 #include "osc_db.h"
+#include "osc_rights.h"
 #include "osc_plan.h"
 
 typedef enum { R_OK, R_FAIL, R_CONN, R_STOP, R_ABORT, R_DONE } step_rc;
@@ -149,9 +150,10 @@ bool osc_mig_cleanup(void *conn, int64_t id, int lock_timeout_ms, char *err, siz
         ok = locked_ddl(c, drop, lock_timeout_ms, 10, err, errlen, code);
     free(drop);
     if (ok) {
-        osc_sb_addf(&b, "DROP FUNCTION IF EXISTS pgcutover.");
-        osc_sb_ident(&b, fn);
-        osc_sb_addf(&b, "()");
+        char *drop_fns = osc_sql_drop_functions(&m);
+        osc_sb_addf(&b, "%s", drop_fns ? drop_fns : "");
+        b.oom |= drop_fns == NULL;
+        free(drop_fns);
         if (*m.shadow_table) {
             osc_sb_addf(&b, "; DROP TABLE IF EXISTS ");
             osc_sb_qualified(&b, m.shadow_schema, m.shadow_table);
@@ -248,6 +250,8 @@ static step_rc prepare(run_ctx *x)
     if (!set_state(x, "preparing", "installing dual-write triggers", NULL))
         return R_CONN;
     char *fn = osc_sql_trigger_function(&x->map, false), *trg = osc_sql_create_triggers(&x->map);
+    if (fn == NULL || trg == NULL)
+        snprintf(x->err, sizeof x->err, "%s", x->map.owner ? "out of memory" : "the table has no owner (is it gone?)");
     bool done = fn && trg && osc_run(x->c, fn, 0, NULL, x->err, sizeof x->err, code) &&
                 locked_ddl(x->c, trg, lt, 10, x->err, sizeof x->err, code);
     free(fn);
@@ -519,7 +523,10 @@ static bool verify_sessions(run_ctx *x, PGconn *side[2])
         char app[64];
         snprintf(app, sizeof app, "pgcutover m%" PRId64 " verify%d", x->m->id, i + 1);
         side[i] = osc_connect(x->m->db, app, x->err, sizeof x->err);
-        if (side[i] == NULL || !osc_run(side[i], sql, 0, NULL, x->err, sizeof x->err, code))
+        if (side[i] == NULL ||
+            !osc_rights_executor(side[i], OSC_AS_OWNER, x->map.owner ? x->map.owner : "",
+                                 x->err, sizeof x->err, code) ||
+            !osc_run(side[i], sql, 0, NULL, x->err, sizeof x->err, code))
             return false;
     }
     return true;

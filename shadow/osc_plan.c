@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "osc_db.h"
+#include "osc_rights.h"
 
 void osc_plan_free(osc_plan *p)
 {
@@ -15,6 +16,7 @@ void osc_plan_free(osc_plan *p)
     free(p->sql);
     free(p->create_sql);
     free(p->alter_sql);
+    free(p->user);
     osc_map_free(&p->map);
     for (int i = 0; i < p->nwarnings; i++)
         free(p->warnings[i]);
@@ -43,14 +45,43 @@ static void warn(osc_plan *p, const char *fmt, const char *a, const char *b, con
     p->warnings[p->nwarnings++] = strdup(buf);
 }
 
+/* $3: the oid the user's name resolved to (resolve_sql), on the engine's pinned path. */
 static const char table_sql[] =
     "SELECT c.oid, n.nspname, c.relname, c.relkind, c.relpersistence, c.relispartition, "
     "EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = c.oid), "
     "EXISTS (SELECT 1 FROM pg_inherits WHERE inhparent = c.oid), "
     "CASE WHEN c.reltuples < 0 THEN -1 ELSE c.reltuples::bigint END, "
     "pg_has_role($2, c.relowner, 'USAGE') OR coalesce((SELECT rolsuper FROM pg_roles WHERE "
-    "rolname = $2), false) "
-    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)";
+    "rolname = $2), false), pg_get_userbyid(c.relowner) "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::oid";
+
+/* The user's table name as a session of the user would resolve it: the path is set for
+ * this one lookup and pinned again right after. */
+static PGresult *resolve_table(PGconn *c, const char *qname, const char *path, char *err,
+                               size_t errlen, char code[6])
+{
+    const char *pv[] = {path}, *nv[] = {qname};
+    bool ok = osc_run(c, "SELECT pg_catalog.set_config('search_path', $1, false)", 1, pv, err,
+                      errlen, code);
+    PGresult *t = ok ? osc_exec(c, "SELECT 0, coalesce(pg_catalog.to_regclass($1)::pg_catalog.oid, 0)",
+                                1, nv, err, errlen, code)
+                     : NULL;
+    if (!osc_run(c, "SET search_path = " OSC_SAFE_PATH, 0, NULL, err, errlen, code)) {
+        PQclear(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* The schema of the btree equality operators of index i's key columns (the operators
+ * every key comparison names, osc_sql.c add_op); NULL when they are in several. */
+#define KEY_OPS_SQL                                                                             \
+    "(SELECT CASE WHEN count(DISTINCT ns.nspname) = 1 THEN min(ns.nspname) END FROM "          \
+    "pg_namespace ns, "                                                                         \
+    "unnest(i.indclass::oid[]) WITH ORDINALITY AS q(opc, ord) JOIN pg_opclass oc ON oc.oid = "  \
+    "q.opc JOIN pg_amop ao ON ao.amopfamily = oc.opcfamily AND ao.amopstrategy = 3 AND "         \
+    "ao.amoplefttype = oc.opcintype AND ao.amoprighttype = oc.opcintype JOIN pg_operator o ON " \
+    "o.oid = ao.amopopr WHERE ns.oid = o.oprnamespace AND q.ord <= i.indnkeyatts)"
 
 /* The best key: primary key first, then the NOT NULL unique index with fewest columns;
  * never partial, expression or deferrable indexes (ON CONFLICT cannot use those). */
@@ -58,12 +89,12 @@ static const char key_sql[] =
     "SELECT i.indexrelid::regclass::text, i.indisprimary, "
     "array_to_string(array_agg(quote_ident(a.attname) ORDER BY k.ord), ', '), count(*), "
     "string_agg(a.attname, E'\\n' ORDER BY k.ord), "
-    "string_agg(format_type(a.atttypid, a.atttypmod), E'\\n' ORDER BY k.ord) "
+    "string_agg(format_type(a.atttypid, a.atttypmod), E'\\n' ORDER BY k.ord), " KEY_OPS_SQL " "
     "FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
     "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
     "WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indimmediate "
     "AND i.indpred IS NULL AND i.indexprs IS NULL AND k.ord <= i.indnkeyatts "
-    "GROUP BY i.indexrelid, i.indisprimary HAVING bool_and(a.attnotnull) "
+    "GROUP BY i.indexrelid, i.indisprimary, i.indclass, i.indnkeyatts HAVING bool_and(a.attnotnull) "
     "ORDER BY i.indisprimary DESC, count(*), 1 LIMIT 1";
 
 /* Split s at newlines into at most max malloc'ed strings; returns the count. */
@@ -85,16 +116,26 @@ bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, o
     char code[6], err[1024];
     memset(p, 0, sizeof *p);
     p->sql = strdup(sql);
+    p->user = strdup(user);
     if (!osc_stmt_parse(sql, &p->stmt, code, err, sizeof err)) {
         osc_result_error(r, code, NULL, "%s", err);
         return false;
     }
     osc_sb name = {0};
     osc_sb_qualified(&name, p->stmt.schema, p->stmt.table);
-    char *qname = osc_sb_take(&name);
-    const char *v[] = {qname, user};
-    PGresult *t = osc_exec(c, table_sql, 2, v, err, sizeof err, code);
+    char *qname = osc_sb_take(&name), *path = osc_rights_user_path(user);
+    PGresult *t = qname && path ? resolve_table(c, qname, path, err, sizeof err, code) : NULL;
     free(qname);
+    free(path);
+    if (t == NULL) {
+        osc_result_error(r, code, NULL, "%s", err);
+        return false;
+    }
+    char resolved[16];
+    snprintf(resolved, sizeof resolved, "%s", PQgetvalue(t, 0, 1));
+    PQclear(t);
+    const char *v[] = {resolved, user};
+    t = osc_exec(c, table_sql, 2, v, err, sizeof err, code);
     if (t == NULL) {
         osc_result_error(r, code, NULL, "%s", err);
         return false;
@@ -113,9 +154,12 @@ bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, o
     bool partition = PQgetvalue(t, 0, 5)[0] == 't', child = PQgetvalue(t, 0, 6)[0] == 't';
     bool parent = PQgetvalue(t, 0, 7)[0] == 't', owner = PQgetvalue(t, 0, 9)[0] == 't';
     p->rows_estimated = strtoll(PQgetvalue(t, 0, 8), NULL, 10);
+    p->map.owner = strdup(PQgetvalue(t, 0, 10));
     PQclear(t);
     const char *why = NULL;
-    if (kind == 'p')
+    if (strcmp(p->map.schema, "pgcutover") == 0)
+        why = "it is in schema pgcutover, which holds pgcutover's own state and shadow tables";
+    else if (kind == 'p')
         why = "it is a partitioned table: change the partitions one by one, or the parent "
               "directly (ALTER on a partitioned table does not rewrite the partitions at once)";
     else if (kind != 'r')
@@ -162,7 +206,16 @@ bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, o
              PQgetvalue(t, 0, 1)[0] == 't' ? "primary key" : "unique index", PQgetvalue(t, 0, 0));
     p->map.nkeys = split_lines(PQgetvalue(t, 0, 4), p->map.key_name, OSC_MAX_KEYS);
     split_lines(PQgetvalue(t, 0, 5), p->map.key_type, OSC_MAX_KEYS);
+    bool mixed = PQgetisnull(t, 0, 6);
+    p->map.key_ops = strdup(PQgetvalue(t, 0, 6));
     PQclear(t);
+    if (mixed) {
+        osc_result_error(r, "0A000", "use a key whose columns' types compare with operators of one schema",
+                         "cannot change \"%s.%s\" online: the comparison operators of its key "
+                         "%s live in different schemas",
+                         p->map.schema, p->map.table, p->key_desc);
+        return false;
+    }
     if (p->rows_estimated < 0) { /* never analyzed: count (such tables are usually new) */
         char *q = NULL;
         osc_sb b = {0};
@@ -333,7 +386,7 @@ static bool build_map(PGconn *c, osc_plan *p, PGresult *before, const char *shad
 static bool key_survives(PGconn *c, osc_plan *p, const char *shadow_rel, osc_result *r)
 {
     osc_sb b = {0};
-    osc_sb_addf(&b, "SELECT count(*) FROM pg_index i WHERE i.indrelid = $1::regclass AND "
+    osc_sb_addf(&b, "SELECT " KEY_OPS_SQL " FROM pg_index i WHERE i.indrelid = $1::regclass AND "
                     "i.indisunique AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL "
                     "AND i.indnkeyatts = %d AND (SELECT array_agg(a.attname::text ORDER BY "
                     "a.attname) FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(n, o) JOIN "
@@ -343,7 +396,7 @@ static bool key_survives(PGconn *c, osc_plan *p, const char *shadow_rel, osc_res
     for (int k = 0; k < p->map.nkeys; k++) {
         osc_sb_addf(&b, "%s$%d", k ? ", " : "", k + 2);
     }
-    osc_sb_addf(&b, "]::text[]) x)");
+    osc_sb_addf(&b, "]::text[]) x) LIMIT 1");
     char *q = osc_sb_take(&b);
     const char *v[OSC_MAX_KEYS + 1] = {shadow_rel};
     for (int k = 0; k < p->map.nkeys; k++)
@@ -351,7 +404,18 @@ static bool key_survives(PGconn *c, osc_plan *p, const char *shadow_rel, osc_res
     char err[1024], code[6];
     PGresult *t = q ? osc_exec(c, q, p->map.nkeys + 1, v, err, sizeof err, code) : NULL;
     free(q);
-    bool ok = t && atoi(PQgetvalue(t, 0, 0)) > 0;
+    bool ok = t && PQntuples(t) > 0;
+    if (ok) {
+        free(p->map.shadow_key_ops);
+        p->map.shadow_key_ops = strdup(PQgetvalue(t, 0, 0));
+        if (PQgetisnull(t, 0, 0)) {
+            osc_result_error(r, "0A000", "keep the key's types, or give them operators of one schema",
+                             "the shadow's key %s compares with operators of different schemas",
+                             p->key_desc);
+            PQclear(t);
+            return false;
+        }
+    }
     if (t == NULL)
         osc_result_error(r, code, NULL, "checking the shadow's key: %s", err);
     else if (!ok)
@@ -360,6 +424,70 @@ static bool key_survives(PGconn *c, osc_plan *p, const char *shadow_rel, osc_res
                          "change needs to match rows",
                          p->key_desc);
     PQclear(t);
+    return ok;
+}
+
+/* The shadow (and what it owns) to the table's owner, who will write it through the
+ * triggers and the backfill, and USAGE on schema pgcutover for that. */
+static bool give_shadow(PGconn *c, osc_plan *p, const char *shadow_rel, osc_result *r)
+{
+    osc_sb b = {0};
+    osc_sb_addf(&b, "ALTER TABLE %s OWNER TO ", shadow_rel);
+    osc_sb_ident(&b, p->map.owner);
+    osc_sb_addf(&b, "; GRANT USAGE ON SCHEMA pgcutover TO ");
+    osc_sb_ident(&b, p->map.owner);
+    char *q = osc_sb_take(&b);
+    bool ok = q && step(c, q, r, "giving the shadow table to the table's owner");
+    free(q);
+    return ok;
+}
+
+/* The retargeted ALTER as the console user, with the user's search_path. */
+static bool try_as_user(PGconn *c, osc_plan *p, osc_result *r)
+{
+    char err[1024], code[6];
+    char *path = osc_rights_user_path(p->user);
+    const char *v[] = {p->alter_sql, path};
+    bool ok = path && osc_rights_executor(c, OSC_AS_USER, p->user, err, sizeof err, code);
+    if (!ok) {
+        osc_result_error(r, path ? code : "53200", NULL, "%s", path ? err : "out of memory");
+        free(path);
+        return false;
+    }
+    ok = osc_run(c, "SELECT pg_temp." OSC_AS_USER "($1, ARRAY[]::text[], false, $2)", 2, v, err,
+                 sizeof err, code);
+    free(path);
+    if (!ok)
+        osc_result_error(r, code, "the statement fails on an empty copy of the table, so it "
+                                  "would fail on the table too; nothing was changed",
+                         "%s", err);
+    return ok;
+}
+
+/* Every USING expression bound to the objects its names mean for the console user. */
+static bool bind_using(PGconn *c, osc_plan *p, osc_result *r)
+{
+    char err[1024], code[6];
+    char *path = osc_rights_user_path(p->user);
+    bool ok = path != NULL;
+    for (int i = 0; ok && i < p->stmt.ncmds; i++) {
+        osc_cmd *cmd = &p->stmt.cmds[i];
+        char *bound = NULL;
+        if (cmd->using_expr == NULL)
+            continue;
+        ok = osc_rights_bind_expr(c, p->map.schema, p->map.table, cmd->using_expr, path, &bound,
+                                  err, sizeof err, code);
+        if (!ok) {
+            osc_result_error(r, code, NULL, "the USING expression of column \"%s\": %s",
+                             cmd->column ? cmd->column : "?", err);
+            break;
+        }
+        free(cmd->using_expr);
+        cmd->using_expr = bound;
+    }
+    if (path == NULL)
+        osc_result_error(r, "53200", NULL, "out of memory");
+    free(path);
     return ok;
 }
 
@@ -386,6 +514,10 @@ bool osc_plan_shadow(PGconn *c, osc_plan *p, int64_t id, const char *shadow_name
     if (!step(c, sql, r, "lock_timeout") ||
         !step(c, "CREATE SCHEMA IF NOT EXISTS pgcutover", r, "creating schema pgcutover"))
         goto rollback;
+    if (!osc_state_trusted(c, err, sizeof err, code)) {
+        osc_result_error(r, code, NULL, "%s", err);
+        goto rollback;
+    }
     const char *v[] = {orig_rel};
     PGresult *t = osc_exec(c, "SELECT relpersistence = 'u' FROM pg_class WHERE oid = $1::regclass",
                            1, v, err, sizeof err, code);
@@ -393,7 +525,8 @@ bool osc_plan_shadow(PGconn *c, osc_plan *p, int64_t id, const char *shadow_name
     PQclear(t);
     free(p->create_sql);
     p->create_sql = create_sql(c, p, unlogged, r);
-    if (p->create_sql == NULL || !step(c, p->create_sql, r, "creating the shadow table"))
+    if (p->create_sql == NULL || !step(c, p->create_sql, r, "creating the shadow table") ||
+        !give_shadow(c, p, shadow_rel, r))
         goto rollback;
     if ((before = columns_of(c, orig_rel, r)) == NULL)
         goto rollback;
@@ -403,12 +536,8 @@ bool osc_plan_shadow(PGconn *c, osc_plan *p, int64_t id, const char *shadow_name
         osc_result_error(r, "42601", NULL, "cannot retarget the statement: %s", err);
         goto rollback;
     }
-    if (!osc_run(c, p->alter_sql, 0, NULL, err, sizeof err, code)) {
-        osc_result_error(r, code, "the statement fails on an empty copy of the table, so it "
-                                  "would fail on the table too; nothing was changed",
-                         "%s", err);
+    if (!try_as_user(c, p, r) || !bind_using(c, p, r))
         goto rollback;
-    }
     if (!build_map(c, p, before, shadow_rel, r) || !key_survives(c, p, shadow_rel, r))
         goto rollback;
     if (!keep) {
@@ -419,12 +548,13 @@ bool osc_plan_shadow(PGconn *c, osc_plan *p, int64_t id, const char *shadow_name
     snprintf(ids, sizeof ids, "%" PRId64, id);
     char est[32];
     snprintf(est, sizeof est, "%" PRId64, p->rows_estimated);
-    const char *uv[] = {ids, shadow_name, p->key_desc, est};
+    const char *uv[] = {ids, shadow_name, p->key_desc, est, p->map.key_ops, p->map.shadow_key_ops};
     if (!osc_map_save(c, &p->map, err, sizeof err) ||
         !osc_run(c,
                  "UPDATE pgcutover.migrations SET shadow_name = $2, key_columns = $3, "
-                 "rows_estimated = $4, phase = 'shadow created', updated_at = now() WHERE id = $1",
-                 4, uv, err, sizeof err, code)) {
+                 "rows_estimated = $4, key_ops = $5, shadow_key_ops = $6, phase = 'shadow created', "
+                 "updated_at = now() WHERE id = $1",
+                 6, uv, err, sizeof err, code)) {
         osc_result_error(r, "XX000", NULL, "recording the column map: %s", err);
         goto rollback;
     }

@@ -30,6 +30,7 @@ typedef struct {
     char *create_sql;          /* the shadow's CREATE TABLE (+ reloptions, foreign keys) */
     char *alter_sql;           /* the ALTER retargeted at the shadow */
     osc_map map;               /* shadow names and columns; map.id as given */
+    char *user;                /* the console user, as whom the statement is tried */
     int nwarnings;
     char *warnings[OSC_MAX_WARNINGS];
 } osc_plan;
@@ -37,15 +38,19 @@ typedef struct {
 /*
  * osc_plan_check — parse sql and check its table in c's catalog for console user
  * `user`; fills p->stmt, table_oid, rows_estimated, key_desc and p->map's original
- * names and key. On refusal returns false with the SQLSTATE and a message that says what
+ * names, key, key operators' schema and owner. The table's name resolves with the user's
+ * default search_path (osc_rights_user_path), the catalog with pg_catalog only. On refusal returns false with the SQLSTATE and a message that says what
  * to do instead in *r (42601, 42P01, 42501, 0A000).
  */
 bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, osc_result *r);
 
 /*
  * osc_plan_shadow — after osc_plan_check: in one transaction create the shadow
- * pgcutover.<shadow_name>, apply the ALTER and read the column map into p->map (id
- * given). keep = false rolls everything back (PLAN); keep = true also saves the map and
+ * pgcutover.<shadow_name> (refused with 42501 when schema pgcutover is not the
+ * engine's, osc_state_trusted) owned by the table's owner, apply the ALTER as the console
+ * user (osc_rights.h: its names resolve with the user's search_path, its code runs with
+ * the user's rights), bind its USING expressions (osc_rights_bind_expr) and read the
+ * column map into p->map (id given). keep = false rolls everything back (PLAN); keep = true also saves the map and
  * the migration row's names/key/estimate and commits (prepare). On failure (the ALTER
  * fails on the shadow, the key does not survive it, a lock times out) returns false
  * with *r filled; nothing is left behind.

@@ -49,6 +49,15 @@ void osc_sb_text_array(osc_sb *b, int first, int n)
     osc_sb_addf(b, "]");
 }
 
+void osc_sb_literal(osc_sb *b, const char *s)
+{
+    bool backslash = strchr(s, '\\') != NULL;
+    osc_sb_addf(b, backslash ? " E'" : "'");
+    for (const char *p = s; *p; p++)
+        osc_sb_addf(b, *p == '\'' ? "''" : *p == '\\' ? "\\\\" : "%c", *p);
+    osc_sb_addf(b, "'");
+}
+
 char *osc_sb_take(osc_sb *b)
 {
     if (b->oom || b->s == NULL) {
@@ -77,6 +86,9 @@ void osc_map_free(osc_map *m)
         free(m->cols[i].expr);
     }
     free(m->cols);
+    free(m->key_ops);
+    free(m->shadow_key_ops);
+    free(m->owner);
     memset(m, 0, sizeof *m);
 }
 
@@ -119,6 +131,11 @@ void osc_sql_function_name(int64_t id, char *buf, size_t len)
     snprintf(buf, len, "m%" PRId64 "_dw", id);
 }
 
+void osc_sql_error_function_name(int64_t id, char *buf, size_t len)
+{
+    snprintf(buf, len, "m%" PRId64 "_err", id);
+}
+
 void osc_sql_trigger_name(int64_t id, bool truncate, char *buf, size_t len)
 {
     snprintf(buf, len, "pgcutover_m%" PRId64 "_%s", id, truncate ? "truncate" : "dw");
@@ -133,12 +150,24 @@ void osc_sb_qualified(osc_sb *b, const char *schema, const char *table)
     osc_sb_ident(b, table);
 }
 
-static void add_function(osc_sb *b, const osc_map *m)
+static void add_function(osc_sb *b, const osc_map *m, bool error_fn)
 {
     char fn[64];
-    osc_sql_function_name(m->id, fn, sizeof fn);
+    if (error_fn)
+        osc_sql_error_function_name(m->id, fn, sizeof fn);
+    else
+        osc_sql_function_name(m->id, fn, sizeof fn);
     osc_sb_addf(b, "pgcutover.");
     osc_sb_ident(b, fn);
+}
+
+/* OPERATOR("schema".op) of the key's btree operators on the original or the shadow. */
+static void add_op(osc_sb *b, const osc_map *m, bool shadow, const char *op)
+{
+    const char *schema = shadow ? m->shadow_key_ops : m->key_ops;
+    osc_sb_addf(b, " OPERATOR(");
+    osc_sb_ident(b, schema && *schema ? schema : "pg_catalog");
+    osc_sb_addf(b, ".%s) ", op);
 }
 
 /* "col1", "col2" … of the copied shadow columns. */
@@ -180,12 +209,15 @@ static void add_key_tuple(osc_sb *b, const osc_map *m, const char *prefix)
     osc_sb_addf(b, ")");
 }
 
-/* ($first::type1, $first+1::type2 …) — a key given as text parameters. */
-static void add_key_params(osc_sb *b, const osc_map *m, int first)
+/* ($first::type1, $first+1::type2 …) — a key given as text parameters; inner: the
+ * statement runs in the executor, where the parameters are the elements of $1. An
+ * untyped parameter cast to a type reads it with the type's input function; inside the
+ * executor the text→type cast runs with the owner's rights. */
+static void add_key_params(osc_sb *b, const osc_map *m, int first, bool inner)
 {
     osc_sb_addf(b, "(");
     for (int k = 0; k < m->nkeys; k++)
-        osc_sb_addf(b, "%s$%d::%s", k ? ", " : "", first + k, m->key_type[k]);
+        osc_sb_addf(b, inner ? "%s$1[%d]::%s" : "%s$%d::%s", k ? ", " : "", first + k, m->key_type[k]);
     osc_sb_addf(b, ")");
 }
 
@@ -200,40 +232,57 @@ static void add_shadow_key(osc_sb *b, const osc_map *m, const char *prefix)
     osc_sb_addf(b, ")");
 }
 
-char *osc_sql_trigger_function(const osc_map *m, bool noop)
+/* The body between dollar quotes: a tag that the body does not contain, so no text in
+ * it (a USING expression's string literal) can end the quote. */
+static void add_dollar_quoted(osc_sb *b, const char *body)
+{
+    char tag[32] = "$pgc$";
+    for (int i = 1; strstr(body, tag) != NULL; i++)
+        snprintf(tag, sizeof tag, "$pgc%d$", i);
+    osc_sb_addf(b, "%s%s%s", tag, body, tag);
+}
+
+/* The dual-write function's body. */
+static char *trigger_body(const osc_map *m, bool noop)
 {
     osc_sb b = {0};
-    osc_sb_addf(&b, "CREATE OR REPLACE FUNCTION ");
-    add_function(&b, m);
-    osc_sb_addf(&b, "() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM "
-                    "CURRENT AS $pgc$\nBEGIN\n");
+    osc_sb_addf(&b, "\nBEGIN\n");
     if (noop) {
-        osc_sb_addf(&b, "  RETURN NULL; -- migration %" PRId64 " stopped writing\nEND\n$pgc$",
-                    m->id);
+        osc_sb_addf(&b, "  RETURN NULL; -- migration %" PRId64 " stopped writing\nEND\n", m->id);
         return osc_sb_take(&b);
     }
+    bool plain = osc_map_keys_plain(m);
     osc_sb_addf(&b, "  BEGIN\n    IF TG_OP = 'TRUNCATE' THEN\n      TRUNCATE ");
     osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
     osc_sb_addf(&b, ";\n      RETURN NULL;\n    END IF;\n    IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND ");
-    if (osc_map_keys_plain(m)) {
-        add_key_tuple(&b, m, "OLD");
-        osc_sb_addf(&b, " IS DISTINCT FROM ");
-        add_key_tuple(&b, m, "NEW");
+    if (plain) { /* key columns are NOT NULL: NOT (all equal) is "the key changed" */
+        osc_sb_addf(&b, "NOT (");
+        for (int k = 0; k < m->nkeys; k++) {
+            osc_sb_addf(&b, "%sOLD.", k ? " AND " : "");
+            osc_sb_ident(&b, m->key_name[k]);
+            add_op(&b, m, false, "=");
+            osc_sb_addf(&b, "NEW.");
+            osc_sb_ident(&b, m->key_name[k]);
+        }
+        osc_sb_addf(&b, ")");
     } else {
         osc_sb_addf(&b, "TRUE"); /* a USING key may read any column: always re-key */
     }
     osc_sb_addf(&b, ") THEN\n      DELETE FROM ");
     osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
     osc_sb_addf(&b, " AS pgc_s USING (SELECT ");
-    for (int k = 0; k < m->nkeys; k++)
-        osc_sb_addf(&b, "%s(%s) AS pgc_k%d", k ? ", " : "", m->cols[m->key_col[k]].expr, k);
+    for (int k = 0; k < m->nkeys; k++) { /* as the shadow's key type: its operators compare */
+        const osc_col *kc = &m->cols[m->key_col[k]];
+        osc_sb_addf(&b, "%sCAST((%s) AS %s) AS pgc_k%d", k ? ", " : "", kc->expr, kc->type, k);
+    }
     osc_sb_addf(&b, " FROM (SELECT OLD.*) AS ");
     osc_sb_ident(&b, m->table);
     osc_sb_addf(&b, ") AS pgc_o WHERE ");
     for (int k = 0; k < m->nkeys; k++) {
         osc_sb_addf(&b, "%spgc_s.", k ? " AND " : "");
         osc_sb_ident(&b, m->cols[m->key_col[k]].name);
-        osc_sb_addf(&b, " = pgc_o.pgc_k%d", k);
+        add_op(&b, m, true, "=");
+        osc_sb_addf(&b, "pgc_o.pgc_k%d", k);
     }
     osc_sb_addf(&b, ";\n    END IF;\n    IF TG_OP = 'DELETE' THEN\n      RETURN NULL;\n    END IF;\n"
                     "    INSERT INTO ");
@@ -264,10 +313,63 @@ char *osc_sql_trigger_function(const osc_map *m, bool noop)
         osc_sb_addf(&b, " DO NOTHING");
     osc_sb_addf(&b, ";\n  EXCEPTION WHEN transaction_rollback OR lock_not_available THEN\n"
                     "    RAISE; -- deadlock or serialization: the application retries, as it would\n"
-                    "  WHEN OTHERS THEN\n"
-                    "    INSERT INTO pgcutover.trigger_errors (migration_id, sqlstate, message) "
-                    "VALUES (%" PRId64 ", SQLSTATE, SQLERRM);\n  END;\n  RETURN NULL;\nEND\n$pgc$",
-                m->id);
+                    "  WHEN OTHERS THEN\n    PERFORM ");
+    add_function(&b, m, true);
+    osc_sb_addf(&b, "(SQLSTATE, SQLERRM);\n  END;\n  RETURN NULL;\nEND\n");
+    return osc_sb_take(&b);
+}
+
+char *osc_sql_trigger_function(const osc_map *m, bool noop)
+{
+    if (!noop && (m->owner == NULL || !*m->owner))
+        return NULL; /* never a SECURITY DEFINER function of the engine's that writes */
+    char *body = trigger_body(m, noop);
+    if (body == NULL)
+        return NULL;
+    osc_sb b = {0};
+    if (!noop) { /* the error recorder first: the body names it */
+        osc_sb_addf(&b, "CREATE OR REPLACE FUNCTION ");
+        add_function(&b, m, true);
+        osc_sb_addf(&b, "(pgc_sqlstate text, pgc_message text) RETURNS void LANGUAGE sql "
+                        "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgc$INSERT INTO "
+                        "pgcutover.trigger_errors (migration_id, sqlstate, message) VALUES "
+                        "(%" PRId64 ", $1, $2)$pgc$;\nREVOKE ALL ON FUNCTION ", m->id);
+        add_function(&b, m, true);
+        osc_sb_addf(&b, "(text, text) FROM PUBLIC;\n");
+        {
+            osc_sb_addf(&b, "GRANT EXECUTE ON FUNCTION ");
+            add_function(&b, m, true);
+            osc_sb_addf(&b, "(text, text) TO ");
+            osc_sb_ident(&b, m->owner);
+            osc_sb_addf(&b, ";\n");
+        }
+    }
+    osc_sb_addf(&b, "CREATE OR REPLACE FUNCTION ");
+    add_function(&b, m, false);
+    osc_sb_addf(&b, "() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = "
+                    "pg_catalog, pg_temp AS ");
+    add_dollar_quoted(&b, body);
+    free(body);
+    osc_sb_addf(&b, ";\nREVOKE ALL ON FUNCTION ");
+    add_function(&b, m, false);
+    osc_sb_addf(&b, "() FROM PUBLIC");
+    if (!noop) {
+        osc_sb_addf(&b, ";\nALTER FUNCTION ");
+        add_function(&b, m, false);
+        osc_sb_addf(&b, "() OWNER TO ");
+        osc_sb_ident(&b, m->owner);
+    }
+    return osc_sb_take(&b);
+}
+
+char *osc_sql_drop_functions(const osc_map *m)
+{
+    osc_sb b = {0};
+    osc_sb_addf(&b, "DROP FUNCTION IF EXISTS ");
+    add_function(&b, m, false);
+    osc_sb_addf(&b, "(); DROP FUNCTION IF EXISTS ");
+    add_function(&b, m, true);
+    osc_sb_addf(&b, "(text, text)");
     return osc_sb_take(&b);
 }
 
@@ -282,7 +384,7 @@ char *osc_sql_create_triggers(const osc_map *m)
         osc_sb_addf(&b, t == 0 ? " AFTER INSERT OR UPDATE OR DELETE ON " : " AFTER TRUNCATE ON ");
         osc_sb_qualified(&b, m->schema, m->table);
         osc_sb_addf(&b, t == 0 ? " FOR EACH ROW EXECUTE FUNCTION " : " FOR EACH STATEMENT EXECUTE FUNCTION ");
-        add_function(&b, m);
+        add_function(&b, m, false);
         osc_sb_addf(&b, "();\nALTER TABLE ");
         osc_sb_qualified(&b, m->schema, m->table);
         osc_sb_addf(&b, " ENABLE ALWAYS TRIGGER ");
@@ -307,10 +409,10 @@ char *osc_sql_drop_triggers(const osc_map *m)
     return osc_sb_take(&b);
 }
 
-/* WHERE clause on the original's key: key > $lo_first… (has_lo) AND key <= $hi_first…
- * (has_hi); "TRUE" when neither. */
+/* WHERE clause on the key: key > $lo_first… (has_lo) AND key <= $hi_first… (has_hi), with
+ * the key index's own operators; "TRUE" when neither. inner: see add_key_params. */
 static void add_range(osc_sb *b, const osc_map *m, const char *prefix, bool has_lo, int lo_first,
-                      bool has_hi, int hi_first, bool shadow)
+                      bool has_hi, int hi_first, bool shadow, bool inner)
 {
     if (!has_lo && !has_hi)
         osc_sb_addf(b, "TRUE");
@@ -323,8 +425,8 @@ static void add_range(osc_sb *b, const osc_map *m, const char *prefix, bool has_
             add_shadow_key(b, m, prefix);
         else
             add_key_tuple(b, m, prefix);
-        osc_sb_addf(b, part == 0 ? " > " : " <= ");
-        add_key_params(b, m, part == 0 ? lo_first : hi_first);
+        add_op(b, m, shadow, part == 0 ? ">" : "<=");
+        add_key_params(b, m, part == 0 ? lo_first : hi_first, inner);
     }
 }
 
@@ -337,27 +439,45 @@ static void add_key_order(osc_sb *b, const osc_map *m, const char *prefix, bool 
     }
 }
 
+/* pg_temp.<executor>(<inner as a literal>, ARRAY[$1::text … $n::text]::text[], want_row) */
+static void add_exec_call(osc_sb *b, const char *inner, int nparams, bool want_row)
+{
+    osc_sb_addf(b, "pg_temp.%s(", OSC_AS_OWNER);
+    osc_sb_literal(b, inner);
+    osc_sb_addf(b, ", ARRAY[");
+    for (int i = 1; i <= nparams; i++)
+        osc_sb_addf(b, "%s$%d::text", i > 1 ? ", " : "", i);
+    osc_sb_addf(b, "]::text[], %s)", want_row ? "true" : "false");
+}
+
 char *osc_sql_backfill(const osc_map *m, bool has_last, bool on_conflict)
 {
-    osc_sb b = {0};
     int k = m->nkeys, end_first = has_last ? k + 1 : 1, id = end_first + k;
-    osc_sb_addf(&b, "WITH pgc_ins AS (INSERT INTO ");
-    osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
-    osc_sb_addf(&b, " (");
-    add_copied_names(&b, m);
-    osc_sb_addf(&b, ") OVERRIDING SYSTEM VALUE SELECT ");
-    add_copied_exprs(&b, m, false);
-    osc_sb_addf(&b, " FROM ONLY ");
-    osc_sb_qualified(&b, m->schema, m->table);
-    osc_sb_addf(&b, " WHERE ");
-    add_range(&b, m, NULL, has_last, 1, true, end_first, false);
-    osc_sb_addf(&b, " FOR KEY SHARE");
+    osc_sb in = {0};
+    osc_sb_addf(&in, "INSERT INTO ");
+    osc_sb_qualified(&in, m->shadow_schema, m->shadow_table);
+    osc_sb_addf(&in, " (");
+    add_copied_names(&in, m);
+    osc_sb_addf(&in, ") OVERRIDING SYSTEM VALUE SELECT ");
+    add_copied_exprs(&in, m, false);
+    osc_sb_addf(&in, " FROM ONLY ");
+    osc_sb_qualified(&in, m->schema, m->table);
+    osc_sb_addf(&in, " WHERE ");
+    add_range(&in, m, NULL, has_last, 1, true, end_first, false, true);
+    osc_sb_addf(&in, " FOR KEY SHARE");
     if (on_conflict) {
-        osc_sb_addf(&b, " ON CONFLICT ");
-        add_shadow_key(&b, m, NULL);
-        osc_sb_addf(&b, " DO NOTHING");
+        osc_sb_addf(&in, " ON CONFLICT ");
+        add_shadow_key(&in, m, NULL);
+        osc_sb_addf(&in, " DO NOTHING");
     }
-    osc_sb_addf(&b, " RETURNING 1), pgc_n AS (SELECT count(*) AS n FROM pgc_ins), pgc_ck AS ("
+    char *inner = osc_sb_take(&in);
+    if (inner == NULL)
+        return NULL;
+    osc_sb b = {0};
+    osc_sb_addf(&b, "WITH pgc_n AS (SELECT (");
+    add_exec_call(&b, inner, id - 1, false);
+    free(inner);
+    osc_sb_addf(&b, ")[1]::bigint AS n), pgc_ck AS ("
                     "UPDATE pgcutover.migrations SET checkpoint = CASE WHEN checkpoint IS NOT "
                     "DISTINCT FROM ");
     if (has_last)
@@ -381,20 +501,22 @@ char *osc_sql_shadow_has(const osc_map *m, bool has_last)
     osc_sb_addf(&b, "SELECT 1 FROM ");
     osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
     osc_sb_addf(&b, " WHERE ");
-    add_range(&b, m, NULL, has_last, 1, true, has_last ? m->nkeys + 1 : 1, true);
+    add_range(&b, m, NULL, has_last, 1, true, has_last ? m->nkeys + 1 : 1, true, false);
     osc_sb_addf(&b, " LIMIT 1");
     return osc_sb_take(&b);
 }
 
-/* SELECT "k1"::text AS pgc_t0, … FROM ONLY original WHERE — aliased, so that an
- * ORDER BY "k1" that follows sorts by the column, not by this text output. */
+/* SELECT format('%s', "k1") AS pgc_t0, … FROM ONLY original WHERE — the key as text by
+ * the type's output function (a ::text cast could run a CREATE CAST function of the
+ * type's owner with the engine's rights); aliased, so that an ORDER BY "k1" that follows
+ * sorts by the column, not by this text output. */
 static void add_key_select(osc_sb *b, const osc_map *m)
 {
     osc_sb_addf(b, "SELECT ");
     for (int k = 0; k < m->nkeys; k++) {
-        osc_sb_addf(b, "%s", k ? ", " : "");
+        osc_sb_addf(b, "%spg_catalog.format('%%s', ", k ? ", " : "");
         osc_sb_ident(b, m->key_name[k]);
-        osc_sb_addf(b, "::text AS pgc_t%d", k);
+        osc_sb_addf(b, ") AS pgc_t%d", k);
     }
     osc_sb_addf(b, " FROM ONLY ");
     osc_sb_qualified(b, m->schema, m->table);
@@ -413,27 +535,35 @@ char *osc_sql_max_key(const osc_map *m)
 
 char *osc_sql_verify(const osc_map *m, bool shadow, bool has_lo, bool has_hi)
 {
-    osc_sb b = {0};
-    osc_sb_addf(&b, "SELECT count(*)::text, coalesce(sum(hashtextextended(ROW(");
+    osc_sb in = {0};
+    osc_sb_addf(&in, "SELECT ARRAY[count(*)::text, coalesce(sum(hashtextextended(ROW(");
     if (shadow) {
         bool first = true;
         for (int i = 0; i < m->ncols; i++) {
             if (m->cols[i].expr == NULL)
                 continue;
-            osc_sb_addf(&b, first ? "" : ", ");
-            osc_sb_ident(&b, m->cols[i].name);
+            osc_sb_addf(&in, first ? "" : ", ");
+            osc_sb_ident(&in, m->cols[i].name);
             first = false;
         }
     } else {
-        add_copied_exprs(&b, m, true);
+        add_copied_exprs(&in, m, true);
     }
-    osc_sb_addf(&b, ")::text, 0)::numeric), 0)::text FROM %s", shadow ? "" : "ONLY ");
+    osc_sb_addf(&in, ")::text, 0)::numeric), 0)::text] FROM %s", shadow ? "" : "ONLY ");
     if (shadow)
-        osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
+        osc_sb_qualified(&in, m->shadow_schema, m->shadow_table);
     else
-        osc_sb_qualified(&b, m->schema, m->table);
-    osc_sb_addf(&b, " WHERE ");
-    add_range(&b, m, NULL, has_lo, 1, has_hi, has_lo ? m->nkeys + 1 : 1, shadow);
+        osc_sb_qualified(&in, m->schema, m->table);
+    osc_sb_addf(&in, " WHERE ");
+    add_range(&in, m, NULL, has_lo, 1, has_hi, has_lo ? m->nkeys + 1 : 1, shadow, true);
+    char *inner = osc_sb_take(&in);
+    if (inner == NULL)
+        return NULL;
+    osc_sb b = {0};
+    osc_sb_addf(&b, "SELECT pgc_r[1], pgc_r[2] FROM ");
+    add_exec_call(&b, inner, (has_lo + has_hi) * m->nkeys, true);
+    free(inner);
+    osc_sb_addf(&b, " AS pgc_r");
     return osc_sb_take(&b);
 }
 
@@ -442,7 +572,7 @@ char *osc_sql_chunk_end(const osc_map *m, bool has_lo, bool has_hi)
     osc_sb b = {0};
     int k = m->nkeys, hi_first = has_lo ? k + 1 : 1, n = hi_first + (has_hi ? k : 0);
     add_key_select(&b, m);
-    add_range(&b, m, NULL, has_lo, 1, has_hi, hi_first, false);
+    add_range(&b, m, NULL, has_lo, 1, has_hi, hi_first, false, false);
     osc_sb_addf(&b, " ORDER BY ");
     add_key_order(&b, m, NULL, false);
     osc_sb_addf(&b, " OFFSET $%d - 1 LIMIT 1", n);

@@ -37,6 +37,12 @@ typedef struct {
     char *key_name[OSC_MAX_KEYS];       /* key columns in the original */
     char *key_type[OSC_MAX_KEYS];       /* their format_type() in the original */
     int key_col[OSC_MAX_KEYS];          /* index in cols of the shadow's key column */
+    /* Schemas of the btree operators (=, <, >, …) of the key's index on the original and
+     * on the shadow (NULL = pg_catalog): every comparison of keys is written
+     * OPERATOR(schema.op), so no search_path can substitute an operator. */
+    char *key_ops, *shadow_key_ops;
+    char *owner;                        /* the original's owner (role name): the dual-write
+                                         * function and the backfill run as this role */
     int ncols;
     osc_col *cols;
 } osc_map;
@@ -55,6 +61,10 @@ void osc_sb_ident(osc_sb *b, const char *name);
 void osc_sb_qualified(osc_sb *b, const char *schema, const char *table);
 /* osc_sb_text_array — append ARRAY[$first::text, …] of n parameters (a key as text[]). */
 void osc_sb_text_array(osc_sb *b, int first, int n);
+/* osc_sb_literal — append s as a SQL string literal, correct whatever
+ * standard_conforming_strings is (E'' with doubled backslashes when s has any), like
+ * libpq's PQescapeLiteral. */
+void osc_sb_literal(osc_sb *b, const char *s);
 /* osc_sb_take — the built string (caller frees), or NULL (and freed) on out of memory. */
 char *osc_sb_take(osc_sb *b);
 
@@ -71,9 +81,27 @@ bool osc_map_keys_plain(const osc_map *m);
  * text key is not visible here: verify then reports a mismatch rather than miss one. */
 bool osc_map_keys_ordered(const osc_map *m);
 
+/*
+ * The executor (osc_rights.h): pg_temp.<OSC_AS_OWNER>(sql text, args text[], want_row bool,
+ * path text) is a SECURITY DEFINER function in the engine session's own temporary schema,
+ * owned by the table's owner, that EXECUTEs sql USING args (inside sql, $1[n] is the n-th
+ * key parameter, as text). It returns the first row of sql (one text[] column) when
+ * want_row, else ARRAY[rows affected]. Whatever the statement evaluates — the ALTER's
+ * USING expressions, the table's defaults, CHECKs and index expressions and the functions
+ * they call — runs with the owner's rights, and inside a SECURITY DEFINER function
+ * PostgreSQL refuses SET ROLE, RESET ROLE and SET SESSION AUTHORIZATION, so nothing can
+ * climb back to the engine's role (the model is CVE-2022-1552's fix).
+ */
+#define OSC_AS_OWNER "pgc_as_owner"
+#define OSC_AS_USER "pgc_as_user"
+
 /* Names of a migration's objects: the dual-write function pgcutover.m<id>_dw(), its
  * row trigger pgcutover_m<id>_dw and statement trigger pgcutover_m<id>_truncate. */
 void osc_sql_function_name(int64_t id, char *buf, size_t len);
+/* pgcutover.m<id>_err(sqlstate text, message text): records a write the shadow rejected
+ * in pgcutover.trigger_errors; SECURITY DEFINER owned by the engine, EXECUTE granted to
+ * the table's owner only (the dual-write function runs as that role). */
+void osc_sql_error_function_name(int64_t id, char *buf, size_t len);
 void osc_sql_trigger_name(int64_t id, bool truncate, char *buf, size_t len);
 
 /*
@@ -86,15 +114,22 @@ void osc_sql_trigger_name(int64_t id, bool truncate, char *buf, size_t len);
  * match it), so a cancel still cancels; deadlocks, serialization failures and lock
  * timeouts (class 40, 55P03) are raised again: they are not a rejection by the shadow,
  * and the application retries them as it would without pgcutover (the engine makes
- * itself the deadlock victim, see osc_migration.c). SECURITY DEFINER: application roles need no
- * rights on schema pgcutover. With noop, the body does nothing (how a failed or aborted
- * migration stops writing before its triggers can be dropped).
+ * itself the deadlock victim, see osc_migration.c). SECURITY DEFINER owned by the table's
+ * owner (m->owner) with search_path = pg_catalog, pg_temp and every name and operator
+ * schema-qualified: it writes with the owner's rights, never the engine's, and no
+ * writable schema can substitute a function or operator (CVE-2018-1058). Application
+ * roles need no rights on schema pgcutover. Also creates the error function
+ * (osc_sql_error_function_name). With noop, the body does nothing (how a failed or aborted
+ * migration stops writing before its triggers can be dropped; ownership is kept).
+ * NULL when m->owner is not set (and not noop): the function is never left the engine's.
  */
 char *osc_sql_trigger_function(const osc_map *m, bool noop);
 /* osc_sql_create_triggers — CREATE TRIGGER (row and truncate) + ENABLE ALWAYS. */
 char *osc_sql_create_triggers(const osc_map *m);
 /* osc_sql_drop_triggers — DROP TRIGGER IF EXISTS both. */
 char *osc_sql_drop_triggers(const osc_map *m);
+/* osc_sql_drop_functions — DROP FUNCTION IF EXISTS the dual-write and error functions. */
+char *osc_sql_drop_functions(const osc_map *m);
 
 /*
  * osc_sql_backfill — one keyset batch as a single statement, so the batch and its
@@ -108,6 +143,8 @@ char *osc_sql_drop_triggers(const osc_map *m);
  * batches, the one that starts at the checkpoint moves it). The batch's end comes from osc_sql_chunk_end, so no ORDER BY
  * or LIMIT over the rows is needed. Parameters: $1..$k last key (has_last only), then the
  * end key, then the migration id. One row: rows inserted, checkpoint moved (0 or 1).
+ * The INSERT runs through the owner's executor (OSC_AS_OWNER, which the connection must
+ * have); the checkpoint is the engine's.
  */
 char *osc_sql_backfill(const osc_map *m, bool has_last, bool on_conflict);
 /* osc_sql_shadow_has — SELECT 1 when the shadow holds a row with key in ($last, $end]
@@ -121,7 +158,8 @@ char *osc_sql_max_key(const osc_map *m);
  * osc_sql_verify — count and order-independent hash of the mapped columns of rows with
  * key in ($lo, $hi] (each bound optional), on the original (shadow = false; each
  * expression cast to its shadow column's type) or on the shadow. Parameters: lo's key
- * parts, then hi's. One row: count, hash (both as text).
+ * parts, then hi's. One row: count, hash (both as text). Runs through the owner's
+ * executor (the USING expressions are the table's owner's business, not the engine's).
  */
 char *osc_sql_verify(const osc_map *m, bool shadow, bool has_lo, bool has_hi);
 /* osc_sql_chunk_end — the n-th key of the original after $lo (has_lo) and not above $hi

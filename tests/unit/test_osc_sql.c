@@ -36,6 +36,7 @@ static void map_init(osc_map *m, int64_t id, const char *schema, const char *tab
     m->table = dup_or_null(table);
     m->shadow_schema = dup_or_null("pgcutover");
     m->shadow_table = dup_or_null(shadow_table);
+    m->owner = dup_or_null("app"); /* the dual-write function is always given to an owner */
     m->cols = calloc((size_t)ncols, sizeof *m->cols);
     assert_non_null(m->cols);
     m->ncols = ncols;
@@ -133,12 +134,113 @@ static void ends_at(const char *q, const char *suffix, int line)
         fail_msg("line %d: generated SQL\n%s\ndoes not end with\n%s", line, q, suffix);
 }
 
+#define starts(q, prefix) starts_at(q, prefix, __LINE__)
+
+static void starts_at(const char *q, const char *prefix, int line)
+{
+    assert_non_null(q);
+    if (strncmp(q, prefix, strlen(prefix)) != 0)
+        fail_msg("line %d: generated SQL\n%s\ndoes not start with\n%s", line, q, prefix);
+}
+
 static size_t count_of(const char *q, const char *sub)
 {
     size_t n = 0;
     for (const char *p = q; (p = strstr(p, sub)) != NULL; p += strlen(sub))
         n++;
     return n;
+}
+
+/* Replace a malloc'ed string field of a map (NULL allowed). */
+static void set_str(char **field, const char *value)
+{
+    free(*field);
+    *field = dup_or_null(value);
+}
+
+/* The value of the SQL string literal at *pp ('…', or E'…' after optional spaces), read as
+ * PostgreSQL reads it whatever standard_conforming_strings is: a plain literal must hold no
+ * backslash, an E'' literal only doubled ones; *pp moves past the literal. */
+static char *unliteral(const char **pp)
+{
+    const char *p = *pp;
+    while (*p == ' ')
+        p++;
+    bool e = *p == 'E';
+    if (e)
+        p++;
+    if (*p != '\'')
+        fail_msg("no SQL literal at\n%s", *pp);
+    p++;
+    osc_sb b = {0};
+    osc_sb_addf(&b, "%s", "");
+    for (;;) {
+        if (*p == '\0')
+            fail_msg("unterminated SQL literal in\n%s", *pp);
+        if (*p == '\'') {
+            if (p[1] != '\'')
+                break;
+            osc_sb_addf(&b, "'");
+            p += 2;
+        } else if (*p == '\\') {
+            if (!e)
+                fail_msg("backslash in a plain literal (an escape when "
+                         "standard_conforming_strings is off) in\n%s", *pp);
+            if (p[1] != '\\')
+                fail_msg("backslash not doubled in an E'' literal in\n%s", *pp);
+            osc_sb_addf(&b, "\\");
+            p += 2;
+        } else {
+            osc_sb_addf(&b, "%c", *p);
+            p++;
+        }
+    }
+    *pp = p + 1;
+    char *s = osc_sb_take(&b);
+    assert_non_null(s);
+    return s;
+}
+
+/* The statement q hands the owner's executor, decoded; *rest: the text after the literal
+ * (", ARRAY[…]::text[], want_row)…"). Exactly one executor call per statement. */
+static char *exec_inner(const char *q, const char **rest)
+{
+    static const char call[] = "pg_temp." OSC_AS_OWNER "(";
+    assert_non_null(q);
+    const char *p = strstr(q, call);
+    if (p == NULL)
+        fail_msg("generated SQL\n%s\ndoes not call the owner's executor", q);
+    assert_int_equal(count_of(q, call), 1);
+    p += strlen(call);
+    char *inner = unliteral(&p);
+    if (rest)
+        *rest = p;
+    return inner;
+}
+
+/* The dual-write function's body: the text between its dollar quotes, whose tag is put in
+ * tag (e.g. "$pgc$"). */
+static char *dw_body(const char *q, char *tag, size_t taglen)
+{
+    static const char head[] = "() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET "
+                               "search_path = pg_catalog, pg_temp AS ";
+    assert_non_null(q);
+    const char *p = strstr(q, head);
+    if (p == NULL)
+        fail_msg("generated SQL\n%s\nlacks the dual-write function header", q);
+    p += strlen(head);
+    assert_true(*p == '$');
+    const char *t_end = strchr(p + 1, '$');
+    assert_non_null(t_end);
+    size_t n = (size_t)(t_end - p) + 1;
+    assert_true(n < taglen);
+    memcpy(tag, p, n);
+    tag[n] = '\0';
+    const char *body = p + n, *close = strstr(body, tag);
+    assert_non_null(close);
+    char *s = strndup(body, (size_t)(close - body));
+    assert_non_null(s);
+    return s;
 }
 
 /* ---- osc_sb ----------------------------------------------------------------------- */
@@ -211,6 +313,41 @@ static void test_sb_take_empty_and_oom(void **state)
     assert_null(osc_sb_take(&c));
 }
 
+/* osc_sb_literal: '…' with quotes doubled; with a backslash, " E'…'" with backslashes
+ * doubled too (the shape of libpq's PQescapeLiteral, space included), so the value is the
+ * same whatever standard_conforming_strings is. */
+static void test_sb_literal(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *want;
+    } cases[] = {
+        {"plain text", "'plain text'"},
+        {"", "''"},
+        {"it's", "'it''s'"},
+        {"''", "''''''"},
+        {"a\\b", " E'a\\\\b'"},
+        {"\\", " E'\\\\'"},
+        {"it's a\\b", " E'it''s a\\\\b'"},
+        {"\\'", " E'\\\\'''"},
+        {"$pgc$ \"q\" ;--", "'$pgc$ \"q\" ;--'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        osc_sb b = {0};
+        osc_sb_addf(&b, "x=");
+        osc_sb_literal(&b, cases[i].in);
+        char *s = osc_sb_take(&b);
+        assert_non_null(s);
+        assert_string_equal(s + 2, cases[i].want);
+        const char *p = s + 2;
+        char *back = unliteral(&p); /* and it reads back as the input */
+        assert_string_equal(back, cases[i].in);
+        assert_int_equal(*p, '\0');
+        free(back);
+        free(s);
+    }
+}
+
 /* osc_map_free is safe on a zeroed map and twice in a row (it re-zeroes). */
 static void test_map_free_zeroed(void **state)
 {
@@ -219,8 +356,14 @@ static void test_map_free_zeroed(void **state)
     memset(&m, 0, sizeof m);
     osc_map_free(&m);
     map_composite(&m);
+    set_str(&m.key_ops, "public"); /* the new strings are freed too (ASan: no leak) */
+    set_str(&m.shadow_key_ops, "ext");
+    set_str(&m.owner, "app");
     osc_map_free(&m);
     assert_null(m.cols);
+    assert_null(m.key_ops);
+    assert_null(m.shadow_key_ops);
+    assert_null(m.owner);
     assert_int_equal(m.ncols, 0);
     assert_int_equal(m.nkeys, 0);
     osc_map_free(&m);
@@ -277,7 +420,7 @@ static void test_keys_ordered(void **state)
     osc_map_free(&m);
 }
 
-/* Function and trigger names carry the migration id, including a 64-bit one. */
+/* Function (dual-write, error) and trigger names carry the migration id, including a 64-bit one. */
 static void test_names(void **state)
 {
     (void)state;
@@ -292,6 +435,10 @@ static void test_names(void **state)
     assert_string_equal(buf, "m9000000000_dw");
     osc_sql_trigger_name(INT64_C(9000000000), true, buf, sizeof buf);
     assert_string_equal(buf, "pgcutover_m9000000000_truncate");
+    osc_sql_error_function_name(42, buf, sizeof buf);
+    assert_string_equal(buf, "m42_err");
+    osc_sql_error_function_name(INT64_C(9000000000), buf, sizeof buf);
+    assert_string_equal(buf, "m9000000000_err");
 }
 
 /* Row + TRUNCATE triggers on the original, ENABLE ALWAYS, and DROP IF EXISTS of both. */
@@ -332,7 +479,18 @@ static void test_create_and_drop_triggers(void **state)
 
 /* ---- the dual-write trigger function ----------------------------------------------- */
 
-/* Composite key: key-change test, old-key delete, upsert columns/SET, error handler. */
+#define ERR_FN_42                                                                            \
+    "CREATE OR REPLACE FUNCTION pgcutover.\"m42_err\"(pgc_sqlstate text, pgc_message text) " \
+    "RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS "     \
+    "$pgc$INSERT INTO pgcutover.trigger_errors (migration_id, sqlstate, message) VALUES (42, " \
+    "$1, $2)$pgc$;\nREVOKE ALL ON FUNCTION pgcutover.\"m42_err\"(text, text) FROM PUBLIC;\n"
+#define DW_HEAD_42                                                                          \
+    "CREATE OR REPLACE FUNCTION pgcutover.\"m42_dw\"() RETURNS trigger LANGUAGE plpgsql "     \
+    "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS "
+
+/* Composite key: error function first, then the SECURITY DEFINER function with a fixed
+ * search_path; key-change test with the key index's operators, old-key delete, upsert
+ * columns/SET, error handler through the error function, REVOKE from PUBLIC. */
 static void test_trigger_function_composite(void **state)
 {
     (void)state;
@@ -340,20 +498,19 @@ static void test_trigger_function_composite(void **state)
     map_composite(&m);
     char *q = osc_sql_trigger_function(&m, false);
     assert_non_null(q);
-    assert_true(strncmp(q,
-                        "CREATE OR REPLACE FUNCTION pgcutover.\"m42_dw\"() RETURNS trigger "
-                        "LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS "
-                        "$pgc$\n",
-                        strlen("CREATE OR REPLACE FUNCTION pgcutover.\"m42_dw\"() RETURNS trigger "
-                               "LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT "
-                               "AS $pgc$\n")) == 0);
+    /* the error recorder comes first (the body names it), EXECUTE for the owner only */
+    starts(q, ERR_FN_42 "GRANT EXECUTE ON FUNCTION pgcutover.\"m42_err\"(text, text) TO \"app\";\n"
+              DW_HEAD_42 "$pgc$\nBEGIN\n");
     has(q, "IF TG_OP = 'TRUNCATE' THEN\n      TRUNCATE \"pgcutover\".\"t_42_new\";\n      RETURN "
            "NULL;");
-    has(q, "IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND (OLD.\"a\", OLD.\"b\") IS DISTINCT FROM "
-           "(NEW.\"a\", NEW.\"b\")) THEN");
-    has(q, "DELETE FROM \"pgcutover\".\"t_42_new\" AS pgc_s USING (SELECT (\"a\") AS pgc_k0, "
-           "(\"b\") AS pgc_k1 FROM (SELECT OLD.*) AS \"t\") AS pgc_o WHERE pgc_s.\"a\" = "
-           "pgc_o.pgc_k0 AND pgc_s.\"bee\" = pgc_o.pgc_k1;");
+    /* the key columns are NOT NULL: "not all equal" is "changed" */
+    has(q, "IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NOT (OLD.\"a\" "
+           "OPERATOR(\"pg_catalog\".=) NEW.\"a\" AND OLD.\"b\" OPERATOR(\"pg_catalog\".=) "
+           "NEW.\"b\")) THEN");
+    has(q, "DELETE FROM \"pgcutover\".\"t_42_new\" AS pgc_s USING (SELECT CAST((\"a\") AS bigint) AS pgc_k0, "
+           "CAST((\"b\") AS text) AS pgc_k1 FROM (SELECT OLD.*) AS \"t\") AS pgc_o WHERE pgc_s.\"a\" "
+           "OPERATOR(\"pg_catalog\".=) pgc_o.pgc_k0 AND pgc_s.\"bee\" OPERATOR(\"pg_catalog\".=) "
+           "pgc_o.pgc_k1;");
     has(q, "IF TG_OP = 'DELETE' THEN\n      RETURN NULL;\n    END IF;");
     has(q, "INSERT INTO \"pgcutover\".\"t_42_new\" (\"a\", \"bee\", \"we\"\"ird\", \"amount\", "
            "\"seq\") OVERRIDING SYSTEM VALUE SELECT (\"a\"), (\"b\"), (\"we\"\"ird\"), "
@@ -365,33 +522,144 @@ static void test_trigger_function_composite(void **state)
     lacks(q, "\"a\" = EXCLUDED");   /* key columns: never updated */
     lacks(q, "\"bee\" = EXCLUDED");
     lacks(q, "DO NOTHING");
+    lacks(q, " = pgc_o."); /* no bare operator: search_path could substitute it */
+    lacks(q, "IS DISTINCT FROM");
+    lacks(q, "search_path FROM CURRENT");
     has(q, "\n  EXCEPTION WHEN transaction_rollback OR lock_not_available THEN\n    RAISE;");
-    has(q, "\n  WHEN OTHERS THEN\n");
-    has(q, "INSERT INTO pgcutover.trigger_errors (migration_id, sqlstate, message) VALUES (42, "
-           "SQLSTATE, SQLERRM);");
+    has(q, "\n  WHEN OTHERS THEN\n    PERFORM pgcutover.\"m42_err\"(SQLSTATE, SQLERRM);\n  END;");
+    /* the engine's table is written by the error function only */
+    assert_int_equal(count_of(q, "pgcutover.trigger_errors"), 1);
     lacks(q, "QUERY_CANCELED");
-    assert_int_equal(count_of(q, "$pgc$"), 2);
-    ends(q, "  END;\n  RETURN NULL;\nEND\n$pgc$");
+    assert_int_equal(count_of(q, "GRANT"), 1);
+    /* two $pgc$ pairs: the error function's and the dual-write function's */
+    assert_int_equal(count_of(q, "$pgc$"), 4);
+    ends(q, "  END;\n  RETURN NULL;\nEND\n$pgc$;\nREVOKE ALL ON FUNCTION pgcutover.\"m42_dw\"() "
+            "FROM PUBLIC;\nALTER FUNCTION pgcutover.\"m42_dw\"() OWNER TO \"app\"");
     free(q);
     osc_map_free(&m);
 }
 
-/* Single key: the key comparison and the delete use the one column, parenthesized. */
+/* Single key, owner set: the whole statement. The error function's EXECUTE goes to the
+ * owner only; the dual-write function is given to the owner last. */
 static void test_trigger_function_single(void **state)
 {
     (void)state;
     osc_map m;
     map_single(&m);
+    set_str(&m.owner, "app");
     char *q = osc_sql_trigger_function(&m, false);
-    has(q, "CREATE OR REPLACE FUNCTION pgcutover.\"m7_dw\"()");
-    has(q, "(TG_OP = 'UPDATE' AND (OLD.\"aid\") IS DISTINCT FROM (NEW.\"aid\"))");
-    has(q, "USING (SELECT (\"aid\") AS pgc_k0 FROM (SELECT OLD.*) AS \"accounts\") AS pgc_o "
-           "WHERE pgc_s.\"aid\" = pgc_o.pgc_k0;");
-    has(q, "INSERT INTO \"pgcutover\".\"accounts_7_new\" (\"aid\", \"abalance\") OVERRIDING "
-           "SYSTEM VALUE SELECT (\"aid\"), (\"abalance\") FROM (SELECT NEW.*) AS \"accounts\" ON "
-           "CONFLICT (\"aid\") DO UPDATE SET \"abalance\" = EXCLUDED.\"abalance\";");
-    has(q, "VALUES (7, SQLSTATE, SQLERRM)");
-    has(q, "SECURITY DEFINER");
+    assert_non_null(q);
+    assert_string_equal(
+        q,
+        "CREATE OR REPLACE FUNCTION pgcutover.\"m7_err\"(pgc_sqlstate text, pgc_message text) "
+        "RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS "
+        "$pgc$INSERT INTO pgcutover.trigger_errors (migration_id, sqlstate, message) VALUES (7, "
+        "$1, $2)$pgc$;\n"
+        "REVOKE ALL ON FUNCTION pgcutover.\"m7_err\"(text, text) FROM PUBLIC;\n"
+        "GRANT EXECUTE ON FUNCTION pgcutover.\"m7_err\"(text, text) TO \"app\";\n"
+        "CREATE OR REPLACE FUNCTION pgcutover.\"m7_dw\"() RETURNS trigger LANGUAGE plpgsql "
+        "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgc$\n"
+        "BEGIN\n"
+        "  BEGIN\n"
+        "    IF TG_OP = 'TRUNCATE' THEN\n"
+        "      TRUNCATE \"pgcutover\".\"accounts_7_new\";\n"
+        "      RETURN NULL;\n"
+        "    END IF;\n"
+        "    IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NOT (OLD.\"aid\" "
+        "OPERATOR(\"pg_catalog\".=) NEW.\"aid\")) THEN\n"
+        "      DELETE FROM \"pgcutover\".\"accounts_7_new\" AS pgc_s USING (SELECT CAST((\"aid\") AS "
+        "integer) AS pgc_k0 FROM (SELECT OLD.*) AS \"accounts\") AS pgc_o WHERE pgc_s.\"aid\" "
+        "OPERATOR(\"pg_catalog\".=) pgc_o.pgc_k0;\n"
+        "    END IF;\n"
+        "    IF TG_OP = 'DELETE' THEN\n"
+        "      RETURN NULL;\n"
+        "    END IF;\n"
+        "    INSERT INTO \"pgcutover\".\"accounts_7_new\" (\"aid\", \"abalance\") OVERRIDING "
+        "SYSTEM VALUE SELECT (\"aid\"), (\"abalance\") FROM (SELECT NEW.*) AS \"accounts\" ON "
+        "CONFLICT (\"aid\") DO UPDATE SET \"abalance\" = EXCLUDED.\"abalance\";\n"
+        "  EXCEPTION WHEN transaction_rollback OR lock_not_available THEN\n"
+        "    RAISE; -- deadlock or serialization: the application retries, as it would\n"
+        "  WHEN OTHERS THEN\n"
+        "    PERFORM pgcutover.\"m7_err\"(SQLSTATE, SQLERRM);\n"
+        "  END;\n"
+        "  RETURN NULL;\n"
+        "END\n"
+        "$pgc$;\n"
+        "REVOKE ALL ON FUNCTION pgcutover.\"m7_dw\"() FROM PUBLIC;\n"
+        "ALTER FUNCTION pgcutover.\"m7_dw\"() OWNER TO \"app\"");
+    free(q);
+    osc_map_free(&m);
+}
+
+/* Owner: GRANT on the error function and ALTER … OWNER TO on the dual-write function,
+ * quoted; without an owner neither; noop keeps the ownership (no ALTER, no error function). */
+static void test_trigger_function_owner(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_composite(&m);
+    set_str(&m.owner, "Tab\"Owner");
+    char *q = osc_sql_trigger_function(&m, false);
+    has(q, "GRANT EXECUTE ON FUNCTION pgcutover.\"m42_err\"(text, text) TO \"Tab\"\"Owner\";\n");
+    ends(q, "$pgc$;\nREVOKE ALL ON FUNCTION pgcutover.\"m42_dw\"() FROM PUBLIC;\nALTER FUNCTION "
+            "pgcutover.\"m42_dw\"() OWNER TO \"Tab\"\"Owner\"");
+    assert_int_equal(count_of(q, "OWNER TO"), 1);
+    assert_int_equal(count_of(q, "GRANT "), 1);
+    /* PUBLIC loses EXECUTE before the owner is granted it */
+    const char *rev =
+        strstr(q, "REVOKE ALL ON FUNCTION pgcutover.\"m42_err\"(text, text) FROM PUBLIC");
+    const char *grant = strstr(q, "GRANT EXECUTE ON FUNCTION pgcutover.\"m42_err\"");
+    const char *dw = strstr(q, "CREATE OR REPLACE FUNCTION pgcutover.\"m42_dw\"");
+    assert_non_null(rev);
+    assert_non_null(grant);
+    assert_non_null(dw);
+    assert_true(rev < grant && grant < dw);
+    lacks(q, "GRANT EXECUTE ON FUNCTION pgcutover.\"m42_dw\""); /* nobody but the owner */
+    lacks(q, "TO PUBLIC");
+    free(q);
+
+    q = osc_sql_trigger_function(&m, true);
+    lacks(q, "OWNER TO");
+    lacks(q, "GRANT");
+    lacks(q, "m42_err");
+    free(q);
+
+    /* without an owner there is no dual-write function: it would be the engine's */
+    set_str(&m.owner, NULL);
+    assert_null(osc_sql_trigger_function(&m, false));
+    set_str(&m.owner, "");
+    assert_null(osc_sql_trigger_function(&m, false));
+    q = osc_sql_trigger_function(&m, true); /* the noop keeps whatever owner it has */
+    assert_non_null(q);
+    lacks(q, "OWNER TO");
+    free(q);
+    osc_map_free(&m);
+}
+
+/* Operators: the original's key_ops for OLD/NEW, the shadow's for the shadow's key; NULL
+ * or "" is pg_catalog; a schema name is quoted. */
+static void test_trigger_function_key_ops(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_single(&m);
+    set_str(&m.key_ops, "public");
+    char *q = osc_sql_trigger_function(&m, false);
+    has(q, "NOT (OLD.\"aid\" OPERATOR(\"public\".=) NEW.\"aid\")");
+    has(q, "WHERE pgc_s.\"aid\" OPERATOR(\"pg_catalog\".=) pgc_o.pgc_k0;"); /* shadow NULL */
+    free(q);
+    set_str(&m.shadow_key_ops, "ext\"s");
+    q = osc_sql_trigger_function(&m, false);
+    has(q, "NOT (OLD.\"aid\" OPERATOR(\"public\".=) NEW.\"aid\")");
+    has(q, "WHERE pgc_s.\"aid\" OPERATOR(\"ext\"\"s\".=) pgc_o.pgc_k0;");
+    lacks(q, "pg_catalog\".");
+    free(q);
+    set_str(&m.key_ops, "");
+    set_str(&m.shadow_key_ops, "");
+    q = osc_sql_trigger_function(&m, false);
+    has(q, "NOT (OLD.\"aid\" OPERATOR(\"pg_catalog\".=) NEW.\"aid\")");
+    has(q, "WHERE pgc_s.\"aid\" OPERATOR(\"pg_catalog\".=) pgc_o.pgc_k0;");
+    lacks(q, "OPERATOR(\"\"");
     free(q);
     osc_map_free(&m);
 }
@@ -404,20 +672,22 @@ static void test_trigger_function_do_nothing(void **state)
     map_key_only(&m);
     char *q = osc_sql_trigger_function(&m, false);
     has(q, "TRUNCATE \"pgcutover\".\"my\"\"tab_5_new\";");
-    has(q, "(OLD.\"k\"\"q\") IS DISTINCT FROM (NEW.\"k\"\"q\")");
-    has(q, "FROM (SELECT OLD.*) AS \"my\"\"tab\") AS pgc_o WHERE pgc_s.\"k\"\"q\" = pgc_o.pgc_k0;");
+    has(q, "NOT (OLD.\"k\"\"q\" OPERATOR(\"pg_catalog\".=) NEW.\"k\"\"q\")");
+    has(q, "FROM (SELECT OLD.*) AS \"my\"\"tab\") AS pgc_o WHERE pgc_s.\"k\"\"q\" "
+           "OPERATOR(\"pg_catalog\".=) pgc_o.pgc_k0;");
     has(q, "INSERT INTO \"pgcutover\".\"my\"\"tab_5_new\" (\"k\"\"q\", \"seq\") OVERRIDING "
            "SYSTEM VALUE SELECT (\"k\"\"q\"), (\"seq\") FROM (SELECT NEW.*) AS \"my\"\"tab\" ON "
            "CONFLICT (\"k\"\"q\") DO NOTHING;");
     lacks(q, "DO UPDATE");
     lacks(q, "\"note\"");
-    has(q, "WHEN OTHERS THEN");
-    has(q, "VALUES (5, SQLSTATE, SQLERRM)");
+    has(q, "WHEN OTHERS THEN\n    PERFORM pgcutover.\"m5_err\"(SQLSTATE, SQLERRM);");
+    has(q, "VALUES (5, $1, $2)$pgc$;");
     free(q);
     osc_map_free(&m);
 }
 
-/* A USING key: the old shadow key is the expression over OLD, matched on the shadow key. */
+/* A USING key: the old shadow key is the expression over OLD, cast to the shadow key's
+ * type, matched on the shadow key with the shadow's operators. */
 static void test_trigger_function_using_key(void **state)
 {
     (void)state;
@@ -426,36 +696,122 @@ static void test_trigger_function_using_key(void **state)
     char *q = osc_sql_trigger_function(&m, false);
     /* A USING key may read any column, so every UPDATE deletes the old shadow row. */
     has(q, "IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND TRUE) THEN");
-    has(q, "USING (SELECT (\"id\" * 10) AS pgc_k0 FROM (SELECT OLD.*) AS \"c\") AS pgc_o WHERE "
-           "pgc_s.\"id\" = pgc_o.pgc_k0;");
+    has(q, "USING (SELECT CAST((\"id\" * 10) AS bigint) AS pgc_k0 FROM (SELECT OLD.*) AS \"c\") "
+           "AS pgc_o WHERE pgc_s.\"id\" OPERATOR(\"pg_catalog\".=) pgc_o.pgc_k0;");
     has(q, "SELECT (\"id\" * 10), (\"v\") FROM (SELECT NEW.*) AS \"c\" ON CONFLICT (\"id\") DO "
            "UPDATE SET \"v\" = EXCLUDED.\"v\";");
+    lacks(q, "NOT (OLD.");
     free(q);
     osc_map_free(&m);
 }
 
-/* noop: the same function header (SECURITY DEFINER) with a body that only returns. */
+/* A USING expression holding "$pgc$" (or "$pgc1$" too) cannot end the body's quote: the
+ * tag is one the body does not contain, and the body is intact between the tags. */
+static void test_trigger_function_dollar_tag(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_using_key(&m);
+    set_str(&m.cols[1].expr, "'$pgc$' || \"v\"");
+    char *q = osc_sql_trigger_function(&m, false);
+    char tag[16];
+    char *body = dw_body(q, tag, sizeof tag);
+    assert_string_equal(tag, "$pgc1$");
+    assert_int_equal(count_of(q, "$pgc1$"), 2);
+    has(body, "SELECT (\"id\" * 10), ('$pgc$' || \"v\") FROM (SELECT NEW.*) AS \"c\" ON CONFLICT");
+    starts(body, "\nBEGIN\n  BEGIN\n");
+    ends(body,
+         "    PERFORM pgcutover.\"m3_err\"(SQLSTATE, SQLERRM);\n  END;\n  RETURN NULL;\nEND\n");
+    ends(q, "END\n$pgc1$;\nREVOKE ALL ON FUNCTION pgcutover.\"m3_dw\"() FROM PUBLIC;\n"
+            "ALTER FUNCTION pgcutover.\"m3_dw\"() OWNER TO \"app\"");
+    /* the error function's own body is fixed text: it keeps $pgc$ */
+    has(q, "VALUES (3, $1, $2)$pgc$;");
+    free(body);
+    free(q);
+
+    set_str(&m.cols[1].expr, "'$pgc$' || '$pgc1$' || \"v\"");
+    q = osc_sql_trigger_function(&m, false);
+    body = dw_body(q, tag, sizeof tag);
+    assert_string_equal(tag, "$pgc2$");
+    assert_int_equal(count_of(q, "$pgc2$"), 2);
+    has(body, "('$pgc$' || '$pgc1$' || \"v\")");
+    ends(body, "RETURN NULL;\nEND\n");
+    free(body);
+    free(q);
+
+    /* a name can hold it too */
+    osc_map_free(&m);
+    map_single(&m);
+    set_str(&m.shadow_table, "x$pgc$y");
+    q = osc_sql_trigger_function(&m, false);
+    body = dw_body(q, tag, sizeof tag);
+    assert_string_equal(tag, "$pgc1$");
+    has(body, "TRUNCATE \"pgcutover\".\"x$pgc$y\";");
+    ends(body, "RETURN NULL;\nEND\n");
+    free(body);
+    free(q);
+
+    /* and an ordinary body keeps $pgc$ */
+    q = osc_sql_trigger_function(&m, true);
+    body = dw_body(q, tag, sizeof tag);
+    assert_string_equal(tag, "$pgc$");
+    free(body);
+    free(q);
+    osc_map_free(&m);
+}
+
+/* noop: the same function header (SECURITY DEFINER, fixed search_path) with a body that
+ * only returns; no error function, ownership kept (owner or not). */
 static void test_trigger_function_noop(void **state)
 {
     (void)state;
     osc_map m;
     map_composite(&m);
+    static const char want[] =
+        "CREATE OR REPLACE FUNCTION pgcutover.\"m42_dw\"() RETURNS trigger LANGUAGE plpgsql "
+        "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgc$\nBEGIN\n  RETURN NULL; "
+        "-- migration 42 stopped writing\nEND\n$pgc$;\nREVOKE ALL ON FUNCTION "
+        "pgcutover.\"m42_dw\"() FROM PUBLIC";
     char *q = osc_sql_trigger_function(&m, true);
     assert_non_null(q);
-    assert_string_equal(q,
-                        "CREATE OR REPLACE FUNCTION pgcutover.\"m42_dw\"() RETURNS trigger "
-                        "LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS "
-                        "$pgc$\nBEGIN\n  RETURN NULL; -- migration 42 stopped writing\nEND\n$pgc$");
+    assert_string_equal(q, want);
     lacks(q, "INSERT");
     lacks(q, "DELETE");
     lacks(q, "TRUNCATE");
+    free(q);
+    set_str(&m.owner, "app");
+    q = osc_sql_trigger_function(&m, true);
+    assert_non_null(q);
+    assert_string_equal(q, want);
+    free(q);
+    osc_map_free(&m);
+}
+
+/* osc_sql_drop_functions: both functions, with their signatures. */
+static void test_drop_functions(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_single(&m);
+    char *q = osc_sql_drop_functions(&m);
+    assert_non_null(q);
+    assert_string_equal(q, "DROP FUNCTION IF EXISTS pgcutover.\"m7_dw\"(); DROP FUNCTION IF "
+                           "EXISTS pgcutover.\"m7_err\"(text, text)");
+    free(q);
+    osc_map_free(&m);
+    map_composite(&m);
+    m.id = INT64_C(9000000000);
+    q = osc_sql_drop_functions(&m);
+    assert_string_equal(q, "DROP FUNCTION IF EXISTS pgcutover.\"m9000000000_dw\"(); DROP FUNCTION "
+                           "IF EXISTS pgcutover.\"m9000000000_err\"(text, text)");
     free(q);
     osc_map_free(&m);
 }
 
 /* ---- backfill ---------------------------------------------------------------------- */
 
-/* Composite, has_last: $1..$2 last, $3..$4 end (and checkpoint), $5 id; FROM ONLY etc. */
+/* Composite, has_last: the INSERT runs in the owner's executor with $1[1..4] (last, end);
+ * outside, $1..$4 feed the executor and the checkpoint, $5 is the id. */
 static void test_backfill_composite_has_last(void **state)
 {
     (void)state;
@@ -463,43 +819,63 @@ static void test_backfill_composite_has_last(void **state)
     map_composite(&m);
     char *q = osc_sql_backfill(&m, true, true);
     assert_non_null(q);
-    has(q, "WITH pgc_ins AS (INSERT INTO \"pgcutover\".\"t_42_new\" (\"a\", \"bee\", "
-           "\"we\"\"ird\", \"amount\", \"seq\") OVERRIDING SYSTEM VALUE SELECT (\"a\"), (\"b\"), "
-           "(\"we\"\"ird\"), (\"amount\" / 100.0), (\"seq\") FROM ONLY \"s\".\"t\" WHERE ");
-    has(q, "(\"a\", \"b\") > ($1::integer, $2::text) AND (\"a\", \"b\") <= ($3::integer, "
-           "$4::text)");
-    has(q, " FOR KEY SHARE ON CONFLICT (\"a\", \"bee\") DO NOTHING RETURNING 1)");
-    has(q, "pgc_n AS (SELECT count(*) AS n FROM pgc_ins)");
+    const char *rest;
+    char *inner = exec_inner(q, &rest);
+    assert_string_equal(
+        inner, "INSERT INTO \"pgcutover\".\"t_42_new\" (\"a\", \"bee\", \"we\"\"ird\", "
+               "\"amount\", \"seq\") OVERRIDING SYSTEM VALUE SELECT (\"a\"), (\"b\"), "
+               "(\"we\"\"ird\"), (\"amount\" / 100.0), (\"seq\") FROM ONLY \"s\".\"t\" WHERE "
+               "(\"a\", \"b\") OPERATOR(\"pg_catalog\".>) ($1[1]::integer, $1[2]::text) AND "
+               "(\"a\", \"b\") OPERATOR(\"pg_catalog\".<=) ($1[3]::integer, $1[4]::text) FOR KEY "
+               "SHARE ON CONFLICT (\"a\", \"bee\") DO NOTHING");
+    starts(rest, ", ARRAY[$1::text, $2::text, $3::text, $4::text]::text[], "
+                 "false))[1]::bigint AS n), pgc_ck AS (");
+    starts(q, "WITH pgc_n AS (SELECT (pg_temp.pgc_as_owner('INSERT INTO ");
     /* the checkpoint moves only when it stands at this batch's start (parallel batches) */
-    has(q, "UPDATE pgcutover.migrations SET checkpoint = CASE WHEN checkpoint IS NOT DISTINCT "
-           "FROM ARRAY[$1::text, $2::text] THEN ARRAY[$3::text, $4::text] ELSE checkpoint END, "
-           "rows_copied = rows_copied + pgc_n.n, updated_at = now() FROM pgc_n WHERE id = $5 "
+    has(q, "pgc_ck AS (UPDATE pgcutover.migrations SET checkpoint = CASE WHEN checkpoint IS NOT "
+           "DISTINCT FROM ARRAY[$1::text, $2::text] THEN ARRAY[$3::text, $4::text] ELSE checkpoint "
+           "END, rows_copied = rows_copied + pgc_n.n, updated_at = now() FROM pgc_n WHERE id = $5 "
            "RETURNING checkpoint = ARRAY[$3::text, $4::text] AS moved)");
     ends(q, "SELECT pgc_n.n, (SELECT count(*) FROM pgc_ck WHERE moved) FROM pgc_n");
     lacks(q, "\"note\"");
     lacks(q, "$6");
-    lacks(q, "LIMIT"); /* the batch's end bounds it (osc_sql_chunk_end) */
+    lacks(inner, "$2"); /* inside, every key part is an element of $1 */
+    lacks(q, "LIMIT");  /* the batch's end bounds it (osc_sql_chunk_end) */
+    lacks(q, "RETURNING 1");
+    free(inner);
     free(q);
     osc_map_free(&m);
 }
 
-/* Composite key without has_last: only the end bound ($1..$2), checkpoint $1..$2, id $3. */
+/* Composite key without has_last: only the end bound ($1[1..2]), checkpoint $1..$2, id $3. */
 static void test_backfill_composite_first_batch(void **state)
 {
     (void)state;
     osc_map m;
     map_composite(&m);
     char *q = osc_sql_backfill(&m, false, true);
-    has(q, " FROM ONLY \"s\".\"t\" WHERE (\"a\", \"b\") <= ($1::integer, $2::text) FOR KEY "
-           "SHARE ON CONFLICT (\"a\", \"bee\") DO NOTHING RETURNING 1)");
+    const char *rest;
+    char *inner = exec_inner(q, &rest);
+    ends(inner, " FROM ONLY \"s\".\"t\" WHERE (\"a\", \"b\") OPERATOR(\"pg_catalog\".<=) "
+                "($1[1]::integer, $1[2]::text) FOR KEY SHARE ON CONFLICT (\"a\", \"bee\") DO "
+                "NOTHING");
+    starts(rest, ", ARRAY[$1::text, $2::text]::text[], false))[1]::bigint AS n)");
     has(q, "CASE WHEN checkpoint IS NOT DISTINCT FROM NULL::text[] THEN ARRAY[$1::text, "
            "$2::text] ELSE checkpoint END");
     has(q, "WHERE id = $3 RETURNING");
-    lacks(q, ") > (");
+    lacks(q, ".>)");
     lacks(q, "$4");
+    lacks(q, "$1[3]");
+    free(inner);
     free(q);
     osc_map_free(&m);
 }
+
+#define SINGLE_INNER                                                                          \
+    "INSERT INTO \"pgcutover\".\"accounts_7_new\" (\"aid\", \"abalance\") OVERRIDING SYSTEM " \
+    "VALUE SELECT (\"aid\"), (\"abalance\") FROM ONLY \"public\".\"accounts\" WHERE (\"aid\") " \
+    "OPERATOR(\"pg_catalog\".>) ($1[1]::integer) AND (\"aid\") OPERATOR(\"pg_catalog\".<=) "     \
+    "($1[2]::integer) FOR KEY SHARE ON CONFLICT (\"aid\") DO NOTHING"
 
 /* Single key: $1 last, $2 end, $3 id (and $1 end, $2 id without last). */
 static void test_backfill_single(void **state)
@@ -510,30 +886,45 @@ static void test_backfill_single(void **state)
     char *q = osc_sql_backfill(&m, true, true);
     assert_non_null(q);
     assert_string_equal(
-        q, "WITH pgc_ins AS (INSERT INTO \"pgcutover\".\"accounts_7_new\" (\"aid\", "
-           "\"abalance\") OVERRIDING SYSTEM VALUE SELECT (\"aid\"), (\"abalance\") FROM ONLY "
-           "\"public\".\"accounts\" WHERE (\"aid\") > ($1::integer) AND (\"aid\") <= "
-           "($2::integer) FOR KEY SHARE ON CONFLICT (\"aid\") DO NOTHING RETURNING 1), pgc_n AS "
-           "(SELECT count(*) AS n FROM pgc_ins), pgc_ck AS (UPDATE pgcutover.migrations SET "
-           "checkpoint = CASE WHEN checkpoint IS NOT DISTINCT FROM ARRAY[$1::text] THEN "
+        q, "WITH pgc_n AS (SELECT (pg_temp.pgc_as_owner('" SINGLE_INNER "', ARRAY[$1::text, "
+           "$2::text]::text[], false))[1]::bigint AS n), pgc_ck AS (UPDATE pgcutover.migrations "
+           "SET checkpoint = CASE WHEN checkpoint IS NOT DISTINCT FROM ARRAY[$1::text] THEN "
            "ARRAY[$2::text] ELSE checkpoint END, rows_copied = rows_copied + pgc_n.n, updated_at = "
            "now() FROM pgc_n WHERE id = $3 RETURNING checkpoint = ARRAY[$2::text] AS moved) "
            "SELECT pgc_n.n, (SELECT count(*) FROM pgc_ck WHERE moved) FROM pgc_n");
+    char *inner = exec_inner(q, NULL);
+    assert_string_equal(inner, SINGLE_INNER);
+    free(inner);
     free(q);
+
     q = osc_sql_backfill(&m, false, true);
-    has(q, "WHERE (\"aid\") <= ($1::integer) FOR KEY SHARE ON CONFLICT (\"aid\") DO NOTHING");
+    inner = exec_inner(q, NULL);
+    ends(inner, "WHERE (\"aid\") OPERATOR(\"pg_catalog\".<=) ($1[1]::integer) FOR KEY SHARE ON "
+                "CONFLICT (\"aid\") DO NOTHING");
+    has(q, "', ARRAY[$1::text]::text[], false))[1]::bigint AS n)");
     has(q, "THEN ARRAY[$1::text] ELSE checkpoint END");
     has(q, "WHERE id = $2 RETURNING");
     lacks(q, "$3");
+    free(inner);
     free(q);
+
     /* without on_conflict: a plain INSERT for a range the triggers have not written into */
     q = osc_sql_backfill(&m, true, false);
-    has(q, "($2::integer) FOR KEY SHARE RETURNING 1)");
+    inner = exec_inner(q, NULL);
+    ends(inner, "($1[2]::integer) FOR KEY SHARE");
     lacks(q, "ON CONFLICT");
+    free(inner);
     free(q);
+
+    /* shadow_has runs as the engine (plain parameters), on the shadow's key and operators */
     q = osc_sql_shadow_has(&m, true);
-    assert_string_equal(q, "SELECT 1 FROM \"pgcutover\".\"accounts_7_new\" WHERE (\"aid\") > "
-                           "($1::integer) AND (\"aid\") <= ($2::integer) LIMIT 1");
+    assert_string_equal(q, "SELECT 1 FROM \"pgcutover\".\"accounts_7_new\" WHERE (\"aid\") "
+                           "OPERATOR(\"pg_catalog\".>) ($1::integer) AND (\"aid\") "
+                           "OPERATOR(\"pg_catalog\".<=) ($2::integer) LIMIT 1");
+    free(q);
+    q = osc_sql_shadow_has(&m, false);
+    assert_string_equal(q, "SELECT 1 FROM \"pgcutover\".\"accounts_7_new\" WHERE (\"aid\") "
+                           "OPERATOR(\"pg_catalog\".<=) ($1::integer) LIMIT 1");
     free(q);
     osc_map_free(&m);
 }
@@ -545,16 +936,67 @@ static void test_backfill_using_key(void **state)
     osc_map m;
     map_using_key(&m);
     char *q = osc_sql_backfill(&m, true, true);
-    has(q, "SELECT (\"id\" * 10), (\"v\") FROM ONLY \"public\".\"c\" WHERE (\"id\") > "
-           "($1::integer) AND (\"id\") <= ($2::integer) FOR KEY SHARE ON CONFLICT (\"id\") DO "
-           "NOTHING");
+    char *inner = exec_inner(q, NULL);
+    assert_string_equal(inner, "INSERT INTO \"pgcutover\".\"c_3_new\" (\"id\", \"v\") OVERRIDING "
+                               "SYSTEM VALUE SELECT (\"id\" * 10), (\"v\") FROM ONLY "
+                               "\"public\".\"c\" WHERE (\"id\") OPERATOR(\"pg_catalog\".>) "
+                               "($1[1]::integer) AND (\"id\") OPERATOR(\"pg_catalog\".<=) "
+                               "($1[2]::integer) FOR KEY SHARE ON CONFLICT (\"id\") DO NOTHING");
+    free(inner);
+    free(q);
+    osc_map_free(&m);
+}
+
+/* The inner statement is a SQL literal: a quote in a USING expression is doubled, a
+ * backslash turns it into E'' with the backslash doubled; either way it reads back as
+ * the statement itself, and nothing of it is left outside the literal. */
+static void test_backfill_literal_escaping(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_using_key(&m);
+    set_str(&m.cols[1].expr, "coalesce(\"v\", 'it''s')");
+    char *q = osc_sql_backfill(&m, false, false);
+    has(q, "pg_temp.pgc_as_owner('INSERT INTO \"pgcutover\".\"c_3_new\" (\"id\", \"v\") "
+           "OVERRIDING SYSTEM VALUE SELECT (\"id\" * 10), (coalesce(\"v\", ''it''''s'')) FROM "
+           "ONLY \"public\".\"c\" WHERE (\"id\") OPERATOR(\"pg_catalog\".<=) ($1[1]::integer) "
+           "FOR KEY SHARE', ARRAY[$1::text]::text[], false)");
+    const char *rest;
+    char *inner = exec_inner(q, &rest);
+    assert_string_equal(inner, "INSERT INTO \"pgcutover\".\"c_3_new\" (\"id\", \"v\") OVERRIDING "
+                               "SYSTEM VALUE SELECT (\"id\" * 10), (coalesce(\"v\", 'it''s')) "
+                               "FROM ONLY \"public\".\"c\" WHERE (\"id\") "
+                               "OPERATOR(\"pg_catalog\".<=) ($1[1]::integer) FOR KEY SHARE");
+    starts(rest, ", ARRAY[$1::text]::text[], false)");
+    lacks(q, " E'");
+    free(inner);
+    free(q);
+
+    set_str(&m.cols[1].expr, "replace(\"v\", '\\', '/')");
+    q = osc_sql_backfill(&m, false, false);
+    has(q, "pg_temp.pgc_as_owner( E'INSERT INTO ");
+    has(q, "(replace(\"v\", ''\\\\'', ''/''))");
+    inner = exec_inner(q, &rest);
+    has(inner, "SELECT (\"id\" * 10), (replace(\"v\", '\\', '/')) FROM ONLY \"public\".\"c\"");
+    starts(rest, ", ARRAY[$1::text]::text[], false)");
+    free(inner);
+    free(q);
+
+    /* the same in verify (original side) */
+    set_str(&m.cols[1].expr, "'a''b' || \"v\"");
+    q = osc_sql_verify(&m, false, true, true);
+    has(q, "CAST((''a''''b'' || \"v\") AS text)");
+    inner = exec_inner(q, NULL);
+    has(inner, "CAST(('a''b' || \"v\") AS text)");
+    free(inner);
     free(q);
     osc_map_free(&m);
 }
 
 /* ---- max key, chunk end ------------------------------------------------------------- */
 
-/* max_key: text outputs aliased pgc_tN, so ORDER BY ... DESC sorts by the key columns. */
+/* max_key: keys as text by their output function (pg_catalog.format), aliased pgc_tN, so
+ * ORDER BY ... DESC sorts by the key columns; runs as the engine, no executor. */
 static void test_max_key(void **state)
 {
     (void)state;
@@ -562,33 +1004,40 @@ static void test_max_key(void **state)
     map_composite(&m);
     char *q = osc_sql_max_key(&m);
     assert_non_null(q);
-    assert_string_equal(q, "SELECT \"a\"::text AS pgc_t0, \"b\"::text AS pgc_t1 FROM ONLY "
-                           "\"s\".\"t\" WHERE TRUE ORDER BY \"a\" DESC, \"b\" DESC LIMIT 1");
+    assert_string_equal(q, "SELECT pg_catalog.format('%s', \"a\") AS pgc_t0, "
+                           "pg_catalog.format('%s', \"b\") AS pgc_t1 FROM ONLY \"s\".\"t\" WHERE "
+                           "TRUE ORDER BY \"a\" DESC, \"b\" DESC LIMIT 1");
+    lacks(q, "::text");
     free(q);
     osc_map_free(&m);
     map_key_only(&m);
     q = osc_sql_max_key(&m);
     assert_non_null(q);
-    assert_string_equal(q, "SELECT \"k\"\"q\"::text AS pgc_t0 FROM ONLY \"public\".\"my\"\"tab\" "
-                           "WHERE TRUE ORDER BY \"k\"\"q\" DESC LIMIT 1");
+    assert_string_equal(q, "SELECT pg_catalog.format('%s', \"k\"\"q\") AS pgc_t0 FROM ONLY "
+                           "\"public\".\"my\"\"tab\" WHERE TRUE ORDER BY \"k\"\"q\" DESC LIMIT 1");
     free(q);
     osc_map_free(&m);
 }
 
-/* chunk_end: aliased text outputs, ascending order; lo, then hi, then n for all bounds. */
+/* chunk_end: format() outputs, ascending order; lo, then hi, then n for all bounds;
+ * plain parameters (no executor), the original's operators. */
 static void test_chunk_end(void **state)
 {
     (void)state;
     osc_map m;
     map_composite(&m);
-    static const char head[] = "SELECT \"a\"::text AS pgc_t0, \"b\"::text AS pgc_t1 FROM ONLY "
-                               "\"s\".\"t\" WHERE ";
+    static const char head[] = "SELECT pg_catalog.format('%s', \"a\") AS pgc_t0, "
+                               "pg_catalog.format('%s', \"b\") AS pgc_t1 FROM ONLY \"s\".\"t\" "
+                               "WHERE ";
     static const char *const want[2][2] = {
         {"TRUE ORDER BY \"a\", \"b\" OFFSET $1 - 1 LIMIT 1",
-         "(\"a\", \"b\") <= ($1::integer, $2::text) ORDER BY \"a\", \"b\" OFFSET $3 - 1 LIMIT 1"},
-        {"(\"a\", \"b\") > ($1::integer, $2::text) ORDER BY \"a\", \"b\" OFFSET $3 - 1 LIMIT 1",
-         "(\"a\", \"b\") > ($1::integer, $2::text) AND (\"a\", \"b\") <= ($3::integer, $4::text) "
-         "ORDER BY \"a\", \"b\" OFFSET $5 - 1 LIMIT 1"},
+         "(\"a\", \"b\") OPERATOR(\"pg_catalog\".<=) ($1::integer, $2::text) ORDER BY \"a\", "
+         "\"b\" OFFSET $3 - 1 LIMIT 1"},
+        {"(\"a\", \"b\") OPERATOR(\"pg_catalog\".>) ($1::integer, $2::text) ORDER BY \"a\", \"b\" "
+         "OFFSET $3 - 1 LIMIT 1",
+         "(\"a\", \"b\") OPERATOR(\"pg_catalog\".>) ($1::integer, $2::text) AND (\"a\", \"b\") "
+         "OPERATOR(\"pg_catalog\".<=) ($3::integer, $4::text) ORDER BY \"a\", \"b\" OFFSET $5 - 1 "
+         "LIMIT 1"},
     };
     for (int lo = 0; lo < 2; lo++)
         for (int hi = 0; hi < 2; hi++) {
@@ -603,16 +1052,24 @@ static void test_chunk_end(void **state)
     map_single(&m);
     char *q = osc_sql_chunk_end(&m, true, true);
     assert_non_null(q);
-    assert_string_equal(q, "SELECT \"aid\"::text AS pgc_t0 FROM ONLY \"public\".\"accounts\" WHERE "
-                           "(\"aid\") > ($1::integer) AND (\"aid\") <= ($2::integer) ORDER BY "
-                           "\"aid\" OFFSET $3 - 1 LIMIT 1");
+    assert_string_equal(q, "SELECT pg_catalog.format('%s', \"aid\") AS pgc_t0 FROM ONLY "
+                           "\"public\".\"accounts\" WHERE (\"aid\") OPERATOR(\"pg_catalog\".>) "
+                           "($1::integer) AND (\"aid\") OPERATOR(\"pg_catalog\".<=) ($2::integer) "
+                           "ORDER BY \"aid\" OFFSET $3 - 1 LIMIT 1");
     free(q);
     osc_map_free(&m);
 }
 
 /* ---- verify ------------------------------------------------------------------------ */
 
-/* Original side: expressions CAST to shadow types, original key ranges, lo/hi numbering. */
+#define VERIFY_ORIG_INNER                                                                      \
+    "SELECT ARRAY[count(*)::text, coalesce(sum(hashtextextended(ROW(CAST((\"a\") AS bigint), " \
+    "CAST((\"b\") AS text), CAST((\"we\"\"ird\") AS text), CAST((\"amount\" / 100.0) AS "       \
+    "numeric(12,2)), CAST((\"seq\") AS bigint))::text, 0)::numeric), 0)::text] FROM ONLY "     \
+    "\"s\".\"t\" WHERE "
+
+/* Original side: expressions CAST to shadow types, original key ranges, lo/hi numbering,
+ * all inside the owner's executor; one row of two text values. */
 static void test_verify_original(void **state)
 {
     (void)state;
@@ -621,34 +1078,55 @@ static void test_verify_original(void **state)
     char *q = osc_sql_verify(&m, false, true, true);
     assert_non_null(q);
     assert_string_equal(
-        q, "SELECT count(*)::text, coalesce(sum(hashtextextended(ROW(CAST((\"a\") AS bigint), "
-           "CAST((\"b\") AS text), CAST((\"we\"\"ird\") AS text), CAST((\"amount\" / 100.0) AS "
-           "numeric(12,2)), CAST((\"seq\") AS bigint))::text, 0)::numeric), 0)::text FROM ONLY "
-           "\"s\".\"t\" WHERE (\"a\", \"b\") > ($1::integer, $2::text) AND (\"a\", \"b\") <= "
-           "($3::integer, $4::text)");
+        q, "SELECT pgc_r[1], pgc_r[2] FROM pg_temp.pgc_as_owner('" VERIFY_ORIG_INNER
+           "(\"a\", \"b\") OPERATOR(\"pg_catalog\".>) ($1[1]::integer, $1[2]::text) AND (\"a\", "
+           "\"b\") OPERATOR(\"pg_catalog\".<=) ($1[3]::integer, $1[4]::text)', ARRAY[$1::text, "
+           "$2::text, $3::text, $4::text]::text[], true) AS pgc_r");
+    char *inner = exec_inner(q, NULL);
+    assert_string_equal(inner, VERIFY_ORIG_INNER "(\"a\", \"b\") OPERATOR(\"pg_catalog\".>) "
+                               "($1[1]::integer, $1[2]::text) AND (\"a\", \"b\") "
+                               "OPERATOR(\"pg_catalog\".<=) ($1[3]::integer, $1[4]::text)");
     lacks(q, "\"note\"");
+    free(inner);
     free(q);
 
     q = osc_sql_verify(&m, false, false, true);
-    has(q, " FROM ONLY \"s\".\"t\" WHERE (\"a\", \"b\") <= ($1::integer, $2::text)");
+    inner = exec_inner(q, NULL);
+    assert_string_equal(inner, VERIFY_ORIG_INNER "(\"a\", \"b\") OPERATOR(\"pg_catalog\".<=) "
+                               "($1[1]::integer, $1[2]::text)");
+    ends(q, "', ARRAY[$1::text, $2::text]::text[], true) AS pgc_r");
     lacks(q, "$3");
-    lacks(q, ") > (");
+    lacks(q, ".>)");
+    free(inner);
     free(q);
 
     q = osc_sql_verify(&m, false, true, false);
-    has(q, " FROM ONLY \"s\".\"t\" WHERE (\"a\", \"b\") > ($1::integer, $2::text)");
+    inner = exec_inner(q, NULL);
+    assert_string_equal(inner, VERIFY_ORIG_INNER "(\"a\", \"b\") OPERATOR(\"pg_catalog\".>) "
+                               "($1[1]::integer, $1[2]::text)");
+    ends(q, "', ARRAY[$1::text, $2::text]::text[], true) AS pgc_r");
     lacks(q, "<=");
     lacks(q, "$3");
+    free(inner);
     free(q);
 
     q = osc_sql_verify(&m, false, false, false);
-    ends(q, " FROM ONLY \"s\".\"t\" WHERE TRUE");
+    inner = exec_inner(q, NULL);
+    assert_string_equal(inner, VERIFY_ORIG_INNER "TRUE");
+    ends(q, "WHERE TRUE', ARRAY[]::text[], true) AS pgc_r"); /* no parameter at all */
     lacks(q, "$1");
+    free(inner);
     free(q);
     osc_map_free(&m);
 }
 
-/* Shadow side: shadow column names, no casts, no ONLY, ranges on the shadow's key names. */
+#define VERIFY_SHADOW_INNER                                                                    \
+    "SELECT ARRAY[count(*)::text, coalesce(sum(hashtextextended(ROW(\"a\", \"bee\", "          \
+    "\"we\"\"ird\", \"amount\", \"seq\")::text, 0)::numeric), 0)::text] FROM "                 \
+    "\"pgcutover\".\"t_42_new\" WHERE "
+
+/* Shadow side: shadow column names, no casts, no ONLY, ranges on the shadow's key names
+ * with the shadow's operators. */
 static void test_verify_shadow(void **state)
 {
     (void)state;
@@ -657,27 +1135,35 @@ static void test_verify_shadow(void **state)
     char *q = osc_sql_verify(&m, true, true, true);
     assert_non_null(q);
     assert_string_equal(
-        q, "SELECT count(*)::text, coalesce(sum(hashtextextended(ROW(\"a\", \"bee\", "
-           "\"we\"\"ird\", \"amount\", \"seq\")::text, 0)::numeric), 0)::text FROM "
-           "\"pgcutover\".\"t_42_new\" WHERE (\"a\", \"bee\") > ($1::integer, $2::text) AND "
-           "(\"a\", \"bee\") <= ($3::integer, $4::text)");
+        q, "SELECT pgc_r[1], pgc_r[2] FROM pg_temp.pgc_as_owner('" VERIFY_SHADOW_INNER
+           "(\"a\", \"bee\") OPERATOR(\"pg_catalog\".>) ($1[1]::integer, $1[2]::text) AND (\"a\", "
+           "\"bee\") OPERATOR(\"pg_catalog\".<=) ($1[3]::integer, $1[4]::text)', ARRAY[$1::text, "
+           "$2::text, $3::text, $4::text]::text[], true) AS pgc_r");
     lacks(q, "CAST(");
     lacks(q, "\"note\"");
     free(q);
 
     q = osc_sql_verify(&m, true, false, true);
-    has(q, " FROM \"pgcutover\".\"t_42_new\" WHERE (\"a\", \"bee\") <= ($1::integer, $2::text)");
+    char *inner = exec_inner(q, NULL);
+    assert_string_equal(inner, VERIFY_SHADOW_INNER "(\"a\", \"bee\") OPERATOR(\"pg_catalog\".<=) "
+                               "($1[1]::integer, $1[2]::text)");
     lacks(q, "$3");
+    free(inner);
     free(q);
 
     q = osc_sql_verify(&m, true, true, false);
-    has(q, " WHERE (\"a\", \"bee\") > ($1::integer, $2::text)");
+    inner = exec_inner(q, NULL);
+    assert_string_equal(inner, VERIFY_SHADOW_INNER "(\"a\", \"bee\") OPERATOR(\"pg_catalog\".>) "
+                               "($1[1]::integer, $1[2]::text)");
     lacks(q, "<=");
+    free(inner);
     free(q);
 
     q = osc_sql_verify(&m, true, false, false);
-    has(q, " FROM \"pgcutover\".\"t_42_new\" WHERE TRUE");
+    inner = exec_inner(q, NULL);
+    assert_string_equal(inner, VERIFY_SHADOW_INNER "TRUE");
     lacks(q, "ONLY");
+    free(inner);
     free(q);
     osc_map_free(&m);
 }
@@ -690,15 +1176,162 @@ static void test_verify_sides_agree_on_columns(void **state)
     map_single(&m);
     char *o = osc_sql_verify(&m, false, true, true);
     char *s = osc_sql_verify(&m, true, true, true);
-    has(o, "ROW(CAST((\"aid\") AS integer), CAST((\"abalance\") AS bigint))::text");
-    has(o, "FROM ONLY \"public\".\"accounts\" WHERE (\"aid\") > ($1::integer) AND (\"aid\") <= "
-           "($2::integer)");
-    has(s, "ROW(\"aid\", \"abalance\")::text");
-    has(s, "FROM \"pgcutover\".\"accounts_7_new\" WHERE (\"aid\") > ($1::integer) AND (\"aid\") "
-           "<= ($2::integer)");
+    char *oi = exec_inner(o, NULL), *si = exec_inner(s, NULL);
+    assert_string_equal(oi, "SELECT ARRAY[count(*)::text, coalesce(sum(hashtextextended(ROW("
+                            "CAST((\"aid\") AS integer), CAST((\"abalance\") AS bigint))::text, "
+                            "0)::numeric), 0)::text] FROM ONLY \"public\".\"accounts\" WHERE "
+                            "(\"aid\") OPERATOR(\"pg_catalog\".>) ($1[1]::integer) AND (\"aid\") "
+                            "OPERATOR(\"pg_catalog\".<=) ($1[2]::integer)");
+    assert_string_equal(si, "SELECT ARRAY[count(*)::text, coalesce(sum(hashtextextended(ROW("
+                            "\"aid\", \"abalance\")::text, 0)::numeric), 0)::text] FROM "
+                            "\"pgcutover\".\"accounts_7_new\" WHERE (\"aid\") "
+                            "OPERATOR(\"pg_catalog\".>) ($1[1]::integer) AND (\"aid\") "
+                            "OPERATOR(\"pg_catalog\".<=) ($1[2]::integer)");
+    free(oi);
+    free(si);
     free(o);
     free(s);
     osc_map_free(&m);
+}
+
+/* ---- operators and search_path across every statement ------------------------------- */
+
+/* key_ops applies to every comparison on the original (trigger's OLD/NEW, backfill,
+ * chunk_end, verify of the original), shadow_key_ops to those on the shadow (trigger's
+ * delete, shadow_has, verify of the shadow); NULL is pg_catalog. */
+static void test_key_ops_in_ranges(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_single(&m);
+    set_str(&m.key_ops, "public");
+    char *q = osc_sql_backfill(&m, true, true);
+    char *inner = exec_inner(q, NULL);
+    has(inner, "WHERE (\"aid\") OPERATOR(\"public\".>) ($1[1]::integer) AND (\"aid\") "
+               "OPERATOR(\"public\".<=) ($1[2]::integer)");
+    lacks(q, "pg_catalog\".");
+    free(inner);
+    free(q);
+    q = osc_sql_chunk_end(&m, true, true);
+    has(q, "WHERE (\"aid\") OPERATOR(\"public\".>) ($1::integer) AND (\"aid\") "
+           "OPERATOR(\"public\".<=) ($2::integer)");
+    lacks(q, "pg_catalog\".");
+    free(q);
+    q = osc_sql_verify(&m, false, true, true);
+    inner = exec_inner(q, NULL);
+    has(inner, "(\"aid\") OPERATOR(\"public\".>) ($1[1]::integer) AND (\"aid\") "
+               "OPERATOR(\"public\".<=) ($1[2]::integer)");
+    free(inner);
+    free(q);
+    /* the shadow's side keeps pg_catalog (shadow_key_ops NULL) */
+    q = osc_sql_shadow_has(&m, true);
+    has(q, "(\"aid\") OPERATOR(\"pg_catalog\".>) ($1::integer) AND (\"aid\") "
+           "OPERATOR(\"pg_catalog\".<=) ($2::integer)");
+    lacks(q, "\"public\".");
+    free(q);
+    q = osc_sql_verify(&m, true, true, true);
+    inner = exec_inner(q, NULL);
+    has(inner, "(\"aid\") OPERATOR(\"pg_catalog\".>) ($1[1]::integer) AND (\"aid\") "
+               "OPERATOR(\"pg_catalog\".<=) ($1[2]::integer)");
+    lacks(q, "\"public\".");
+    free(inner);
+    free(q);
+
+    set_str(&m.shadow_key_ops, "ext");
+    q = osc_sql_shadow_has(&m, false);
+    assert_string_equal(q, "SELECT 1 FROM \"pgcutover\".\"accounts_7_new\" WHERE (\"aid\") "
+                           "OPERATOR(\"ext\".<=) ($1::integer) LIMIT 1");
+    free(q);
+    q = osc_sql_verify(&m, true, true, false);
+    inner = exec_inner(q, NULL);
+    ends(inner, "WHERE (\"aid\") OPERATOR(\"ext\".>) ($1[1]::integer)");
+    free(inner);
+    free(q);
+    osc_map_free(&m);
+}
+
+typedef char *(*gen_fn)(const osc_map *m, int variant);
+
+static char *gen_trigger(const osc_map *m, int v)
+{
+    return osc_sql_trigger_function(m, v & 1);
+}
+static char *gen_backfill(const osc_map *m, int v)
+{
+    return osc_sql_backfill(m, v & 1, v & 2);
+}
+static char *gen_shadow_has(const osc_map *m, int v)
+{
+    return osc_sql_shadow_has(m, v & 1);
+}
+static char *gen_max_key(const osc_map *m, int v)
+{
+    (void)v;
+    return osc_sql_max_key(m);
+}
+static char *gen_verify(const osc_map *m, int v)
+{
+    return osc_sql_verify(m, v & 1, v & 2, v & 4);
+}
+static char *gen_chunk_end(const osc_map *m, int v)
+{
+    return osc_sql_chunk_end(m, v & 1, v & 2);
+}
+static char *gen_create_triggers(const osc_map *m, int v)
+{
+    (void)v;
+    return osc_sql_create_triggers(m);
+}
+static char *gen_drop_triggers(const osc_map *m, int v)
+{
+    (void)v;
+    return osc_sql_drop_triggers(m);
+}
+static char *gen_drop_functions(const osc_map *m, int v)
+{
+    (void)v;
+    return osc_sql_drop_functions(m);
+}
+
+/* No statement, for any map with plain keys, inherits the caller's search_path or compares
+ * keys with IS DISTINCT FROM (a bare operator, resolved by search_path), nor casts a key
+ * with ::text (a user's CREATE CAST); every comparison is OPERATOR(schema.op). */
+static void test_no_path_dependent_sql(void **state)
+{
+    (void)state;
+    static const struct {
+        gen_fn fn;
+        int variants;
+    } gens[] = {
+        {gen_trigger, 2},         {gen_backfill, 4},      {gen_shadow_has, 2},
+        {gen_max_key, 1},         {gen_verify, 8},        {gen_chunk_end, 4},
+        {gen_create_triggers, 1}, {gen_drop_triggers, 1}, {gen_drop_functions, 1},
+    };
+    void (*maps[])(osc_map *) = {map_single, map_composite, map_key_only};
+    for (size_t mi = 0; mi < sizeof maps / sizeof maps[0]; mi++) {
+        osc_map m;
+        maps[mi](&m);
+        assert_true(osc_map_keys_plain(&m));
+        for (int owner = 0; owner < 2; owner++) {
+            set_str(&m.owner, owner ? "app" : "Other \"Owner");
+            for (size_t g = 0; g < sizeof gens / sizeof gens[0]; g++)
+                for (int v = 0; v < gens[g].variants; v++) {
+                    char *q = gens[g].fn(&m, v);
+                    assert_non_null(q);
+                    lacks(q, "search_path FROM CURRENT");
+                    lacks(q, "IS DISTINCT FROM");
+                    lacks(q, "::text AS pgc_t");
+                    lacks(q, ") > (");
+                    lacks(q, ") <= (");
+                    lacks(q, " = pgc_o.");
+                    if (strstr(q, "search_path") != NULL) /* only ever the fixed one */
+                        assert_int_equal(count_of(q, "search_path"),
+                                         count_of(q, "SET search_path = pg_catalog, pg_temp AS "));
+                    free(q);
+                }
+        }
+        osc_map_free(&m);
+    }
 }
 
 int main(void)
@@ -707,6 +1340,7 @@ int main(void)
         cmocka_unit_test(test_sb_ident_quoting),
         cmocka_unit_test(test_sb_grows),
         cmocka_unit_test(test_sb_take_empty_and_oom),
+        cmocka_unit_test(test_sb_literal),
         cmocka_unit_test(test_map_free_zeroed),
         cmocka_unit_test(test_keys_plain),
         cmocka_unit_test(test_keys_ordered),
@@ -714,18 +1348,25 @@ int main(void)
         cmocka_unit_test(test_create_and_drop_triggers),
         cmocka_unit_test(test_trigger_function_composite),
         cmocka_unit_test(test_trigger_function_single),
+        cmocka_unit_test(test_trigger_function_owner),
+        cmocka_unit_test(test_trigger_function_key_ops),
         cmocka_unit_test(test_trigger_function_do_nothing),
         cmocka_unit_test(test_trigger_function_using_key),
+        cmocka_unit_test(test_trigger_function_dollar_tag),
         cmocka_unit_test(test_trigger_function_noop),
+        cmocka_unit_test(test_drop_functions),
         cmocka_unit_test(test_backfill_composite_has_last),
         cmocka_unit_test(test_backfill_composite_first_batch),
         cmocka_unit_test(test_backfill_single),
         cmocka_unit_test(test_backfill_using_key),
+        cmocka_unit_test(test_backfill_literal_escaping),
         cmocka_unit_test(test_max_key),
         cmocka_unit_test(test_chunk_end),
         cmocka_unit_test(test_verify_original),
         cmocka_unit_test(test_verify_shadow),
         cmocka_unit_test(test_verify_sides_agree_on_columns),
+        cmocka_unit_test(test_key_ops_in_ranges),
+        cmocka_unit_test(test_no_path_dependent_sql),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "px_cancel.h"
 #include "px_log.h"
 #include "px_session.h"
 #include "px_tls.h"
@@ -539,6 +540,7 @@ static void stop_workers(void)
             close(w->queue[j] / 2);
         free(w->queue);
         event_free(w->wake_ev);
+        px_cancel_free_pending(w->base);
         event_base_free(w->base);
         pthread_mutex_destroy(&w->lock);
     }

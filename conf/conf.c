@@ -3,6 +3,7 @@
  * INI loading (inih), --set overrides, validation, --help and the example file.
  */
 #include "conf.h"
+#include "conf_mask.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -262,6 +263,13 @@ bool conf_set(conf_t *c, const char *name, const char *value, char *err, size_t 
 
     if (s == NULL) {
         fmt(err, errlen, "unknown setting \"%s\"", name);
+        return false;
+    }
+    /* A connection string libpq cannot read would only fail later, in the engine, and
+     * libpq's message may quote the password: check it here, message masked. */
+    if (strcmp(name, "migration_conninfo") == 0 && *value != '\0' &&
+        !conf_conninfo_check(value, reason, sizeof(reason))) {
+        fmt(err, errlen, "%s: %s", name, reason);
         return false;
     }
     if (!set_row(c, s, value, reason, sizeof(reason))) {

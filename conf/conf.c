@@ -69,16 +69,19 @@ const conf_setting conf_settings[] = {
     STR(client_tls_ca_file, "", false,
         "PEM CA bundle to verify client certificates; empty = no client certificates."),
     ENUM(server_tls_mode, "disable", true, stls_values,
-         "TLS towards PostgreSQL, with the meaning of libpq's sslmode."),
+         "TLS towards PostgreSQL for the proxy's and the engine's connections, with the "
+         "meaning of libpq's sslmode."),
     STR(server_tls_ca_file, "", true,
-        "PEM CA bundle for verify-ca/verify-full; empty = the system's default store."),
+        "PEM CA bundle for verify-ca/verify-full (proxy and engine); empty = the system's "
+        "default store."),
     INT(hold_timeout_ms, "10000", true, 1, 3600000,
         "Longest the proxy holds a client transaction (PAUSE, cutover), in ms."),
     INT(shutdown_timeout, "30", true, 0, 86400,
         "Seconds to wait for open transactions on SIGTERM/SHUTDOWN before closing."),
     ENUM(log_level, "info", true, log_values, "Log verbosity: error, warning, info or debug."),
     STR(migration_conninfo, "", true,
-        "libpq conninfo for the migration engine; empty = server_host and server_port."),
+        "libpq conninfo for the migration engine; empty = server_host and server_port. Its "
+        "sslmode cannot lower server_tls_mode; its password is masked in SHOW CONFIG and logs."),
     INT(batch_size, "10000", true, 1, 10000000,
         "Rows per backfill batch at start; adapts to target_batch_ms."),
     INT(target_batch_ms, "200", true, 1, 60000, "Backfill batch duration to aim for, in ms."),

@@ -3,6 +3,7 @@
  * INI loading (inih), --set overrides, validation, --help and the example file.
  */
 #include "conf.h"
+#include "conf_mask.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -68,16 +69,19 @@ const conf_setting conf_settings[] = {
     STR(client_tls_ca_file, "", false,
         "PEM CA bundle to verify client certificates; empty = no client certificates."),
     ENUM(server_tls_mode, "disable", true, stls_values,
-         "TLS towards PostgreSQL, with the meaning of libpq's sslmode."),
+         "TLS towards PostgreSQL for the proxy's and the engine's connections, with the "
+         "meaning of libpq's sslmode."),
     STR(server_tls_ca_file, "", true,
-        "PEM CA bundle for verify-ca/verify-full; empty = the system's default store."),
+        "PEM CA bundle for verify-ca/verify-full (proxy and engine); empty = the system's "
+        "default store."),
     INT(hold_timeout_ms, "10000", true, 1, 3600000,
         "Longest the proxy holds a client transaction (PAUSE, cutover), in ms."),
     INT(shutdown_timeout, "30", true, 0, 86400,
         "Seconds to wait for open transactions on SIGTERM/SHUTDOWN before closing."),
     ENUM(log_level, "info", true, log_values, "Log verbosity: error, warning, info or debug."),
     STR(migration_conninfo, "", true,
-        "libpq conninfo for the migration engine; empty = server_host and server_port."),
+        "libpq conninfo for the migration engine; empty = server_host and server_port. Its "
+        "sslmode cannot lower server_tls_mode; its password is masked in SHOW CONFIG and logs."),
     INT(batch_size, "10000", true, 1, 10000000,
         "Rows per backfill batch at start; adapts to target_batch_ms."),
     INT(target_batch_ms, "200", true, 1, 60000, "Backfill batch duration to aim for, in ms."),
@@ -262,6 +266,13 @@ bool conf_set(conf_t *c, const char *name, const char *value, char *err, size_t 
 
     if (s == NULL) {
         fmt(err, errlen, "unknown setting \"%s\"", name);
+        return false;
+    }
+    /* A connection string libpq cannot read would only fail later, in the engine, and
+     * libpq's message may quote the password: check it here, message masked. */
+    if (strcmp(name, "migration_conninfo") == 0 && *value != '\0' &&
+        !conf_conninfo_check(value, reason, sizeof(reason))) {
+        fmt(err, errlen, "%s: %s", name, reason);
         return false;
     }
     if (!set_row(c, s, value, reason, sizeof(reason))) {

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "conf_mask.h"
 #include "px_daemon.h"
 #include "px_session.h"
 
@@ -208,7 +209,7 @@ bool px_show_config(pgw_buf *b)
     for (int i = 0; i < conf_nsettings; i++) {
         const conf_setting *s = &conf_settings[i];
         char val[512];
-        conf_value_text(&px_d.conf, s, val, sizeof val);
+        conf_value_display(&px_d.conf, s, val, sizeof val); /* passwords masked */
         const char *v[5] = {s->name, val, s->default_value, s->reloadable ? "t" : "f", s->doc};
         pgw_build_data_row(b, v, 5);
     }

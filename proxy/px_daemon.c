@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf_mask.h"
+#include "px_cancel.h"
 #include "px_log.h"
 #include "px_session.h"
 #include "px_tls.h"
@@ -396,11 +398,15 @@ bool px_reload(char *err, size_t errlen)
         char a[512], b[512];
         conf_value_text(&px_d.conf, s, a, sizeof a);
         conf_value_text(&nc, s, b, sizeof b);
+        /* Compared as they are, logged masked (conf_value_display: no passwords). */
+        char shown[512];
         if (strcmp(a, b) != 0 && !s->reloadable) {
-            px_warn("reload: %s changed but needs a restart; keeping %s", s->name, a);
+            conf_value_display(&px_d.conf, s, shown, sizeof shown);
+            px_warn("reload: %s changed but needs a restart; keeping %s", s->name, shown);
             conf_set(&nc, s->name, a, err, errlen);
         } else if (strcmp(a, b) != 0) {
-            px_info("reload: %s = %s", s->name, b);
+            conf_value_display(&nc, s, shown, sizeof shown);
+            px_info("reload: %s = %s", s->name, shown);
         }
     }
     pthread_mutex_lock(&px_d.conf_lock);
@@ -539,6 +545,7 @@ static void stop_workers(void)
             close(w->queue[j] / 2);
         free(w->queue);
         event_free(w->wake_ev);
+        px_cancel_free_pending(w->base);
         event_base_free(w->base);
         pthread_mutex_destroy(&w->lock);
     }

@@ -244,7 +244,10 @@ static bool startup_packet(px_session *s)
         return true;
     case PGW_STARTUP_CANCEL:
         evbuffer_drain(in, plen);
-        px_cancel_forward(s->w->base, st.cancel_pid, st.cancel_key);
+        /* The client's connection goes with the request: it is closed once the
+         * server has taken the cancel (see px_cancel_forward). */
+        px_cancel_forward(s->w->base, st.cancel_pid, st.cancel_key, s->client);
+        s->client = NULL;
         px_session_free(s);
         return false;
     case PGW_STARTUP_MESSAGE:

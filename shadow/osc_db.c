@@ -1,6 +1,9 @@
 /* osc_db.c — see osc_db.h. */
 #include "osc_db.h"
 
+#include "conf_mask.h"
+#include "conf_tls.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -36,26 +39,40 @@ PGconn *osc_connect(const char *db, const char *app, char *err, size_t errlen)
         snprintf(err, errlen, "settings unavailable");
         return NULL;
     }
+    /* libpq's parse errors quote pieces of the string, which may be the password. */
+    char reason[300];
+    if (*c.migration_conninfo && !conf_conninfo_check(c.migration_conninfo, reason, sizeof reason)) {
+        snprintf(err, errlen, "migration_conninfo: %s", reason);
+        conf_free(&c);
+        return NULL;
+    }
     char port[16];
     snprintf(port, sizeof port, "%d", c.server_port);
     bool own = *c.migration_conninfo == 0;
-    /* options last, so it wins over any in migration_conninfo: the engine's own SQL
-     * resolves names in pg_catalog only (README "Security model"). */
-    const char *keys[] = {"dbname", "host", "port", "dbname", "application_name",
-                          "connect_timeout", "options", NULL};
+    /* The proxy's TLS policy (server_tls_mode, server_tls_ca_file) for this connection
+     * too, and the pinned search_path (the engine's own SQL resolves names in pg_catalog
+     * only, README "Security model"); listed after the conninfo so that they override it
+     * (conf_tls.h). */
+    conf_libpq_tls tls;
+    conf_libpq_tls_for(&c, c.migration_conninfo, &tls);
+    const char *keys[] = {"dbname",          "host",    "port",        "dbname",  "application_name",
+                          "connect_timeout", "sslmode", "sslrootcert", "options", NULL};
     const char *vals[] = {c.migration_conninfo, own ? c.server_host : "", own ? port : "", db,
-                          app, "10", "-c search_path=pg_catalog,pg_temp", NULL};
+                          app, "10", tls.sslmode, tls.sslrootcert, "-c search_path=pg_catalog,pg_temp",
+                          NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
-    conf_free(&c);
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
         snprintf(err, errlen, "cannot connect to database \"%s\": %s", db,
                  conn ? PQerrorMessage(conn) : "out of memory");
         size_t n = strlen(err);
         while (n > 0 && (err[n - 1] == '\n' || err[n - 1] == ' '))
             err[--n] = 0;
+        conf_mask_in_text(err, errlen, c.migration_conninfo); /* never echo a password */
         PQfinish(conn);
+        conf_free(&c);
         return NULL;
     }
+    conf_free(&c);
     PQsetNoticeProcessor(conn, quiet_notice, NULL);
     return conn;
 }

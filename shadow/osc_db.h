@@ -27,8 +27,10 @@ void osc_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 
 /*
  * osc_connect — a new connection to database db with migration_conninfo (or
- * server_host/server_port) and application_name app. NULL with err filled on failure.
- * The caller PQfinish'es it.
+ * server_host/server_port) and application_name app, under the proxy's TLS policy
+ * (server_tls_mode / server_tls_ca_file; the stronger sslmode wins over the conninfo's,
+ * see conf_tls.h). NULL with err filled on failure; err never holds the conninfo's
+ * password. The caller PQfinish'es it.
  */
 PGconn *osc_connect(const char *db, const char *app, char *err, size_t errlen);
 

@@ -161,7 +161,7 @@ static void test_cancel_wrong_key_ignored(void **state)
     PQfinish(c);
     /* The proxy itself dropped them (it forwards only keys of its own sessions). */
     assert_int_equal(
-        h_shell("test $(grep -c 'cancel request for unknown backend' %s) -ge 3", px.log), 0);
+        h_shell("test $(grep -c 'cancel request for unknown backend' %s) -ge 1", px.log), 0);
 }
 
 static void test_pipeline_mode(void **state)

@@ -34,6 +34,7 @@ struct px_session {
     bool is_control;                 /* accepted on the control port */
     px_io *client, *server;
     bool client_tls, server_tls;
+    bool ssl_done, gss_done;         /* SSLRequest / GSSENCRequest answered (no second one) */
     char addr[64];                   /* client address */
     char user[64], database[64], appname[64];
     uint8_t *startup;                /* the StartupMessage, sent to the server verbatim */

@@ -413,6 +413,8 @@ bool px_reload(char *err, size_t errlen)
     pthread_mutex_unlock(&px_d.conf_lock);
     conf_free(&old);
     atomic_store(&px_d.max_client_conn, nc.max_client_conn);
+    atomic_store(&px_d.max_control_conn, nc.max_control_conn);
+    atomic_store(&px_d.client_login_timeout, nc.client_login_timeout);
     atomic_store(&px_d.max_packet_size, (uint32_t)nc.max_packet_size);
     px_log_set_level(nc.log_level);
     px_info("configuration reloaded");
@@ -556,6 +558,8 @@ int px_daemon_run(conf_t *conf, const conf_cmdline *cl)
     px_d.cmdline = *cl;
     pthread_mutex_init(&px_d.conf_lock, NULL);
     atomic_store(&px_d.max_client_conn, px_d.conf.max_client_conn);
+    atomic_store(&px_d.max_control_conn, px_d.conf.max_control_conn);
+    atomic_store(&px_d.client_login_timeout, px_d.conf.client_login_timeout);
     atomic_store(&px_d.max_packet_size, (uint32_t)px_d.conf.max_packet_size);
     px_log_set_level(px_d.conf.log_level);
     signal(SIGPIPE, SIG_IGN);

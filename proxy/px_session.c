@@ -55,6 +55,17 @@ static void describe_peer(int fd, char *out, size_t len)
     }
 }
 
+static void login_timeout_cb(evutil_socket_t fd, short what, void *arg);
+
+/* login_done — the first ReadyForQuery went to the client: no more login deadline. */
+static void login_done(px_session *s)
+{
+    if (s->login_timer) {
+        event_free(s->login_timer);
+        s->login_timer = NULL;
+    }
+}
+
 void px_session_accept(px_worker *w, int fd, bool is_control)
 {
     px_session *s = calloc(1, sizeof *s);
@@ -80,6 +91,19 @@ void px_session_accept(px_worker *w, int fd, bool is_control)
     }
     if (!is_control)
         atomic_fetch_add(&px_d.nclients, 1);
+    else
+        atomic_fetch_add(&px_d.ncontrol, 1);
+    /* client_login_timeout (pgbouncer's name; PostgreSQL's authentication_timeout):
+     * from accept to the first ReadyForQuery, on both ports, so sockets that never
+     * finish the TLS handshake, the startup packet or the authentication cannot hold
+     * the max_client_conn / max_control_conn slots. */
+    int lt = atomic_load(&px_d.client_login_timeout);
+    if (lt > 0) {
+        struct timeval tv = {lt, 0};
+        s->login_timer = evtimer_new(w->base, login_timeout_cb, s);
+        if (s->login_timer)
+            evtimer_add(s->login_timer, &tv);
+    }
     pthread_mutex_lock(&w->lock);
     s->next = w->sessions;
     if (w->sessions)
@@ -120,6 +144,9 @@ void px_session_free(px_session *s)
         px_cancel_unregister(s->be_pid, s->be_key);
     if (!s->is_control)
         atomic_fetch_sub(&px_d.nclients, 1);
+    else
+        atomic_fetch_sub(&px_d.ncontrol, 1);
+    login_done(s);
     px_inc(px_d.closed.xacts, px_get(s->st_xacts));
     px_inc(px_d.closed.queries, px_get(s->st_queries));
     px_inc(px_d.closed.bytes_in, px_get(s->st_bytes_in));
@@ -142,6 +169,7 @@ static void linger_cb(evutil_socket_t fd, short what, void *arg)
 /* Close once the client has been sent what is in its out buffer (bounded wait). */
 static void close_after_flush(px_session *s)
 {
+    login_done(s);
     s->state = PS_CLOSING;
     px_io_read_enable(s->client, false);
     if (s->server) {
@@ -180,6 +208,27 @@ void px_session_fail(px_session *s, const char *sqlstate, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     send_fatal(s, sqlstate, msg, NULL);
+}
+
+/* client_login_timeout reached. Before the startup packet was read (silent sockets, a
+ * TLS handshake or SSLRequest that goes nowhere) the connection is closed without a word,
+ * as PostgreSQL's StartupPacketTimeoutHandler does; once the client said who it is, it
+ * gets a FATAL 08P01 (as pgbouncer's "client_login_timeout"), so the application
+ * sees why. One log line either way. */
+static void login_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    px_session *s = arg;
+    (void)fd;
+    (void)what;
+    int lt = atomic_load(&px_d.client_login_timeout);
+    if (s->startup == NULL) {
+        px_info("c%llu %s%s: client_login_timeout (%d s) before the startup packet: closed",
+                (unsigned long long)s->id, s->addr, s->is_control ? " (console)" : "", lt);
+        px_session_free(s);
+        return;
+    }
+    px_session_fail(s, "08P01", "client_login_timeout (%d s) reached before login completed",
+                    lt);
 }
 
 /* ---------- startup: client side ---------- */
@@ -325,6 +374,12 @@ static bool startup_packet(px_session *s)
     if (!s->is_control && atomic_load(&px_d.nclients) > atomic_load(&px_d.max_client_conn)) {
         px_session_fail(s, "53300", "sorry, too many clients already (max_client_conn %d)",
                         atomic_load(&px_d.max_client_conn));
+        return false;
+    }
+    if (s->is_control && atomic_load(&px_d.ncontrol) > atomic_load(&px_d.max_control_conn)) {
+        px_session_fail(s, "53300",
+                        "sorry, too many console connections already (max_control_conn %d)",
+                        atomic_load(&px_d.max_control_conn));
         return false;
     }
     if (px_d.conf.client_tls_mode == CONF_CTLS_REQUIRE && !s->client_tls) {
@@ -566,6 +621,7 @@ static void on_ready(px_session *s, char status)
         s->pending--;
     if (!s->authed) {
         s->authed = true;
+        login_done(s);
         s->pending = 0;
         s->req_open = false;
     } else if (s->pending == 0 && s->req_open) {
@@ -646,6 +702,7 @@ static bool relay_server(px_session *s)
                 evbuffer_remove_buffer(in, out, fwd);
                 evbuffer_drain(in, total);
                 s->authed = true;
+                login_done(s);
                 return px_control_authenticated(s);
             }
             on_ready(s, st);

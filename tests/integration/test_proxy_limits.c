@@ -7,6 +7,11 @@
  * max_control_conn=2: a third console connection is refused with 53300 while the two
  * logged-in ones keep working; silent sockets on the console port are closed by the same
  * timeout; when a console connection ends a new one is accepted.
+ * Out of file descriptors (a proxy started with RLIMIT_NOFILE 64 and 150 connections
+ * opened to it): the accept loop pauses instead of spinning — over 3 s the log has at
+ * most a few "accept" lines and the process used little CPU time (utime + stime from
+ * /proc/<pid>/stat, a resource count) — and once the sockets are closed a new connection
+ * is served.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -192,11 +198,85 @@ static void test_max_control_conn(void **state)
     PQfinish(c1);
 }
 
+/* utime + stime of pid in clock ticks, from /proc/<pid>/stat (fields 14 and 15). */
+static long cpu_ticks(pid_t pid)
+{
+    char path[64], buf[2048];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    assert_non_null(p);
+    unsigned long ut = 0, st = 0;
+    /* after ')': state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+     * utime stime */
+    assert_int_equal(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+                            &st),
+                     2);
+    return (long)(ut + st);
+}
+
+static int lines_in(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, text))
+            n++;
+    fclose(f);
+    return n;
+}
+
+static void test_out_of_file_descriptors(void **state)
+{
+    (void)state;
+    h_proxy small;
+    struct rlimit old, low;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 64; /* inherited by the proxy the harness forks */
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    static const char *const sets[] = {"workers=1", NULL};
+    h_proxy_start(&small, sets);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+
+    enum { N = 150 }; /* far more than 64; the kernel queues what the proxy cannot take */
+    int fds[N];
+    for (int i = 0; i < N; i++)
+        fds[i] = h_raw_connect(small.port);
+    /* bounded wait until the proxy has run out (it logs it) */
+    for (int i = 0; i < 100 && lines_in(small.log, "Too many open files") == 0; i++)
+        usleep(50 * 1000);
+    assert_true(lines_in(small.log, "Too many open files") > 0);
+    int before = lines_in(small.log, "accept");
+    long cpu0 = cpu_ticks(small.pid);
+    sleep(3);
+    long cpu1 = cpu_ticks(small.pid);
+    int after = lines_in(small.log, "accept");
+    print_message("out of descriptors for 3 s: %d accept lines, %ld CPU ticks\n", after - before,
+                  cpu1 - cpu0);
+    assert_true(after - before <= 6); /* one per 1 s pause (the old loop: 75000) */
+    assert_true(cpu1 - cpu0 < 10); /* under 0.1 s of CPU in 3 s (the old loop: 20+) */
+
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    PGconn *c = h_connect(h_conninfo_proxy(&small, NULL));
+    assert_int_equal(h_query_int(c, "SELECT 5"), 5);
+    PQfinish(c);
+    assert_int_equal(h_proxy_stop(&small), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_login_timeout_frees_slots),
         cmocka_unit_test(test_max_control_conn),
+        cmocka_unit_test(test_out_of_file_descriptors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

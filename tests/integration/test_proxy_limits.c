@@ -32,6 +32,7 @@
 #define MD5_USER "pgc_it_limits_md5"
 
 static h_proxy px;
+static h_proxy small; /* test_out_of_file_descriptors; stopped by teardown if a test fails */
 
 static int setup(void **state)
 {
@@ -49,6 +50,7 @@ static int teardown(void **state)
 {
     (void)state;
     assert_int_equal(h_proxy_stop(&px), 0);
+    h_proxy_stop(&small); /* -1 when already stopped */
     h_exec_direct("DROP ROLE IF EXISTS " MD5_USER);
     return 0;
 }
@@ -235,7 +237,6 @@ static int lines_in(const char *path, const char *text)
 static void test_out_of_file_descriptors(void **state)
 {
     (void)state;
-    h_proxy small;
     struct rlimit old, low;
     assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
     low = old;

@@ -29,6 +29,7 @@
 static h_proxy px;  /* client_tls_mode=require, server side plain */
 static h_proxy pxs; /* client_tls_mode=allow, server_tls_mode=require */
 static char dir[300];
+static h_proxy def, weak, only13; /* test_cipher_suites_and_versions; teardown stops them */
 
 static void make_certs(void)
 {
@@ -74,6 +75,9 @@ static int teardown(void **state)
     (void)state;
     assert_int_equal(h_proxy_stop(&px), 0);
     assert_int_equal(h_proxy_stop(&pxs), 0);
+    h_proxy_stop(&def); /* -1 when already stopped (a failed test leaves none running) */
+    h_proxy_stop(&weak);
+    h_proxy_stop(&only13);
     h_exec_direct("DROP ROLE IF EXISTS " SCRAM_USER);
     h_shell("rm -rf %s", dir);
     return 0;
@@ -293,7 +297,6 @@ static void test_cipher_suites_and_versions(void **state)
                 "-keyout rsa.key -out rsa.crt >>openssl.log 2>&1 && chmod 600 rsa.key",
                 dir) != 0)
         fail_msg("openssl req (RSA) failed");
-    h_proxy def;
     start_rsa_proxy(&def, NULL);
     /* @SECLEVEL=0 on the client so that a refusal is the proxy's, not the client's */
     assert_false(handshake(def.port, "-tls1_2 -cipher AES128-SHA@SECLEVEL=0", NULL));
@@ -307,12 +310,10 @@ static void test_cipher_suites_and_versions(void **state)
     assert_false(handshake(def.port, "-tls1_1 -cipher DEFAULT@SECLEVEL=0", NULL));
     assert_int_equal(h_proxy_stop(&def), 0);
 
-    h_proxy weak;
     start_rsa_proxy(&weak, "client_tls_ciphers=AES128-SHA");
     assert_true(handshake(weak.port, "-tls1_2 -cipher AES128-SHA@SECLEVEL=0", "AES128-SHA"));
     assert_int_equal(h_proxy_stop(&weak), 0);
 
-    h_proxy only13;
     start_rsa_proxy(&only13, "client_tls_protocols=tlsv1.3");
     assert_false(handshake(only13.port, "-tls1_2", NULL));
     assert_true(handshake(only13.port, "-tls1_3", "TLS_AES_"));

@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -28,6 +30,11 @@ static const char *const ctls_values[] = {"disable", "allow", "require", NULL};
 static const char *const stls_values[] = {"disable",   "prefer",      "require",
                                           "verify-ca", "verify-full", NULL};
 static const char *const log_values[] = {"error", "warning", "info", "debug", NULL};
+
+/* Mozilla's "intermediate" TLS 1.2 suites: forward secrecy (ECDHE, DHE) and AEAD
+ * (AES-GCM, ChaCha20-Poly1305) only, so no static RSA key exchange and no CBC with
+ * SHA-1 MACs. */
+#define CONF_DEFAULT_TLS_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!PSK:!DSS"
 
 #define OFF(f) offsetof(conf_t, f)
 #define STR(n, def, rel, doc)                                                                      \
@@ -60,6 +67,12 @@ const conf_setting conf_settings[] = {
     INT(workers, "0", false, 0, 256, "Proxy worker threads; 0 = number of CPU cores."),
     INT(max_client_conn, "1000", true, 1, 100000,
         "Maximum client connections; further ones are refused."),
+    INT(max_control_conn, "10", true, 1, 1000,
+        "Maximum control console connections (operators and pgcutover run); further ones "
+        "get 53300."),
+    INT(client_login_timeout, "60", true, 0, 86400,
+        "Seconds from accept to the first ReadyForQuery (TLS, startup, authentication) on "
+        "both ports; then the connection is closed. 0 = no limit."),
     INT(max_packet_size, "1GB", true, 1024, 1073741824,
         "Largest protocol message accepted, in bytes (units B, kB, MB, GB allowed)."),
     ENUM(client_tls_mode, "disable", false, ctls_values,
@@ -68,6 +81,12 @@ const conf_setting conf_settings[] = {
     STR(client_tls_key_file, "", false, "PEM private key of client_tls_cert_file."),
     STR(client_tls_ca_file, "", false,
         "PEM CA bundle to verify client certificates; empty = no client certificates."),
+    STR(client_tls_protocols, "secure", false,
+        "TLS versions offered to clients: secure (tlsv1.2,tlsv1.3), all, or a list such as "
+        "tlsv1.2,tlsv1.3."),
+    STR(client_tls_ciphers, CONF_DEFAULT_TLS_CIPHERS, false,
+        "OpenSSL cipher list for client TLS 1.2 (TLS 1.3 suites are OpenSSL's); default: "
+        "ECDHE/DHE with AES-GCM or ChaCha20-Poly1305 only."),
     ENUM(server_tls_mode, "disable", true, stls_values,
          "TLS towards PostgreSQL for the proxy's and the engine's connections, with the "
          "meaning of libpq's sslmode."),
@@ -176,6 +195,94 @@ bad:
     return false;
 }
 
+bool conf_tls_protocols(const char *value, int *min, int *max, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        int lo, hi;
+    } words[] = {{"tlsv1.0", TLS1_VERSION, TLS1_VERSION},
+                 {"tlsv1.1", TLS1_1_VERSION, TLS1_1_VERSION},
+                 {"tlsv1.2", TLS1_2_VERSION, TLS1_2_VERSION},
+                 {"tlsv1.3", TLS1_3_VERSION, TLS1_3_VERSION},
+                 {"all", TLS1_VERSION, TLS1_3_VERSION},
+                 {"legacy", TLS1_VERSION, TLS1_3_VERSION},
+                 {"secure", TLS1_2_VERSION, TLS1_3_VERSION}};
+    /* which of 1.0 .. 1.3 are asked for */
+    bool want[4] = {false, false, false, false};
+    const char *p = value;
+    int lo = -1, hi = -1, n = 0;
+
+    while (*p != '\0') {
+        size_t k = strcspn(p, ", :"), i;
+
+        if (k == 0) {
+            p++;
+            continue;
+        }
+        for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+            if (strlen(words[i].name) == k && strncasecmp(p, words[i].name, k) == 0)
+                break;
+        if (i == sizeof(words) / sizeof(words[0])) {
+            fmt(err, errlen,
+                "\"%.*s\" is not a TLS protocol (tlsv1.0, tlsv1.1, tlsv1.2, tlsv1.3, all, "
+                "secure, legacy)",
+                (int)k, p);
+            return false;
+        }
+        for (int v = words[i].lo; v <= words[i].hi; v++)
+            want[v - TLS1_VERSION] = true;
+        n++;
+        p += k;
+    }
+    if (n == 0) {
+        fmt(err, errlen, "no TLS protocol given");
+        return false;
+    }
+    for (int v = 0; v < 4; v++) {
+        if (!want[v])
+            continue;
+        if (lo < 0)
+            lo = v;
+        else if (hi != v - 1) {
+            fmt(err, errlen, "\"%s\" leaves a gap between TLS versions; give a range", value);
+            return false;
+        }
+        hi = v;
+    }
+    *min = TLS1_VERSION + lo;
+    *max = TLS1_VERSION + hi;
+    return true;
+}
+
+/* check_string — value checks of string settings that have a syntax: the TLS protocol
+ * list, and the cipher list (OpenSSL must select at least one cipher from it). */
+static bool check_string(const conf_setting *s, const char *value, char *reason, size_t len)
+{
+    if (s->offset == offsetof(conf_t, client_tls_protocols)) {
+        int lo, hi;
+
+        return conf_tls_protocols(value, &lo, &hi, reason, len);
+    }
+    if (s->offset == offsetof(conf_t, client_tls_ciphers)) {
+        SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+        bool ok;
+
+        if (ctx == NULL) {
+            fmt(reason, len, "out of memory");
+            return false;
+        }
+        ok = value[0] != '\0' && SSL_CTX_set_cipher_list(ctx, value) == 1;
+        SSL_CTX_free(ctx);
+        ERR_clear_error();
+        if (!ok)
+            fmt(reason, len, "\"%s\" selects no cipher (an OpenSSL cipher list, see "
+                             "openssl ciphers -v)",
+                value);
+        return ok;
+    }
+    return true;
+}
+
 /* Apply value to row s of *c; on error a reason without the setting's name. */
 static bool set_row(conf_t *c, const conf_setting *s, const char *value, char *reason, size_t len)
 {
@@ -183,8 +290,11 @@ static bool set_row(conf_t *c, const conf_setting *s, const char *value, char *r
 
     switch (s->type) {
     case CONF_T_STRING: {
-        char *dup = strdup(value);
+        char *dup;
 
+        if (!check_string(s, value, reason, len))
+            return false;
+        dup = strdup(value);
         if (dup == NULL) {
             fmt(reason, len, "out of memory");
             return false;

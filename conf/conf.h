@@ -38,9 +38,13 @@ typedef struct {
     char *control_role;      /* "pgcutover_admin" */
     int workers;             /* 0 = number of cores */
     int max_client_conn;     /* 1000 */
+    int max_control_conn;    /* 10 */
+    int client_login_timeout; /* seconds, 60; 0 = no limit */
     int64_t max_packet_size; /* bytes, 1 GiB */
     conf_client_tls_mode client_tls_mode;
     char *client_tls_cert_file, *client_tls_key_file, *client_tls_ca_file;
+    char *client_tls_protocols; /* "secure" = tlsv1.2,tlsv1.3 (pgbouncer syntax) */
+    char *client_tls_ciphers;   /* OpenSSL cipher string for TLS 1.2 and older */
     conf_server_tls_mode server_tls_mode;
     char *server_tls_ca_file;
     int hold_timeout_ms;       /* 10000 */
@@ -114,6 +118,16 @@ bool conf_copy(conf_t *dst, const conf_t *src);
  * PostgreSQL's SHOW). Equals s->default_value for a conf_t fresh from conf_init_defaults.
  */
 void conf_value_text(const conf_t *c, const conf_setting *s, char *buf, size_t len);
+/*
+ * conf_tls_protocols — parse a client_tls_protocols value (pgbouncer's syntax): a list of
+ * tlsv1.0, tlsv1.1, tlsv1.2, tlsv1.3 separated by commas, colons or spaces, or "all"
+ * (tlsv1.0-tlsv1.3), "secure" (tlsv1.2,tlsv1.3), "legacy" (= all), case-insensitive.
+ * Fills *min and *max with OpenSSL's TLS1_x_VERSION for SSL_CTX_set_min/max_proto_version.
+ * The versions must form a range (min and max cannot express "1.1 and 1.3 only").
+ * Returns false with a reason in err on anything else.
+ */
+bool conf_tls_protocols(const char *value, int *min, int *max, char *err, size_t errlen);
+
 /* conf_find — the row named name (case-sensitive), or NULL. */
 const conf_setting *conf_find(const char *name);
 

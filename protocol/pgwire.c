@@ -11,6 +11,7 @@
  */
 #include "pgwire.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,9 @@
 
 /* Largest length a message may declare: the int32 length field is signed. */
 #define MSG_MAX_LEN 0x7fffffffu
+
+static void put_bytes(pgw_buf *b, const void *p, size_t n);
+static void put_u8(pgw_buf *b, uint8_t v);
 
 /* ---------- big-endian helpers ---------- */
 
@@ -137,61 +141,70 @@ long pgw_framer_feed(pgw_framer *f, const uint8_t *buf, size_t n, pgw_frame_even
 /* ---------- startup packets ---------- */
 
 /*
- * parse_params — the name/value pairs of a StartupMessage in buf[STARTUP_HDR..len),
- * which must end with exactly one terminating NUL as its last byte.
+ * next_param — the name/value pair at buf[*pos..len) of a StartupMessage whose parameter
+ * list starts at STARTUP_HDR. Returns 1 and advances *pos past the pair, 0 at the final
+ * terminator when it is the last byte, -1 on a bad layout (the server's "invalid startup
+ * packet layout: expected terminator as last byte").
  */
-static pgw_status parse_params(const uint8_t *buf, size_t len, pgw_startup *out)
+static int next_param(const uint8_t *buf, size_t len, size_t *pos, pgw_param *p)
 {
-    size_t pos = STARTUP_HDR;
+    size_t at = *pos, name_end, val_end;
 
-    while (pos < len) {
-        size_t name_end, val_end;
-
-        if (buf[pos] == 0) /* the final terminator, which must be the last byte */
-            return pos == len - 1 ? PGW_OK : PGW_BAD;
-        name_end = find_nul(buf, pos, len);
-        if (name_end >= len)
-            return PGW_BAD; /* name without terminator */
-        val_end = find_nul(buf, name_end + 1, len);
-        if (val_end >= len)
-            return PGW_BAD; /* name without its value, or value without terminator */
-        if (out->nparams >= PGW_MAX_STARTUP_PARAMS)
-            return PGW_BAD;
-        out->params[out->nparams].name = (const char *)buf + pos;
-        out->params[out->nparams].value = (const char *)buf + name_end + 1;
-        out->nparams++;
-        pos = val_end + 1;
+    if (at >= len)
+        return -1; /* no final terminator */
+    if (buf[at] == 0) /* the final terminator, which must be the last byte */
+        return at == len - 1 ? 0 : -1;
+    name_end = find_nul(buf, at, len);
+    if (name_end >= len)
+        return -1; /* name without terminator */
+    val_end = find_nul(buf, name_end + 1, len);
+    if (val_end >= len)
+        return -1; /* name without its value, or value without terminator */
+    if (p != NULL) {
+        p->name = (const char *)buf + at;
+        p->value = (const char *)buf + name_end + 1;
     }
-    return PGW_BAD; /* no final terminator */
+    *pos = val_end + 1;
+    return 1;
+}
+
+static pgw_status startup_fault(pgw_startup *out, pgw_startup_fault f, pgw_status st)
+{
+    out->fault = f;
+    out->nparams = 0;
+    return st;
 }
 
 pgw_status pgw_parse_startup(const uint8_t *buf, size_t n, pgw_startup *out)
 {
     uint32_t len, code;
+    size_t pos = STARTUP_HDR;
+    int r;
 
     memset(out, 0, sizeof(*out));
     if (n < 4)
         return PGW_INCOMPLETE;
     len = get_u32(buf);
-    if (len > MSG_MAX_LEN || len < STARTUP_HDR) /* negative or too short */
-        return PGW_BAD;
-    if (len > PGW_MAX_STARTUP_PACKET)
-        return PGW_TOO_LONG;
+    /* ProcessStartupPacket: len -= 4; len < 4 || len > MAX_STARTUP_PACKET_LENGTH, on the
+     * int32, so a length with the high bit set is negative and too short. */
+    if (len > MSG_MAX_LEN || len < STARTUP_HDR)
+        return startup_fault(out, PGW_SF_LENGTH, PGW_BAD);
+    if (len > PGW_MAX_STARTUP_TOTAL)
+        return startup_fault(out, PGW_SF_LENGTH, PGW_TOO_LONG);
     if (n < len)
         return PGW_INCOMPLETE;
 
     code = get_u32(buf + 4);
     out->len = len;
+    out->pkt = buf;
     switch (code) {
     case PGW_SSL_REQUEST_CODE:
     case PGW_GSSENC_REQUEST_CODE:
-        if (len != STARTUP_HDR)
-            return PGW_BAD;
         out->kind = code == PGW_SSL_REQUEST_CODE ? PGW_STARTUP_SSL : PGW_STARTUP_GSSENC;
         return PGW_OK;
     case PGW_CANCEL_REQUEST_CODE:
-        if (len != CANCEL_LEN)
-            return PGW_BAD;
+        if (len != CANCEL_LEN) /* as PostgreSQL 17; 15 closes silently too */
+            return startup_fault(out, PGW_SF_LENGTH, PGW_BAD);
         out->kind = PGW_STARTUP_CANCEL;
         out->cancel_pid = get_u32(buf + 8);
         out->cancel_key = get_u32(buf + 12);
@@ -200,29 +213,83 @@ pgw_status pgw_parse_startup(const uint8_t *buf, size_t n, pgw_startup *out)
         break;
     }
 
-    if (code >> 16 != 3)
-        return PGW_BAD; /* unknown request code or unsupported protocol major */
-    out->kind = PGW_STARTUP_MESSAGE;
     out->protocol = code;
-    if (parse_params(buf, len, out) != PGW_OK) {
-        out->nparams = 0;
-        return PGW_BAD;
-    }
+    if (code >> 16 < PGW_PROTOCOL_EARLIEST_MAJOR || code >> 16 > PGW_PROTOCOL_LATEST_MAJOR)
+        return startup_fault(out, PGW_SF_PROTOCOL, PGW_BAD);
+    out->kind = PGW_STARTUP_MESSAGE;
+    while ((r = next_param(buf, len, &pos, NULL)) == 1)
+        out->nparams++;
+    if (r < 0)
+        return startup_fault(out, PGW_SF_LAYOUT, PGW_BAD);
     return PGW_OK;
+}
+
+bool pgw_startup_next(const pgw_startup *s, size_t *pos, pgw_param *p)
+{
+    if (s->kind != PGW_STARTUP_MESSAGE || s->pkt == NULL || s->fault != PGW_SF_NONE)
+        return false;
+    if (*pos < STARTUP_HDR)
+        *pos = STARTUP_HDR;
+    return next_param(s->pkt, s->len, pos, p) == 1;
 }
 
 const char *pgw_startup_param(const pgw_startup *s, const char *name)
 {
     const char *found = NULL;
-    int i;
+    size_t pos = 0;
+    pgw_param p;
 
-    if (s->kind != PGW_STARTUP_MESSAGE || name == NULL)
+    if (name == NULL)
         return NULL;
     /* The last occurrence wins, as in the server's ProcessStartupPacket. */
-    for (i = 0; i < s->nparams && i < PGW_MAX_STARTUP_PARAMS; i++)
-        if (strcmp(s->params[i].name, name) == 0)
-            found = s->params[i].value;
+    while (pgw_startup_next(s, &pos, &p))
+        if (strcmp(p.name, name) == 0)
+            found = p.value;
     return found;
+}
+
+bool pgw_build_startup_refusal(pgw_buf *b, const pgw_startup *s, char *msg, size_t msglen)
+{
+    char text[160];
+    uint32_t major = s->protocol >> 16, minor = s->protocol & 0xffff;
+
+    if (msglen > 0)
+        msg[0] = '\0';
+    switch (s->fault) {
+    case PGW_SF_NONE:
+    case PGW_SF_LENGTH:
+        return !b->oom;
+    case PGW_SF_LAYOUT:
+        snprintf(text, sizeof(text),
+                 "invalid startup packet layout: expected terminator as last byte");
+        if (msglen > 0)
+            snprintf(msg, msglen, "%s", text);
+        return pgw_build_error(b, "FATAL", "08P01", text, NULL, NULL);
+    case PGW_SF_PROTOCOL:
+        break;
+    }
+    snprintf(text, sizeof(text), "unsupported frontend protocol %u.%u: server supports %u.0 to %u.%u",
+             major, minor, PGW_PROTOCOL_EARLIEST_MAJOR, PGW_PROTOCOL_LATEST_MAJOR,
+             PGW_PROTOCOL_LATEST_MINOR);
+    if (msglen > 0)
+        snprintf(msg, msglen, "%s", text);
+    if (major >= 3 || s->protocol == 0)
+        return pgw_build_error(b, "FATAL", "0A000", text, NULL, NULL);
+    /* Protocol 1.x/2.x: the old error format, 'E' and one string, without a length. */
+    {
+        size_t start = b->len;
+
+        put_u8(b, 'E');
+        put_bytes(b, "FATAL:  ", 8);
+        put_bytes(b, text, strlen(text));
+        put_bytes(b, "\n", 2); /* the newline and the terminating NUL */
+        if (b->oom) {
+            if (start <= b->len)
+                b->len = start;
+            return false;
+        }
+        return true;
+    }
 }
 
 /* ---------- growable output buffer ---------- */

@@ -24,10 +24,19 @@
 #define PGW_SSL_REQUEST_CODE 80877103u  /* 1234 << 16 | 5679 */
 #define PGW_GSSENC_REQUEST_CODE 80877104u /* 1234 << 16 | 5680 */
 #define PGW_CANCEL_REQUEST_CODE 80877102u /* 1234 << 16 | 5678 */
-#define PGW_MAX_STARTUP_PACKET 10000u   /* MAX_STARTUP_PACKET_LENGTH in pqcomm.h */
+/* MAX_STARTUP_PACKET_LENGTH in pqcomm.h: the most bytes a startup packet may have after
+ * its length word (ProcessStartupPacket subtracts the 4 bytes of the length word before
+ * comparing), so the largest packet is PGW_MAX_STARTUP_TOTAL bytes in all. */
+#define PGW_MAX_STARTUP_PACKET 10000u
+#define PGW_MAX_STARTUP_TOTAL (PGW_MAX_STARTUP_PACKET + 4u)
+/* PG_PROTOCOL_EARLIEST / PG_PROTOCOL_LATEST of PostgreSQL 14-17, quoted in the answer to
+ * an unsupported protocol ("server supports 3.0 to 3.0"); later 3.x minors are passed
+ * to the server, which answers them with NegotiateProtocolVersion. */
+#define PGW_PROTOCOL_EARLIEST_MAJOR 3u
+#define PGW_PROTOCOL_LATEST_MAJOR 3u
+#define PGW_PROTOCOL_LATEST_MINOR 0u
 #define PGW_DEFAULT_MAX_PACKET (1u << 30) /* 1 GiB, PostgreSQL's MaxAllocSize */
 #define PGW_HEADER_LEN 5                 /* type byte + int32 length */
-#define PGW_MAX_STARTUP_PARAMS 64
 
 /* Result of a reader. */
 typedef enum {
@@ -105,34 +114,54 @@ typedef struct {
     const char *value; /* points into the caller's packet buffer */
 } pgw_param;
 
+/* Why a startup packet was refused, which decides the answer (as ProcessStartupPacket). */
+typedef enum {
+    PGW_SF_NONE = 0,   /* not refused */
+    PGW_SF_LENGTH,     /* length under 8 or over PGW_MAX_STARTUP_TOTAL (also negative), or
+                        * a CancelRequest not of 16 bytes: close without a word */
+    PGW_SF_PROTOCOL,   /* unknown code / protocol major not 3: FATAL 0A000 */
+    PGW_SF_LAYOUT,     /* StartupMessage without its terminator as last byte: FATAL 08P01 */
+} pgw_startup_fault;
+
 typedef struct {
     pgw_startup_kind kind;
+    pgw_startup_fault fault; /* set when the parse returns PGW_BAD or PGW_TOO_LONG */
     uint32_t len;      /* total packet length including the length word */
-    uint32_t protocol; /* StartupMessage: protocol version */
+    uint32_t protocol; /* StartupMessage: protocol version; PGW_SF_PROTOCOL: the code */
     uint32_t cancel_pid, cancel_key; /* CancelRequest */
-    int nparams;
-    pgw_param params[PGW_MAX_STARTUP_PARAMS];
+    int nparams;       /* name/value pairs of a StartupMessage (no limit but the length) */
+    const uint8_t *pkt; /* the packet (the caller's buffer) */
 } pgw_startup;
 
 /*
- * pgw_parse_startup — parse one untyped startup packet at buf[0..n).
- * Returns PGW_INCOMPLETE until the whole packet (its length word says how long) is in
- * buf; PGW_TOO_LONG when the length is over PGW_MAX_STARTUP_PACKET; PGW_BAD on a
- * length under 8 or with its high bit set (negative), an unknown code, a protocol major
- * other than 3, a CancelRequest of the wrong size (not 16), an SSLRequest or
- * GSSENCRequest of the wrong size (not 8), a parameter without its terminator, a name
- * without its value, more than PGW_MAX_STARTUP_PARAMS parameters, or a missing final
- * terminator (it must be the packet's last byte, as in ProcessStartupPacket). The length
- * checks are made as soon as the 4-byte length word is in buf. Bytes of buf beyond
- * out->len belong to whatever follows the packet and are not looked at. On PGW_OK,
- * param strings point into buf, which must outlive *out. Protocol minor versions above
- * 0 are accepted (the server negotiates them with NegotiateProtocolVersion).
+ * pgw_parse_startup — parse one untyped startup packet at buf[0..n), with the checks and
+ * in the order of PostgreSQL 15's ProcessStartupPacket (src/backend/postmaster/
+ * postmaster.c). Returns PGW_INCOMPLETE until the whole packet (its length word says how
+ * long) is in buf. Refusals set out->fault:
+ *   PGW_TOO_LONG, fault LENGTH: length over PGW_MAX_STARTUP_TOTAL (as soon as the length
+ *     word is in buf; e.g. a typed message such as Terminate 'X' 0 0 0 4 sent first);
+ *   PGW_BAD, fault LENGTH: length under 8 or negative (decided from the length word), or
+ *     a CancelRequest that is not 16 bytes;
+ *   PGW_BAD, fault PROTOCOL: a code that is no request and no protocol 3.x version;
+ *   PGW_BAD, fault LAYOUT: a StartupMessage whose parameters do not end with one
+ *     terminating NUL as the packet's last byte (a name without value, a string without
+ *     terminator, bytes after the terminator).
+ * SSLRequest and GSSENCRequest are recognised by their code whatever their length (the
+ * server does not check it). Protocol minor versions above 0 are accepted (the server
+ * negotiates them with NegotiateProtocolVersion). Bytes of buf beyond out->len belong to
+ * whatever follows the packet and are not looked at. out->pkt points into buf, which
+ * must outlive *out for pgw_startup_param / pgw_startup_next.
  */
 pgw_status pgw_parse_startup(const uint8_t *buf, size_t n, pgw_startup *out);
 
 /* pgw_startup_param — value of parameter `name` in a parsed StartupMessage, or NULL.
  * When a name is repeated the last value wins, as in the server. */
 const char *pgw_startup_param(const pgw_startup *s, const char *name);
+
+/* pgw_startup_next — iterate the parameters of a parsed StartupMessage: start with
+ * *pos = 0; each call fills *p (pointers into the packet) and returns true, false after
+ * the last one. */
+bool pgw_startup_next(const pgw_startup *s, size_t *pos, pgw_param *p);
 
 /* ---------- growable output buffer for messages the proxy builds itself ---------- */
 
@@ -156,6 +185,17 @@ bool pgw_build_error(pgw_buf *b, const char *severity, const char *sqlstate,
                      const char *message, const char *detail, const char *hint);
 bool pgw_build_notice(pgw_buf *b, const char *severity, const char *sqlstate,
                       const char *message, const char *detail, const char *hint);
+/*
+ * pgw_build_startup_refusal — what PostgreSQL 15 sends for a refused startup packet
+ * (s->fault): nothing for PGW_SF_LENGTH (the caller closes silently); ErrorResponse FATAL
+ * 0A000 "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0" for
+ * PGW_SF_PROTOCOL, in the protocol-2 form ('E', "FATAL:  <message>\n", NUL, no length
+ * word) when the client asked for a major version 1 or 2, as the server's
+ * send_message_to_frontend does; ErrorResponse FATAL 08P01 "invalid startup packet layout:
+ * expected terminator as last byte" for PGW_SF_LAYOUT. The message text also goes to
+ * msg (msglen bytes, for the log; "" for LENGTH). Returns false on out of memory.
+ */
+bool pgw_build_startup_refusal(pgw_buf *b, const pgw_startup *s, char *msg, size_t msglen);
 /* ReadyForQuery ('Z') with status 'I', 'T' or 'E'. */
 bool pgw_build_ready(pgw_buf *b, char status);
 /* CommandComplete ('C') with the tag, e.g. "SELECT 3". */

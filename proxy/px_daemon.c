@@ -293,11 +293,50 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     hand_over(fd, arg != NULL);
 }
 
+/* Accepting pauses for this long when the process is out of file descriptors or memory:
+ * the pending connection stays in the listen queue, so the listener would wake at once
+ * again and spin (pgbouncer pauses its listener the same way). */
+#define ACCEPT_PAUSE_MS 1000
+
+static struct event *accept_resume_ev;
+static bool accept_paused;
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    accept_paused = false;
+    for (int i = 0; i < nlisteners; i++)
+        evconnlistener_enable(listeners[i]);
+}
+
+/* Main thread. Out of descriptors (EMFILE, ENFILE) or memory (ENOBUFS, ENOMEM): stop
+ * every listener for ACCEPT_PAUSE_MS, with one log line per pause. Other errors (a peer
+ * that reset before accept) are logged and accepting goes on. */
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
+    int e = EVUTIL_SOCKET_ERROR();
     (void)l;
     (void)arg;
-    px_warn("accept: %s", strerror(errno));
+    if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+        px_warn("accept: %s", strerror(e));
+        return;
+    }
+    if (accept_paused)
+        return;
+    accept_paused = true;
+    for (int i = 0; i < nlisteners; i++)
+        evconnlistener_disable(listeners[i]);
+    struct timeval tv = {ACCEPT_PAUSE_MS / 1000, (ACCEPT_PAUSE_MS % 1000) * 1000};
+    if (accept_resume_ev == NULL)
+        accept_resume_ev = evtimer_new(px_d.main_base, accept_resume_cb, NULL);
+    if (accept_resume_ev == NULL || evtimer_add(accept_resume_ev, &tv) != 0) {
+        accept_resume_cb(-1, 0, NULL); /* cannot pause: better spin than stop for good */
+        px_warn("accept: %s", strerror(e));
+        return;
+    }
+    px_warn("accept: %s: not accepting new connections for %d ms", strerror(e), ACCEPT_PAUSE_MS);
 }
 
 /* ---------- listeners ---------- */
@@ -419,6 +458,8 @@ bool px_reload(char *err, size_t errlen)
     pthread_mutex_unlock(&px_d.conf_lock);
     conf_free(&old);
     atomic_store(&px_d.max_client_conn, nc.max_client_conn);
+    atomic_store(&px_d.max_control_conn, nc.max_control_conn);
+    atomic_store(&px_d.client_login_timeout, nc.client_login_timeout);
     atomic_store(&px_d.max_packet_size, (uint32_t)nc.max_packet_size);
     px_log_set_level(nc.log_level);
     px_info("configuration reloaded");
@@ -563,6 +604,8 @@ int px_daemon_run(conf_t *conf, const conf_cmdline *cl)
     px_d.cmdline = *cl;
     pthread_mutex_init(&px_d.conf_lock, NULL);
     atomic_store(&px_d.max_client_conn, px_d.conf.max_client_conn);
+    atomic_store(&px_d.max_control_conn, px_d.conf.max_control_conn);
+    atomic_store(&px_d.client_login_timeout, px_d.conf.client_login_timeout);
     atomic_store(&px_d.max_packet_size, (uint32_t)px_d.conf.max_packet_size);
     px_log_set_level(px_d.conf.log_level);
     signal(SIGPIPE, SIG_IGN);
@@ -620,6 +663,10 @@ int px_daemon_run(conf_t *conf, const conf_cmdline *cl)
         event_free(sigs[i]);
     event_free(px_d.hold_timer);
     event_free(shutdown_ev);
+    if (accept_resume_ev) {
+        event_free(accept_resume_ev);
+        accept_resume_ev = NULL;
+    }
     if (shutdown_timer)
         event_free(shutdown_timer);
     event_base_free(px_d.main_base);

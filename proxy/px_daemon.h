@@ -55,6 +55,9 @@ typedef struct {
     struct event_base *main_base;
     _Atomic int nclients;       /* client sessions, for max_client_conn */
     _Atomic int max_client_conn;
+    _Atomic int ncontrol;       /* control console sessions, for max_control_conn */
+    _Atomic int max_control_conn;
+    _Atomic int client_login_timeout; /* seconds; 0 = none */
     _Atomic uint32_t max_packet_size;
     _Atomic bool hold;          /* new transactions wait at the proxy */
     _Atomic uint64_t hold_started_us;

@@ -55,6 +55,17 @@ static void describe_peer(int fd, char *out, size_t len)
     }
 }
 
+static void login_timeout_cb(evutil_socket_t fd, short what, void *arg);
+
+/* login_done — the first ReadyForQuery went to the client: no more login deadline. */
+static void login_done(px_session *s)
+{
+    if (s->login_timer) {
+        event_free(s->login_timer);
+        s->login_timer = NULL;
+    }
+}
+
 void px_session_accept(px_worker *w, int fd, bool is_control)
 {
     px_session *s = calloc(1, sizeof *s);
@@ -80,6 +91,19 @@ void px_session_accept(px_worker *w, int fd, bool is_control)
     }
     if (!is_control)
         atomic_fetch_add(&px_d.nclients, 1);
+    else
+        atomic_fetch_add(&px_d.ncontrol, 1);
+    /* client_login_timeout (pgbouncer's name; PostgreSQL's authentication_timeout):
+     * from accept to the first ReadyForQuery, on both ports, so sockets that never
+     * finish the TLS handshake, the startup packet or the authentication cannot hold
+     * the max_client_conn / max_control_conn slots. */
+    int lt = atomic_load(&px_d.client_login_timeout);
+    if (lt > 0) {
+        struct timeval tv = {lt, 0};
+        s->login_timer = evtimer_new(w->base, login_timeout_cb, s);
+        if (s->login_timer)
+            evtimer_add(s->login_timer, &tv);
+    }
     pthread_mutex_lock(&w->lock);
     s->next = w->sessions;
     if (w->sessions)
@@ -120,6 +144,9 @@ void px_session_free(px_session *s)
         px_cancel_unregister(s->be_pid, s->be_key);
     if (!s->is_control)
         atomic_fetch_sub(&px_d.nclients, 1);
+    else
+        atomic_fetch_sub(&px_d.ncontrol, 1);
+    login_done(s);
     px_inc(px_d.closed.xacts, px_get(s->st_xacts));
     px_inc(px_d.closed.queries, px_get(s->st_queries));
     px_inc(px_d.closed.bytes_in, px_get(s->st_bytes_in));
@@ -142,6 +169,7 @@ static void linger_cb(evutil_socket_t fd, short what, void *arg)
 /* Close once the client has been sent what is in its out buffer (bounded wait). */
 static void close_after_flush(px_session *s)
 {
+    login_done(s);
     s->state = PS_CLOSING;
     px_io_read_enable(s->client, false);
     if (s->server) {
@@ -158,6 +186,20 @@ static void close_after_flush(px_session *s)
         evtimer_add(s->linger, &tv);
 }
 
+/* Send an ErrorResponse FATAL with an optional detail, log one line, close once sent. */
+static void send_fatal(px_session *s, const char *sqlstate, const char *msg, const char *detail)
+{
+    px_info("c%llu %s/%s@%s: %s (%s)", (unsigned long long)s->id, s->database, s->user, s->addr,
+            msg, sqlstate);
+    pgw_buf b;
+    pgw_buf_init(&b);
+    pgw_build_error(&b, "FATAL", sqlstate, msg, detail, NULL);
+    if (!b.oom)
+        evbuffer_add(s->client->out, b.data, b.len);
+    pgw_buf_free(&b);
+    close_after_flush(s);
+}
+
 void px_session_fail(px_session *s, const char *sqlstate, const char *fmt, ...)
 {
     char msg[512];
@@ -165,15 +207,28 @@ void px_session_fail(px_session *s, const char *sqlstate, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    px_info("c%llu %s/%s@%s: %s (%s)", (unsigned long long)s->id, s->database, s->user, s->addr,
-            msg, sqlstate);
-    pgw_buf b;
-    pgw_buf_init(&b);
-    pgw_build_error(&b, "FATAL", sqlstate, msg, NULL, NULL);
-    if (!b.oom)
-        evbuffer_add(s->client->out, b.data, b.len);
-    pgw_buf_free(&b);
-    close_after_flush(s);
+    send_fatal(s, sqlstate, msg, NULL);
+}
+
+/* client_login_timeout reached. Before the startup packet was read (silent sockets, a
+ * TLS handshake or SSLRequest that goes nowhere) the connection is closed without a word,
+ * as PostgreSQL's StartupPacketTimeoutHandler does; once the client said who it is, it
+ * gets a FATAL 08P01 (as pgbouncer's "client_login_timeout"), so the application
+ * sees why. One log line either way. */
+static void login_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    px_session *s = arg;
+    (void)fd;
+    (void)what;
+    int lt = atomic_load(&px_d.client_login_timeout);
+    if (s->startup == NULL) {
+        px_info("c%llu %s%s: client_login_timeout (%d s) before the startup packet: closed",
+                (unsigned long long)s->id, s->addr, s->is_control ? " (console)" : "", lt);
+        px_session_free(s);
+        return;
+    }
+    px_session_fail(s, "08P01", "client_login_timeout (%d s) reached before login completed",
+                    lt);
 }
 
 /* ---------- startup: client side ---------- */
@@ -192,6 +247,34 @@ static void reply_byte(px_session *s, char c)
     px_io_flush(s->client);
 }
 
+/* Refuse a startup packet as PostgreSQL 15's ProcessStartupPacket does: a bad length
+ * closes without a word (a client that sent something else first, e.g. node-postgres'
+ * Terminate 'X' 0 0 0 4 before its StartupMessage, must not get an error to raise), an
+ * unsupported protocol or a bad layout gets the server's FATAL. One log line either way. */
+static void refuse_startup(px_session *s, const pgw_startup *st)
+{
+    char msg[200];
+    pgw_buf b;
+    pgw_buf_init(&b);
+    bool ok = pgw_build_startup_refusal(&b, st, msg, sizeof msg);
+    if (st->fault == PGW_SF_LENGTH || !ok) {
+        px_info("c%llu %s: invalid length of startup packet: closed", (unsigned long long)s->id,
+                s->addr);
+        pgw_buf_free(&b);
+        px_session_free(s);
+        return;
+    }
+    px_info("c%llu %s: %s (%s)", (unsigned long long)s->id, s->addr, msg,
+            st->fault == PGW_SF_LAYOUT ? "08P01" : "0A000");
+    evbuffer_add(s->client->out, b.data, b.len);
+    pgw_buf_free(&b);
+    close_after_flush(s);
+}
+
+#define MITM_DETAIL                                                                                \
+    "This could be either a client-software bug or evidence of an attempted man-in-the-middle "   \
+    "attack."
+
 /* Handle one startup packet in client->in. Returns false when the session is gone or
  * must wait (no further packet processing now). */
 static bool startup_packet(px_session *s)
@@ -200,33 +283,48 @@ static bool startup_packet(px_session *s)
     size_t have = evbuffer_get_length(in);
     if (have < 4)
         return false;
-    uint8_t lenb[4];
-    evbuffer_copyout(in, lenb, 4);
-    uint32_t plen = (uint32_t)lenb[0] << 24 | (uint32_t)lenb[1] << 16 | lenb[2] << 8 | lenb[3];
-    if (plen < 8 || plen > PGW_MAX_STARTUP_PACKET) {
-        px_session_fail(s, "08P01", "invalid length of startup packet");
+    size_t n = have < PGW_MAX_STARTUP_TOTAL ? have : PGW_MAX_STARTUP_TOTAL;
+    const uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)n);
+    if (p == NULL) {
+        px_session_fail(s, "53200", "out of memory");
         return false;
     }
-    if (have < plen)
-        return false;
-    const uint8_t *p = evbuffer_pullup(in, plen);
     pgw_startup st;
-    pgw_status rc = p ? pgw_parse_startup(p, plen, &st) : PGW_BAD;
+    pgw_status rc = pgw_parse_startup(p, n, &st);
+    if (rc == PGW_INCOMPLETE)
+        return false;
+    if (rc == PGW_OK && ((st.kind == PGW_STARTUP_SSL && s->ssl_done) ||
+                         (st.kind == PGW_STARTUP_GSSENC && s->gss_done))) {
+        /* A second request of the same kind: the server reads its code as a protocol
+         * version ("unsupported frontend protocol 1234.5679"). */
+        st.protocol = st.kind == PGW_STARTUP_SSL ? PGW_SSL_REQUEST_CODE : PGW_GSSENC_REQUEST_CODE;
+        st.fault = PGW_SF_PROTOCOL;
+        rc = PGW_BAD;
+    }
     if (rc != PGW_OK) {
-        px_session_fail(s, "08P01", "invalid startup packet layout");
+        refuse_startup(s, &st);
         return false;
     }
+    uint32_t plen = st.len;
     switch (st.kind) {
     case PGW_STARTUP_SSL:
         evbuffer_drain(in, plen);
+        /* As the server: another SSLRequest is refused; a GSSENCRequest may follow only
+         * when TLS was declined (the client may negotiate in either order). */
+        s->ssl_done = true;
+        if (px_d.client_ctx == NULL) {
+            reply_byte(s, 'N');
+            if (evbuffer_get_length(in) > 0) {
+                send_fatal(s, "08P01", "received unencrypted data after SSL request",
+                           MITM_DETAIL);
+                return false;
+            }
+            return true;
+        }
         if (evbuffer_get_length(in) > 0) {
             /* Bytes after SSLRequest would be read as if encrypted (CVE-2021-23214). */
-            px_session_fail(s, "08P01", "received unencrypted data after SSL request");
+            send_fatal(s, "08P01", "received unencrypted data after SSL request", MITM_DETAIL);
             return false;
-        }
-        if (px_d.client_ctx == NULL || s->client_tls) {
-            reply_byte(s, 'N');
-            return true;
         }
         SSL *ssl = SSL_new(px_d.client_ctx);
         if (ssl == NULL) {
@@ -234,13 +332,20 @@ static bool startup_packet(px_session *s)
             return false;
         }
         reply_byte(s, 'S');
+        s->gss_done = true;
         s->state = PS_CLIENT_TLS;
         s->client_tls = true;
         px_io_start_tls(s->client, ssl, true);
         return false;
     case PGW_STARTUP_GSSENC:
         evbuffer_drain(in, plen);
+        s->gss_done = true;
         reply_byte(s, 'N');
+        if (evbuffer_get_length(in) > 0) {
+            send_fatal(s, "08P01", "received unencrypted data after GSSAPI encryption request",
+                       MITM_DETAIL);
+            return false;
+        }
         return true;
     case PGW_STARTUP_CANCEL:
         evbuffer_drain(in, plen);
@@ -272,6 +377,12 @@ static bool startup_packet(px_session *s)
     if (!s->is_control && atomic_load(&px_d.nclients) > atomic_load(&px_d.max_client_conn)) {
         px_session_fail(s, "53300", "sorry, too many clients already (max_client_conn %d)",
                         atomic_load(&px_d.max_client_conn));
+        return false;
+    }
+    if (s->is_control && atomic_load(&px_d.ncontrol) > atomic_load(&px_d.max_control_conn)) {
+        px_session_fail(s, "53300",
+                        "sorry, too many console connections already (max_control_conn %d)",
+                        atomic_load(&px_d.max_control_conn));
         return false;
     }
     if (px_d.conf.client_tls_mode == CONF_CTLS_REQUIRE && !s->client_tls) {
@@ -513,6 +624,7 @@ static void on_ready(px_session *s, char status)
         s->pending--;
     if (!s->authed) {
         s->authed = true;
+        login_done(s);
         s->pending = 0;
         s->req_open = false;
     } else if (s->pending == 0 && s->req_open) {
@@ -593,6 +705,7 @@ static bool relay_server(px_session *s)
                 evbuffer_remove_buffer(in, out, fwd);
                 evbuffer_drain(in, total);
                 s->authed = true;
+                login_done(s);
                 return px_control_authenticated(s);
             }
             on_ready(s, st);

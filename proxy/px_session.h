@@ -34,6 +34,7 @@ struct px_session {
     bool is_control;                 /* accepted on the control port */
     px_io *client, *server;
     bool client_tls, server_tls;
+    bool ssl_done, gss_done;         /* SSLRequest / GSSENCRequest answered (no second one) */
     char addr[64];                   /* client address */
     char user[64], database[64], appname[64];
     uint8_t *startup;                /* the StartupMessage, sent to the server verbatim */
@@ -58,6 +59,7 @@ struct px_session {
     uint64_t req_start_us, park_start_us;
     uint32_t be_pid, be_key;         /* server's BackendKeyData */
     struct event *linger;            /* PS_CLOSING deadline */
+    struct event *login_timer;       /* client_login_timeout, until the first ReadyForQuery */
 
     /* statistics (read by the console from other threads) */
     _Atomic uint64_t st_xacts, st_queries, st_bytes_in, st_bytes_out, st_held_us;

@@ -21,8 +21,25 @@ SSL_CTX *px_tls_client_ctx(const conf_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "SSL_CTX_new failed");
         return NULL;
     }
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    /* client_tls_protocols and client_tls_ciphers (pgbouncer's names), checked when the
+     * settings were loaded; the defaults are TLS 1.2-1.3 and Mozilla's "intermediate"
+     * TLS 1.2 suites (no static RSA key exchange, no CBC/SHA-1). TLS 1.3 suites are
+     * OpenSSL's defaults, all AEAD. */
+    int lo, hi;
+    if (!conf_tls_protocols(c->client_tls_protocols, &lo, &hi, err, errlen))
+        goto fail;
+    if (SSL_CTX_set_min_proto_version(ctx, lo) != 1 || SSL_CTX_set_max_proto_version(ctx, hi) != 1) {
+        snprintf(err, errlen, "client_tls_protocols \"%s\": not supported by OpenSSL",
+                 c->client_tls_protocols);
+        goto fail;
+    }
+    if (SSL_CTX_set_cipher_list(ctx, c->client_tls_ciphers) != 1) {
+        ssl_err(err, errlen, "client_tls_ciphers", c->client_tls_ciphers);
+        goto fail;
+    }
+    SSL_CTX_set_dh_auto(ctx, 1); /* DHE suites with built-in groups sized to the key */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (SSL_CTX_use_certificate_chain_file(ctx, c->client_tls_cert_file) != 1) {
         ssl_err(err, errlen, "client_tls_cert_file", c->client_tls_cert_file);
         goto fail;

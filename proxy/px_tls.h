@@ -1,7 +1,8 @@
 /*
  * px_tls.h — OpenSSL contexts for both sides of the proxy.
  * Client side (the proxy is the TLS server): client_tls_cert_file/key_file, optional
- * client_tls_ca_file to request and verify client certificates.
+ * client_tls_ca_file to request and verify client certificates, client_tls_protocols
+ * (SSL_CTX_set_min/max_proto_version) and client_tls_ciphers (SSL_CTX_set_cipher_list).
  * Server side (the proxy is a TLS client of PostgreSQL): server_tls_mode as libpq's
  * sslmode (prefer/require: no verification; verify-ca: chain against
  * server_tls_ca_file; verify-full: chain and host name).

@@ -27,26 +27,32 @@
 /* fuzz_startup — parse, and for a StartupMessage rebuild it and parse it again. */
 static void fuzz_startup(const uint8_t *d, size_t n)
 {
+    static pgw_param params[PGW_MAX_STARTUP_TOTAL / 4], params2[PGW_MAX_STARTUP_TOTAL / 4];
     pgw_startup s, s2;
     pgw_buf b;
-    int i;
+    size_t pos = 0;
+    int i, k = 0;
 
     if (pgw_parse_startup(d, n, &s) != PGW_OK)
         return;
-    check(s.len >= 8 && s.len <= PGW_MAX_STARTUP_PACKET && s.len <= n);
+    check(s.len >= 8 && s.len <= PGW_MAX_STARTUP_TOTAL && s.len <= n);
     if (s.kind != PGW_STARTUP_MESSAGE)
         return;
-    check(s.nparams >= 0 && s.nparams <= PGW_MAX_STARTUP_PARAMS);
+    while (pgw_startup_next(&s, &pos, &params[k]))
+        k++;
+    check(k == s.nparams);
     (void)pgw_startup_param(&s, "user");
     pgw_buf_init(&b);
-    if (pgw_build_startup(&b, s.params, s.nparams) && (s.protocol & 0xffff) == 0) {
+    if (pgw_build_startup(&b, params, k) && (s.protocol & 0xffff) == 0) {
         check(b.len == s.len);
         check(pgw_parse_startup(b.data, b.len, &s2) == PGW_OK);
         check(s2.nparams == s.nparams);
-        for (i = 0; i < s.nparams; i++) {
-            check(strcmp(s2.params[i].name, s.params[i].name) == 0);
-            check(strcmp(s2.params[i].value, s.params[i].value) == 0);
+        pos = 0;
+        for (i = 0; pgw_startup_next(&s2, &pos, &params2[i]); i++) {
+            check(strcmp(params2[i].name, params[i].name) == 0);
+            check(strcmp(params2[i].value, params[i].value) == 0);
         }
+        check(i == k);
     }
     pgw_buf_free(&b);
 }

@@ -6,6 +6,12 @@
  * is refused (28000); SCRAM-SHA-256 works over TLS while channel_binding=require fails
  * (the proxy filters SCRAM-SHA-256-PLUS). With server_tls_mode=require the server sees
  * the proxy's connection as TLS (pg_stat_ssl.ssl).
+ * Cipher suites and versions (openssl s_client -starttls postgres, an RSA certificate so
+ * that static-RSA suites could be chosen at all): by default TLS 1.2 refuses AES128-SHA
+ * (static RSA, CBC with SHA-1) and ECDHE-RSA-AES128-CBC-SHA, takes
+ * ECDHE-RSA-AES128-GCM-SHA256, and TLS 1.1 is refused; client_tls_ciphers=AES128-SHA
+ * makes AES128-SHA work, client_tls_protocols=tlsv1.3 refuses TLS 1.2; a cipher list
+ * that selects nothing is a configuration error naming the setting (pgcutover --check).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +29,7 @@
 static h_proxy px;  /* client_tls_mode=require, server side plain */
 static h_proxy pxs; /* client_tls_mode=allow, server_tls_mode=require */
 static char dir[300];
+static h_proxy def, weak, only13; /* test_cipher_suites_and_versions; teardown stops them */
 
 static void make_certs(void)
 {
@@ -68,6 +75,9 @@ static int teardown(void **state)
     (void)state;
     assert_int_equal(h_proxy_stop(&px), 0);
     assert_int_equal(h_proxy_stop(&pxs), 0);
+    h_proxy_stop(&def); /* -1 when already stopped (a failed test leaves none running) */
+    h_proxy_stop(&weak);
+    h_proxy_stop(&only13);
     h_exec_direct("DROP ROLE IF EXISTS " SCRAM_USER);
     h_shell("rm -rf %s", dir);
     return 0;
@@ -255,6 +265,70 @@ static void test_server_tls_require(void **state)
     PQfinish(c);
 }
 
+/* Whether a TLS handshake with the proxy on port succeeds with these s_client options
+ * (and, when it does, the negotiated cipher is the one named by want, if not NULL). */
+static bool handshake(int port, const char *opts, const char *want)
+{
+    int rc = h_shell("openssl s_client -connect 127.0.0.1:%d -starttls postgres %s "
+                     "</dev/null >%s/s_client.out 2>&1",
+                     port, opts, dir);
+    if (rc != 0)
+        return false;
+    if (want && h_shell("grep -q 'Cipher is %s' %s/s_client.out", want, dir) != 0) {
+        h_shell("cat %s/s_client.out >&2", dir);
+        fail_msg("handshake succeeded without cipher %s", want);
+    }
+    return true;
+}
+
+static void start_rsa_proxy(h_proxy *p, const char *extra1)
+{
+    char cert[400], key[400];
+    snprintf(cert, sizeof cert, "client_tls_cert_file=%s/rsa.crt", dir);
+    snprintf(key, sizeof key, "client_tls_key_file=%s/rsa.key", dir);
+    const char *sets[] = {"client_tls_mode=allow", cert, key, extra1, NULL};
+    h_proxy_start(p, sets);
+}
+
+static void test_cipher_suites_and_versions(void **state)
+{
+    (void)state;
+    if (h_shell("cd %s && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
+                "-keyout rsa.key -out rsa.crt >>openssl.log 2>&1 && chmod 600 rsa.key",
+                dir) != 0)
+        fail_msg("openssl req (RSA) failed");
+    start_rsa_proxy(&def, NULL);
+    /* @SECLEVEL=0 on the client so that a refusal is the proxy's, not the client's */
+    assert_false(handshake(def.port, "-tls1_2 -cipher AES128-SHA@SECLEVEL=0", NULL));
+    assert_false(handshake(def.port, "-tls1_2 -cipher ECDHE-RSA-AES128-SHA@SECLEVEL=0", NULL));
+    assert_false(handshake(def.port, "-tls1_2 -cipher AES256-SHA256@SECLEVEL=0", NULL));
+    assert_true(handshake(def.port, "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256",
+                          "ECDHE-RSA-AES128-GCM-SHA256"));
+    assert_true(handshake(def.port, "-tls1_2 -cipher DHE-RSA-AES256-GCM-SHA384",
+                          "DHE-RSA-AES256-GCM-SHA384"));
+    assert_true(handshake(def.port, "-tls1_3", "TLS_AES_"));
+    assert_false(handshake(def.port, "-tls1_1 -cipher DEFAULT@SECLEVEL=0", NULL));
+    assert_int_equal(h_proxy_stop(&def), 0);
+
+    start_rsa_proxy(&weak, "client_tls_ciphers=AES128-SHA");
+    assert_true(handshake(weak.port, "-tls1_2 -cipher AES128-SHA@SECLEVEL=0", "AES128-SHA"));
+    assert_int_equal(h_proxy_stop(&weak), 0);
+
+    start_rsa_proxy(&only13, "client_tls_protocols=tlsv1.3");
+    assert_false(handshake(only13.port, "-tls1_2", NULL));
+    assert_true(handshake(only13.port, "-tls1_3", "TLS_AES_"));
+    assert_int_equal(h_proxy_stop(&only13), 0);
+
+    /* a bad value is a configuration error: pgcutover --check says which setting */
+    assert_int_equal(h_shell("%s --check --set client_tls_ciphers=NOPE 2>%s/check.out", PGC_BIN,
+                             dir),
+                     1);
+    assert_int_equal(h_shell("grep -q 'client_tls_ciphers: \"NOPE\" selects no cipher' "
+                             "%s/check.out",
+                             dir),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +339,7 @@ int main(void)
         cmocka_unit_test(test_scram_over_tls_both_legs),
         cmocka_unit_test(test_scram_plain_client_tls_server),
         cmocka_unit_test(test_server_tls_require),
+        cmocka_unit_test(test_cipher_suites_and_versions),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -15,6 +15,12 @@
 
 #include "conf.h"
 
+/* OpenSSL's TLS1_x_VERSION, written out (the test does not include OpenSSL). */
+#define TLS1_VERSION_FOR_TEST 0x0301
+#define TLS1_1_VERSION_FOR_TEST 0x0302
+#define TLS1_2_VERSION_FOR_TEST 0x0303
+#define TLS1_3_VERSION_FOR_TEST 0x0304
+
 /* Write text to a fresh temp file; path receives its name. */
 static void write_tmp(char *path, size_t len, const char *text)
 {
@@ -101,7 +107,7 @@ static void test_table(void **state)
     char buf[256];
 
     (void)state;
-    assert_int_equal(conf_nsettings, 27);
+    assert_int_equal(conf_nsettings, 31);
     assert_true(conf_init_defaults(&c));
     for (int i = 0; i < conf_nsettings; i++) {
         const conf_setting *s = &conf_settings[i];
@@ -635,7 +641,9 @@ static void test_example_round_trip(void **state)
     assert_true(conf_init_defaults(&c));
     for (int i = 0; i < conf_nsettings; i++) {
         const conf_setting *s = &conf_settings[i];
-        const char *v = s->type == CONF_T_STRING ? "changed"
+        const char *v = strcmp(s->name, "client_tls_protocols") == 0 ? "tlsv1.3"
+                        : strcmp(s->name, "client_tls_ciphers") == 0 ? "ECDHE+AESGCM"
+                        : s->type == CONF_T_STRING                   ? "changed"
                         : s->type == CONF_T_ENUM ? s->enum_values[1]
                         : s->min == 1024         ? "2048"
                                                  : "1";
@@ -655,6 +663,47 @@ static void test_example_round_trip(void **state)
     conf_free(&c);
     conf_free(&d);
     unlink(path);
+}
+
+/* client_tls_protocols (pgbouncer's syntax, mapped to an OpenSSL version range) and
+ * client_tls_ciphers (OpenSSL must select a cipher from it): bad values are errors with
+ * file:line; the new login settings have their defaults. */
+static void test_tls_settings(void **state)
+{
+    int lo, hi;
+    char err[256];
+    conf_t c;
+
+    (void)state;
+    assert_true(conf_tls_protocols("secure", &lo, &hi, err, sizeof(err)));
+    assert_int_equal(lo, TLS1_2_VERSION_FOR_TEST);
+    assert_int_equal(hi, TLS1_3_VERSION_FOR_TEST);
+    assert_true(conf_tls_protocols("all", &lo, &hi, err, sizeof(err)));
+    assert_int_equal(lo, TLS1_VERSION_FOR_TEST);
+    assert_true(conf_tls_protocols("TLSv1.2", &lo, &hi, err, sizeof(err)));
+    assert_int_equal(lo, TLS1_2_VERSION_FOR_TEST);
+    assert_int_equal(hi, TLS1_2_VERSION_FOR_TEST);
+    assert_true(conf_tls_protocols("tlsv1.1, tlsv1.2:tlsv1.3", &lo, &hi, err, sizeof(err)));
+    assert_int_equal(lo, TLS1_1_VERSION_FOR_TEST);
+    assert_int_equal(hi, TLS1_3_VERSION_FOR_TEST);
+    assert_false(conf_tls_protocols("tlsv1.1,tlsv1.3", &lo, &hi, err, sizeof(err)));
+    assert_false(conf_tls_protocols("", &lo, &hi, err, sizeof(err)));
+    assert_false(conf_tls_protocols("sslv3", &lo, &hi, err, sizeof(err)));
+
+    expect_file_error("[pgcutover]\nclient_tls_protocols = tlsv1.4\n", 2,
+                      "client_tls_protocols: \"tlsv1.4\" is not a TLS protocol (tlsv1.0, "
+                      "tlsv1.1, tlsv1.2, tlsv1.3, all, secure, legacy)");
+    expect_file_error("[pgcutover]\n; x\nclient_tls_ciphers = NO-SUCH-CIPHER\n", 3,
+                      "client_tls_ciphers: \"NO-SUCH-CIPHER\" selects no cipher (an OpenSSL "
+                      "cipher list, see openssl ciphers -v)");
+    assert_true(conf_init_defaults(&c));
+    assert_string_equal(c.client_tls_protocols, "secure");
+    assert_int_equal(c.client_login_timeout, 60);
+    assert_int_equal(c.max_control_conn, 10);
+    assert_true(conf_set(&c, "client_tls_ciphers", "AES128-SHA", err, sizeof(err)));
+    assert_true(conf_set(&c, "client_login_timeout", "0", err, sizeof(err)));
+    assert_false(conf_set(&c, "max_control_conn", "0", err, sizeof(err)));
+    conf_free(&c);
 }
 
 /* conf/pgcutover.ini, found from this file's own path. */
@@ -705,6 +754,7 @@ int main(void)
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_example_round_trip),
         cmocka_unit_test(test_example_file_committed),
+        cmocka_unit_test(test_tls_settings),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -403,8 +403,18 @@ static void test_startup_roundtrip(void **state)
     assert_int_equal(s.len, b.len);
     assert_int_equal(s.protocol, PGW_PROTOCOL_3_0);
     assert_int_equal(s.nparams, 4);
-    assert_string_equal(s.params[1].name, "database");
-    assert_string_equal(s.params[1].value, "appdb");
+    assert_int_equal(s.fault, PGW_SF_NONE);
+    {
+        size_t pos = 0;
+        pgw_param q;
+        int k;
+
+        for (k = 0; pgw_startup_next(&s, &pos, &q); k++) {
+            assert_string_equal(q.name, p[k].name);
+            assert_string_equal(q.value, p[k].value);
+        }
+        assert_int_equal(k, 4);
+    }
     assert_string_equal(pgw_startup_param(&s, "user"), "alice");
     assert_string_equal(pgw_startup_param(&s, "application_name"), "");
     assert_string_equal(pgw_startup_param(&s, "options"), "-c search_path=x");
@@ -447,34 +457,61 @@ static void test_startup_lengths(void **state)
     be32(m + 4, PGW_SSL_REQUEST_CODE);
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         be32(m, bad[i]);
-        /* decided from the length word alone */
+        /* decided from the length word alone: closed without an answer */
         assert_int_equal(startup_of(m, 4, &s, NULL), PGW_BAD);
+        assert_int_equal(s.fault, PGW_SF_LENGTH);
         assert_int_equal(startup_of(m, 8, &s, NULL), PGW_BAD);
+        assert_int_equal(s.fault, PGW_SF_LENGTH);
     }
-    be32(m, PGW_MAX_STARTUP_PACKET + 1);
+    /* MAX_STARTUP_PACKET_LENGTH counts the bytes after the length word, as the server */
+    be32(m, PGW_MAX_STARTUP_TOTAL + 1);
     assert_int_equal(startup_of(m, 4, &s, NULL), PGW_TOO_LONG);
+    assert_int_equal(s.fault, PGW_SF_LENGTH);
     be32(m, 0x7fffffffu);
     assert_int_equal(startup_of(m, 16, &s, NULL), PGW_TOO_LONG);
-    be32(m, PGW_MAX_STARTUP_PACKET);
+    be32(m, PGW_MAX_STARTUP_TOTAL);
     assert_int_equal(startup_of(m, 16, &s, NULL), PGW_INCOMPLETE);
+    be32(m, PGW_MAX_STARTUP_PACKET + 1);
+    assert_int_equal(startup_of(m, 16, &s, NULL), PGW_INCOMPLETE);
+}
+
+/* node-postgres sends Terminate ('X', length 4) when end() races connect(): read as a
+ * startup packet its length word is 0x58000000, over the limit: a silent close. */
+static void test_startup_terminate_first(void **state)
+{
+    const uint8_t x[] = {'X', 0, 0, 0, 4};
+    pgw_startup s;
+    pgw_buf b;
+    char msg[64] = "untouched";
+
+    (void)state;
+    assert_int_equal(startup_of(x, 4, &s, NULL), PGW_TOO_LONG);
+    assert_int_equal(s.fault, PGW_SF_LENGTH);
+    assert_int_equal(startup_of(x, 5, &s, NULL), PGW_TOO_LONG);
+    assert_int_equal(s.fault, PGW_SF_LENGTH);
+    pgw_buf_init(&b);
+    assert_true(pgw_build_startup_refusal(&b, &s, msg, sizeof(msg)));
+    assert_int_equal(b.len, 0); /* nothing is sent */
+    assert_string_equal(msg, "");
+    pgw_buf_free(&b);
 }
 
 static void test_startup_max_size(void **state)
 {
-    uint8_t *m = calloc(1, PGW_MAX_STARTUP_PACKET + 1);
-    size_t vlen = PGW_MAX_STARTUP_PACKET - 8 - 5 - 1 - 1; /* "user\0" value\0 final\0 */
+    uint8_t *m = calloc(1, PGW_MAX_STARTUP_TOTAL + 1);
+    size_t vlen = PGW_MAX_STARTUP_TOTAL - 8 - 5 - 1 - 1; /* "user\0" value\0 final\0 */
     pgw_startup s;
 
     (void)state;
     assert_non_null(m);
-    be32(m, PGW_MAX_STARTUP_PACKET);
+    be32(m, PGW_MAX_STARTUP_TOTAL);
     be32(m + 4, PGW_PROTOCOL_3_0);
     memcpy(m + 8, "user", 5);
     memset(m + 13, 'a', vlen);
-    assert_int_equal(startup_of(m, PGW_MAX_STARTUP_PACKET, &s, NULL), PGW_OK);
+    assert_int_equal(startup_of(m, PGW_MAX_STARTUP_TOTAL, &s, NULL), PGW_OK);
     assert_int_equal(s.nparams, 1);
-    be32(m, PGW_MAX_STARTUP_PACKET + 1);
-    assert_int_equal(startup_of(m, PGW_MAX_STARTUP_PACKET + 1, &s, NULL), PGW_TOO_LONG);
+    be32(m, PGW_MAX_STARTUP_TOTAL + 1);
+    assert_int_equal(startup_of(m, PGW_MAX_STARTUP_TOTAL + 1, &s, NULL), PGW_TOO_LONG);
     free(m);
 }
 
@@ -493,10 +530,13 @@ static void test_startup_requests(void **state)
     be32(m + 4, PGW_GSSENC_REQUEST_CODE);
     assert_int_equal(startup_of(m, 8, &s, NULL), PGW_OK);
     assert_int_equal(s.kind, PGW_STARTUP_GSSENC);
-    be32(m, 12); /* GSSENC/SSL must be exactly 8 */
-    assert_int_equal(startup_of(m, 12, &s, NULL), PGW_BAD);
+    be32(m, 12); /* the server does not check the length of GSSENC/SSL requests */
+    assert_int_equal(startup_of(m, 12, &s, NULL), PGW_OK);
+    assert_int_equal(s.kind, PGW_STARTUP_GSSENC);
+    assert_int_equal(s.len, 12);
     be32(m + 4, PGW_SSL_REQUEST_CODE);
-    assert_int_equal(startup_of(m, 12, &s, NULL), PGW_BAD);
+    assert_int_equal(startup_of(m, 12, &s, NULL), PGW_OK);
+    assert_int_equal(s.kind, PGW_STARTUP_SSL);
 
     be32(m, 16);
     be32(m + 4, PGW_CANCEL_REQUEST_CODE);
@@ -507,12 +547,15 @@ static void test_startup_requests(void **state)
     assert_int_equal(s.cancel_pid, 4242);
     assert_int_equal(s.cancel_key, 0xdeadbeefu);
     assert_null(pgw_startup_param(&s, "user"));
-    be32(m, 12);
+    be32(m, 12); /* a CancelRequest of another size: closed without an answer */
     assert_int_equal(startup_of(m, 12, &s, NULL), PGW_BAD);
+    assert_int_equal(s.fault, PGW_SF_LENGTH);
     be32(m, 8);
     assert_int_equal(startup_of(m, 8, &s, NULL), PGW_BAD);
+    assert_int_equal(s.fault, PGW_SF_LENGTH);
     be32(m, 20);
     assert_int_equal(startup_of(m, 20, &s, NULL), PGW_BAD);
+    assert_int_equal(s.fault, PGW_SF_LENGTH);
 
     /* builders round trip */
     pgw_buf_init(&b);
@@ -569,14 +612,81 @@ static void test_startup_versions(void **state)
     n = mk_startup(m, 3u << 16 | 2, "user\0u\0\0", 8); /* 3.2 accepted */
     assert_int_equal(startup_of(m, n, &s, NULL), PGW_OK);
     assert_int_equal(s.protocol, 3u << 16 | 2);
+    n = mk_startup(m, 3u << 16 | 0xffff, "user\0u\0\0", 8); /* any 3.x minor */
+    assert_int_equal(startup_of(m, n, &s, NULL), PGW_OK);
+    {
+        static const uint32_t bad[] = {2u << 16, 4u << 16, 1234u << 16 | 5681, 0, 1u << 16 | 7};
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            n = mk_startup(m, bad[i], "user\0u\0\0", 8);
+            assert_int_equal(startup_of(m, n, &s, NULL), PGW_BAD);
+            assert_int_equal(s.fault, PGW_SF_PROTOCOL);
+            assert_int_equal(s.protocol, bad[i]);
+        }
+    }
+}
+
+/* The answers of PostgreSQL 15 to refused packets, byte for byte. */
+static void test_startup_refusal_messages(void **state)
+{
+    uint8_t m[64];
+    pgw_startup s;
+    pgw_buf b;
+    char msg[128];
+    pgw_error_fields f;
+    size_t n;
+
+    (void)state;
+    pgw_buf_init(&b);
+    n = mk_startup(m, 4u << 16 | 1, "user\0u\0\0", 8);
+    assert_int_equal(startup_of(m, n, &s, NULL), PGW_BAD);
+    assert_true(pgw_build_startup_refusal(&b, &s, msg, sizeof(msg)));
+    assert_string_equal(msg, "unsupported frontend protocol 4.1: server supports 3.0 to 3.0");
+    assert_int_equal(b.data[0], 'E');
+    assert_int_equal(rd32(b.data + 1), b.len - 1);
+    assert_int_equal(error_of(b.data + 5, b.len - 5, &f), PGW_OK);
+    assert_string_equal(f.severity, "FATAL");
+    assert_string_equal(f.sqlstate, "0A000");
+    assert_string_equal(f.message, msg);
+
+    /* 1234.5681 (no such request) and 0.0 get the same protocol-3 answer */
+    pgw_buf_reset(&b);
+    n = mk_startup(m, 1234u << 16 | 5681, "", 0);
+    assert_int_equal(startup_of(m, n, &s, NULL), PGW_BAD);
+    assert_true(pgw_build_startup_refusal(&b, &s, msg, sizeof(msg)));
+    assert_string_equal(msg, "unsupported frontend protocol 1234.5681: server supports 3.0 to 3.0");
+    assert_int_equal(rd32(b.data + 1), b.len - 1);
+    pgw_buf_reset(&b);
+    n = mk_startup(m, 0, "", 0);
+    assert_int_equal(startup_of(m, n, &s, NULL), PGW_BAD);
+    assert_true(pgw_build_startup_refusal(&b, &s, msg, sizeof(msg)));
+    assert_int_equal(rd32(b.data + 1), b.len - 1);
+
+    /* protocol 2.0: the old format the client can read */
+    pgw_buf_reset(&b);
     n = mk_startup(m, 2u << 16, "user\0u\0\0", 8);
     assert_int_equal(startup_of(m, n, &s, NULL), PGW_BAD);
-    n = mk_startup(m, 4u << 16, "user\0u\0\0", 8);
+    assert_true(pgw_build_startup_refusal(&b, &s, msg, sizeof(msg)));
+    {
+        static const char v2[] =
+            "EFATAL:  unsupported frontend protocol 2.0: server supports 3.0 to 3.0\n";
+
+        assert_int_equal(b.len, sizeof(v2)); /* with its NUL */
+        assert_memory_equal(b.data, v2, sizeof(v2));
+    }
+
+    /* a bad layout */
+    pgw_buf_reset(&b);
+    n = mk_startup(m, PGW_PROTOCOL_3_0, "user\0u\0", 7);
     assert_int_equal(startup_of(m, n, &s, NULL), PGW_BAD);
-    n = mk_startup(m, 1234u << 16 | 5681, "", 0); /* unknown 1234.x code */
-    assert_int_equal(startup_of(m, n, &s, NULL), PGW_BAD);
-    n = mk_startup(m, 0, "\0", 1);
-    assert_int_equal(startup_of(m, n, &s, NULL), PGW_BAD);
+    assert_int_equal(s.fault, PGW_SF_LAYOUT);
+    assert_true(pgw_build_startup_refusal(&b, &s, msg, sizeof(msg)));
+    assert_int_equal(error_of(b.data + 5, b.len - 5, &f), PGW_OK);
+    assert_string_equal(f.sqlstate, "08P01");
+    assert_string_equal(f.message,
+                        "invalid startup packet layout: expected terminator as last byte");
+    error_of(NULL, 0, NULL);
+    pgw_buf_free(&b);
 }
 
 static void test_startup_malformed_params(void **state)
@@ -604,6 +714,7 @@ static void test_startup_malformed_params(void **state)
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         n = mk_startup(m, PGW_PROTOCOL_3_0, bad[i].body, bad[i].len);
         assert_int_equal(startup_of(m, n, &s, NULL), PGW_BAD);
+        assert_int_equal(s.fault, PGW_SF_LAYOUT);
     }
     /* empty value is fine; repeated names: the last wins */
     n = mk_startup(m, PGW_PROTOCOL_3_0, "a\0\0a\0z\0\0", 8);
@@ -634,31 +745,31 @@ static void test_startup_truncated_lengths(void **state)
     pgw_buf_free(&b);
 }
 
-static void test_startup_param_limit(void **state)
+/* No limit on the number of parameters but the packet's length, as the server. */
+static void test_startup_many_params(void **state)
 {
-    pgw_param p[PGW_MAX_STARTUP_PARAMS + 1];
-    char names[PGW_MAX_STARTUP_PARAMS + 1][8];
+    enum { N = 1000 };
+    static pgw_param p[N];
+    static char names[N][8];
     pgw_buf b;
     pgw_startup s;
     uint8_t *keep;
     int i;
 
     (void)state;
-    for (i = 0; i <= PGW_MAX_STARTUP_PARAMS; i++) {
+    for (i = 0; i < N; i++) {
         snprintf(names[i], sizeof(names[i]), "p%d", i);
         p[i].name = names[i];
         p[i].value = "v";
     }
     pgw_buf_init(&b);
-    assert_true(pgw_build_startup(&b, p, PGW_MAX_STARTUP_PARAMS));
+    assert_true(pgw_build_startup(&b, p, N));
+    assert_true(b.len <= PGW_MAX_STARTUP_TOTAL);
     assert_int_equal(startup_of(b.data, b.len, &s, &keep), PGW_OK);
-    assert_int_equal(s.nparams, PGW_MAX_STARTUP_PARAMS);
-    assert_string_equal(s.params[PGW_MAX_STARTUP_PARAMS - 1].name, "p63");
-    assert_string_equal(pgw_startup_param(&s, "p63"), "v");
+    assert_int_equal(s.nparams, N);
+    assert_string_equal(pgw_startup_param(&s, "p999"), "v");
+    assert_string_equal(pgw_startup_param(&s, "p0"), "v");
     free(keep);
-    pgw_buf_reset(&b);
-    assert_true(pgw_build_startup(&b, p, PGW_MAX_STARTUP_PARAMS + 1));
-    assert_int_equal(startup_of(b.data, b.len, &s, NULL), PGW_BAD);
     pgw_buf_free(&b);
 }
 
@@ -1225,9 +1336,13 @@ static void run_all_readers(const uint8_t *src, size_t n)
     size_t off = 0;
 
     if (pgw_parse_startup(d, n, &s) == PGW_OK) {
-        assert_true(s.len <= n && s.len >= 8 && s.len <= PGW_MAX_STARTUP_PACKET);
-        for (count = 0; count < s.nparams; count++)
-            assert_true((const uint8_t *)s.params[count].value < d + s.len);
+        size_t pos = 0;
+        pgw_param q;
+
+        assert_true(s.len <= n && s.len >= 8 && s.len <= PGW_MAX_STARTUP_TOTAL);
+        for (count = 0; pgw_startup_next(&s, &pos, &q); count++)
+            assert_true((const uint8_t *)q.value < d + s.len);
+        assert_int_equal(count, s.kind == PGW_STARTUP_MESSAGE ? s.nparams : 0);
         (void)pgw_startup_param(&s, "user");
     }
     if (pgw_read_header(d, n, 64, &h) == PGW_OK)
@@ -1304,9 +1419,11 @@ int main(void)
         cmocka_unit_test(test_startup_requests),
         cmocka_unit_test(test_startup_exact_request_bytes),
         cmocka_unit_test(test_startup_versions),
+        cmocka_unit_test(test_startup_refusal_messages),
+        cmocka_unit_test(test_startup_terminate_first),
         cmocka_unit_test(test_startup_malformed_params),
         cmocka_unit_test(test_startup_truncated_lengths),
-        cmocka_unit_test(test_startup_param_limit),
+        cmocka_unit_test(test_startup_many_params),
         cmocka_unit_test(test_buf_growth),
         cmocka_unit_test(test_buf_oom_sticky),
         cmocka_unit_test(test_exact_ready),

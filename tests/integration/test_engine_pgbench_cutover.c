@@ -31,7 +31,11 @@
  *     rows of transactions that started after the swap (mtime > the cutover
  *     transaction's now(), phase_at['done']), except for at most one account per client:
  *     a transaction in flight during the hold whose UPDATE waited for the cutover's lock
- *     and then, re-resolving the name, wrote the new table.
+ *     and then, re-resolving the name, wrote the new table (difference: its delta, its
+ *     mtime at or before the swap), or one whose BEGIN reached PostgreSQL just after the
+ *     cutover transaction began (mtime after it) but which wrote the old table before the
+ *     lock was granted (difference: minus its delta). Either way no write is lost: every
+ *     balance equals its history, checked above.
  *
  * Each test has its own database (eng_pgb_cut_*) and its own pgcutover (Debug build,
  * sanitizers), because test files run in parallel; the teardown stops pgbench and the
@@ -398,8 +402,9 @@ static void run_case(const char *mode, const char *change, const char *abalance_
     long long unexplained =
         h_qint(dc,
                "%sSELECT count(*) FROM d WHERE d <> 0 AND NOT EXISTS (SELECT FROM pgbench_history "
-               "h WHERE h.aid = d.aid AND h.delta = d.d AND h.mtime <= '%s')",
-               with, done_at);
+               "h WHERE h.aid = d.aid AND ((h.delta = d.d AND h.mtime <= '%s') OR "
+               "(h.delta = -d.d AND h.mtime > '%s')))",
+               with, done_at, done_at);
     if (odd > CLIENTS || unexplained) {
         h_qtext(dc, buf, sizeof buf,
                 "%sSELECT string_agg(format('aid %%s: %%s', aid, d), '; ') FROM (SELECT * FROM d "

@@ -64,6 +64,7 @@ typedef struct {
     _Atomic bool shutting_down;
     _Atomic uint64_t next_session_id;
     _Atomic int console_jobs;   /* console queries running on their own threads */
+    _Atomic int console_answers; /* console jobs whose answer the worker has not taken */
     struct event *hold_timer;
     px_stats closed;            /* counters of sessions that have ended */
 } px_daemon;

@@ -28,8 +28,14 @@
  *                                  are used up, then answers 55000 with the reason)
  *   ABORT MIGRATION n              drop triggers and shadow; state aborted (waits for it)
  *   DROP MIGRATION n               drop the old table of a done migration
+ * Who: every command on a migration is for the table's owner, a member of the owning
+ * role (pg_has_role … 'USAGE') or a superuser, as ALTER itself; others get 42501 "must be
+ * owner of table" (also SHOW MIGRATION n: the id is no secret, the table name is in
+ * pg_class anyway). SHOW MIGRATIONS and PAUSE/RESUME MIGRATION ALL only list or touch
+ * such migrations.
  * Errors: 42601 syntax, 42P01 no such table or migration, 55000 wrong state,
- * 42501 not the table's owner, 0A000 what a shadow copy cannot do.
+ * 42501 not the table's owner, 0A000 what a shadow copy cannot do, 57P01 pgcutover is
+ * shutting down.
  */
 #ifndef OSC_ENGINE_H
 #define OSC_ENGINE_H

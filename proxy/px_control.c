@@ -51,7 +51,10 @@ bool px_control_authenticated(px_session *s)
     /* The check blocks on libpq: it runs on a job thread (sql NULL) like a migration
      * command, and admitted() carries on. Client input waits until it is done. */
     if (!start_job(s, NULL)) {
-        px_session_fail(s, "53200", "could not start the console's login check");
+        if (atomic_load(&px_d.console_closed))
+            px_session_fail(s, "57P01", "pgcutover is shutting down");
+        else
+            px_session_fail(s, "53200", "could not start the console's login check");
         return false;
     }
     return true;
@@ -383,6 +386,8 @@ static void *job_main(void *arg)
  * Takes sql. */
 static bool start_job(px_session *s, char *sql)
 {
+    if (atomic_load(&px_d.console_closed))
+        return false; /* shutting down: the counts below must reach 0 */
     ctl_job *job = calloc(1, sizeof *job);
     if (job == NULL)
         return false;

@@ -603,6 +603,7 @@ int px_daemon_run(conf_t *conf, const conf_cmdline *cl)
         /* The engine wakes the console jobs waiting in it (a CUTOVER or ABORT behind a
          * lock answers 57P01) and waits for them to leave before it frees a migration. */
         osc_engine_stop();
+        atomic_store(&px_d.console_closed, true);
         /* Console jobs post their answer to a worker's event_base: the workers (still
          * running) must take every answer and the threads must end before the bases
          * go. After osc_engine_stop no job can block in the engine, so this is short. */

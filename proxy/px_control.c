@@ -69,11 +69,16 @@ static bool admitted(px_session *s, int verdict, const char *err)
         pthread_mutex_lock(&px_d.conf_lock);
         snprintf(role, sizeof role, "%s", px_d.conf.control_role);
         pthread_mutex_unlock(&px_d.conf_lock);
+        /* Why the check could not be made (the engine's connection) is for the log only:
+         * the user is not admitted yet. */
+        if (verdict < 0)
+            px_warn("c%llu console login check for %s failed: %s", (unsigned long long)s->id,
+                    s->user, err);
         px_session_fail(s, "42501",
                         "role \"%s\" may not use the pgcutover console: it must be a "
-                        "superuser or a member of \"%s\" (GRANT %s TO %s)%s%s",
-                        s->user, role, role, s->user, verdict < 0 ? ": " : "",
-                        verdict < 0 ? err : "");
+                        "superuser or a member of \"%s\" (GRANT %s TO %s)%s",
+                        s->user, role, role, s->user,
+                        verdict < 0 ? ": the check could not be made (see pgcutover's log)" : "");
         return false;
     }
     s->ctl->phase = CTL_READY;

@@ -1,7 +1,9 @@
 /*
  * px_control.c — see px_control.h. After PostgreSQL accepts the login (relayed like
- * any session), the console asks the same server connection whether the user is a
- * superuser or a member of control_role, then answers simple queries itself.
+ * any session), the engine decides on a connection of its own whether the user
+ * PostgreSQL authenticated is a superuser or a member of control_role
+ * (osc_engine_admit: nothing in the user's own session, such as its search_path, can
+ * change the answer), then the console answers simple queries itself.
  * Commands are split with libpg_query's scanner (quotes, dollar quotes and comments
  * are respected), matched case-insensitively, and answered with result sets.
  */
@@ -30,28 +32,14 @@ struct ctl_job;
 
 struct px_control {
     ctl_phase phase;
-    struct ctl_job *job; /* a query running on its own thread; client input waits */
-    bool admin;
+    struct ctl_job *job; /* a query or the login check on its own thread; client input waits */
     bool ext_error; /* an extended-protocol message was refused: wait for Sync */
-    char check_error[256];
 };
 
-/* ---------- login check ---------- */
+static bool start_job(px_session *s, char *sql);
+static void send_buf(px_session *s, pgw_buf *b);
 
-static void append_literal(char *dst, size_t len, const char *s)
-{
-    size_t n = strlen(dst);
-    if (n + 2 >= len)
-        return;
-    dst[n++] = '\'';
-    for (; *s && n + 3 < len; s++) {
-        if (*s == '\'')
-            dst[n++] = '\'';
-        dst[n++] = *s;
-    }
-    dst[n++] = '\'';
-    dst[n] = 0;
-}
+/* ---------- login check ---------- */
 
 bool px_control_authenticated(px_session *s)
 {
@@ -60,26 +48,47 @@ bool px_control_authenticated(px_session *s)
         px_session_fail(s, "53200", "out of memory");
         return false;
     }
-    char role[200] = "", sql[600];
-    pthread_mutex_lock(&px_d.conf_lock);
-    append_literal(role, sizeof role, px_d.conf.control_role);
-    pthread_mutex_unlock(&px_d.conf_lock);
-    snprintf(sql, sizeof sql,
-             "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
-             "COALESCE((SELECT pg_has_role(current_user, oid, 'MEMBER') FROM pg_roles "
-             "WHERE rolname = %s), false)",
-             role);
-    size_t n = strlen(sql) + 1;
-    uint8_t hdr[5] = {'Q', (uint8_t)((n + 4) >> 24), (uint8_t)((n + 4) >> 16),
-                      (uint8_t)((n + 4) >> 8), (uint8_t)(n + 4)};
-    evbuffer_add(s->server->out, hdr, 5);
-    evbuffer_add(s->server->out, sql, n);
-    if (!px_io_flush(s->server)) {
-        px_session_fail(s, "08006", "server connection lost: %s", s->server->err);
+    /* The check blocks on libpq: it runs on a job thread (sql NULL) like a migration
+     * command, and admitted() carries on. Client input waits until it is done. */
+    if (!start_job(s, NULL)) {
+        if (atomic_load(&px_d.console_closed))
+            px_session_fail(s, "57P01", "pgcutover is shutting down");
+        else
+            px_session_fail(s, "53200", "could not start the console's login check");
         return false;
     }
-    /* Client input waits until the check is done. */
-    px_io_read_enable(s->client, false);
+    return true;
+}
+
+/* The login check's answer (verdict as from osc_engine_admit, err its reason). Returns
+ * false when the login is refused: s may be freed then. */
+static bool admitted(px_session *s, int verdict, const char *err)
+{
+    if (verdict != 1) {
+        char role[128];
+        pthread_mutex_lock(&px_d.conf_lock);
+        snprintf(role, sizeof role, "%s", px_d.conf.control_role);
+        pthread_mutex_unlock(&px_d.conf_lock);
+        /* Why the check could not be made (the engine's connection) is for the log only:
+         * the user is not admitted yet. */
+        if (verdict < 0)
+            px_warn("c%llu console login check for %s failed: %s", (unsigned long long)s->id,
+                    s->user, err);
+        px_session_fail(s, "42501",
+                        "role \"%s\" may not use the pgcutover console: it must be a "
+                        "superuser or a member of \"%s\" (GRANT %s TO %s)%s",
+                        s->user, role, role, s->user,
+                        verdict < 0 ? ": the check could not be made (see pgcutover's log)" : "");
+        return false;
+    }
+    s->ctl->phase = CTL_READY;
+    px_info("c%llu console login %s/%s@%s", (unsigned long long)s->id, s->database, s->user,
+            s->addr);
+    pgw_buf b;
+    pgw_buf_init(&b);
+    pgw_build_ready(&b, 'I');
+    send_buf(s, &b);
+    pgw_buf_free(&b);
     return true;
 }
 
@@ -118,47 +127,13 @@ static void send_buf(px_session *s, pgw_buf *b)
 
 void px_control_server_read(px_session *s)
 {
-    struct px_control *c = s->ctl;
+    /* The console asks the server nothing after the login: whatever it sends (a
+     * ParameterStatus, a NOTICE) is read and dropped. */
     pgw_header h;
     uint8_t *body;
     bool bad;
-    while (take_message(s->server->in, 1u << 20, &h, &body, &bad)) {
-        if (c->phase == CTL_CHECKING && h.type == 'D' && h.len >= 4 + 2 + 4 + 1)
-            c->admin = body[2] == 0 && body[3] == 0 && body[4] == 0 && body[5] == 1 && body[6] == 't';
-        if (c->phase == CTL_CHECKING && h.type == 'E') {
-            pgw_error_fields f;
-            if (pgw_read_error(body, h.len - 4, &f) == PGW_OK && f.message)
-                snprintf(c->check_error, sizeof c->check_error, "%s", f.message);
-        }
-        bool ready = c->phase == CTL_CHECKING && h.type == 'Z';
+    while (take_message(s->server->in, 1u << 20, &h, &body, &bad))
         free(body);
-        if (!ready)
-            continue;
-        if (!c->admin) {
-            char role[128];
-            pthread_mutex_lock(&px_d.conf_lock);
-            snprintf(role, sizeof role, "%s", px_d.conf.control_role);
-            pthread_mutex_unlock(&px_d.conf_lock);
-            px_session_fail(s, "42501",
-                            "role \"%s\" may not use the pgcutover console: it must be a "
-                            "superuser or a member of \"%s\" (GRANT %s TO %s)%s%s",
-                            s->user, role, role, s->user, *c->check_error ? ": " : "",
-                            c->check_error);
-            return;
-        }
-        c->phase = CTL_READY;
-        px_info("c%llu console login %s/%s@%s", (unsigned long long)s->id, s->database, s->user,
-                s->addr);
-        pgw_buf b;
-        pgw_buf_init(&b);
-        pgw_build_ready(&b, 'I');
-        send_buf(s, &b);
-        pgw_buf_free(&b);
-        px_io_read_enable(s->client, true);
-        if (px_io_in_len(s->client) > 0)
-            px_control_read(s);
-        return;
-    }
     if (bad)
         px_session_fail(s, "08P01", "invalid message from server");
 }
@@ -362,7 +337,10 @@ typedef struct ctl_job {
     px_session *s;   /* NULL once the session ended (worker thread writes it) */
     struct event_base *base;
     ctl_who who;
-    char *sql;
+    char *sql;       /* NULL: the login check */
+    char role[128];  /* the login check: control_role */
+    int verdict;     /* the login check: osc_engine_admit's answer */
+    char err[256];
     pgw_buf out;
 } ctl_job;
 
@@ -374,11 +352,15 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
     px_session *s = job->s;
     if (s != NULL) {
         s->ctl->job = NULL;
-        send_buf(s, &job->out);
+        if (job->sql == NULL && !admitted(s, job->verdict, job->err))
+            s = NULL; /* refused: the session may be gone */
+        else if (job->sql != NULL)
+            send_buf(s, &job->out);
     }
     pgw_buf_free(&job->out);
     free(job->sql);
     free(job);
+    atomic_fetch_sub(&px_d.console_answers, 1);
     if (s != NULL && s->state == PS_RELAY) {
         px_io_read_enable(s->client, true);
         if (px_io_in_len(s->client) > 0)
@@ -389,8 +371,13 @@ static void job_done(evutil_socket_t fd, short what, void *arg)
 static void *job_main(void *arg)
 {
     ctl_job *job = arg;
-    run_query(&job->who, job->sql, &job->out);
-    pgw_build_ready(&job->out, 'I');
+    if (job->sql == NULL) {
+        job->verdict = osc_engine_admit(job->who.database, job->who.user, job->role, job->err,
+                                        sizeof job->err);
+    } else {
+        run_query(&job->who, job->sql, &job->out);
+        pgw_build_ready(&job->out, 'I');
+    }
     struct timeval now = {0, 0};
     event_base_once(job->base, -1, EV_TIMEOUT, job_done, job, &now);
     /* libpq used OpenSSL on this thread: free its thread state now, not in a key
@@ -400,9 +387,12 @@ static void *job_main(void *arg)
     return NULL;
 }
 
-/* Start sql on a job thread; false when the thread cannot start. Takes sql. */
+/* Start sql (NULL: the login check) on a job thread; false when the thread cannot start.
+ * Takes sql. */
 static bool start_job(px_session *s, char *sql)
 {
+    if (atomic_load(&px_d.console_closed))
+        return false; /* shutting down: the counts below must reach 0 */
     ctl_job *job = calloc(1, sizeof *job);
     if (job == NULL)
         return false;
@@ -412,15 +402,21 @@ static bool start_job(px_session *s, char *sql)
     snprintf(job->who.user, sizeof job->who.user, "%s", s->user);
     snprintf(job->who.database, sizeof job->who.database, "%s", s->database);
     job->sql = sql;
+    pthread_mutex_lock(&px_d.conf_lock);
+    snprintf(job->role, sizeof job->role, "%s", px_d.conf.control_role);
+    pthread_mutex_unlock(&px_d.conf_lock);
     pgw_buf_init(&job->out);
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     atomic_fetch_add(&px_d.console_jobs, 1);
+    atomic_fetch_add(&px_d.console_answers, 1);
     bool ok = pthread_create(&t, &attr, job_main, job) == 0;
-    if (!ok)
+    if (!ok) {
         atomic_fetch_sub(&px_d.console_jobs, 1);
+        atomic_fetch_sub(&px_d.console_answers, 1);
+    }
     pthread_attr_destroy(&attr);
     if (!ok) {
         free(job);

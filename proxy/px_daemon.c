@@ -650,11 +650,19 @@ int px_daemon_run(conf_t *conf, const conf_cmdline *cl)
                                   px_hold_last_max_wait_ms, px_hold_wait_ms};
         osc_engine_start(&hooks);
         event_base_dispatch(px_d.main_base);
+        /* The engine wakes the console jobs waiting in it (a CUTOVER or ABORT behind a
+         * lock answers 57P01) and waits for them to leave before it frees a migration. */
         osc_engine_stop();
-        /* Console jobs post their answer to a worker's event_base: let them finish
-         * before the workers go (bounded: a job may wait on a long CUTOVER). */
-        for (int i = 0; i < 500 && atomic_load(&px_d.console_jobs) > 0; i++)
+        atomic_store(&px_d.console_closed, true);
+        /* Console jobs post their answer to a worker's event_base: the workers (still
+         * running) must take every answer and the threads must end before the bases
+         * go. After osc_engine_stop no job can block in the engine, so this is short. */
+        for (int i = 0; atomic_load(&px_d.console_jobs) > 0 ||
+                        atomic_load(&px_d.console_answers) > 0; i++) {
+            if (i == 100)
+                px_warn("shutdown: waiting for %d console jobs", atomic_load(&px_d.console_jobs));
             usleep(10000);
+        }
         rc = 0;
     }
     close_listeners();

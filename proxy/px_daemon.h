@@ -67,6 +67,9 @@ typedef struct {
     _Atomic bool shutting_down;
     _Atomic uint64_t next_session_id;
     _Atomic int console_jobs;   /* console queries running on their own threads */
+    _Atomic int console_answers; /* console jobs whose answer the worker has not taken */
+    _Atomic bool console_closed; /* shutdown: no new console job threads (the engine is
+                                  * stopped, so its commands answer at once on the worker) */
     struct event *hold_timer;
     px_stats closed;            /* counters of sessions that have ended */
 } px_daemon;

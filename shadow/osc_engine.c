@@ -16,6 +16,32 @@ static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static osc_mig *reg_head;
 static pthread_t resume_thread;
 static bool resume_started;
+/* Console commands and admissions in progress (cmd_enter/cmd_leave): osc_engine_stop
+ * wakes them and waits for none to be left before it frees a migration. Under reg_lock;
+ * no command starts once stopping is set. */
+static int cmd_active;
+static bool stopping;
+static pthread_cond_t cmd_cond = PTHREAD_COND_INITIALIZER;
+
+/* Count a console command in; false (nothing counted) once the engine is stopping. */
+static bool cmd_enter(void)
+{
+    pthread_mutex_lock(&reg_lock);
+    bool ok = !stopping;
+    if (ok)
+        cmd_active++;
+    pthread_mutex_unlock(&reg_lock);
+    return ok;
+}
+
+/* Count it out; after this the command touches no osc_mig. */
+static void cmd_leave(void)
+{
+    pthread_mutex_lock(&reg_lock);
+    if (--cmd_active == 0)
+        pthread_cond_broadcast(&cmd_cond);
+    pthread_mutex_unlock(&reg_lock);
+}
 
 /* ---------- registry ---------- */
 
@@ -59,7 +85,7 @@ static void launch(PGconn *c, const char *db, int64_t id)
 {
     pthread_mutex_lock(&reg_lock);
     osc_mig *m = find_locked(db, id);
-    if (m && m->running) {
+    if ((m && m->running) || stopping) { /* stopping: the next start resumes it */
         pthread_mutex_unlock(&reg_lock);
         return;
     }
@@ -144,6 +170,17 @@ void osc_engine_stop(void)
         pthread_join(resume_thread, NULL);
     resume_started = false;
     pthread_mutex_lock(&reg_lock);
+    stopping = true;
+    /* Wake every console command waiting on a driver (they see stop and leave), then
+     * wait until no command is left: none may hold a pointer into what we free. */
+    for (osc_mig *m = reg_head; m; m = m->next) {
+        pthread_mutex_lock(&m->lock);
+        m->stop = true;
+        pthread_cond_broadcast(&m->cond);
+        pthread_mutex_unlock(&m->lock);
+    }
+    while (cmd_active > 0)
+        pthread_cond_wait(&cmd_cond, &reg_lock);
     osc_mig *list = reg_head;
     reg_head = NULL;
     pthread_mutex_unlock(&reg_lock);
@@ -221,7 +258,70 @@ static const char show_cols[] =
     "quote_ident(shadow_name), 'pgcutover.' || quote_ident(old_name), error, started_by, created_at, updated_at, statement, "
     "key_columns, checkpoint::text, max_key::text, settings::text, phase_at::text, "
     "cutover_attempts, cutover_hold_ms, cutover_lock_ms, cutover_max_wait_ms "
-    "FROM pgcutover.migrations";
+    "FROM pgcutover.migrations m";
+
+/* ---------- who may act on a migration ---------- */
+
+/*
+ * The one rule for every migration command (ALTER's own, osc_plan.c table_sql): a
+ * superuser, or a role with pg_has_role(user, owner, 'USAGE') — the owner of the table or
+ * a member that inherits its rights. Which table: the one the migration recorded by OID
+ * (the original; a cutover keeps that relation as the old table, so the OID names it
+ * until DROP MIGRATION); when that relation is gone, for a done migration only, the
+ * table now bearing the migration's name (the one the cutover swapped in, which it gave
+ * the original's owner); otherwise (the table dropped) superusers only. Never the
+ * recorded started_by: ownership changes after the start count.
+ * $1 is the user (the name PostgreSQL authenticated); m is pgcutover.migrations. Run it
+ * only inside pin_begin/pin_end: the names are qualified and search_path is pinned.
+ */
+#define MAY_ACT_SQL                                                                              \
+    "(coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = $1), false) "   \
+    "OR coalesce(pg_catalog.pg_has_role($1, coalesce("                                          \
+    "(SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = m.table_oid), "                \
+    "(SELECT c.relowner FROM pg_catalog.pg_class c WHERE m.state = 'done' AND c.oid = "         \
+    "pg_catalog.to_regclass(pg_catalog.quote_ident(m.table_schema) || '.' || "                 \
+    "pg_catalog.quote_ident(m.table_name)))), 'USAGE'), false))"
+
+/* A read-only transaction whose search_path is pg_catalog, pg_temp only, so no object a
+ * user created can stand in for a catalog's (functions, operators, views). */
+static bool pin_begin(PGconn *c, char *err, size_t errlen)
+{
+    return osc_run(c, "BEGIN READ ONLY; SET LOCAL search_path = pg_catalog, pg_temp", 0, NULL,
+                   err, errlen, NULL);
+}
+
+static void pin_end(PGconn *c)
+{
+    PQclear(PQexec(c, "ROLLBACK"));
+}
+
+typedef enum { MAY_YES, MAY_NO, MAY_MISSING, MAY_ERROR } may_rc;
+
+/* Whether user may act on migration id (MAY_ACT_SQL); table gets "schema.table" (quoted
+ * as needed) when the migration exists, err the reason of MAY_ERROR. */
+static may_rc may_act(PGconn *c, const char *user, int64_t id, char *table, size_t tlen, char *err,
+                      size_t errlen)
+{
+    *table = 0;
+    if (!osc_state_exists(c))
+        return MAY_MISSING;
+    if (!pin_begin(c, err, errlen))
+        return MAY_ERROR;
+    char ids[32];
+    snprintf(ids, sizeof ids, "%" PRId64, id);
+    const char *v[] = {user, ids};
+    PGresult *t = osc_exec(c,
+                           "SELECT pg_catalog.format('%I.%I', m.table_schema, m.table_name), "
+                           MAY_ACT_SQL " FROM pgcutover.migrations m WHERE m.id = $2::int8",
+                           2, v, err, errlen, NULL);
+    may_rc rc = t == NULL ? MAY_ERROR : PQntuples(t) != 1 ? MAY_MISSING
+                : PQgetvalue(t, 0, 1)[0] == 't' ? MAY_YES : MAY_NO;
+    if (t && PQntuples(t) == 1)
+        snprintf(table, tlen, "%s", PQgetvalue(t, 0, 0));
+    PQclear(t);
+    pin_end(c);
+    return rc;
+}
 
 /* The 42P01 answer for a migration id that database db does not have. */
 static void no_such_migration(osc_result *r, int64_t id, const char *db)
@@ -230,7 +330,31 @@ static void no_such_migration(osc_result *r, int64_t id, const char *db)
                      "no migration %" PRId64 " in database \"%s\"", id, db);
 }
 
-static void show(PGconn *c, const char *db, int64_t only, osc_result *r)
+/* may_act as a command's answer: true when user may act on id, else false with 42P01
+ * (no such migration), 42501 (not the owner; as PostgreSQL's "must be owner of table")
+ * or the error in *r. */
+static bool check_owner(PGconn *c, const char *db, const char *user, int64_t id, osc_result *r)
+{
+    char table[300], err[512];
+    switch (may_act(c, user, id, table, sizeof table, err, sizeof err)) {
+    case MAY_YES:
+        return true;
+    case MAY_MISSING:
+        no_such_migration(r, id, db);
+        return false;
+    case MAY_NO:
+        osc_result_error(r, "42501", "the table's owner, a member of the owning role or a "
+                                     "superuser may act on its migration",
+                         "must be owner of table %s (migration %" PRId64 ")", table, id);
+        return false;
+    case MAY_ERROR:
+        break;
+    }
+    osc_result_error(r, "XX000", NULL, "checking the owner of migration %" PRId64 ": %s", id, err);
+    return false;
+}
+
+static void show(PGconn *c, const char *db, const char *user, int64_t only, osc_result *r)
 {
     static const char *const names[] = {
         "id", "table", "state", "phase", "rows_copied", "rows_estimated", "percent",
@@ -252,11 +376,14 @@ static void show(PGconn *c, const char *db, int64_t only, osc_result *r)
             no_such_migration(r, only, db);
         return;
     }
-    char sql[1400], err[512], ids[32];
+    char sql[2400], err[512], ids[32];
     snprintf(ids, sizeof ids, "%" PRId64, only);
-    snprintf(sql, sizeof sql, "%s%s ORDER BY id DESC", show_cols, only ? " WHERE id = $1" : "");
-    const char *v[] = {ids};
-    PGresult *t = osc_exec(c, sql, only ? 1 : 0, v, err, sizeof err, NULL);
+    /* only the migrations user may act on (a single one was checked by check_owner) */
+    snprintf(sql, sizeof sql, "%s WHERE ($2::int8 = 0 OR m.id = $2::int8) AND " MAY_ACT_SQL
+             " ORDER BY id DESC", show_cols);
+    const char *v[] = {user, ids};
+    PGresult *t = pin_begin(c, err, sizeof err) ? osc_exec(c, sql, 2, v, err, sizeof err, NULL) : NULL;
+    pin_end(c);
     if (t == NULL) {
         osc_result_error(r, "XX000", NULL, "%s", err);
         return;
@@ -342,7 +469,7 @@ static bool wait_state(osc_mig *m, const char *want, int ms)
         snprintf(pat, sizeof pat, "|%s|", m->state);
         if (strstr(want, pat))
             return true;
-        if (!m->running || pthread_cond_timedwait(&m->cond, &m->lock, &until) != 0)
+        if (!m->running || m->stop || pthread_cond_timedwait(&m->cond, &m->lock, &until) != 0)
             return strstr(want, pat) != NULL;
     }
 }
@@ -495,7 +622,8 @@ static void plan_rows(PGconn *c, const char *sql, const char *user, osc_result *
 }
 
 /* PAUSE / RESUME MIGRATION n|ALL. */
-static void pause_resume(PGconn *c, const char *db, bool pause, const char *arg, osc_result *r)
+static void pause_resume(PGconn *c, const char *db, const char *user, bool pause, const char *arg,
+                         osc_result *r)
 {
     int64_t only = strcmp(arg, "ALL") == 0 ? 0 : strtoll(arg, NULL, 10);
     char state[32];
@@ -513,6 +641,9 @@ static void pause_resume(PGconn *c, const char *db, bool pause, const char *arg,
     pthread_mutex_unlock(&reg_lock);
     for (int i = 0; i < n; i++) {
         osc_mig *m = list[i];
+        char table[300], err[256];
+        if (!only && may_act(c, user, m->id, table, sizeof table, err, sizeof err) != MAY_YES)
+            continue; /* ALL: the user's own only (a single one was checked by check_owner) */
         pthread_mutex_lock(&m->lock);
         bool can = strcmp(m->state, "pending") == 0 || strcmp(m->state, "preparing") == 0 ||
                    strcmp(m->state, "copying") == 0 || strcmp(m->state, "paused") == 0;
@@ -632,7 +763,14 @@ static void abort_migration(PGconn *c, const char *db, int64_t id, osc_result *r
         pthread_cond_broadcast(&m->cond);
         wait_state(m, "|aborted|failed|", 60000);
         snprintf(state, sizeof state, "%s", m->state);
+        bool stop = m->stop;
         pthread_mutex_unlock(&m->lock);
+        if (stop && strcmp(state, "aborted") != 0) {
+            osc_result_error(r, "57P01", "the next start carries the abort on (state aborting) "
+                                         "or ABORT MIGRATION again",
+                             "pgcutover is shutting down: migration %" PRId64 " is %s", id, state);
+            return;
+        }
         if (strcmp(state, "aborted") != 0) {
             osc_result_error(r, "55000", "look at SHOW MIGRATION for the reason, then ABORT again",
                              "migration %" PRId64 " did not finish aborting (state %s)", id, state);
@@ -695,11 +833,17 @@ static void cutover_now(PGconn *c, const char *db, int64_t id, osc_result *r)
     m->cutover_req = true;
     pthread_cond_broadcast(&m->cond);
     struct timespec until = osc_deadline(600 * 1000);
-    while (m->running && m->cutover_gen == gen)
+    while (m->running && !m->stop && m->cutover_gen == gen)
         if (pthread_cond_timedwait(&m->cond, &m->lock, &until) != 0)
             break;
-    bool done = strcmp(m->state, "done") == 0;
+    bool done = strcmp(m->state, "done") == 0, stop = m->stop && m->cutover_gen == gen;
     pthread_mutex_unlock(&m->lock);
+    if (stop && !done) {
+        osc_result_error(r, "57P01", "a swap under way completes or rolls back; CUTOVER "
+                                     "MIGRATION again after the restart",
+                         "pgcutover is shutting down: migration %" PRId64 " not cut over", id);
+        return;
+    }
     if (!done) {
         char err[256];
         const char *v[] = {state};
@@ -785,21 +929,30 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
             return;
         }
     }
+    if (!cmd_enter()) {
+        osc_result_error(r, "57P01", NULL, "pgcutover is shutting down");
+        return;
+    }
     PGconn *c = osc_connect(db, "pgcutover console", err, sizeof err);
     if (c == NULL) {
         osc_result_error(r, "08006", "check migration_conninfo / server_host", "%s", err);
+        cmd_leave();
         return;
     }
-    if (alter)
+    /* Every command on migration n: the owner rule first (PAUSE/RESUME ALL and SHOW
+     * MIGRATIONS apply it to each migration). */
+    if (id > 0 && !check_owner(c, db, user, id, r))
+        ; /* answered */
+    else if (alter)
         start_migration(c, db, user, cmd, r);
     else if (plan)
         plan_rows(c, db ? strcasestr(cmd, "alter") : cmd, user, r);
     else if (show_all)
-        show(c, db, 0, r);
+        show(c, db, user, 0, r);
     else if (strcmp(w[0], "SHOW") == 0)
-        show(c, db, id, r);
+        show(c, db, user, id, r);
     else if (strcmp(w[0], "PAUSE") == 0 || strcmp(w[0], "RESUME") == 0)
-        pause_resume(c, db, strcmp(w[0], "PAUSE") == 0, w[2], r);
+        pause_resume(c, db, user, strcmp(w[0], "PAUSE") == 0, w[2], r);
     else if (strcmp(w[0], "SET") == 0)
         set_setting(c, db, id, w[3], w[5], r);
     else if (strcmp(w[0], "ABORT") == 0)
@@ -809,4 +962,32 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
     else if (strcmp(w[0], "DROP") == 0)
         drop_old(c, db, id, r);
     PQfinish(c);
+    cmd_leave();
+}
+
+int osc_engine_admit(const char *db, const char *user, const char *control_role, char *err,
+                     size_t errlen)
+{
+    if (!cmd_enter()) {
+        snprintf(err, errlen, "pgcutover is shutting down");
+        return -1;
+    }
+    int rc = -1;
+    PGconn *c = osc_connect(db, "pgcutover console login", err, errlen);
+    const char *v[] = {user, control_role};
+    if (c && osc_run(c, "SET search_path = pg_catalog, pg_temp", 0, NULL, err, errlen, NULL)) {
+        PGresult *t = osc_exec(
+            c,
+            "SELECT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = $1), "
+            "false) OR coalesce((SELECT pg_catalog.pg_has_role(u.oid, g.oid, 'MEMBER') FROM "
+            "pg_catalog.pg_roles u, pg_catalog.pg_roles g WHERE u.rolname = $1 AND g.rolname = "
+            "$2), false)",
+            2, v, err, errlen, NULL);
+        if (t)
+            rc = PQgetvalue(t, 0, 0)[0] == 't';
+        PQclear(t);
+    }
+    PQfinish(c);
+    cmd_leave();
+    return rc;
 }

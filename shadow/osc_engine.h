@@ -28,8 +28,14 @@
  *                                  are used up, then answers 55000 with the reason)
  *   ABORT MIGRATION n              drop triggers and shadow; state aborted (waits for it)
  *   DROP MIGRATION n               drop the old table of a done migration
+ * Who: every command on a migration is for the table's owner, a member of the owning
+ * role (pg_has_role … 'USAGE') or a superuser, as ALTER itself; others get 42501 "must be
+ * owner of table" (also SHOW MIGRATION n: the id is no secret, the table name is in
+ * pg_class anyway). SHOW MIGRATIONS and PAUSE/RESUME MIGRATION ALL only list or touch
+ * such migrations.
  * Errors: 42601 syntax, 42P01 no such table or migration, 55000 wrong state,
- * 42501 not the table's owner, 0A000 what a shadow copy cannot do.
+ * 42501 not the table's owner, 0A000 what a shadow copy cannot do, 57P01 pgcutover is
+ * shutting down.
  */
 #ifndef OSC_ENGINE_H
 #define OSC_ENGINE_H
@@ -69,7 +75,11 @@ void osc_engine_start(const osc_engine_hooks *hooks);
 
 /*
  * osc_engine_stop — ask every migration thread to stop at its next batch boundary and
- * wait for them (their state stays as it is, so the next start resumes).
+ * wait for them (their state stays as it is, so the next start resumes). Console
+ * commands in progress are woken first (a CUTOVER, ABORT or PAUSE waiting for a driver
+ * answers 57P01 at once; one in a query finishes it, every query the engine runs for
+ * the console has a lock_timeout) and waited for before anything they use is freed;
+ * commands and admissions asked for afterwards answer 57P01 at once.
  */
 void osc_engine_stop(void);
 
@@ -87,5 +97,20 @@ bool osc_engine_is_command(const char *cmd);
  * osc_result_free.
  */
 void osc_engine_command(const char *db, const char *user, const char *cmd, osc_result *r);
+
+/*
+ * osc_engine_admit — whether `user` may use the console: a superuser or a member
+ * (pg_has_role … 'MEMBER') of control_role. user must be the name PostgreSQL
+ * authenticated (the StartupMessage's user), never something read back from the user's
+ * own session. Decided on a connection of the engine's own to database db (osc_connect)
+ * with search_path = pg_catalog, pg_temp and every catalog object qualified, so nothing
+ * the user set (search_path from options, PGOPTIONS or ALTER ROLE … SET; their own
+ * pg_roles or pg_has_role) can change the answer.
+ * Blocks (libpq): call it off the proxy's event loops.
+ * Returns 1 admitted, 0 refused, -1 undecided (err filled: no connection, shutting
+ * down); the caller refuses on anything but 1.
+ */
+int osc_engine_admit(const char *db, const char *user, const char *control_role, char *err,
+                     size_t errlen);
 
 #endif

@@ -205,6 +205,18 @@ static size_t build_startup(unsigned char *pkt, size_t cap, const char *user, co
     return n;
 }
 
+/* A StartupMessage with an options parameter too (as libpq sends PGOPTIONS). */
+static size_t build_startup_opts(unsigned char *pkt, size_t cap, const char *user, const char *db,
+                                 const char *options)
+{
+    size_t n = build_startup(pkt, cap, user, db) - 1; /* drop the terminator */
+    n += (size_t)snprintf((char *)pkt + n, cap - n, "options") + 1;
+    n += (size_t)snprintf((char *)pkt + n, cap - n, "%s", options) + 1;
+    pkt[n++] = 0;
+    h_put_u32(pkt, (unsigned)n);
+    return n;
+}
+
 static size_t build_query(unsigned char *pkt, size_t cap, const char *sql)
 {
     size_t l = strlen(sql) + 1;
@@ -293,12 +305,26 @@ static int setup(void **state)
     h_exec_direct("DROP ROLE IF EXISTS con_plain");
     h_exec_direct("DROP ROLE IF EXISTS con_nonadmin");
     h_exec_direct("DROP ROLE IF EXISTS con_scram");
+    h_exec_direct("DROP SCHEMA IF EXISTS con_spoof CASCADE");
+    h_exec_direct("DROP ROLE IF EXISTS con_spoof");
     h_exec_direct("CREATE ROLE con_plain LOGIN");
     h_exec_direct("CREATE ROLE con_nonadmin LOGIN");
     h_exec_direct("SET password_encryption = 'scram-sha-256'; "
                   "CREATE ROLE con_scram LOGIN PASSWORD '" SCRAM_PW "'");
     exec_direct_tolerant("GRANT pgc_scram TO con_scram");
     exec_direct_tolerant("GRANT pgcutover_admin TO con_scram");
+    /* con_spoof: SCRAM login, not a superuser, not in pgcutover_admin, and its own
+     * pg_roles (everyone a superuser) and pg_has_role (always true) in its schema. */
+    h_exec_direct("SET password_encryption = 'scram-sha-256'; "
+                  "CREATE ROLE con_spoof LOGIN PASSWORD '" SCRAM_PW "'");
+    exec_direct_tolerant("GRANT pgc_scram TO con_spoof");
+    h_exec_direct("CREATE SCHEMA con_spoof AUTHORIZATION con_spoof; SET ROLE con_spoof; "
+                  "CREATE VIEW con_spoof.pg_roles AS SELECT r.rolname, true AS rolsuper, r.oid "
+                  "FROM pg_catalog.pg_roles r; "
+                  "CREATE FUNCTION con_spoof.pg_has_role(name, oid, text) RETURNS boolean "
+                  "LANGUAGE sql AS 'SELECT true'; "
+                  "CREATE FUNCTION con_spoof.pg_has_role(name, name, text) RETURNS boolean "
+                  "LANGUAGE sql AS 'SELECT true'; RESET ROLE");
     h_proxy_start(&px, NULL);
     return 0;
 }
@@ -318,6 +344,8 @@ static int teardown(void **state)
     h_exec_direct("DROP ROLE IF EXISTS con_plain");
     h_exec_direct("DROP ROLE IF EXISTS con_nonadmin");
     h_exec_direct("DROP ROLE IF EXISTS con_scram");
+    h_exec_direct("DROP SCHEMA IF EXISTS con_spoof CASCADE");
+    h_exec_direct("DROP ROLE IF EXISTS con_spoof");
     if (st != 0) {
         h_shell("tail -n 50 %s >&2", px.log);
         fail_msg("pgcutover exit status %d on SIGTERM", st);
@@ -782,6 +810,91 @@ static void test_scram_login(void **state)
     PQfinish(c);
 }
 
+/* Connect to the console as con_spoof with extra conninfo; assert it is refused with
+ * 42501 and the console's message (read off the wire by libpq). */
+static void assert_spoof_refused(const char *extra)
+{
+    char ci[600];
+    snprintf(ci, sizeof ci, "password=" SCRAM_PW " %s", extra);
+    PGconn *c = PQconnectdb(console_conninfo(&px, "con_spoof", ci));
+    if (PQstatus(c) == CONNECTION_OK) {
+        PQfinish(c);
+        fail_msg("con_spoof (%s) was admitted to the console", extra);
+    }
+    if (strstr(PQerrorMessage(c), "may not use the pgcutover console") == NULL)
+        fail_msg("unexpected error for con_spoof (%s): %s", extra, PQerrorMessage(c));
+    PQfinish(c);
+}
+
+/*
+ * Admission cannot be influenced from the user's own session: con_spoof's schema has a
+ * pg_roles view saying everyone is a superuser and pg_has_role functions answering true.
+ * With search_path con_spoof,pg_catalog from options=-c… and then from ALTER ROLE … SET,
+ * the console still refuses it (42501, on the wire). Granted pgcutover_admin it is
+ * admitted with the same search_path; the superuser is admitted.
+ */
+static void test_search_path_cannot_spoof_admission(void **state)
+{
+    (void)state;
+    /* the spoof works in the user's own session: its pg_roles says superuser */
+    char ci[600];
+    snprintf(ci, sizeof ci,
+             "host=127.0.0.1 port=%d user=con_spoof password=" SCRAM_PW " dbname=postgres "
+             "sslmode=disable options='-c search_path=con_spoof,pg_catalog'",
+             px.port);
+    PGconn *app = h_connect(ci);
+    PGresult *r = h_exec(app, "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) "
+                              "AND pg_has_role(current_user, 1::oid, 'MEMBER')");
+    assert_string_equal(PQgetvalue(r, 0, 0), "t");
+    PQclear(r);
+    PQfinish(app);
+
+    assert_spoof_refused("options='-c search_path=con_spoof,pg_catalog'");
+    assert_spoof_refused("options='-c search_path=con_spoof'");
+
+    /* the SQLSTATE, off the wire, for a trust login (con_plain) with the same spoof */
+    h_exec_direct("GRANT USAGE ON SCHEMA con_spoof TO con_plain");
+    unsigned char pkt[512], buf[16384];
+    int fd = h_raw_connect(px.control_port);
+    size_t n = build_startup_opts(pkt, sizeof pkt, "con_plain", "postgres",
+                                  "-c search_path=con_spoof,pg_catalog");
+    assert_int_equal(write(fd, pkt, n), (ssize_t)n);
+    bool closed;
+    size_t got = read_for(fd, buf, sizeof buf, 5000, &closed);
+    char msg[512];
+    if (!stream_has_error(buf, got, "42501", msg, sizeof msg))
+        fail_msg("con_plain with search_path con_spoof: no 42501 (%zu bytes, closed %d)", got,
+                 closed);
+    assert_non_null(strstr(msg, "may not use the pgcutover console"));
+    assert_true(closed);
+    close(fd);
+    h_exec_direct("REVOKE USAGE ON SCHEMA con_spoof FROM con_plain");
+    PGconn *c;
+
+    h_exec_direct("ALTER ROLE con_spoof SET search_path = con_spoof, pg_catalog");
+    assert_spoof_refused("");
+    h_exec_direct("ALTER ROLE con_spoof IN DATABASE postgres SET search_path = con_spoof");
+    assert_spoof_refused("");
+
+    /* a member of control_role is admitted, search_path or not */
+    exec_direct_tolerant("GRANT pgcutover_admin TO con_spoof");
+    c = h_connect(console_conninfo(&px, "con_spoof",
+                                   "password=" SCRAM_PW
+                                   " options='-c search_path=con_spoof,pg_catalog'"));
+    assert_string_equal(stat_value(c, "hold_active"), "f");
+    PQfinish(c);
+    exec_direct_tolerant("REVOKE pgcutover_admin FROM con_spoof");
+    assert_spoof_refused("");
+    h_exec_direct("ALTER ROLE con_spoof IN DATABASE postgres RESET search_path");
+    h_exec_direct("ALTER ROLE con_spoof RESET search_path");
+    assert_spoof_refused("");
+
+    /* the superuser is admitted */
+    c = console(&px);
+    assert_string_equal(stat_value(c, "hold_active"), "f");
+    PQfinish(c);
+}
+
 /* ---------- nothing before authentication ---------- */
 
 static void test_query_before_startup_not_answered(void **state)
@@ -1113,6 +1226,7 @@ int main(void)
         cmocka_unit_test(test_extended_protocol_refused),
         cmocka_unit_test(test_non_admin_refused_then_granted),
         cmocka_unit_test(test_scram_login),
+        cmocka_unit_test(test_search_path_cannot_spoof_admission),
         cmocka_unit_test(test_query_before_startup_not_answered),
         cmocka_unit_test(test_pipelined_query_cannot_pass_role_check),
         cmocka_unit_test(test_pipelined_console_command_after_startup),

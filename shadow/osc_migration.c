@@ -22,6 +22,7 @@ typedef struct {
     PGconn *c;
     osc_map map;
     bool have_map;
+    bool capture_current; /* the dual-write function is this build's (refresh_capture) */
     char err[1536];
     char ids[32];
 } run_ctx;
@@ -256,6 +257,7 @@ static step_rc prepare(run_ctx *x)
                 locked_ddl(x->c, trg, lt, 10, x->err, sizeof x->err, code);
     free(fn);
     free(trg);
+    x->capture_current = done;
     if (!done) {
         char why[1600];
         snprintf(why, sizeof why, "installing the dual-write triggers: %s", x->err);
@@ -285,6 +287,27 @@ static step_rc prepare(run_ctx *x)
     if (!ok)
         return failed(x, code);
     return set_state(x, "copying", "backfill", NULL) ? R_OK : R_CONN;
+}
+
+/* A migration resumed from its row (a restart, possibly of an earlier build) writes
+ * through this build's dual-write function: CREATE OR REPLACE needs no table lock, and
+ * the function is given to the table's owner with the pinned search_path again
+ * (README "Security model"). Once per driver run. */
+static step_rc refresh_capture(run_ctx *x)
+{
+    char code[6] = "";
+    char *fn = osc_sql_trigger_function(&x->map, false);
+    if (fn == NULL)
+        snprintf(x->err, sizeof x->err, "%s", x->map.owner ? "out of memory" : "the table has no owner (is it gone?)");
+    bool ok = fn && osc_run(x->c, fn, 0, NULL, x->err, sizeof x->err, code);
+    free(fn);
+    if (ok) {
+        x->capture_current = true;
+        return R_OK;
+    }
+    char why[1700];
+    snprintf(why, sizeof why, "refreshing the dual-write function: %s", x->err);
+    return PQstatus(x->c) != CONNECTION_OK ? R_CONN : fail_with(x, why);
 }
 
 /* Text parameters of key array column col of the migration row into vals (strdup'ed). */
@@ -979,6 +1002,10 @@ void *osc_mig_thread(void *arg)
         } else if (!x.have_map && strcmp(state, "aborting") != 0 &&
                    !(x.have_map = osc_map_load(x.c, x.m->id, &x.map, x.err, sizeof x.err))) {
             rc = PQstatus(x.c) != CONNECTION_OK ? R_CONN : fail_with(&x, x.err);
+        } else if (!x.capture_current && strcmp(state, "done") != 0 &&
+                   strcmp(state, "failed") != 0 && strcmp(state, "aborted") != 0 &&
+                   strcmp(state, "aborting") != 0 && (rc = refresh_capture(&x)) != R_OK) {
+            /* rc says why */
         } else if (strcmp(state, "copying") == 0 || strcmp(state, "paused") == 0) {
             if (strcmp(state, "paused") == 0) {
                 pthread_mutex_lock(&x.m->lock);

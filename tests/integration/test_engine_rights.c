@@ -17,6 +17,8 @@
  *                  database (with a state "table" that is a view calling its function);
  *                  a state table of someone else's in a trusted schema; a table in schema
  *                  pgcutover is never migrated.
+ *   resume         a migration whose dual-write function an earlier build made (the
+ *                  engine's, search_path FROM CURRENT) gets this build's on resume.
  *
  * The oracle is PostgreSQL's catalog (pg_roles.rolsuper) and the rows themselves, not
  * pgcutover's answers. Roles are cluster-wide, so their names carry this file's prefix
@@ -171,7 +173,7 @@ static void test_user_text(void **state)
     id = h_start_migration(ctl, "ALTER TABLE m_t ADD COLUMN y int DEFAULT rt_fine()");
     h_mig_wait(ctl, id, "ready", -1, READY_MS, &m);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM %s WHERE y = 42", m.shadow), 300);
-    h_ctl_ok(ctl, "ABORT MIGRATION %lld", id);
+    PQclear(h_ctl_ok(ctl, "ABORT MIGRATION %lld", id));
     assert_false(is_super(d, "rt_mallory"));
 }
 
@@ -211,7 +213,7 @@ static void test_owner_objects(void **state)
     h_qtext(d, v, sizeof v, "SELECT pg_get_userbyid(proowner) || ' ' || array_to_string(proconfig, ',')"
                             " FROM pg_proc WHERE proname = 'm%lld_dw'", id);
     assert_string_equal(v, "rt_alice search_path=pg_catalog, pg_temp");
-    h_ctl_ok(ctl, "ABORT MIGRATION %lld", id);
+    PQclear(h_ctl_ok(ctl, "ABORT MIGRATION %lld", id));
 }
 
 /* ---------- item 4: no writable schema can substitute the trigger's operators ---------- */
@@ -248,7 +250,7 @@ static void test_operator(void **state)
     assert_int_equal(h_qint(d, "SELECT count(*) FROM %s WHERE k::text IN ('k6')", m.shadow), 0);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM %s WHERE k::text IN ('k5b', 'new1')",
                             m.shadow), 2);
-    h_ctl_ok(ctl, "ABORT MIGRATION %lld", id);
+    PQclear(h_ctl_ok(ctl, "ABORT MIGRATION %lld", id));
     h_execf(d, "DROP OPERATOR public.= (varchar, varchar); DROP FUNCTION public.rt_eq(varchar, varchar)");
 }
 
@@ -301,8 +303,51 @@ static void test_squat(void **state)
     assert_string_equal(owner, h_pg_user());
     h_ctl_err(ctl, "ALTER TABLE pgcutover.migrations ADD COLUMN q int", code, msg, sizeof msg);
     assert_string_equal(code, "0A000");
-    h_ctl_ok(ctl, "ABORT MIGRATION %lld", id);
+    PQclear(h_ctl_ok(ctl, "ABORT MIGRATION %lld", id));
     assert_false(is_super(d, "rt_squatter"));
+}
+
+/* ---------- a migration resumed from an earlier build's state ---------- */
+
+/* The dual-write function an earlier build made (the engine's, SECURITY DEFINER with the
+ * search_path of the engine's session) is replaced when pgcutover resumes the migration. */
+static void test_resume_refreshes_capture(void **state)
+{
+    (void)state;
+    make_login("rt_bob", false);
+    PGconn *d = h_eng_direct(&eng);
+    h_execf(d, "CREATE TABLE b_t (id int PRIMARY KEY, v int); ALTER TABLE b_t OWNER TO rt_bob;"
+               "INSERT INTO b_t SELECT i, i FROM generate_series(1, 50) i");
+    const char *sets[] = {"batch_size=100", "cutover=manual", NULL};
+    h_proxy_start(&eng.px, sets);
+    PGconn *ctl = h_eng_console(&eng, &eng.px);
+    long long id = h_start_migration(ctl, "ALTER TABLE b_t ADD COLUMN note text");
+    h_mig m;
+    h_mig_wait(ctl, id, "ready", -1, READY_MS, &m);
+    h_eng_stop_proxy(&eng, &eng.px);
+    d = h_eng_direct(&eng);
+    h_execf(d, "ALTER FUNCTION pgcutover.m%lld_dw() OWNER TO %s;"
+               "SET search_path = \"$user\", public;"
+               "ALTER FUNCTION pgcutover.m%lld_dw() SET search_path FROM CURRENT", id, h_pg_user(), id);
+    char v[256];
+    h_qtext(d, v, sizeof v, "SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'm%lld_dw'", id);
+    assert_string_equal(v, h_pg_user());
+    h_proxy_start(&eng.px2, sets);
+    bool refreshed = false;
+    for (int i = 0; i < 100 && !refreshed; i++) {
+        h_qtext(d, v, sizeof v, "SELECT pg_get_userbyid(proowner) || ' ' || array_to_string(proconfig, ',')"
+                                " FROM pg_proc WHERE proname = 'm%lld_dw'", id);
+        refreshed = strcmp(v, "rt_bob search_path=pg_catalog, pg_temp") == 0;
+        if (!refreshed)
+            usleep(100000);
+    }
+    if (!refreshed)
+        h_eng_fail("after the restart the dual-write function is still \"%s\"", v);
+    ctl = h_eng_console(&eng, &eng.px2);
+    h_execf(d, "UPDATE b_t SET v = -1 WHERE id = 3");
+    assert_int_equal(h_qint(d, "SELECT v FROM %s WHERE id = 3", m.shadow), -1);
+    PQclear(h_ctl_ok(ctl, "ABORT MIGRATION %lld", id));
+    h_eng_stop_proxy(&eng, &eng.px2);
 }
 
 static int group_setup(void **state)
@@ -323,7 +368,7 @@ static int group_teardown(void **state)
         h_shell("tail -n 50 %s >&2", px.log);
         fail_msg("pgcutover exit status %d on SIGTERM", st);
     }
-    const char *roles[] = {"rt_mallory", "rt_alice", "rt_writer", "rt_squatter"};
+    const char *roles[] = {"rt_mallory", "rt_alice", "rt_writer", "rt_squatter", "rt_bob"};
     for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
         char sql[128];
         snprintf(sql, sizeof sql, "DROP ROLE IF EXISTS %s", roles[i]);
@@ -343,6 +388,8 @@ int main(void)
                                                  (void *)"eng_rights_operator"),
         cmocka_unit_test_prestate_setup_teardown(test_squat, case_setup, case_teardown,
                                                  (void *)"eng_rights_squat"),
+        cmocka_unit_test_prestate_setup_teardown(test_resume_refreshes_capture, case_setup,
+                                                 case_teardown, (void *)"eng_rights_resume"),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

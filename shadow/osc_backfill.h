@@ -1,7 +1,7 @@
 /*
  * osc_backfill.h — the copy of a backfill round (DESIGN.md §2.4) on parallel
  * connections: the next ranges of `batch` keys after the checkpoint are copied at the
- * same time, each by one INSERT … SELECT … FOR KEY SHARE on its own connection and in
+ * same time, each by one INSERT … SELECT on its own connection and in
  * its own transaction, which also moves the checkpoint when its range starts at it.
  * A range the triggers have not written into yet is copied with a plain INSERT (about
  * twice as fast); otherwise, and after a 23505 racing trigger write, with ON CONFLICT

@@ -20,6 +20,17 @@ static const char *const captures[] = {
     /* The owner first: a sequence may only be owned by a column of a table with its owner. */
     "SELECT 'pre', format('ALTER TABLE %s OWNER TO %I', $3::text, pg_get_userbyid(relowner)), NULL "
     "FROM pg_class WHERE oid = $1::oid",
+    /* The original's indexes and identity sequences take names of their own before the
+     * old table moves to schema pgcutover, where the kept old tables of every earlier
+     * change of any table meet: "<name>_m<id>_<n>" (their names go to the shadow's). */
+    "SELECT 'pre', format('ALTER %s %s RENAME TO %I', CASE c.relkind WHEN 'S' THEN 'SEQUENCE' "
+    "  ELSE 'INDEX' END, quote_ident(n.nspname) || '.' || quote_ident(c.relname), "
+    "  left(c.relname, 40) || '_m' || $5::bigint || '_' || row_number() OVER (ORDER BY c.oid)), NULL "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = $1::oid) "
+    "OR c.oid IN (SELECT d.objid FROM pg_depend d WHERE d.refobjid = $1::oid AND d.deptype = 'i' "
+    "  AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass "
+    "  AND d.refobjsubid > 0)",
     /* Serial sequences owned by the original's columns follow the mapped column (before
      * the original moves: owned sequences move with their table). */
     "SELECT 'pre', format('ALTER SEQUENCE %s OWNED BY %s', d.objid::regclass, "

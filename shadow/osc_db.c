@@ -129,6 +129,8 @@ static const char state_ddl[] =
     "  max_key text[],\n"
     "  key_ops name,\n"
     "  shadow_key_ops name,\n"
+    "  key_coll_changed bool NOT NULL DEFAULT false,\n"
+    "  post_commit text,\n"
     "  rows_copied bigint NOT NULL DEFAULT 0,\n"
     "  rows_estimated bigint,\n"
     "  settings jsonb NOT NULL DEFAULT '{}',\n"
@@ -156,18 +158,11 @@ static const char state_ddl[] =
     "  key_type text,\n"
     "  PRIMARY KEY (migration_id, ord)\n"
     ");\n"
-    "CREATE TABLE IF NOT EXISTS pgcutover.trigger_errors (\n"
-    "  migration_id bigint NOT NULL,\n"
-    "  sqlstate text,\n"
-    "  message text,\n"
-    "  at timestamptz NOT NULL DEFAULT now()\n"
-    ");\n"
-    "CREATE INDEX IF NOT EXISTS trigger_errors_migration ON pgcutover.trigger_errors (migration_id);\n"
     "COMMIT;";
 
 bool osc_state_exists(PGconn *c)
 {
-    PGresult *r = PQexec(c, "SELECT to_regclass('pgcutover.trigger_errors') IS NOT NULL");
+    PGresult *r = PQexec(c, "SELECT to_regclass('pgcutover.migration_columns') IS NOT NULL");
     bool yes = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
                strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);
@@ -207,7 +202,9 @@ bool osc_state_trusted(PGconn *c, char *err, size_t errlen, char code[6])
 /* Columns added to an existing state after its first release. */
 static const char state_upgrade[] =
     "ALTER TABLE pgcutover.migrations ADD COLUMN IF NOT EXISTS key_ops name, "
-    "ADD COLUMN IF NOT EXISTS shadow_key_ops name";
+    "ADD COLUMN IF NOT EXISTS shadow_key_ops name, "
+    "ADD COLUMN IF NOT EXISTS key_coll_changed bool NOT NULL DEFAULT false, "
+    "ADD COLUMN IF NOT EXISTS post_commit text";
 
 bool osc_state_ensure(PGconn *c, char *err, size_t errlen)
 {
@@ -216,7 +213,7 @@ bool osc_state_ensure(PGconn *c, char *err, size_t errlen)
         return false;
     if (osc_state_exists(c)) {
         PGresult *u = PQexec(c, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = "
-                                "'pgcutover.migrations'::pg_catalog.regclass AND attname = 'key_ops'");
+                                "'pgcutover.migrations'::pg_catalog.regclass AND attname = 'post_commit'");
         bool current = u && PQresultStatus(u) == PGRES_TUPLES_OK && PQntuples(u) == 1;
         PQclear(u);
         return current || osc_run(c, state_upgrade, 0, NULL, err, errlen, code);
@@ -258,7 +255,7 @@ bool osc_map_load(PGconn *c, int64_t id, osc_map *m, char *err, size_t errlen)
     PGresult *r = osc_exec(c,
                            "SELECT table_schema, table_name, shadow_schema, shadow_name, key_ops, "
                            "shadow_key_ops, (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE "
-                           "oid = table_oid) FROM pgcutover.migrations WHERE id = $1",
+                           "oid = table_oid), key_coll_changed FROM pgcutover.migrations WHERE id = $1",
                            1, v, err, errlen, NULL);
     if (r == NULL)
         return false;
@@ -275,6 +272,7 @@ bool osc_map_load(PGconn *c, int64_t id, osc_map *m, char *err, size_t errlen)
     m->key_ops = dup_value(r, 0, 4);
     m->shadow_key_ops = dup_value(r, 0, 5);
     m->owner = dup_value(r, 0, 6);
+    m->key_coll_changed = PQgetvalue(r, 0, 7)[0] == 't';
     PQclear(r);
     r = osc_exec(c,
                  "SELECT name, type, expr, identity_always, key_ord, key_name, key_type FROM "

@@ -5,7 +5,7 @@
  *   pgcutover.migrations         one row per migration: statement, state, phase, names,
  *                                key, checkpoint, counts, settings, per-phase times, error
  *   pgcutover.migration_columns  the column map (osc_sql.h), written with the shadow
- *   pgcutover.trigger_errors     writes the shadow rejected, from the dual-write trigger
+ *   pgcutover.m<id>_log          a migration's change log (osc_sql.h), beside its shadow
  * A partial unique index on migrations(table_oid) allows one live migration per table.
  */
 #ifndef OSC_DB_H

@@ -128,7 +128,8 @@ static void resume_db(const char *db)
     if (osc_state_exists(c)) {
         PGresult *r = osc_exec(c,
                                "SELECT id FROM pgcutover.migrations WHERE state NOT IN ('done', "
-                               "'failed', 'aborted') ORDER BY id",
+                               "'failed', 'aborted') OR (state = 'done' AND post_commit IS NOT NULL) "
+                               "ORDER BY id",
                                0, NULL, err, sizeof err, NULL);
         for (int i = 0; r && i < PQntuples(r); i++) {
             int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
@@ -587,9 +588,12 @@ static void plan_rows(PGconn *c, const char *sql, const char *user, osc_result *
             p.create_sql);
         ROW("prepare", "apply the change to the shadow table (tried now on an empty copy: it works)",
             p.alter_sql);
+        char *lg = osc_sql_create_log(&p.map);
+        ROW("triggers", "the change log: the keys every application write touches", lg);
+        free(lg);
         char *fn = osc_sql_trigger_function(&p.map, false), *trg = osc_sql_create_triggers(&p.map);
-        ROW("triggers", "dual-write trigger function (errors fail the migration, never the "
-                        "application's statement)",
+        ROW("triggers", "the capture trigger function: logs keys in the writer's transaction, "
+                        "never reads or writes the shadow",
             fn);
         snprintf(d, sizeof d, "install the triggers: proxy hold, lock_timeout %d ms, retried with "
                               "backoff", s.lock_timeout_ms);
@@ -603,7 +607,18 @@ static void plan_rows(PGconn *c, const char *sql, const char *user, osc_result *
         ROW("backfill", d, bf);
         free(bf);
         char *vf = osc_sql_verify(&p.map, false, true, true);
-        ROW("verify", "compare counts and hashes per key range in one REPEATABLE READ snapshot", vf);
+        for (int step = 0; step < OSC_APPLY_STEPS; step++) {
+            bool oom;
+            char *ap = osc_sql_apply(&p.map, step, &oom);
+            if (ap)
+                ROW("apply", "between backfill rounds, in ready and under the cutover's lock: "
+                             "the logged keys' current rows, one REPEATABLE READ transaction, as "
+                             "the table's owner",
+                    ap);
+            free(ap);
+        }
+        ROW("verify", "apply the log, then compare counts and hashes per key range in the same "
+                      "REPEATABLE READ snapshot", vf);
         free(vf);
         snprintf(d, sizeof d, "%s: ANALYZE; proxy hold; LOCK TABLE … ACCESS EXCLUSIVE "
                               "(lock_timeout %d ms, up to %d attempts); swap names and carry "

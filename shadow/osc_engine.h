@@ -6,7 +6,7 @@
  * the target database (application_name "pgcutover m<id>"), guarded by a session
  * advisory lock so two pgcutover processes never drive the same migration. Its state
  * lives in that database: pgcutover.migrations (one row per migration) and
- * pgcutover.trigger_errors (writes the shadow rejected), created on first use.
+ * pgcutover.m<id>_log (the change log of its application writes), created on first use.
  *
  * States: pending → preparing → copying ⇄ paused → verifying → ready → cutting_over →
  * done, and aborting → aborted or failed from any state before done. In ready the shadow

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "osc_backfill.h"
+#include "osc_capture.h"
 #include "osc_cutover.h"
 #include "osc_db.h"
 #include "osc_rights.h"
@@ -23,6 +24,7 @@ typedef struct {
     osc_map map;
     bool have_map;
     bool capture_current; /* the dual-write function is this build's (refresh_capture) */
+    char apply_err[1600]; /* the cutover's application of the log failed with this */
     char err[1536];
     char ids[32];
 } run_ctx;
@@ -190,25 +192,32 @@ static step_rc fail_with(run_ctx *x, const char *why)
     return R_FAIL;
 }
 
-/* The first write the shadow rejected, if any: fails the migration. */
-static step_rc check_trigger_errors(run_ctx *x)
+/* Apply the change log in a transaction of its own (osc_capture.h). A row the shadow
+ * rejects (a CHECK or cast the ALTER adds, a unique key it adds) fails the migration, with
+ * PostgreSQL's reason: the application's write itself succeeded, as it would without
+ * pgcutover. */
+/* Lock and serialization conflicts with the application (a foreign key's check of the
+ * shadow waits for a referenced row it holds): retried, never the migration's failure. */
+static bool retryable(const char *code)
 {
-    const char *v[] = {x->ids};
-    char code[6];
-    PGresult *r = osc_exec(x->c,
-                           "SELECT sqlstate, message FROM pgcutover.trigger_errors WHERE "
-                           "migration_id = $1 ORDER BY at LIMIT 1",
-                           1, v, x->err, sizeof x->err, code);
-    if (r == NULL)
-        return failed(x, code);
-    if (PQntuples(r) == 0) {
-        PQclear(r);
+    return strcmp(code, "55P03") == 0 || strcmp(code, "40P01") == 0 || strcmp(code, "40001") == 0;
+}
+
+static step_rc apply_log(run_ctx *x, int64_t *applied)
+{
+    char code[6] = "";
+    if (osc_capture_apply(x->c, &x->map, true, applied, x->err, sizeof x->err, code))
         return R_OK;
+    if (PQstatus(x->c) != CONNECTION_OK || strncmp(code, "08", 2) == 0 || strcmp(code, "57P01") == 0)
+        return R_CONN;
+    if (retryable(code)) { /* the log stays; the next application takes it */
+        osc_log(CONF_LOG_DEBUG, "m%" PRId64 " applying the change log: %s (%s); retried",
+                x->m->id, x->err, code);
+        return wait_command(x->m, 100);
     }
-    char why[1300];
-    snprintf(why, sizeof why, "an application write was rejected by the shadow table (SQLSTATE %s): %s",
-             PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
-    PQclear(r);
+    char why[1700];
+    snprintf(why, sizeof why, "an application write cannot be applied to the shadow table "
+                              "(SQLSTATE %s): %s", code, x->err);
     return fail_with(x, why);
 }
 
@@ -250,13 +259,16 @@ static step_rc prepare(run_ctx *x)
      * EXCLUSIVE on the original, so it goes through the hold. */
     if (!set_state(x, "preparing", "installing dual-write triggers", NULL))
         return R_CONN;
+    char *log = osc_sql_create_log(&x->map);
     char *fn = osc_sql_trigger_function(&x->map, false), *trg = osc_sql_create_triggers(&x->map);
-    if (fn == NULL || trg == NULL)
+    if (fn == NULL || trg == NULL || log == NULL)
         snprintf(x->err, sizeof x->err, "%s", x->map.owner ? "out of memory" : "the table has no owner (is it gone?)");
-    bool done = fn && trg && osc_run(x->c, fn, 0, NULL, x->err, sizeof x->err, code) &&
+    bool done = fn && trg && log && osc_run(x->c, log, 0, NULL, x->err, sizeof x->err, code) &&
+                osc_rights_executor(x->c, OSC_AS_OWNER, x->map.owner, x->err, sizeof x->err, code) && osc_run(x->c, fn, 0, NULL, x->err, sizeof x->err, code) &&
                 locked_ddl(x->c, trg, lt, 10, x->err, sizeof x->err, code);
     free(fn);
     free(trg);
+    free(log);
     x->capture_current = done;
     if (!done) {
         char why[1600];
@@ -289,18 +301,22 @@ static step_rc prepare(run_ctx *x)
     return set_state(x, "copying", "backfill", NULL) ? R_OK : R_CONN;
 }
 
-/* A migration resumed from its row (a restart, possibly of an earlier build) writes
- * through this build's dual-write function: CREATE OR REPLACE needs no table lock, and
- * the function is given to the table's owner with the pinned search_path again
- * (README "Security model"). Once per driver run. */
+/* Once per connection of the driver: the owner's executor on it (osc_capture.h), and a
+ * migration resumed from its row (a restart, possibly of an earlier build) writes through
+ * this build's dual-write function and change log: CREATE OR REPLACE needs no table lock,
+ * and the function is given to the table's owner with the pinned search_path again
+ * (README "Security model"). */
 static step_rc refresh_capture(run_ctx *x)
 {
     char code[6] = "";
-    char *fn = osc_sql_trigger_function(&x->map, false);
-    if (fn == NULL)
+    char *log = osc_sql_create_log(&x->map), *fn = osc_sql_trigger_function(&x->map, false);
+    if (fn == NULL || log == NULL)
         snprintf(x->err, sizeof x->err, "%s", x->map.owner ? "out of memory" : "the table has no owner (is it gone?)");
-    bool ok = fn && osc_run(x->c, fn, 0, NULL, x->err, sizeof x->err, code);
+    bool ok = fn && log && osc_run(x->c, log, 0, NULL, x->err, sizeof x->err, code) &&
+              osc_rights_executor(x->c, OSC_AS_OWNER, x->map.owner, x->err, sizeof x->err, code) &&
+              osc_run(x->c, fn, 0, NULL, x->err, sizeof x->err, code);
     free(fn);
+    free(log);
     if (ok) {
         x->capture_current = true;
         return R_OK;
@@ -365,6 +381,7 @@ static step_rc backfill(run_ctx *x)
             batch = m->batch_size;
             m->batch_reset = false;
         }
+        int base_batch = m->batch_size > 0 ? m->batch_size : 1;
         pthread_mutex_unlock(&m->lock);
         rc = wait_command(m, 0);
         if (rc != R_OK)
@@ -389,7 +406,7 @@ static step_rc backfill(run_ctx *x)
             window_start = now_s();
             window_rows = 0;
         }
-        if ((rc = check_trigger_errors(x)) != R_OK)
+        if ((rc = apply_log(x, NULL)) != R_OK)
             break;
         /* Throttled: one range at a time, no bigger than a second's worth. */
         int nranges = cap > 0 ? 1 : OSC_BACKFILL_WORKERS;
@@ -407,11 +424,16 @@ static step_rc backfill(run_ctx *x)
                 rc = R_CONN;
                 break;
             }
-            /* A trigger wrote into a range copied with a plain INSERT: the round again
-             * sees that row and uses ON CONFLICT. Twice in a row is a real duplicate (a
-             * UNIQUE the ALTER adds), which fails the migration below. */
-            if (strcmp(code, "23505") == 0 && ++dup_retries <= 2)
+            /* A range copied at a later snapshot than a row of the shadow that has since
+             * given up a unique value (its change is in the log), or the log's application
+             * wrote into a range copied with a plain INSERT: apply the log, and the round
+             * again finds the shadow current (and uses ON CONFLICT). Several times in a row
+             * is a real duplicate (a UNIQUE the ALTER adds), which fails the migration. */
+            if (strcmp(code, "23505") == 0 && ++dup_retries <= 5) {
+                if ((rc = apply_log(x, NULL)) != R_OK)
+                    break;
                 continue;
+            }
             /* Deadlock, serialization or lock conflicts with the application: back off and
              * try the round again, for as long as it takes (a transaction holding a row
              * of the range open must not fail the migration). */
@@ -434,8 +456,12 @@ static step_rc backfill(run_ctx *x)
         /* Adapt the batch to target_batch_ms (at most doubling or halving per round). */
         double factor = took > 0 ? (target / 1000.0) / took : 2.0;
         factor = factor > 2.0 ? 2.0 : factor < 0.5 ? 0.5 : factor;
+        /* Never below 100 rows (or batch_size when smaller): a round has a fixed cost (the
+         * batch ends, the log's application) that a small target_batch_ms would otherwise
+         * shrink the batch against until the copy crawls. */
+        int floor_rows = base_batch < 100 ? base_batch : 100;
         int next = (int)(batch * factor);
-        batch = next < 10 ? 10 : next > 1000000 ? 1000000 : next;
+        batch = next < floor_rows ? floor_rows : next > 1000000 ? 1000000 : next;
         window_rows += got;
         double now = now_s(), elapsed = now - window_start;
         const char *throttle = "";
@@ -481,11 +507,10 @@ out:
     return rc;
 }
 
-/* Count and hash of one range on both tables, the original's on side[0] and the
- * shadow's on side[1] at the same time (two sessions sharing one exported snapshot);
- * R_OK when equal. */
-static step_rc compare_range(run_ctx *x, PGconn *side[2], char **lo, char **hi, bool *equal,
-                             char *detail, size_t len)
+/* Count and hash of one range of the original and then of the shadow, in the verify's
+ * transaction (which applied the log first, so its writes to the shadow are seen); R_OK
+ * when equal. */
+static step_rc compare_range(run_ctx *x, char **lo, char **hi, bool *equal, char *detail, size_t len)
 {
     bool plain = osc_map_keys_ordered(&x->map);
     bool has_lo = lo != NULL && plain, has_hi = hi != NULL && plain;
@@ -496,63 +521,23 @@ static step_rc compare_range(run_ctx *x, PGconn *side[2], char **lo, char **hi, 
     for (int k = 0; has_hi && k < x->map.nkeys; k++)
         v[n++] = hi[k];
     char got[2][2][64], code[6] = "";
-    bool sent[2] = {false, false}, ok = true;
     for (int i = 0; i < 2; i++) {
         char *q = osc_sql_verify(&x->map, i == 1, has_lo, has_hi);
-        sent[i] = q && PQsendQueryParams(side[i], q, n, NULL, v, NULL, NULL, 0) == 1;
-        ok = ok && sent[i];
+        PGresult *r = q ? osc_exec(x->c, q, n, v, x->err, sizeof x->err, code) : NULL;
         free(q);
-    }
-    for (int i = 0; i < 2; i++) {
-        PGresult *r;
-        got[i][0][0] = got[i][1][0] = 0;
-        while (sent[i] && (r = PQgetResult(side[i])) != NULL) {
-            if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-                snprintf(got[i][0], 64, "%s", PQgetvalue(r, 0, 0));
-                snprintf(got[i][1], 64, "%s", PQgetvalue(r, 0, 1));
-            } else if (ok) {
-                ok = false;
-                const char *c = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-                snprintf(code, sizeof code, "%s", c ? c : "08006");
-                snprintf(x->err, sizeof x->err, "verify: %s", PQerrorMessage(side[i]));
-            }
-            PQclear(r);
+        if (r == NULL) {
+            if (!*code)
+                snprintf(code, sizeof code, "53200");
+            return strncmp(code, "08", 2) == 0 || strcmp(code, "57P01") == 0 ? R_CONN : R_FAIL;
         }
-    }
-    if (!ok) {
-        if (!*code)
-            snprintf(code, sizeof code, "08006");
-        return strncmp(code, "08", 2) == 0 || strcmp(code, "57P01") == 0 ? R_CONN : R_FAIL;
+        snprintf(got[i][0], 64, "%s", PQgetvalue(r, 0, 0));
+        snprintf(got[i][1], 64, "%s", PQgetvalue(r, 0, 1));
+        PQclear(r);
     }
     *equal = strcmp(got[0][0], got[1][0]) == 0 && strcmp(got[0][1], got[1][1]) == 0;
     snprintf(detail, len, "original %s rows (hash %s), shadow %s rows (hash %s)", got[0][0],
              got[0][1], got[1][0], got[1][1]);
     return R_OK;
-}
-
-/* Two more sessions in the snapshot of x->c's open REPEATABLE READ transaction
- * (pg_export_snapshot / SET TRANSACTION SNAPSHOT). false with x->err on failure. */
-static bool verify_sessions(run_ctx *x, PGconn *side[2])
-{
-    char code[6], sql[160];
-    PGresult *r = osc_exec(x->c, "SELECT pg_export_snapshot()", 0, NULL, x->err, sizeof x->err, code);
-    if (r == NULL)
-        return false;
-    snprintf(sql, sizeof sql,
-             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '%s'",
-             PQgetvalue(r, 0, 0));
-    PQclear(r);
-    for (int i = 0; i < 2; i++) {
-        char app[64];
-        snprintf(app, sizeof app, "pgcutover m%" PRId64 " verify%d", x->m->id, i + 1);
-        side[i] = osc_connect(x->m->db, app, x->err, sizeof x->err);
-        if (side[i] == NULL ||
-            !osc_rights_executor(side[i], OSC_AS_OWNER, x->map.owner ? x->map.owner : "",
-                                 x->err, sizeof x->err, code) ||
-            !osc_run(side[i], sql, 0, NULL, x->err, sizeof x->err, code))
-            return false;
-    }
-    return true;
 }
 
 static void key_text(const osc_map *mp, char **k, char *buf, size_t len)
@@ -572,20 +557,25 @@ static void key_text(const osc_map *mp, char **k, char *buf, size_t len)
 static step_rc verify(run_ctx *x)
 {
     char code[6];
-    if (!osc_run(x->c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, x->err,
-                 sizeof x->err, code))
+    /* One REPEATABLE READ snapshot: the log it sees is applied first, in this transaction,
+     * so the shadow must then equal the original for every key (DESIGN.md §2.6). */
+    if (!osc_run(x->c, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL, x->err, sizeof x->err, code))
         return failed(x, code);
+    if (!osc_capture_apply(x->c, &x->map, false, NULL, x->err, sizeof x->err, code)) {
+        PQclear(PQexec(x->c, "ROLLBACK"));
+        if (PQstatus(x->c) != CONNECTION_OK)
+            return R_CONN;
+        if (retryable(code)) /* still verifying: the driver comes back here */
+            return wait_command(x->m, 200);
+        char why[1700];
+        snprintf(why, sizeof why, "an application write cannot be applied to the shadow table "
+                                  "(SQLSTATE %s): %s", code, x->err);
+        return fail_with(x, why);
+    }
     bool plain = osc_map_keys_ordered(&x->map);
     char *lo[OSC_MAX_KEYS] = {0}, *hi[OSC_MAX_KEYS] = {0};
     bool has_lo = false;
     step_rc rc = R_OK;
-    PGconn *side[2] = {NULL, NULL};
-    if (!verify_sessions(x, side)) {
-        PQfinish(side[0]);
-        PQfinish(side[1]);
-        PQclear(PQexec(x->c, "ROLLBACK"));
-        return R_CONN;
-    }
     char *chunk[2] = {osc_sql_chunk_end(&x->map, false, false), osc_sql_chunk_end(&x->map, true, false)};
     int64_t ranges = 0;
     for (;;) {
@@ -610,8 +600,7 @@ static step_rc verify(run_ctx *x)
         }
         bool equal;
         char detail[400];
-        rc = compare_range(x, side, has_lo ? lo : NULL, has_hi ? hi : NULL, &equal, detail,
-                           sizeof detail);
+        rc = compare_range(x, has_lo ? lo : NULL, has_hi ? hi : NULL, &equal, detail, sizeof detail);
         ranges++;
         if (rc != R_OK)
             break;
@@ -635,8 +624,6 @@ static step_rc verify(run_ctx *x)
     free_keys(hi, OSC_MAX_KEYS);
     free(chunk[0]);
     free(chunk[1]);
-    PQfinish(side[0]);
-    PQfinish(side[1]);
     if (rc != R_OK) {
         PQclear(PQexec(x->c, "ROLLBACK"));
         if (rc == R_FAIL && strcmp(x->m->state, "failed") != 0) {
@@ -648,12 +635,38 @@ static step_rc verify(run_ctx *x)
     }
     if (!osc_run(x->c, "COMMIT", 0, NULL, x->err, sizeof x->err, code))
         return failed(x, code);
-    if ((rc = check_trigger_errors(x)) != R_OK)
-        return rc;
     char phase[160];
     snprintf(phase, sizeof phase,
-             "verified (%" PRId64 " key ranges); shadow kept current by the triggers", ranges);
+             "verified (%" PRId64 " key ranges); shadow kept current from the change log", ranges);
     return set_state(x, "ready", phase, NULL) ? R_OK : R_CONN;
+}
+
+/* The statements recorded for after the cutover's commit (post_commit), one per line,
+ * outside the lock (writes go on meanwhile); cleared when they have run. A statement that
+ * fails is logged and skipped (a foreign key the data now violates stays NOT VALID, as
+ * the log line says). Returns false when the connection is gone. */
+static bool run_post_commit(run_ctx *x)
+{
+    const char *v[] = {x->ids};
+    char code[6];
+    PGresult *r = osc_exec(x->c, "SELECT post_commit FROM pgcutover.migrations WHERE id = $1 AND "
+                                 "post_commit IS NOT NULL", 1, v, x->err, sizeof x->err, code);
+    if (r == NULL)
+        return PQstatus(x->c) == CONNECTION_OK;
+    char *list = PQntuples(r) == 1 ? strdup(PQgetvalue(r, 0, 0)) : NULL, *line = list;
+    PQclear(r);
+    while (line && *line) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        if (*line && !osc_run(x->c, line, 0, NULL, x->err, sizeof x->err, code))
+            osc_log(CONF_LOG_WARNING, "m%" PRId64 " %s: %s: %s", x->m->id, x->m->table, line, x->err);
+        line = nl ? nl + 1 : NULL;
+    }
+    free(list);
+    return osc_run(x->c, "UPDATE pgcutover.migrations SET post_commit = NULL WHERE id = $1", 1, v,
+                   x->err, sizeof x->err, code) ||
+           PQstatus(x->c) == CONNECTION_OK;
 }
 
 /* LOCK TABLE lock_sql; with force, cancel (or, when idle in a transaction, terminate)
@@ -745,6 +758,9 @@ static step_rc cutover(run_ctx *x)
         pthread_mutex_unlock(&m->lock);
         if ((rc = wait_command(m, 0)) != R_OK)
             break;
+        /* Drain the log outside the hold, so what is left for the lock is a moment's. */
+        if ((rc = apply_log(x, NULL)) != R_OK)
+            break;
         snprintf(sql, sizeof sql, "BEGIN; SET LOCAL lock_timeout = %d", lt);
         osc_hooks.hold();
         double t_hold = now_s();
@@ -752,13 +768,12 @@ static step_rc cutover(run_ctx *x)
              lock_tables(x, lock_sql, lt, force && a > 1, x->err, sizeof x->err, code);
         double t_lock = now_s();
         int errors = 0;
-        if (ok) { /* the last word of the triggers, now that nothing writes */
-            const char *v[] = {x->ids};
-            PGresult *r = osc_exec(x->c, "SELECT count(*) FROM pgcutover.trigger_errors WHERE "
-                                         "migration_id = $1", 1, v, x->err, sizeof x->err, code);
-            ok = r != NULL;
-            errors = r ? atoi(PQgetvalue(r, 0, 0)) : 0;
-            PQclear(r);
+        if (ok) { /* the log's last rows, now that nothing writes */
+            ok = osc_capture_apply(x->c, &x->map, false, NULL, x->err, sizeof x->err, code);
+            errors = !ok && strncmp(code, "08", 2) != 0 && !retryable(code) &&
+                     strcmp(code, "57014") != 0;
+            if (errors)
+                snprintf(x->apply_err, sizeof x->apply_err, "SQLSTATE %s: %s", code, x->err);
         }
         osc_sb after = {0};
         if (ok && errors == 0) {
@@ -772,13 +787,19 @@ static step_rc cutover(run_ctx *x)
             snprintf(lock_s, sizeof lock_s, "%.3f", (t - t_lock) * 1000);
             snprintf(wait_s, sizeof wait_s, "%.3f",
                      osc_hooks.hold_wait_ms ? osc_hooks.hold_wait_ms() : 0.0);
-            const char *v[] = {x->ids, old_name, attempts_s, hold_s, lock_s, wait_s};
-            ok = ok && osc_run(x->c,
-                               "UPDATE pgcutover.migrations SET state = 'done', phase = 'swapped', "
-                               "old_name = $2, cutover_attempts = $3, cutover_hold_ms = $4, "
-                               "cutover_lock_ms = $5, cutover_max_wait_ms = $6, updated_at = now(), "
-                               "phase_at = phase_at || jsonb_build_object('done', now()) WHERE id = $1",
-                               6, v, x->err, sizeof x->err, code) &&
+            /* The statements for after the commit (VALIDATE of the foreign keys re-added
+             * NOT VALID) are recorded with done, so a crash before they ran leaves them to
+             * the next start (run_post_commit), never NOT VALID for good. */
+            const char *v[] = {x->ids, old_name, attempts_s, hold_s, lock_s, wait_s,
+                               after.len ? after.s : NULL};
+            ok = ok && !after.oom &&
+                 osc_run(x->c,
+                         "UPDATE pgcutover.migrations SET state = 'done', phase = 'swapped', "
+                         "old_name = $2, cutover_attempts = $3, cutover_hold_ms = $4, "
+                         "cutover_lock_ms = $5, cutover_max_wait_ms = $6, post_commit = $7, "
+                         "updated_at = now(), phase_at = phase_at || jsonb_build_object('done', "
+                         "now()) WHERE id = $1",
+                         7, v, x->err, sizeof x->err, code) &&
                  osc_run(x->c, "COMMIT", 0, NULL, x->err, sizeof x->err, code);
         }
         double t_commit = now_s();
@@ -803,16 +824,8 @@ static step_rc cutover(run_ctx *x)
                     "m%" PRId64 " %s: done — swapped on attempt %d: hold %s ms, lock %s ms, longest "
                     "client wait %s ms; old table pgcutover.%s",
                     m->id, m->table, a, hold_ms, lock_ms, wait_ms, old_name);
-            char *list = osc_sb_take(&after), *line = list;
-            while (line && *line) { /* VALIDATE outside the lock: writes go on meanwhile */
-                char *nl = strchr(line, '\n');
-                if (nl)
-                    *nl = 0;
-                if (*line && !osc_run(x->c, line, 0, NULL, x->err, sizeof x->err, code))
-                    osc_log(CONF_LOG_WARNING, "m%" PRId64 " %s: %s", m->id, line, x->err);
-                line = nl ? nl + 1 : NULL;
-            }
-            free(list);
+            free(after.s);
+            run_post_commit(x);
             break;
         }
         free(after.s);
@@ -822,7 +835,7 @@ static step_rc cutover(run_ctx *x)
             rc = R_CONN;
             break;
         }
-        if (strcmp(code, "55P03") != 0) { /* not a lock timeout: retrying will not help */
+        if (!retryable(code)) { /* not a lock timeout: retrying will not help */
             snprintf(why, sizeof why, "cutover failed: %.1500s", x->err);
             break;
         }
@@ -837,7 +850,16 @@ static step_rc cutover(run_ctx *x)
     free(lock_sql);
     step_rc out = swapped ? R_DONE : rc;
     if (!swapped && rc != R_CONN) {
-        step_rc errs = check_trigger_errors(x);
+        step_rc errs = R_OK;
+        if (*x->apply_err) {
+            char reason[1800];
+            snprintf(reason, sizeof reason, "an application write cannot be applied to the shadow "
+                                            "table (%s)", x->apply_err);
+            x->apply_err[0] = 0;
+            errs = fail_with(x, reason);
+        } else {
+            errs = apply_log(x, NULL);
+        }
         if (errs != R_OK) {
             out = errs;
         } else {
@@ -864,7 +886,7 @@ static step_rc cutover(run_ctx *x)
 static step_rc wait_ready(run_ctx *x)
 {
     for (;;) {
-        step_rc rc = check_trigger_errors(x);
+        step_rc rc = apply_log(x, NULL); /* kept current, so the cutover's drain is short */
         if (rc != R_OK)
             return rc;
         pthread_mutex_lock(&x->m->lock);
@@ -872,7 +894,7 @@ static step_rc wait_ready(run_ctx *x)
         pthread_mutex_unlock(&x->m->lock);
         if (go)
             return cutover(x);
-        if ((rc = wait_command(x->m, 500)) != R_OK)
+        if ((rc = wait_command(x->m, 200)) != R_OK)
             return rc;
     }
 }
@@ -907,6 +929,7 @@ static bool attach(run_ctx *x)
         char app[64];
         snprintf(app, sizeof app, "pgcutover m%" PRId64, x->m->id);
         x->c = osc_connect(x->m->db, app, x->err, sizeof x->err);
+        x->capture_current = false; /* a new session: no executor yet */
         if (x->c) {
             char sql[96], code[6];
             snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d, %s)", OSC_LOCK_CLASS, x->ids);
@@ -999,6 +1022,8 @@ void *osc_mig_thread(void *arg)
             rc = osc_state_set(x.c, x.m->id, "aborting", NULL, why, x.err, sizeof x.err)
                      ? do_abort(&x)
                      : R_CONN;
+        } else if (strcmp(state, "done") == 0) {
+            rc = run_post_commit(&x) ? R_DONE : R_CONN; /* left by a crash after the swap */
         } else if (!x.have_map && strcmp(state, "aborting") != 0 &&
                    !(x.have_map = osc_map_load(x.c, x.m->id, &x.map, x.err, sizeof x.err))) {
             rc = PQstatus(x.c) != CONNECTION_OK ? R_CONN : fail_with(&x, x.err);
@@ -1026,7 +1051,7 @@ void *osc_mig_thread(void *arg)
         } else if (strcmp(state, "aborting") == 0) {
             rc = do_abort(&x);
         } else {
-            rc = R_FAIL; /* failed, aborted, done: nothing to drive */
+            rc = R_FAIL; /* failed, aborted: nothing to drive */
         }
         if (rc == R_OK)
             continue;

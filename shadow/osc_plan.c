@@ -111,6 +111,63 @@ static int split_lines(const char *s, char **out, int max)
     return n;
 }
 
+/* Objects bound to the table (or its row type) by OID that the cutover does not carry
+ * over: after the swap they would go on reading or writing the old table. The table's own
+ * constraints, defaults, triggers, policies, statistics and publication membership (the
+ * shadow has its own, LIKE …
+ * INCLUDING ALL, or the cutover recreates them), views (recreated) and foreign keys from
+ * other tables (re-pointed) are carried; everything else
+ * PostgreSQL records as depending on the table — SQL-body functions, rules, materialized
+ * views, policies and defaults of other tables, functions and columns of its row type —
+ * is refused, named, before anything is created. */
+static const char bound_sql[] =
+    "SELECT string_agg(DISTINCT pg_describe_object(d.classid, d.objid, d.objsubid), '; ') "
+    "FROM pg_depend d WHERE d.deptype = 'n' AND ("
+    "  (d.refclassid = 'pg_class'::regclass AND d.refobjid = $1::oid "
+    "   AND NOT (d.classid = 'pg_constraint'::regclass AND EXISTS (SELECT FROM pg_constraint k "
+    "     WHERE k.oid = d.objid AND (k.contype = 'f' OR k.conrelid = $1::oid))) "
+    "   AND NOT (d.classid = 'pg_attrdef'::regclass AND EXISTS (SELECT FROM pg_attrdef ad "
+    "     WHERE ad.oid = d.objid AND ad.adrelid = $1::oid)) "
+    "   AND NOT (d.classid = 'pg_trigger'::regclass AND EXISTS (SELECT FROM pg_trigger tg "
+    "     WHERE tg.oid = d.objid AND tg.tgrelid = $1::oid)) "
+    "   AND NOT (d.classid = 'pg_policy'::regclass AND EXISTS (SELECT FROM pg_policy po "
+    "     WHERE po.oid = d.objid AND po.polrelid = $1::oid)) "
+    "   AND NOT (d.classid = 'pg_statistic_ext'::regclass AND EXISTS (SELECT FROM "
+    "     pg_statistic_ext st WHERE st.oid = d.objid AND st.stxrelid = $1::oid)) "
+    "   AND NOT (d.classid = 'pg_publication_rel'::regclass AND EXISTS (SELECT FROM "
+    "     pg_publication_rel pr WHERE pr.oid = d.objid AND pr.prrelid = $1::oid)) "
+    "   AND NOT (d.classid = 'pg_rewrite'::regclass AND EXISTS (SELECT FROM pg_rewrite w JOIN "
+    "     pg_class v ON v.oid = w.ev_class WHERE w.oid = d.objid AND v.relkind = 'v' "
+    "     AND w.rulename = '_RETURN'))) "
+    "  OR (d.refclassid = 'pg_type'::regclass AND d.refobjid = (SELECT reltype FROM pg_class "
+    "   WHERE oid = $1::oid) AND NOT (d.classid = 'pg_rewrite'::regclass AND EXISTS (SELECT FROM "
+    "   pg_rewrite w JOIN pg_class v ON v.oid = w.ev_class WHERE w.oid = d.objid AND v.relkind = 'v')))"
+    ") OR (d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass "
+    "  AND d.refobjid = $1::oid AND d.deptype = 'a' AND EXISTS (SELECT FROM pg_rewrite w "
+    "  WHERE w.oid = d.objid AND w.ev_class = $1::oid))";
+
+static bool bound_objects(PGconn *c, osc_plan *p, osc_result *r)
+{
+    char err[1024], code[6], oid[16];
+    snprintf(oid, sizeof oid, "%u", p->table_oid);
+    const char *v[] = {oid};
+    PGresult *t = osc_exec(c, bound_sql, 1, v, err, sizeof err, code);
+    if (t == NULL) {
+        osc_result_error(r, code, NULL, "reading what depends on the table: %s", err);
+        return false;
+    }
+    bool none = PQgetisnull(t, 0, 0);
+    if (!none)
+        osc_result_error(r, "0A000",
+                         "drop them (or change them not to use the table) before the change and "
+                         "create them again after it, or change the table directly",
+                         "cannot change \"%s.%s\" online: these objects are bound to the table "
+                         "and would go on using the old table after the swap: %.700s",
+                         p->map.schema, p->map.table, PQgetvalue(t, 0, 0));
+    PQclear(t);
+    return none;
+}
+
 bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, osc_result *r)
 {
     char code[6], err[1024];
@@ -216,6 +273,8 @@ bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, o
                          p->map.schema, p->map.table, p->key_desc);
         return false;
     }
+    if (!bound_objects(c, p, r))
+        return false;
     if (p->rows_estimated < 0) { /* never analyzed: count (such tables are usually new) */
         char *q = NULL;
         osc_sb b = {0};
@@ -427,6 +486,30 @@ static bool key_survives(PGconn *c, osc_plan *p, const char *shadow_rel, osc_res
     return ok;
 }
 
+/* Whether a key column's collation differs on the shadow (then the original's key order
+ * is not the shadow's: no range comparisons on the shadow, osc_map_keys_ordered). */
+static bool key_collations(PGconn *c, osc_plan *p, const char *orig_rel, const char *shadow_rel,
+                           osc_result *r)
+{
+    char err[1024], code[6];
+    p->map.key_coll_changed = false;
+    for (int k = 0; k < p->map.nkeys; k++) {
+        const char *v[] = {orig_rel, p->map.key_name[k], shadow_rel, p->map.cols[p->map.key_col[k]].name};
+        PGresult *t = osc_exec(c,
+                               "SELECT (SELECT attcollation FROM pg_attribute WHERE attrelid = "
+                               "$1::regclass AND attname = $2) IS DISTINCT FROM (SELECT attcollation "
+                               "FROM pg_attribute WHERE attrelid = $3::regclass AND attname = $4)",
+                               4, v, err, sizeof err, code);
+        if (t == NULL) {
+            osc_result_error(r, code, NULL, "reading the key's collations: %s", err);
+            return false;
+        }
+        p->map.key_coll_changed |= PQgetvalue(t, 0, 0)[0] == 't';
+        PQclear(t);
+    }
+    return true;
+}
+
 /* The shadow (and what it owns) to the table's owner, who will write it through the
  * triggers and the backfill, and USAGE on schema pgcutover for that. */
 static bool give_shadow(PGconn *c, osc_plan *p, const char *shadow_rel, osc_result *r)
@@ -434,7 +517,9 @@ static bool give_shadow(PGconn *c, osc_plan *p, const char *shadow_rel, osc_resu
     osc_sb b = {0};
     osc_sb_addf(&b, "ALTER TABLE %s OWNER TO ", shadow_rel);
     osc_sb_ident(&b, p->map.owner);
-    osc_sb_addf(&b, "; GRANT USAGE ON SCHEMA pgcutover TO ");
+    /* Serialized with other first uses (osc_state_ensure's lock): concurrent GRANTs on one
+     * schema fail with "tuple concurrently updated". */
+    osc_sb_addf(&b, "; SELECT pg_advisory_xact_lock(1885823861, 0); GRANT USAGE ON SCHEMA pgcutover TO ");
     osc_sb_ident(&b, p->map.owner);
     char *q = osc_sb_take(&b);
     bool ok = q && step(c, q, r, "giving the shadow table to the table's owner");
@@ -538,7 +623,8 @@ bool osc_plan_shadow(PGconn *c, osc_plan *p, int64_t id, const char *shadow_name
     }
     if (!try_as_user(c, p, r) || !bind_using(c, p, r))
         goto rollback;
-    if (!build_map(c, p, before, shadow_rel, r) || !key_survives(c, p, shadow_rel, r))
+    if (!build_map(c, p, before, shadow_rel, r) || !key_survives(c, p, shadow_rel, r) ||
+        !key_collations(c, p, orig_rel, shadow_rel, r))
         goto rollback;
     if (!keep) {
         ok = step(c, "ROLLBACK", r, "rollback");
@@ -548,13 +634,14 @@ bool osc_plan_shadow(PGconn *c, osc_plan *p, int64_t id, const char *shadow_name
     snprintf(ids, sizeof ids, "%" PRId64, id);
     char est[32];
     snprintf(est, sizeof est, "%" PRId64, p->rows_estimated);
-    const char *uv[] = {ids, shadow_name, p->key_desc, est, p->map.key_ops, p->map.shadow_key_ops};
+    const char *uv[] = {ids, shadow_name, p->key_desc, est, p->map.key_ops, p->map.shadow_key_ops,
+                        p->map.key_coll_changed ? "t" : "f"};
     if (!osc_map_save(c, &p->map, err, sizeof err) ||
         !osc_run(c,
                  "UPDATE pgcutover.migrations SET shadow_name = $2, key_columns = $3, "
-                 "rows_estimated = $4, key_ops = $5, shadow_key_ops = $6, phase = 'shadow created', "
-                 "updated_at = now() WHERE id = $1",
-                 6, uv, err, sizeof err, code)) {
+                 "rows_estimated = $4, key_ops = $5, shadow_key_ops = $6, key_coll_changed = $7, "
+                 "phase = 'shadow created', updated_at = now() WHERE id = $1",
+                 7, uv, err, sizeof err, code)) {
         osc_result_error(r, "XX000", NULL, "recording the column map: %s", err);
         goto rollback;
     }

@@ -112,7 +112,7 @@ bool osc_map_keys_plain(const osc_map *m)
 
 bool osc_map_keys_ordered(const osc_map *m)
 {
-    if (!osc_map_keys_plain(m))
+    if (m->key_coll_changed || !osc_map_keys_plain(m))
         return false;
     for (int k = 0; k < m->nkeys; k++) {
         const char *from = m->key_type[k], *to = m->cols[m->key_col[k]].type;
@@ -131,9 +131,9 @@ void osc_sql_function_name(int64_t id, char *buf, size_t len)
     snprintf(buf, len, "m%" PRId64 "_dw", id);
 }
 
-void osc_sql_error_function_name(int64_t id, char *buf, size_t len)
+void osc_sql_log_name(int64_t id, char *buf, size_t len)
 {
-    snprintf(buf, len, "m%" PRId64 "_err", id);
+    snprintf(buf, len, "m%" PRId64 "_log", id);
 }
 
 void osc_sql_trigger_name(int64_t id, bool truncate, char *buf, size_t len)
@@ -150,15 +150,20 @@ void osc_sb_qualified(osc_sb *b, const char *schema, const char *table)
     osc_sb_ident(b, table);
 }
 
-static void add_function(osc_sb *b, const osc_map *m, bool error_fn)
+static void add_function(osc_sb *b, const osc_map *m)
 {
     char fn[64];
-    if (error_fn)
-        osc_sql_error_function_name(m->id, fn, sizeof fn);
-    else
-        osc_sql_function_name(m->id, fn, sizeof fn);
+    osc_sql_function_name(m->id, fn, sizeof fn);
     osc_sb_addf(b, "pgcutover.");
     osc_sb_ident(b, fn);
+}
+
+static void add_log(osc_sb *b, const osc_map *m)
+{
+    char name[64];
+    osc_sql_log_name(m->id, name, sizeof name);
+    osc_sb_addf(b, "pgcutover.");
+    osc_sb_ident(b, name);
 }
 
 /* OPERATOR("schema".op) of the key's btree operators on the original or the shadow. */
@@ -242,80 +247,81 @@ static void add_dollar_quoted(osc_sb *b, const char *body)
     osc_sb_addf(b, "%s%s%s", tag, body, tag);
 }
 
+/* k0, k1 … (or s0 …) of the log. */
+static void add_log_cols(osc_sb *b, const osc_map *m, char prefix)
+{
+    for (int k = 0; k < m->nkeys; k++)
+        osc_sb_addf(b, "%s%c%d", k ? ", " : "", prefix, k);
+}
+
+/* One log row for the key of row ("OLD" or "NEW"); with_shadow_key: also the shadow key
+ * that row maps to (a USING key, computed from the whole row). */
+static void add_log_insert(osc_sb *b, const osc_map *m, const char *row, bool with_shadow_key)
+{
+    osc_sb_addf(b, "    INSERT INTO ");
+    add_log(b, m);
+    osc_sb_addf(b, " (pgc_op, ");
+    add_log_cols(b, m, 'k');
+    if (with_shadow_key) {
+        osc_sb_addf(b, ", ");
+        add_log_cols(b, m, 's');
+    }
+    osc_sb_addf(b, ") SELECT 'R'");
+    for (int k = 0; k < m->nkeys; k++) {
+        osc_sb_addf(b, ", %s.", row);
+        osc_sb_ident(b, m->key_name[k]);
+    }
+    for (int k = 0; with_shadow_key && k < m->nkeys; k++) {
+        const osc_col *kc = &m->cols[m->key_col[k]];
+        osc_sb_addf(b, ", CAST((%s) AS %s)", kc->expr, kc->type);
+    }
+    if (with_shadow_key) {
+        osc_sb_addf(b, " FROM (SELECT %s.*) AS ", row);
+        osc_sb_ident(b, m->table);
+    }
+    osc_sb_addf(b, ";\n");
+}
+
 /* The dual-write function's body. */
 static char *trigger_body(const osc_map *m, bool noop)
 {
     osc_sb b = {0};
-    osc_sb_addf(&b, "\nBEGIN\n");
+    /* A table named old or new: its alias below is a column source, not the record. */
+    osc_sb_addf(&b, "\n#variable_conflict use_column\nBEGIN\n");
     if (noop) {
         osc_sb_addf(&b, "  RETURN NULL; -- migration %" PRId64 " stopped writing\nEND\n", m->id);
         return osc_sb_take(&b);
     }
     bool plain = osc_map_keys_plain(m);
-    osc_sb_addf(&b, "  BEGIN\n    IF TG_OP = 'TRUNCATE' THEN\n      TRUNCATE ");
-    osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
-    osc_sb_addf(&b, ";\n      RETURN NULL;\n    END IF;\n    IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND ");
-    if (plain) { /* key columns are NOT NULL: NOT (all equal) is "the key changed" */
-        osc_sb_addf(&b, "NOT (");
-        for (int k = 0; k < m->nkeys; k++) {
-            osc_sb_addf(&b, "%sOLD.", k ? " AND " : "");
-            osc_sb_ident(&b, m->key_name[k]);
-            add_op(&b, m, false, "=");
-            osc_sb_addf(&b, "NEW.");
-            osc_sb_ident(&b, m->key_name[k]);
-        }
-        osc_sb_addf(&b, ")");
+    osc_sb_addf(&b, "  IF TG_OP = 'TRUNCATE' THEN\n    INSERT INTO ");
+    add_log(&b, m);
+    osc_sb_addf(&b, " (pgc_op) VALUES ('T');\n    RETURN NULL;\n  END IF;\n"
+                    "  IF TG_OP <> 'INSERT' THEN\n");
+    if (plain) {
+        add_log_insert(&b, m, "OLD", false);
     } else {
-        osc_sb_addf(&b, "TRUE"); /* a USING key may read any column: always re-key */
+        /* The old row's shadow key, by the ALTER's USING: if it fails on this row, the key
+         * alone (the application's statement must not fail; that row could not be copied
+         * either, so the backfill or the log's application fails the migration). */
+        osc_sb_addf(&b, "    BEGIN\n  ");
+        add_log_insert(&b, m, "OLD", true);
+        osc_sb_addf(&b, "    EXCEPTION WHEN OTHERS THEN\n  ");
+        add_log_insert(&b, m, "OLD", false);
+        osc_sb_addf(&b, "    END;\n");
     }
-    osc_sb_addf(&b, ") THEN\n      DELETE FROM ");
-    osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
-    osc_sb_addf(&b, " AS pgc_s USING (SELECT ");
-    for (int k = 0; k < m->nkeys; k++) { /* as the shadow's key type: its operators compare */
-        const osc_col *kc = &m->cols[m->key_col[k]];
-        osc_sb_addf(&b, "%sCAST((%s) AS %s) AS pgc_k%d", k ? ", " : "", kc->expr, kc->type, k);
-    }
-    osc_sb_addf(&b, " FROM (SELECT OLD.*) AS ");
-    osc_sb_ident(&b, m->table);
-    osc_sb_addf(&b, ") AS pgc_o WHERE ");
+    /* The new key only when it is another key: an UPDATE that keeps it (also as an equal
+     * but not identical value) is found again by the old one. */
+    osc_sb_addf(&b, "  END IF;\n  IF TG_OP = 'INSERT' OR NOT (");
     for (int k = 0; k < m->nkeys; k++) {
-        osc_sb_addf(&b, "%spgc_s.", k ? " AND " : "");
-        osc_sb_ident(&b, m->cols[m->key_col[k]].name);
-        add_op(&b, m, true, "=");
-        osc_sb_addf(&b, "pgc_o.pgc_k%d", k);
+        osc_sb_addf(&b, "%sOLD.", k ? " AND " : "");
+        osc_sb_ident(&b, m->key_name[k]);
+        add_op(&b, m, false, "=");
+        osc_sb_addf(&b, "NEW.");
+        osc_sb_ident(&b, m->key_name[k]);
     }
-    osc_sb_addf(&b, ";\n    END IF;\n    IF TG_OP = 'DELETE' THEN\n      RETURN NULL;\n    END IF;\n"
-                    "    INSERT INTO ");
-    osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
-    osc_sb_addf(&b, " (");
-    add_copied_names(&b, m);
-    osc_sb_addf(&b, ") OVERRIDING SYSTEM VALUE SELECT ");
-    add_copied_exprs(&b, m, false);
-    osc_sb_addf(&b, " FROM (SELECT NEW.*) AS ");
-    osc_sb_ident(&b, m->table);
-    osc_sb_addf(&b, " ON CONFLICT ");
-    add_shadow_key(&b, m, NULL);
-    bool any = false;
-    for (int i = 0; i < m->ncols; i++) {
-        const osc_col *c = &m->cols[i];
-        bool is_key = false;
-        for (int k = 0; k < m->nkeys; k++)
-            is_key |= m->key_col[k] == i;
-        if (c->expr == NULL || c->identity_always || is_key)
-            continue;
-        osc_sb_addf(&b, any ? ", " : " DO UPDATE SET ");
-        osc_sb_ident(&b, c->name);
-        osc_sb_addf(&b, " = EXCLUDED.");
-        osc_sb_ident(&b, c->name);
-        any = true;
-    }
-    if (!any)
-        osc_sb_addf(&b, " DO NOTHING");
-    osc_sb_addf(&b, ";\n  EXCEPTION WHEN transaction_rollback OR lock_not_available THEN\n"
-                    "    RAISE; -- deadlock or serialization: the application retries, as it would\n"
-                    "  WHEN OTHERS THEN\n    PERFORM ");
-    add_function(&b, m, true);
-    osc_sb_addf(&b, "(SQLSTATE, SQLERRM);\n  END;\n  RETURN NULL;\nEND\n");
+    osc_sb_addf(&b, ") THEN\n");
+    add_log_insert(&b, m, "NEW", false);
+    osc_sb_addf(&b, "  END IF;\n  RETURN NULL;\nEND\n");
     return osc_sb_take(&b);
 }
 
@@ -327,35 +333,18 @@ char *osc_sql_trigger_function(const osc_map *m, bool noop)
     if (body == NULL)
         return NULL;
     osc_sb b = {0};
-    if (!noop) { /* the error recorder first: the body names it */
-        osc_sb_addf(&b, "CREATE OR REPLACE FUNCTION ");
-        add_function(&b, m, true);
-        osc_sb_addf(&b, "(pgc_sqlstate text, pgc_message text) RETURNS void LANGUAGE sql "
-                        "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgc$INSERT INTO "
-                        "pgcutover.trigger_errors (migration_id, sqlstate, message) VALUES "
-                        "(%" PRId64 ", $1, $2)$pgc$;\nREVOKE ALL ON FUNCTION ", m->id);
-        add_function(&b, m, true);
-        osc_sb_addf(&b, "(text, text) FROM PUBLIC;\n");
-        {
-            osc_sb_addf(&b, "GRANT EXECUTE ON FUNCTION ");
-            add_function(&b, m, true);
-            osc_sb_addf(&b, "(text, text) TO ");
-            osc_sb_ident(&b, m->owner);
-            osc_sb_addf(&b, ";\n");
-        }
-    }
     osc_sb_addf(&b, "CREATE OR REPLACE FUNCTION ");
-    add_function(&b, m, false);
+    add_function(&b, m);
     osc_sb_addf(&b, "() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = "
                     "pg_catalog, pg_temp AS ");
     add_dollar_quoted(&b, body);
     free(body);
     osc_sb_addf(&b, ";\nREVOKE ALL ON FUNCTION ");
-    add_function(&b, m, false);
+    add_function(&b, m);
     osc_sb_addf(&b, "() FROM PUBLIC");
     if (!noop) {
         osc_sb_addf(&b, ";\nALTER FUNCTION ");
-        add_function(&b, m, false);
+        add_function(&b, m);
         osc_sb_addf(&b, "() OWNER TO ");
         osc_sb_ident(&b, m->owner);
     }
@@ -366,11 +355,141 @@ char *osc_sql_drop_functions(const osc_map *m)
 {
     osc_sb b = {0};
     osc_sb_addf(&b, "DROP FUNCTION IF EXISTS ");
-    add_function(&b, m, false);
-    osc_sb_addf(&b, "(); DROP FUNCTION IF EXISTS ");
-    add_function(&b, m, true);
-    osc_sb_addf(&b, "(text, text)");
+    add_function(&b, m);
+    osc_sb_addf(&b, "(); DROP TABLE IF EXISTS ");
+    add_log(&b, m);
     return osc_sb_take(&b);
+}
+
+char *osc_sql_create_log(const osc_map *m)
+{
+    if (m->owner == NULL || !*m->owner)
+        return NULL;
+    osc_sb b = {0};
+    osc_sb_addf(&b, "CREATE TABLE IF NOT EXISTS ");
+    add_log(&b, m);
+    osc_sb_addf(&b, " AS SELECT 'R'::\"char\" AS pgc_op");
+    for (int k = 0; k < m->nkeys; k++) {
+        osc_sb_addf(&b, ", pgc_o.");
+        osc_sb_ident(&b, m->key_name[k]);
+        osc_sb_addf(&b, " AS k%d", k);
+    }
+    for (int k = 0; k < m->nkeys; k++) {
+        osc_sb_addf(&b, ", pgc_s.");
+        osc_sb_ident(&b, m->cols[m->key_col[k]].name);
+        osc_sb_addf(&b, " AS s%d", k);
+    }
+    osc_sb_addf(&b, " FROM ONLY ");
+    osc_sb_qualified(&b, m->schema, m->table);
+    osc_sb_addf(&b, " AS pgc_o, ");
+    osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
+    osc_sb_addf(&b, " AS pgc_s WITH NO DATA;\nALTER TABLE ");
+    add_log(&b, m);
+    osc_sb_addf(&b, " OWNER TO ");
+    osc_sb_ident(&b, m->owner);
+    return osc_sb_take(&b);
+}
+
+char *osc_sql_log_count(const osc_map *m)
+{
+    osc_sb b = {0};
+    osc_sb_addf(&b, "SELECT ARRAY[count(*)::text] FROM ");
+    add_log(&b, m);
+    return osc_sb_take(&b);
+}
+
+/* "col" = EXCLUDED."col", … for every copied column but identity ALWAYS ones, the key's
+ * too. Returns whether any was written. */
+static bool add_set_excluded(osc_sb *b, const osc_map *m)
+{
+    bool any = false;
+    for (int i = 0; i < m->ncols; i++) {
+        const osc_col *c = &m->cols[i]; /* keys too: an equal key may be spelled otherwise */
+        if (c->expr == NULL || c->identity_always)
+            continue;
+        osc_sb_addf(b, any ? ", " : "");
+        osc_sb_ident(b, c->name);
+        osc_sb_addf(b, " = EXCLUDED.");
+        osc_sb_ident(b, c->name);
+        any = true;
+    }
+    return any;
+}
+
+char *osc_sql_apply(const osc_map *m, int n, bool *oom)
+{
+    osc_sb b = {0};
+    *oom = false;
+    switch (n) {
+    case 0:
+        if (!osc_map_keys_plain(m))
+            return NULL; /* the trigger logged the shadow key of every old row */
+        osc_sb_addf(&b, "UPDATE ");
+        add_log(&b, m);
+        osc_sb_addf(&b, " SET ");
+        for (int k = 0; k < m->nkeys; k++)
+            osc_sb_addf(&b, "%ss%d = k%d", k ? ", " : "", k, k);
+        break; /* every row: its count says whether there is anything to apply */
+    case 1:
+        osc_sb_addf(&b, "DELETE FROM ");
+        osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
+        osc_sb_addf(&b, " WHERE EXISTS (SELECT FROM ");
+        add_log(&b, m);
+        osc_sb_addf(&b, " WHERE pgc_op = 'T')");
+        break;
+    case 2:
+        osc_sb_addf(&b, "DELETE FROM ");
+        osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
+        osc_sb_addf(&b, " AS pgc_s USING ");
+        add_log(&b, m);
+        osc_sb_addf(&b, " AS pgc_l WHERE pgc_l.pgc_op = 'R'");
+        for (int k = 0; k < m->nkeys; k++) {
+            osc_sb_addf(&b, " AND pgc_s.");
+            osc_sb_ident(&b, m->cols[m->key_col[k]].name);
+            add_op(&b, m, true, "=");
+            osc_sb_addf(&b, "pgc_l.s%d", k);
+        }
+        break;
+    case 3:
+        osc_sb_addf(&b, "INSERT INTO ");
+        osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
+        osc_sb_addf(&b, " (");
+        add_copied_names(&b, m);
+        osc_sb_addf(&b, ") OVERRIDING SYSTEM VALUE SELECT ");
+        add_copied_exprs(&b, m, false);
+        osc_sb_addf(&b, " FROM ONLY ");
+        osc_sb_qualified(&b, m->schema, m->table);
+        osc_sb_addf(&b, " WHERE EXISTS (SELECT FROM ");
+        add_log(&b, m);
+        osc_sb_addf(&b, " AS pgc_l WHERE pgc_l.pgc_op = 'R'");
+        for (int k = 0; k < m->nkeys; k++) {
+            osc_sb_addf(&b, " AND ");
+            osc_sb_qualified(&b, m->schema, m->table);
+            osc_sb_addf(&b, ".");
+            osc_sb_ident(&b, m->key_name[k]);
+            add_op(&b, m, false, "=");
+            osc_sb_addf(&b, "pgc_l.k%d", k);
+        }
+        osc_sb_addf(&b, ") ON CONFLICT ");
+        add_shadow_key(&b, m, NULL);
+        osc_sb b2 = {0};
+        if (add_set_excluded(&b2, m))
+            osc_sb_addf(&b, " DO UPDATE SET %s", b2.s);
+        else /* only an identity ALWAYS key is copied: nothing can differ */
+            osc_sb_addf(&b, " DO NOTHING");
+        b.oom |= b2.oom;
+        free(b2.s);
+        break;
+    case 4:
+        osc_sb_addf(&b, "DELETE FROM ");
+        add_log(&b, m);
+        break;
+    default:
+        return NULL;
+    }
+    char *q = osc_sb_take(&b);
+    *oom = q == NULL;
+    return q;
 }
 
 char *osc_sql_create_triggers(const osc_map *m)
@@ -384,7 +503,7 @@ char *osc_sql_create_triggers(const osc_map *m)
         osc_sb_addf(&b, t == 0 ? " AFTER INSERT OR UPDATE OR DELETE ON " : " AFTER TRUNCATE ON ");
         osc_sb_qualified(&b, m->schema, m->table);
         osc_sb_addf(&b, t == 0 ? " FOR EACH ROW EXECUTE FUNCTION " : " FOR EACH STATEMENT EXECUTE FUNCTION ");
-        add_function(&b, m, false);
+        add_function(&b, m);
         osc_sb_addf(&b, "();\nALTER TABLE ");
         osc_sb_qualified(&b, m->schema, m->table);
         osc_sb_addf(&b, " ENABLE ALWAYS TRIGGER ");
@@ -464,7 +583,6 @@ char *osc_sql_backfill(const osc_map *m, bool has_last, bool on_conflict)
     osc_sb_qualified(&in, m->schema, m->table);
     osc_sb_addf(&in, " WHERE ");
     add_range(&in, m, NULL, has_last, 1, true, end_first, false, true);
-    osc_sb_addf(&in, " FOR KEY SHARE");
     if (on_conflict) {
         osc_sb_addf(&in, " ON CONFLICT ");
         add_shadow_key(&in, m, NULL);

@@ -43,6 +43,8 @@ typedef struct {
     char *key_ops, *shadow_key_ops;
     char *owner;                        /* the original's owner (role name): the dual-write
                                          * function and the backfill run as this role */
+    bool key_coll_changed;              /* a key column's collation differs on the shadow:
+                                         * the original's key order is not the shadow's */
     int ncols;
     osc_col *cols;
 } osc_map;
@@ -77,8 +79,8 @@ bool osc_map_keys_plain(const osc_map *m);
 
 /* osc_map_keys_ordered — plain, and each key keeps its type or widens it within the
  * integers (smallint → integer → bigint), so key ranges of the original select the same
- * rows of the shadow (verify compares range by range only then). A collation change of a
- * text key is not visible here: verify then reports a mismatch rather than miss one. */
+ * rows of the shadow (verify compares range by range only then), and no key column
+ * changes its collation (key_coll_changed). */
 bool osc_map_keys_ordered(const osc_map *m);
 
 /*
@@ -98,47 +100,77 @@ bool osc_map_keys_ordered(const osc_map *m);
 /* Names of a migration's objects: the dual-write function pgcutover.m<id>_dw(), its
  * row trigger pgcutover_m<id>_dw and statement trigger pgcutover_m<id>_truncate. */
 void osc_sql_function_name(int64_t id, char *buf, size_t len);
-/* pgcutover.m<id>_err(sqlstate text, message text): records a write the shadow rejected
- * in pgcutover.trigger_errors; SECURITY DEFINER owned by the engine, EXECUTE granted to
- * the table's owner only (the dual-write function runs as that role). */
-void osc_sql_error_function_name(int64_t id, char *buf, size_t len);
+
 void osc_sql_trigger_name(int64_t id, bool truncate, char *buf, size_t len);
 
 /*
- * osc_sql_trigger_function — CREATE OR REPLACE FUNCTION for the dual-write trigger.
- * INSERT/UPDATE upsert the mapped row on the shadow's key; an UPDATE that changes the
- * key, and a DELETE, first delete the old key's row; TRUNCATE truncates the shadow.
- * Any error (a CHECK or cast the ALTER introduced, a new unique key) is caught, so the
- * application's statement never fails, and recorded in pgcutover.trigger_errors for the
- * engine, which then fails the migration. QUERY_CANCELED is not caught (OTHERS does not
- * match it), so a cancel still cancels; deadlocks, serialization failures and lock
- * timeouts (class 40, 55P03) are raised again: they are not a rejection by the shadow,
- * and the application retries them as it would without pgcutover (the engine makes
- * itself the deadlock victim, see osc_migration.c). SECURITY DEFINER owned by the table's
- * owner (m->owner) with search_path = pg_catalog, pg_temp and every name and operator
- * schema-qualified: it writes with the owner's rights, never the engine's, and no
- * writable schema can substitute a function or operator (CVE-2018-1058). Application
- * roles need no rights on schema pgcutover. Also creates the error function
- * (osc_sql_error_function_name). With noop, the body does nothing (how a failed or aborted
- * migration stops writing before its triggers can be dropped; ownership is kept).
- * NULL when m->owner is not set (and not noop): the function is never left the engine's.
+ * The change capture (DESIGN.md §2.3). The dual-write trigger only logs the keys an
+ * application write touches into pgcutover.m<id>_log — the old key of an UPDATE or DELETE
+ * (with, for a key computed by USING, the shadow key the old row maps to), the new key of
+ * an INSERT or of an UPDATE that changes the key, or a TRUNCATE marker — in the writer's
+ * transaction, so it commits or rolls back with the write. It never reads or writes the
+ * shadow: no snapshot, isolation level or session setting of the writer matters, and it
+ * raises no error PostgreSQL would not raise. The engine applies the log (osc_sql_apply)
+ * in its own REPEATABLE READ transactions by re-reading the current row of every logged
+ * key from the original: idempotent and order-free, so the shadow equals the original as
+ * of the apply's snapshot for every key ever written or copied.
+ */
+
+/* osc_sql_log_name — "m<id>_log", the change log's name in schema pgcutover. */
+void osc_sql_log_name(int64_t id, char *buf, size_t len);
+
+/* osc_sql_create_log — CREATE TABLE IF NOT EXISTS pgcutover.m<id>_log (pgc_op "char",
+ * k0…: the original's key columns, s0…: the shadow's, with their types and collations,
+ * by CREATE TABLE AS … WITH NO DATA), owned by m->owner. */
+char *osc_sql_create_log(const osc_map *m);
+
+/*
+ * osc_sql_trigger_function — CREATE OR REPLACE FUNCTION for the dual-write trigger
+ * (see above). SECURITY DEFINER owned by the table's owner (m->owner) with search_path =
+ * pg_catalog, pg_temp and every name and operator schema-qualified: it writes with the
+ * owner's rights, never the engine's, and no writable schema can substitute a function
+ * or operator (CVE-2018-1058). Application roles need no rights on schema pgcutover.
+ * With noop, the body does nothing (how a failed or aborted migration stops writing
+ * before its triggers can be dropped; ownership is kept). NULL when m->owner is not set
+ * (and not noop): the function is never left the engine's.
  */
 char *osc_sql_trigger_function(const osc_map *m, bool noop);
 /* osc_sql_create_triggers — CREATE TRIGGER (row and truncate) + ENABLE ALWAYS. */
 char *osc_sql_create_triggers(const osc_map *m);
 /* osc_sql_drop_triggers — DROP TRIGGER IF EXISTS both. */
 char *osc_sql_drop_triggers(const osc_map *m);
-/* osc_sql_drop_functions — DROP FUNCTION IF EXISTS the dual-write and error functions. */
+/* osc_sql_drop_functions — DROP FUNCTION IF EXISTS the dual-write function and DROP
+ * TABLE IF EXISTS the change log. */
 char *osc_sql_drop_functions(const osc_map *m);
+
+/*
+ * osc_sql_apply — the n-th statement (0 ≤ n < OSC_APPLY_STEPS) of one application of the
+ * change log, each to run through the owner's executor (OSC_AS_OWNER, no parameters), all
+ * in one REPEATABLE READ transaction (or under the cutover's lock), so every statement
+ * sees the same log rows and the same original:
+ *   0  the shadow key of every logged key (s = k: an assignment cast, as the backfill's
+ *      INSERT makes it; USING keys carry theirs from the trigger)
+ *   1  after a TRUNCATE marker, delete every shadow row
+ *   2  delete the shadow rows of the logged keys
+ *   3  copy the logged keys' current rows from the original (ON CONFLICT (key) DO UPDATE
+ *      every column, the key's spelling too)
+ *   4  delete the log rows applied (exactly those this snapshot sees)
+ * Statement 4's row count is the number of log rows applied. NULL for a step with nothing
+ * to do (step 0 with a USING key) or out of memory (*oom set).
+ */
+#define OSC_APPLY_STEPS 5
+char *osc_sql_apply(const osc_map *m, int n, bool *oom);
+/* osc_sql_log_count — SELECT ARRAY[count(*)::text] FROM the log (through the executor). */
+char *osc_sql_log_count(const osc_map *m);
 
 /*
  * osc_sql_backfill — one keyset batch as a single statement, so the batch and its
  * checkpoint commit together: copy the original's rows with key > $last (when has_last)
- * and key <= $end, locked FOR KEY SHARE so a concurrent DELETE or key UPDATE cannot
- * commit between the read and the insert (DESIGN.md §2.4), mapped into the shadow —
- * with on_conflict, ON CONFLICT (key) DO NOTHING (trigger writes win); without, a plain
- * INSERT, about twice as fast, for a range the triggers have not written into
- * (osc_sql_shadow_has; a trigger write racing in fails it with 23505) — count its rows
+ * and key <= $end as this statement's snapshot sees them (a write committed after it is
+ * in the change log, applied after the round), mapped into the shadow —
+ * with on_conflict, ON CONFLICT (key) DO NOTHING (rows the log's application wrote win);
+ * without, a plain INSERT, about twice as fast, for a range the application of the log has
+ * not written into (osc_sql_shadow_has) — count its rows
  * in rows_copied and move the checkpoint to $end when it stands at $last (of parallel
  * batches, the one that starts at the checkpoint moves it). The batch's end comes from osc_sql_chunk_end, so no ORDER BY
  * or LIMIT over the rows is needed. Parameters: $1..$k last key (has_last only), then the

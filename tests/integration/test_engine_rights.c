@@ -87,6 +87,26 @@ static bool is_super(PGconn *direct, const char *role)
     return strcmp(v, "true") == 0;
 }
 
+/* Poll the formatted query (one integer) until it answers want: the shadow follows the
+ * application's writes through the change log, a moment later. Fails after 10 s. */
+static void wait_int(PGconn *c, long long want, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void wait_int(PGconn *c, long long want, const char *fmt, ...)
+{
+    char sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    long long got = -1;
+    for (int i = 0; i < 100; i++) {
+        if ((got = h_query_int(c, sql)) == want)
+            return;
+        usleep(100000);
+    }
+    h_eng_fail("%s: %lld, want %lld", sql, got, want);
+}
+
 /* Wait for migration id to end failed; returns its error in m. */
 static void wait_failed(PGconn *ctl, long long id, h_mig *m)
 {
@@ -207,7 +227,7 @@ static void test_owner_objects(void **state)
      * in the dual-write trigger, as alice too (it ran as the engine's role before). */
     h_execf(a, "UPDATE a_t SET v = v + 1000 WHERE id = 7");
     assert_false(is_super(d, "rt_alice"));
-    assert_int_equal(h_qint(d, "SELECT v FROM %s WHERE id = 7", m.shadow), 1007);
+    wait_int(d, 1007, "SELECT v FROM %s WHERE id = 7", m.shadow);
     /* The dual-write function is alice's, with a pinned search_path. */
     char v[256];
     h_qtext(d, v, sizeof v, "SELECT pg_get_userbyid(proowner) || ' ' || array_to_string(proconfig, ',')"
@@ -246,10 +266,9 @@ static void test_operator(void **state)
     h_execf(w, "INSERT INTO w_t VALUES ('new1', 1)");
     assert_false(is_super(d, "rt_writer"));
     /* …and the writes reached the shadow. */
-    assert_int_equal(h_qint(d, "SELECT v FROM %s WHERE k::text = 'k5'", m.shadow), 6);
-    assert_int_equal(h_qint(d, "SELECT count(*) FROM %s WHERE k::text IN ('k6')", m.shadow), 0);
-    assert_int_equal(h_qint(d, "SELECT count(*) FROM %s WHERE k::text IN ('k5b', 'new1')",
-                            m.shadow), 2);
+    wait_int(d, 6, "SELECT v FROM %s WHERE k::text = 'k5'", m.shadow);
+    wait_int(d, 0, "SELECT count(*) FROM %s WHERE k::text IN ('k6')", m.shadow);
+    wait_int(d, 2, "SELECT count(*) FROM %s WHERE k::text IN ('k5b', 'new1')", m.shadow);
     PQclear(h_ctl_ok(ctl, "ABORT MIGRATION %lld", id));
     h_execf(d, "DROP OPERATOR public.= (varchar, varchar); DROP FUNCTION public.rt_eq(varchar, varchar)");
 }
@@ -345,7 +364,7 @@ static void test_resume_refreshes_capture(void **state)
         h_eng_fail("after the restart the dual-write function is still \"%s\"", v);
     ctl = h_eng_console(&eng, &eng.px2);
     h_execf(d, "UPDATE b_t SET v = -1 WHERE id = 3");
-    assert_int_equal(h_qint(d, "SELECT v FROM %s WHERE id = 3", m.shadow), -1);
+    wait_int(d, -1, "SELECT v FROM %s WHERE id = 3", m.shadow);
     PQclear(h_ctl_ok(ctl, "ABORT MIGRATION %lld", id));
     h_eng_stop_proxy(&eng, &eng.px2);
 }

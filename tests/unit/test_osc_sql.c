@@ -1,8 +1,9 @@
 /*
  * test_osc_sql.c — the SQL the online schema change engine generates from hand-built
  * column maps (no server): identifier quoting, the string builder, object names, the
- * dual-write trigger function and triggers, the keyset backfill and its parameter
- * numbering, max key / chunk end, and the verify statements of both sides.
+ * dual-write trigger function (which only logs keys) and triggers, the change log and the
+ * statements that apply it, the keyset backfill and its parameter numbering, max key /
+ * chunk end, and the verify statements of both sides.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -88,7 +89,7 @@ static void map_composite(osc_map *m)
 }
 
 /* Only a key (with an embedded quote, in a table with one) besides an identity-always and
- * an added column: no column for DO UPDATE SET. */
+ * an added column: the key is the only column of the apply's DO UPDATE SET. */
 static void map_key_only(osc_map *m)
 {
     map_init(m, 5, "public", "my\"tab", "my\"tab_5_new", 3);
@@ -400,8 +401,9 @@ static void test_keys_plain(void **state)
     osc_map_free(&m);
 }
 
-/* Ordered keys: plain keys whose type stays or widens within the integers; a key that
- * becomes text (different order) or is computed with USING is compared as one range. */
+/* Ordered keys: plain keys whose type stays or widens within the integers and whose
+ * collation stays; a key that becomes text (different order), changes its collation or is
+ * computed with USING is compared as one range. */
 static void test_keys_ordered(void **state)
 {
     (void)state;
@@ -418,9 +420,26 @@ static void test_keys_ordered(void **state)
     map_using_key(&m);
     assert_false(osc_map_keys_ordered(&m));
     osc_map_free(&m);
+
+    /* a key column whose collation changes on the shadow: the order is not the shadow's */
+    map_single(&m);
+    set_str(&m.key_type[0], "text");
+    set_str(&m.cols[m.key_col[0]].type, "text");
+    assert_true(osc_map_keys_ordered(&m));
+    m.key_coll_changed = true;
+    assert_false(osc_map_keys_ordered(&m));
+    assert_true(osc_map_keys_plain(&m)); /* still a plain copy */
+    m.key_coll_changed = false;
+    assert_true(osc_map_keys_ordered(&m));
+    osc_map_free(&m);
+    map_composite(&m); /* integer -> bigint, text -> text (b renamed) */
+    assert_true(osc_map_keys_ordered(&m));
+    m.key_coll_changed = true;
+    assert_false(osc_map_keys_ordered(&m));
+    osc_map_free(&m);
 }
 
-/* Function (dual-write, error) and trigger names carry the migration id, including a 64-bit one. */
+/* Function, log and trigger names carry the migration id, including a 64-bit one. */
 static void test_names(void **state)
 {
     (void)state;
@@ -435,10 +454,13 @@ static void test_names(void **state)
     assert_string_equal(buf, "m9000000000_dw");
     osc_sql_trigger_name(INT64_C(9000000000), true, buf, sizeof buf);
     assert_string_equal(buf, "pgcutover_m9000000000_truncate");
-    osc_sql_error_function_name(42, buf, sizeof buf);
-    assert_string_equal(buf, "m42_err");
-    osc_sql_error_function_name(INT64_C(9000000000), buf, sizeof buf);
-    assert_string_equal(buf, "m9000000000_err");
+    osc_sql_log_name(42, buf, sizeof buf);
+    assert_string_equal(buf, "m42_log");
+    osc_sql_log_name(INT64_C(9000000000), buf, sizeof buf);
+    assert_string_equal(buf, "m9000000000_log");
+    char small[8]; /* truncated, still terminated, like snprintf */
+    osc_sql_log_name(INT64_C(9000000000), small, sizeof small);
+    assert_string_equal(small, "m900000");
 }
 
 /* Row + TRUNCATE triggers on the original, ENABLE ALWAYS, and DROP IF EXISTS of both. */
@@ -479,18 +501,56 @@ static void test_create_and_drop_triggers(void **state)
 
 /* ---- the dual-write trigger function ----------------------------------------------- */
 
-#define ERR_FN_42                                                                            \
-    "CREATE OR REPLACE FUNCTION pgcutover.\"m42_err\"(pgc_sqlstate text, pgc_message text) " \
-    "RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS "     \
-    "$pgc$INSERT INTO pgcutover.trigger_errors (migration_id, sqlstate, message) VALUES (42, " \
-    "$1, $2)$pgc$;\nREVOKE ALL ON FUNCTION pgcutover.\"m42_err\"(text, text) FROM PUBLIC;\n"
-#define DW_HEAD_42                                                                          \
-    "CREATE OR REPLACE FUNCTION pgcutover.\"m42_dw\"() RETURNS trigger LANGUAGE plpgsql "     \
+#define DW_HEAD(id)                                                                          \
+    "CREATE OR REPLACE FUNCTION pgcutover.\"m" id "_dw\"() RETURNS trigger LANGUAGE plpgsql " \
     "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS "
+#define DW_TAIL(id, owner)                                                                   \
+    "$pgc$;\nREVOKE ALL ON FUNCTION pgcutover.\"m" id "_dw\"() FROM PUBLIC;\nALTER FUNCTION " \
+    "pgcutover.\"m" id "_dw\"() OWNER TO " owner
 
-/* Composite key: error function first, then the SECURITY DEFINER function with a fixed
- * search_path; key-change test with the key index's operators, old-key delete, upsert
- * columns/SET, error handler through the error function, REVOKE from PUBLIC. */
+/* Single key, the whole statement: a SECURITY DEFINER function with a pinned search_path
+ * whose body only logs keys — a TRUNCATE marker, the OLD key of an UPDATE/DELETE, the NEW
+ * key of an INSERT or of an UPDATE that changes the key (compared with the original key's
+ * operators) — then REVOKE from PUBLIC and the owner given last. */
+static void test_trigger_function_single(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_single(&m);
+    char *q = osc_sql_trigger_function(&m, false);
+    assert_non_null(q);
+    assert_string_equal(
+        q, DW_HEAD("7") "$pgc$\n"
+           "#variable_conflict use_column\n"
+           "BEGIN\n"
+           "  IF TG_OP = 'TRUNCATE' THEN\n"
+           "    INSERT INTO pgcutover.\"m7_log\" (pgc_op) VALUES ('T');\n"
+           "    RETURN NULL;\n"
+           "  END IF;\n"
+           "  IF TG_OP <> 'INSERT' THEN\n"
+           "    INSERT INTO pgcutover.\"m7_log\" (pgc_op, k0) SELECT 'R', OLD.\"aid\";\n"
+           "  END IF;\n"
+           "  IF TG_OP = 'INSERT' OR NOT (OLD.\"aid\" OPERATOR(\"pg_catalog\".=) NEW.\"aid\") THEN\n"
+           "    INSERT INTO pgcutover.\"m7_log\" (pgc_op, k0) SELECT 'R', NEW.\"aid\";\n"
+           "  END IF;\n"
+           "  RETURN NULL;\n"
+           "END\n" DW_TAIL("7", "\"app\""));
+    /* the trigger never reads or writes the shadow, nor records or swallows errors */
+    lacks(q, "accounts_7_new");
+    lacks(q, "\"pgcutover\"");
+    lacks(q, "TRUNCATE \"");
+    lacks(q, "DELETE FROM");
+    lacks(q, "EXCEPTION");
+    lacks(q, "_err");
+    lacks(q, "trigger_errors");
+    lacks(q, "GRANT");
+    free(q);
+    osc_map_free(&m);
+}
+
+/* Composite key: the log rows carry every key column (k0, k1) of OLD and of NEW; the
+ * key-change test ANDs the parts; renamed, widened, USING, added and identity columns of
+ * the shadow play no part (only the original's key is logged for plain keys). */
 static void test_trigger_function_composite(void **state)
 {
     (void)state;
@@ -498,101 +558,104 @@ static void test_trigger_function_composite(void **state)
     map_composite(&m);
     char *q = osc_sql_trigger_function(&m, false);
     assert_non_null(q);
-    /* the error recorder comes first (the body names it), EXECUTE for the owner only */
-    starts(q, ERR_FN_42 "GRANT EXECUTE ON FUNCTION pgcutover.\"m42_err\"(text, text) TO \"app\";\n"
-              DW_HEAD_42 "$pgc$\nBEGIN\n");
-    has(q, "IF TG_OP = 'TRUNCATE' THEN\n      TRUNCATE \"pgcutover\".\"t_42_new\";\n      RETURN "
-           "NULL;");
-    /* the key columns are NOT NULL: "not all equal" is "changed" */
-    has(q, "IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NOT (OLD.\"a\" "
-           "OPERATOR(\"pg_catalog\".=) NEW.\"a\" AND OLD.\"b\" OPERATOR(\"pg_catalog\".=) "
-           "NEW.\"b\")) THEN");
-    has(q, "DELETE FROM \"pgcutover\".\"t_42_new\" AS pgc_s USING (SELECT CAST((\"a\") AS bigint) AS pgc_k0, "
-           "CAST((\"b\") AS text) AS pgc_k1 FROM (SELECT OLD.*) AS \"t\") AS pgc_o WHERE pgc_s.\"a\" "
-           "OPERATOR(\"pg_catalog\".=) pgc_o.pgc_k0 AND pgc_s.\"bee\" OPERATOR(\"pg_catalog\".=) "
-           "pgc_o.pgc_k1;");
-    has(q, "IF TG_OP = 'DELETE' THEN\n      RETURN NULL;\n    END IF;");
-    has(q, "INSERT INTO \"pgcutover\".\"t_42_new\" (\"a\", \"bee\", \"we\"\"ird\", \"amount\", "
-           "\"seq\") OVERRIDING SYSTEM VALUE SELECT (\"a\"), (\"b\"), (\"we\"\"ird\"), "
-           "(\"amount\" / 100.0), (\"seq\") FROM (SELECT NEW.*) AS \"t\" ON CONFLICT (\"a\", "
-           "\"bee\") DO UPDATE SET \"we\"\"ird\" = EXCLUDED.\"we\"\"ird\", \"amount\" = "
-           "EXCLUDED.\"amount\";");
-    lacks(q, "\"note\"");           /* added column: takes its default */
-    lacks(q, "\"seq\" = EXCLUDED"); /* identity always: never updated */
-    lacks(q, "\"a\" = EXCLUDED");   /* key columns: never updated */
-    lacks(q, "\"bee\" = EXCLUDED");
-    lacks(q, "DO NOTHING");
-    lacks(q, " = pgc_o."); /* no bare operator: search_path could substitute it */
+    char tag[16];
+    char *body = dw_body(q, tag, sizeof tag);
+    assert_string_equal(tag, "$pgc$");
+    assert_string_equal(
+        body, "\n#variable_conflict use_column\nBEGIN\n"
+              "  IF TG_OP = 'TRUNCATE' THEN\n"
+              "    INSERT INTO pgcutover.\"m42_log\" (pgc_op) VALUES ('T');\n"
+              "    RETURN NULL;\n"
+              "  END IF;\n"
+              "  IF TG_OP <> 'INSERT' THEN\n"
+              "    INSERT INTO pgcutover.\"m42_log\" (pgc_op, k0, k1) SELECT 'R', OLD.\"a\", "
+              "OLD.\"b\";\n"
+              "  END IF;\n"
+              "  IF TG_OP = 'INSERT' OR NOT (OLD.\"a\" OPERATOR(\"pg_catalog\".=) NEW.\"a\" AND "
+              "OLD.\"b\" OPERATOR(\"pg_catalog\".=) NEW.\"b\") THEN\n"
+              "    INSERT INTO pgcutover.\"m42_log\" (pgc_op, k0, k1) SELECT 'R', NEW.\"a\", "
+              "NEW.\"b\";\n"
+              "  END IF;\n"
+              "  RETURN NULL;\n"
+              "END\n");
+    starts(q, DW_HEAD("42") "$pgc$\n#variable_conflict use_column\nBEGIN\n");
+    ends(q, "END\n" DW_TAIL("42", "\"app\""));
+    lacks(body, "t_42_new"); /* no reference to the shadow */
+    lacks(body, "\"bee\"");
+    lacks(body, "\"amount\"");
+    lacks(body, "\"seq\"");
+    lacks(body, "\"note\"");
+    lacks(body, "s0"); /* plain keys: the shadow key is computed when the log is applied */
+    lacks(body, "CAST(");
+    lacks(body, "SELECT OLD.*");
     lacks(q, "IS DISTINCT FROM");
     lacks(q, "search_path FROM CURRENT");
-    has(q, "\n  EXCEPTION WHEN transaction_rollback OR lock_not_available THEN\n    RAISE;");
-    has(q, "\n  WHEN OTHERS THEN\n    PERFORM pgcutover.\"m42_err\"(SQLSTATE, SQLERRM);\n  END;");
-    /* the engine's table is written by the error function only */
-    assert_int_equal(count_of(q, "pgcutover.trigger_errors"), 1);
-    lacks(q, "QUERY_CANCELED");
-    assert_int_equal(count_of(q, "GRANT"), 1);
-    /* two $pgc$ pairs: the error function's and the dual-write function's */
-    assert_int_equal(count_of(q, "$pgc$"), 4);
-    ends(q, "  END;\n  RETURN NULL;\nEND\n$pgc$;\nREVOKE ALL ON FUNCTION pgcutover.\"m42_dw\"() "
-            "FROM PUBLIC;\nALTER FUNCTION pgcutover.\"m42_dw\"() OWNER TO \"app\"");
+    lacks(q, " = NEW.");
+    lacks(q, " = OLD.");
+    assert_int_equal(count_of(q, "$pgc$"), 2);
+    assert_int_equal(count_of(body, "INSERT INTO pgcutover.\"m42_log\""), 3);
+    free(body);
     free(q);
     osc_map_free(&m);
 }
 
-/* Single key, owner set: the whole statement. The error function's EXECUTE goes to the
- * owner only; the dual-write function is given to the owner last. */
-static void test_trigger_function_single(void **state)
+/* A USING key: the OLD row's log entry also carries the shadow key that row maps to (the
+ * expression over OLD, cast to the shadow key's type); the NEW key only the original's. */
+static void test_trigger_function_using_key(void **state)
 {
     (void)state;
     osc_map m;
-    map_single(&m);
-    set_str(&m.owner, "app");
+    map_using_key(&m);
+    set_str(&m.shadow_key_ops, "ext"); /* the trigger compares original keys only */
     char *q = osc_sql_trigger_function(&m, false);
     assert_non_null(q);
+    char tag[16];
+    char *body = dw_body(q, tag, sizeof tag);
+    assert_string_equal(tag, "$pgc$");
     assert_string_equal(
-        q,
-        "CREATE OR REPLACE FUNCTION pgcutover.\"m7_err\"(pgc_sqlstate text, pgc_message text) "
-        "RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS "
-        "$pgc$INSERT INTO pgcutover.trigger_errors (migration_id, sqlstate, message) VALUES (7, "
-        "$1, $2)$pgc$;\n"
-        "REVOKE ALL ON FUNCTION pgcutover.\"m7_err\"(text, text) FROM PUBLIC;\n"
-        "GRANT EXECUTE ON FUNCTION pgcutover.\"m7_err\"(text, text) TO \"app\";\n"
-        "CREATE OR REPLACE FUNCTION pgcutover.\"m7_dw\"() RETURNS trigger LANGUAGE plpgsql "
-        "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgc$\n"
-        "BEGIN\n"
-        "  BEGIN\n"
-        "    IF TG_OP = 'TRUNCATE' THEN\n"
-        "      TRUNCATE \"pgcutover\".\"accounts_7_new\";\n"
-        "      RETURN NULL;\n"
-        "    END IF;\n"
-        "    IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND NOT (OLD.\"aid\" "
-        "OPERATOR(\"pg_catalog\".=) NEW.\"aid\")) THEN\n"
-        "      DELETE FROM \"pgcutover\".\"accounts_7_new\" AS pgc_s USING (SELECT CAST((\"aid\") AS "
-        "integer) AS pgc_k0 FROM (SELECT OLD.*) AS \"accounts\") AS pgc_o WHERE pgc_s.\"aid\" "
-        "OPERATOR(\"pg_catalog\".=) pgc_o.pgc_k0;\n"
-        "    END IF;\n"
-        "    IF TG_OP = 'DELETE' THEN\n"
-        "      RETURN NULL;\n"
-        "    END IF;\n"
-        "    INSERT INTO \"pgcutover\".\"accounts_7_new\" (\"aid\", \"abalance\") OVERRIDING "
-        "SYSTEM VALUE SELECT (\"aid\"), (\"abalance\") FROM (SELECT NEW.*) AS \"accounts\" ON "
-        "CONFLICT (\"aid\") DO UPDATE SET \"abalance\" = EXCLUDED.\"abalance\";\n"
-        "  EXCEPTION WHEN transaction_rollback OR lock_not_available THEN\n"
-        "    RAISE; -- deadlock or serialization: the application retries, as it would\n"
-        "  WHEN OTHERS THEN\n"
-        "    PERFORM pgcutover.\"m7_err\"(SQLSTATE, SQLERRM);\n"
-        "  END;\n"
-        "  RETURN NULL;\n"
-        "END\n"
-        "$pgc$;\n"
-        "REVOKE ALL ON FUNCTION pgcutover.\"m7_dw\"() FROM PUBLIC;\n"
-        "ALTER FUNCTION pgcutover.\"m7_dw\"() OWNER TO \"app\"");
+        body, "\n#variable_conflict use_column\nBEGIN\n"
+              "  IF TG_OP = 'TRUNCATE' THEN\n"
+              "    INSERT INTO pgcutover.\"m3_log\" (pgc_op) VALUES ('T');\n"
+              "    RETURN NULL;\n"
+              "  END IF;\n"
+              "  IF TG_OP <> 'INSERT' THEN\n"
+              "    BEGIN\n"
+              "      INSERT INTO pgcutover.\"m3_log\" (pgc_op, k0, s0) SELECT 'R', OLD.\"id\", "
+              "CAST((\"id\" * 10) AS bigint) FROM (SELECT OLD.*) AS \"c\";\n"
+              "    EXCEPTION WHEN OTHERS THEN\n"
+              "      INSERT INTO pgcutover.\"m3_log\" (pgc_op, k0) SELECT 'R', OLD.\"id\";\n"
+              "    END;\n"
+              "  END IF;\n"
+              "  IF TG_OP = 'INSERT' OR NOT (OLD.\"id\" OPERATOR(\"pg_catalog\".=) NEW.\"id\") THEN\n"
+              "    INSERT INTO pgcutover.\"m3_log\" (pgc_op, k0) SELECT 'R', NEW.\"id\";\n"
+              "  END IF;\n"
+              "  RETURN NULL;\n"
+              "END\n");
+    lacks(body, "c_3_new");
+    lacks(body, "\"ext\"");
+    lacks(body, "SELECT NEW.*");
+    lacks(body, "\"v\""); /* a non-key column's expression is not the trigger's business */
+    ends(q, "END\n" DW_TAIL("3", "\"app\""));
+    free(body);
+    free(q);
+
+    /* composite with one USING part: every part's shadow key, cast to its own type */
+    osc_map_free(&m);
+    map_composite(&m);
+    set_str(&m.cols[1].expr, "lower(\"b\")");
+    assert_false(osc_map_keys_plain(&m));
+    q = osc_sql_trigger_function(&m, false);
+    has(q, "    INSERT INTO pgcutover.\"m42_log\" (pgc_op, k0, k1, s0, s1) SELECT 'R', OLD.\"a\", "
+           "OLD.\"b\", CAST((\"a\") AS bigint), CAST((lower(\"b\")) AS text) FROM (SELECT OLD.*) "
+           "AS \"t\";\n");
+    has(q, "    INSERT INTO pgcutover.\"m42_log\" (pgc_op, k0, k1) SELECT 'R', NEW.\"a\", NEW.\"b\";\n");
+    assert_int_equal(count_of(q, "CAST("), 2);
     free(q);
     osc_map_free(&m);
 }
 
-/* Owner: GRANT on the error function and ALTER … OWNER TO on the dual-write function,
- * quoted; without an owner neither; noop keeps the ownership (no ALTER, no error function). */
+/* Owner: ALTER … OWNER TO with the name quoted, once, after REVOKE; nobody is granted
+ * anything; noop keeps the ownership; without an owner there is no (writing) function. */
 static void test_trigger_function_owner(void **state)
 {
     (void)state;
@@ -600,28 +663,22 @@ static void test_trigger_function_owner(void **state)
     map_composite(&m);
     set_str(&m.owner, "Tab\"Owner");
     char *q = osc_sql_trigger_function(&m, false);
-    has(q, "GRANT EXECUTE ON FUNCTION pgcutover.\"m42_err\"(text, text) TO \"Tab\"\"Owner\";\n");
-    ends(q, "$pgc$;\nREVOKE ALL ON FUNCTION pgcutover.\"m42_dw\"() FROM PUBLIC;\nALTER FUNCTION "
-            "pgcutover.\"m42_dw\"() OWNER TO \"Tab\"\"Owner\"");
+    ends(q, DW_TAIL("42", "\"Tab\"\"Owner\""));
     assert_int_equal(count_of(q, "OWNER TO"), 1);
-    assert_int_equal(count_of(q, "GRANT "), 1);
-    /* PUBLIC loses EXECUTE before the owner is granted it */
-    const char *rev =
-        strstr(q, "REVOKE ALL ON FUNCTION pgcutover.\"m42_err\"(text, text) FROM PUBLIC");
-    const char *grant = strstr(q, "GRANT EXECUTE ON FUNCTION pgcutover.\"m42_err\"");
-    const char *dw = strstr(q, "CREATE OR REPLACE FUNCTION pgcutover.\"m42_dw\"");
+    const char *rev = strstr(q, "REVOKE ALL ON FUNCTION pgcutover.\"m42_dw\"() FROM PUBLIC");
+    const char *own = strstr(q, "ALTER FUNCTION pgcutover.\"m42_dw\"() OWNER TO");
     assert_non_null(rev);
-    assert_non_null(grant);
-    assert_non_null(dw);
-    assert_true(rev < grant && grant < dw);
-    lacks(q, "GRANT EXECUTE ON FUNCTION pgcutover.\"m42_dw\""); /* nobody but the owner */
+    assert_non_null(own);
+    assert_true(rev < own);
+    lacks(q, "GRANT");
     lacks(q, "TO PUBLIC");
+    assert_int_equal(count_of(q, "CREATE OR REPLACE FUNCTION"), 1);
+    assert_int_equal(count_of(q, "SECURITY DEFINER"), 1);
     free(q);
 
     q = osc_sql_trigger_function(&m, true);
     lacks(q, "OWNER TO");
     lacks(q, "GRANT");
-    lacks(q, "m42_err");
     free(q);
 
     /* without an owner there is no dual-write function: it would be the engine's */
@@ -636,8 +693,8 @@ static void test_trigger_function_owner(void **state)
     osc_map_free(&m);
 }
 
-/* Operators: the original's key_ops for OLD/NEW, the shadow's for the shadow's key; NULL
- * or "" is pg_catalog; a schema name is quoted. */
+/* Operators: the trigger compares OLD and NEW keys of the original, with key_ops (NULL or
+ * "" is pg_catalog, a schema name is quoted); shadow_key_ops never appears in it. */
 static void test_trigger_function_key_ops(void **state)
 {
     (void)state;
@@ -646,112 +703,127 @@ static void test_trigger_function_key_ops(void **state)
     set_str(&m.key_ops, "public");
     char *q = osc_sql_trigger_function(&m, false);
     has(q, "NOT (OLD.\"aid\" OPERATOR(\"public\".=) NEW.\"aid\")");
-    has(q, "WHERE pgc_s.\"aid\" OPERATOR(\"pg_catalog\".=) pgc_o.pgc_k0;"); /* shadow NULL */
+    lacks(q, "pg_catalog\".");
     free(q);
-    set_str(&m.shadow_key_ops, "ext\"s");
+    set_str(&m.key_ops, "ext\"s");
+    set_str(&m.shadow_key_ops, "shadowops");
     q = osc_sql_trigger_function(&m, false);
-    has(q, "NOT (OLD.\"aid\" OPERATOR(\"public\".=) NEW.\"aid\")");
-    has(q, "WHERE pgc_s.\"aid\" OPERATOR(\"ext\"\"s\".=) pgc_o.pgc_k0;");
+    has(q, "NOT (OLD.\"aid\" OPERATOR(\"ext\"\"s\".=) NEW.\"aid\")");
+    lacks(q, "shadowops");
     lacks(q, "pg_catalog\".");
     free(q);
     set_str(&m.key_ops, "");
     set_str(&m.shadow_key_ops, "");
     q = osc_sql_trigger_function(&m, false);
     has(q, "NOT (OLD.\"aid\" OPERATOR(\"pg_catalog\".=) NEW.\"aid\")");
-    has(q, "WHERE pgc_s.\"aid\" OPERATOR(\"pg_catalog\".=) pgc_o.pgc_k0;");
     lacks(q, "OPERATOR(\"\"");
+    free(q);
+    osc_map_free(&m);
+
+    map_composite(&m);
+    set_str(&m.key_ops, "public");
+    set_str(&m.shadow_key_ops, "shadowops");
+    q = osc_sql_trigger_function(&m, false);
+    has(q, "NOT (OLD.\"a\" OPERATOR(\"public\".=) NEW.\"a\" AND OLD.\"b\" OPERATOR(\"public\".=) "
+           "NEW.\"b\")");
+    assert_int_equal(count_of(q, "OPERATOR("), 2);
+    lacks(q, "shadowops");
     free(q);
     osc_map_free(&m);
 }
 
-/* No non-key column to update: DO NOTHING; embedded quotes stay doubled throughout. */
-static void test_trigger_function_do_nothing(void **state)
+/* Embedded quotes stay doubled in the key and table names throughout the body. */
+static void test_trigger_function_quoting(void **state)
 {
     (void)state;
     osc_map m;
     map_key_only(&m);
     char *q = osc_sql_trigger_function(&m, false);
-    has(q, "TRUNCATE \"pgcutover\".\"my\"\"tab_5_new\";");
+    has(q, "INSERT INTO pgcutover.\"m5_log\" (pgc_op) VALUES ('T');");
+    has(q, "INSERT INTO pgcutover.\"m5_log\" (pgc_op, k0) SELECT 'R', OLD.\"k\"\"q\";");
     has(q, "NOT (OLD.\"k\"\"q\" OPERATOR(\"pg_catalog\".=) NEW.\"k\"\"q\")");
-    has(q, "FROM (SELECT OLD.*) AS \"my\"\"tab\") AS pgc_o WHERE pgc_s.\"k\"\"q\" "
-           "OPERATOR(\"pg_catalog\".=) pgc_o.pgc_k0;");
-    has(q, "INSERT INTO \"pgcutover\".\"my\"\"tab_5_new\" (\"k\"\"q\", \"seq\") OVERRIDING "
-           "SYSTEM VALUE SELECT (\"k\"\"q\"), (\"seq\") FROM (SELECT NEW.*) AS \"my\"\"tab\" ON "
-           "CONFLICT (\"k\"\"q\") DO NOTHING;");
-    lacks(q, "DO UPDATE");
+    has(q, "INSERT INTO pgcutover.\"m5_log\" (pgc_op, k0) SELECT 'R', NEW.\"k\"\"q\";");
+    lacks(q, "my\"\"tab"); /* plain key: the table's name is not needed */
+    lacks(q, "\"seq\"");
     lacks(q, "\"note\"");
-    has(q, "WHEN OTHERS THEN\n    PERFORM pgcutover.\"m5_err\"(SQLSTATE, SQLERRM);");
-    has(q, "VALUES (5, $1, $2)$pgc$;");
+    free(q);
+
+    /* a USING key names the table, as quoted */
+    set_str(&m.cols[0].expr, "lower(\"k\"\"q\")");
+    q = osc_sql_trigger_function(&m, false);
+    has(q, "INSERT INTO pgcutover.\"m5_log\" (pgc_op, k0, s0) SELECT 'R', OLD.\"k\"\"q\", "
+           "CAST((lower(\"k\"\"q\")) AS text) FROM (SELECT OLD.*) AS \"my\"\"tab\";");
+    lacks(q, "my\"\"tab_5_new");
     free(q);
     osc_map_free(&m);
 }
 
-/* A USING key: the old shadow key is the expression over OLD, cast to the shadow key's
- * type, matched on the shadow key with the shadow's operators. */
-static void test_trigger_function_using_key(void **state)
-{
-    (void)state;
-    osc_map m;
-    map_using_key(&m);
-    char *q = osc_sql_trigger_function(&m, false);
-    /* A USING key may read any column, so every UPDATE deletes the old shadow row. */
-    has(q, "IF TG_OP = 'DELETE' OR (TG_OP = 'UPDATE' AND TRUE) THEN");
-    has(q, "USING (SELECT CAST((\"id\" * 10) AS bigint) AS pgc_k0 FROM (SELECT OLD.*) AS \"c\") "
-           "AS pgc_o WHERE pgc_s.\"id\" OPERATOR(\"pg_catalog\".=) pgc_o.pgc_k0;");
-    has(q, "SELECT (\"id\" * 10), (\"v\") FROM (SELECT NEW.*) AS \"c\" ON CONFLICT (\"id\") DO "
-           "UPDATE SET \"v\" = EXCLUDED.\"v\";");
-    lacks(q, "NOT (OLD.");
-    free(q);
-    osc_map_free(&m);
-}
-
-/* A USING expression holding "$pgc$" (or "$pgc1$" too) cannot end the body's quote: the
- * tag is one the body does not contain, and the body is intact between the tags. */
+/* Text that the body holds — a USING key expression's string literal, an operator schema's
+ * name — cannot end the body's quote: the tag is one the body does not contain, and the
+ * body is intact between the tags. What the body does not hold (the shadow's name, a
+ * non-key column's expression) leaves the tag alone. */
 static void test_trigger_function_dollar_tag(void **state)
 {
     (void)state;
     osc_map m;
     map_using_key(&m);
-    set_str(&m.cols[1].expr, "'$pgc$' || \"v\"");
+    set_str(&m.cols[0].expr, "\"id\" * 10 + length('$pgc$')");
     char *q = osc_sql_trigger_function(&m, false);
     char tag[16];
     char *body = dw_body(q, tag, sizeof tag);
     assert_string_equal(tag, "$pgc1$");
     assert_int_equal(count_of(q, "$pgc1$"), 2);
-    has(body, "SELECT (\"id\" * 10), ('$pgc$' || \"v\") FROM (SELECT NEW.*) AS \"c\" ON CONFLICT");
-    starts(body, "\nBEGIN\n  BEGIN\n");
-    ends(body,
-         "    PERFORM pgcutover.\"m3_err\"(SQLSTATE, SQLERRM);\n  END;\n  RETURN NULL;\nEND\n");
+    has(body, "CAST((\"id\" * 10 + length('$pgc$')) AS bigint) FROM (SELECT OLD.*) AS \"c\";");
+    starts(body, "\n#variable_conflict use_column\nBEGIN\n  IF TG_OP = 'TRUNCATE' THEN\n");
+    ends(body, "  END IF;\n  RETURN NULL;\nEND\n");
     ends(q, "END\n$pgc1$;\nREVOKE ALL ON FUNCTION pgcutover.\"m3_dw\"() FROM PUBLIC;\n"
             "ALTER FUNCTION pgcutover.\"m3_dw\"() OWNER TO \"app\"");
-    /* the error function's own body is fixed text: it keeps $pgc$ */
-    has(q, "VALUES (3, $1, $2)$pgc$;");
     free(body);
     free(q);
 
-    set_str(&m.cols[1].expr, "'$pgc$' || '$pgc1$' || \"v\"");
+    set_str(&m.cols[0].expr, "\"id\" * 10 + length('$pgc$' || '$pgc1$')");
     q = osc_sql_trigger_function(&m, false);
     body = dw_body(q, tag, sizeof tag);
     assert_string_equal(tag, "$pgc2$");
     assert_int_equal(count_of(q, "$pgc2$"), 2);
-    has(body, "('$pgc$' || '$pgc1$' || \"v\")");
+    has(body, "CAST((\"id\" * 10 + length('$pgc$' || '$pgc1$')) AS bigint)");
     ends(body, "RETURN NULL;\nEND\n");
     free(body);
     free(q);
 
-    /* a name can hold it too */
+    /* a non-key column's expression is not in the body: the tag stays */
+    set_str(&m.cols[0].expr, "\"id\" * 10");
+    set_str(&m.cols[1].expr, "'$pgc$' || \"v\"");
+    q = osc_sql_trigger_function(&m, false);
+    body = dw_body(q, tag, sizeof tag);
+    assert_string_equal(tag, "$pgc$");
+    lacks(q, "'$pgc$'");
+    free(body);
+    free(q);
     osc_map_free(&m);
+
+    /* a name can hold it too: the operators' schema is in the body */
     map_single(&m);
-    set_str(&m.shadow_table, "x$pgc$y");
+    set_str(&m.key_ops, "x$pgc$y");
     q = osc_sql_trigger_function(&m, false);
     body = dw_body(q, tag, sizeof tag);
     assert_string_equal(tag, "$pgc1$");
-    has(body, "TRUNCATE \"pgcutover\".\"x$pgc$y\";");
+    has(body, "NOT (OLD.\"aid\" OPERATOR(\"x$pgc$y\".=) NEW.\"aid\")");
     ends(body, "RETURN NULL;\nEND\n");
     free(body);
     free(q);
 
-    /* and an ordinary body keeps $pgc$ */
+    /* the shadow's name is not in the body */
+    set_str(&m.key_ops, NULL);
+    set_str(&m.shadow_table, "x$pgc$y");
+    q = osc_sql_trigger_function(&m, false);
+    body = dw_body(q, tag, sizeof tag);
+    assert_string_equal(tag, "$pgc$");
+    lacks(q, "x$pgc$y");
+    free(body);
+    free(q);
+
+    /* and a noop body keeps $pgc$ */
     q = osc_sql_trigger_function(&m, true);
     body = dw_body(q, tag, sizeof tag);
     assert_string_equal(tag, "$pgc$");
@@ -761,7 +833,7 @@ static void test_trigger_function_dollar_tag(void **state)
 }
 
 /* noop: the same function header (SECURITY DEFINER, fixed search_path) with a body that
- * only returns; no error function, ownership kept (owner or not). */
+ * only returns; ownership kept (owner or not). */
 static void test_trigger_function_noop(void **state)
 {
     (void)state;
@@ -769,7 +841,7 @@ static void test_trigger_function_noop(void **state)
     map_composite(&m);
     static const char want[] =
         "CREATE OR REPLACE FUNCTION pgcutover.\"m42_dw\"() RETURNS trigger LANGUAGE plpgsql "
-        "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgc$\nBEGIN\n  RETURN NULL; "
+        "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $pgc$\n#variable_conflict use_column\nBEGIN\n  RETURN NULL; "
         "-- migration 42 stopped writing\nEND\n$pgc$;\nREVOKE ALL ON FUNCTION "
         "pgcutover.\"m42_dw\"() FROM PUBLIC";
     char *q = osc_sql_trigger_function(&m, true);
@@ -778,8 +850,9 @@ static void test_trigger_function_noop(void **state)
     lacks(q, "INSERT");
     lacks(q, "DELETE");
     lacks(q, "TRUNCATE");
+    lacks(q, "_log");
     free(q);
-    set_str(&m.owner, "app");
+    set_str(&m.owner, NULL);
     q = osc_sql_trigger_function(&m, true);
     assert_non_null(q);
     assert_string_equal(q, want);
@@ -787,7 +860,7 @@ static void test_trigger_function_noop(void **state)
     osc_map_free(&m);
 }
 
-/* osc_sql_drop_functions: both functions, with their signatures. */
+/* osc_sql_drop_functions: the dual-write function (with its signature) and the log. */
 static void test_drop_functions(void **state)
 {
     (void)state;
@@ -795,15 +868,283 @@ static void test_drop_functions(void **state)
     map_single(&m);
     char *q = osc_sql_drop_functions(&m);
     assert_non_null(q);
-    assert_string_equal(q, "DROP FUNCTION IF EXISTS pgcutover.\"m7_dw\"(); DROP FUNCTION IF "
-                           "EXISTS pgcutover.\"m7_err\"(text, text)");
+    assert_string_equal(q, "DROP FUNCTION IF EXISTS pgcutover.\"m7_dw\"(); DROP TABLE IF EXISTS "
+                           "pgcutover.\"m7_log\"");
     free(q);
     osc_map_free(&m);
     map_composite(&m);
     m.id = INT64_C(9000000000);
+    set_str(&m.owner, NULL); /* dropping needs no owner */
     q = osc_sql_drop_functions(&m);
-    assert_string_equal(q, "DROP FUNCTION IF EXISTS pgcutover.\"m9000000000_dw\"(); DROP FUNCTION "
-                           "IF EXISTS pgcutover.\"m9000000000_err\"(text, text)");
+    assert_string_equal(q, "DROP FUNCTION IF EXISTS pgcutover.\"m9000000000_dw\"(); DROP TABLE "
+                           "IF EXISTS pgcutover.\"m9000000000_log\"");
+    lacks(q, "_err");
+    free(q);
+    osc_map_free(&m);
+}
+
+/* ---- the change log ------------------------------------------------------------------ */
+
+/* osc_sql_create_log: typed columns taken from the original's key (k…) and the shadow's
+ * (s…) by CREATE TABLE AS … WITH NO DATA, then given to the owner; NULL without one. */
+static void test_create_log(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_single(&m);
+    char *q = osc_sql_create_log(&m);
+    assert_non_null(q);
+    assert_string_equal(q, "CREATE TABLE IF NOT EXISTS pgcutover.\"m7_log\" AS SELECT "
+                           "'R'::\"char\" AS pgc_op, pgc_o.\"aid\" AS k0, pgc_s.\"aid\" AS s0 "
+                           "FROM ONLY \"public\".\"accounts\" AS pgc_o, "
+                           "\"pgcutover\".\"accounts_7_new\" AS pgc_s WITH NO DATA;\n"
+                           "ALTER TABLE pgcutover.\"m7_log\" OWNER TO \"app\"");
+    free(q);
+    osc_map_free(&m);
+
+    map_composite(&m); /* b is "bee" on the shadow */
+    set_str(&m.owner, "Tab\"Owner");
+    q = osc_sql_create_log(&m);
+    assert_non_null(q);
+    assert_string_equal(q, "CREATE TABLE IF NOT EXISTS pgcutover.\"m42_log\" AS SELECT "
+                           "'R'::\"char\" AS pgc_op, pgc_o.\"a\" AS k0, pgc_o.\"b\" AS k1, "
+                           "pgc_s.\"a\" AS s0, pgc_s.\"bee\" AS s1 FROM ONLY \"s\".\"t\" AS pgc_o, "
+                           "\"pgcutover\".\"t_42_new\" AS pgc_s WITH NO DATA;\n"
+                           "ALTER TABLE pgcutover.\"m42_log\" OWNER TO \"Tab\"\"Owner\"");
+    free(q);
+
+    /* the log is never left the engine's */
+    set_str(&m.owner, NULL);
+    assert_null(osc_sql_create_log(&m));
+    set_str(&m.owner, "");
+    assert_null(osc_sql_create_log(&m));
+    osc_map_free(&m);
+
+    map_key_only(&m); /* quotes doubled */
+    q = osc_sql_create_log(&m);
+    assert_string_equal(q, "CREATE TABLE IF NOT EXISTS pgcutover.\"m5_log\" AS SELECT "
+                           "'R'::\"char\" AS pgc_op, pgc_o.\"k\"\"q\" AS k0, pgc_s.\"k\"\"q\" AS s0 "
+                           "FROM ONLY \"public\".\"my\"\"tab\" AS pgc_o, "
+                           "\"pgcutover\".\"my\"\"tab_5_new\" AS pgc_s WITH NO DATA;\n"
+                           "ALTER TABLE pgcutover.\"m5_log\" OWNER TO \"app\"");
+    free(q);
+    osc_map_free(&m);
+
+    map_using_key(&m); /* the shadow key is the shadow's column, whatever computes it */
+    q = osc_sql_create_log(&m);
+    has(q, "pgc_o.\"id\" AS k0, pgc_s.\"id\" AS s0 FROM ONLY \"public\".\"c\" AS pgc_o, "
+           "\"pgcutover\".\"c_3_new\" AS pgc_s WITH NO DATA;");
+    lacks(q, "* 10");
+    free(q);
+    osc_map_free(&m);
+}
+
+/* osc_sql_log_count: the number of log rows as a one-element text[]. */
+static void test_log_count(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_single(&m);
+    char *q = osc_sql_log_count(&m);
+    assert_non_null(q);
+    assert_string_equal(q, "SELECT ARRAY[count(*)::text] FROM pgcutover.\"m7_log\"");
+    free(q);
+    m.id = INT64_C(9000000000);
+    q = osc_sql_log_count(&m);
+    assert_string_equal(q, "SELECT ARRAY[count(*)::text] FROM pgcutover.\"m9000000000_log\"");
+    free(q);
+    osc_map_free(&m);
+}
+
+/* ---- applying the log ---------------------------------------------------------------- */
+
+/* The five statements of one application, single key: shadow keys by assignment, the
+ * TRUNCATE marker, delete by shadow key (the shadow's operators), copy the current rows of
+ * the logged original keys (the original's operators) with every copied column in DO
+ * UPDATE SET, the key too, then empty the log. */
+static void test_apply_single(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_single(&m);
+    static const char *const want[OSC_APPLY_STEPS] = {
+        "UPDATE pgcutover.\"m7_log\" SET s0 = k0",
+        "DELETE FROM \"pgcutover\".\"accounts_7_new\" WHERE EXISTS (SELECT FROM "
+        "pgcutover.\"m7_log\" WHERE pgc_op = 'T')",
+        "DELETE FROM \"pgcutover\".\"accounts_7_new\" AS pgc_s USING pgcutover.\"m7_log\" AS "
+        "pgc_l WHERE pgc_l.pgc_op = 'R' AND pgc_s.\"aid\" OPERATOR(\"pg_catalog\".=) pgc_l.s0",
+        "INSERT INTO \"pgcutover\".\"accounts_7_new\" (\"aid\", \"abalance\") OVERRIDING SYSTEM "
+        "VALUE SELECT (\"aid\"), (\"abalance\") FROM ONLY \"public\".\"accounts\" WHERE EXISTS "
+        "(SELECT FROM pgcutover.\"m7_log\" AS pgc_l WHERE pgc_l.pgc_op = 'R' AND "
+        "\"public\".\"accounts\".\"aid\" OPERATOR(\"pg_catalog\".=) pgc_l.k0) ON CONFLICT "
+        "(\"aid\") DO UPDATE SET \"aid\" = EXCLUDED.\"aid\", \"abalance\" = EXCLUDED.\"abalance\"",
+        "DELETE FROM pgcutover.\"m7_log\"",
+    };
+    assert_int_equal(OSC_APPLY_STEPS, 5);
+    for (int n = 0; n < OSC_APPLY_STEPS; n++) {
+        bool oom = true;
+        char *q = osc_sql_apply(&m, n, &oom);
+        assert_non_null(q);
+        assert_false(oom);
+        assert_string_equal(q, want[n]);
+        lacks(q, "\"note\""); /* added column: takes its default */
+        lacks(q, "pg_temp."); /* the caller runs it through the executor */
+        lacks(q, "$1");       /* no parameters */
+        free(q);
+    }
+    osc_map_free(&m);
+}
+
+/* Composite key: every part (k0/k1, s0/s1) ANDed; the shadow's renamed key column "bee"
+ * on the shadow side, "b" on the original's; the identity ALWAYS column is copied
+ * (OVERRIDING SYSTEM VALUE) but never in DO UPDATE SET; the added column not at all. */
+static void test_apply_composite(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_composite(&m);
+    static const char *const want[OSC_APPLY_STEPS] = {
+        "UPDATE pgcutover.\"m42_log\" SET s0 = k0, s1 = k1",
+        "DELETE FROM \"pgcutover\".\"t_42_new\" WHERE EXISTS (SELECT FROM pgcutover.\"m42_log\" "
+        "WHERE pgc_op = 'T')",
+        "DELETE FROM \"pgcutover\".\"t_42_new\" AS pgc_s USING pgcutover.\"m42_log\" AS pgc_l "
+        "WHERE pgc_l.pgc_op = 'R' AND pgc_s.\"a\" OPERATOR(\"pg_catalog\".=) pgc_l.s0 AND "
+        "pgc_s.\"bee\" OPERATOR(\"pg_catalog\".=) pgc_l.s1",
+        "INSERT INTO \"pgcutover\".\"t_42_new\" (\"a\", \"bee\", \"we\"\"ird\", \"amount\", "
+        "\"seq\") OVERRIDING SYSTEM VALUE SELECT (\"a\"), (\"b\"), (\"we\"\"ird\"), (\"amount\" / "
+        "100.0), (\"seq\") FROM ONLY \"s\".\"t\" WHERE EXISTS (SELECT FROM pgcutover.\"m42_log\" "
+        "AS pgc_l WHERE pgc_l.pgc_op = 'R' AND \"s\".\"t\".\"a\" OPERATOR(\"pg_catalog\".=) "
+        "pgc_l.k0 AND \"s\".\"t\".\"b\" OPERATOR(\"pg_catalog\".=) pgc_l.k1) ON CONFLICT (\"a\", "
+        "\"bee\") DO UPDATE SET \"a\" = EXCLUDED.\"a\", \"bee\" = EXCLUDED.\"bee\", "
+        "\"we\"\"ird\" = EXCLUDED.\"we\"\"ird\", \"amount\" = EXCLUDED.\"amount\"",
+        "DELETE FROM pgcutover.\"m42_log\"",
+    };
+    for (int n = 0; n < OSC_APPLY_STEPS; n++) {
+        bool oom = true;
+        char *q = osc_sql_apply(&m, n, &oom);
+        assert_non_null(q);
+        assert_false(oom);
+        assert_string_equal(q, want[n]);
+        lacks(q, "\"note\"");
+        lacks(q, "\"seq\" = EXCLUDED"); /* identity ALWAYS: can only be updated to DEFAULT */
+        lacks(q, "DO NOTHING");
+        free(q);
+    }
+    osc_map_free(&m);
+
+    /* an identity ALWAYS key column is copied but not in DO UPDATE SET either */
+    map_single(&m);
+    m.cols[0].identity_always = true;
+    bool oom = true;
+    char *q = osc_sql_apply(&m, 3, &oom);
+    assert_false(oom);
+    has(q, "INSERT INTO \"pgcutover\".\"accounts_7_new\" (\"aid\", \"abalance\") OVERRIDING "
+           "SYSTEM VALUE SELECT (\"aid\"), (\"abalance\") FROM ONLY ");
+    ends(q, " ON CONFLICT (\"aid\") DO UPDATE SET \"abalance\" = EXCLUDED.\"abalance\"");
+    lacks(q, "\"aid\" = EXCLUDED");
+    free(q);
+    osc_map_free(&m);
+
+    /* only a key besides identity ALWAYS and added columns: the key alone is SET, quoted */
+    map_key_only(&m);
+    q = osc_sql_apply(&m, 3, &oom);
+    assert_false(oom);
+    assert_string_equal(q, "INSERT INTO \"pgcutover\".\"my\"\"tab_5_new\" (\"k\"\"q\", \"seq\") "
+                           "OVERRIDING SYSTEM VALUE SELECT (\"k\"\"q\"), (\"seq\") FROM ONLY "
+                           "\"public\".\"my\"\"tab\" WHERE EXISTS (SELECT FROM pgcutover.\"m5_log\" "
+                           "AS pgc_l WHERE pgc_l.pgc_op = 'R' AND \"public\".\"my\"\"tab\".\"k\"\"q\" "
+                           "OPERATOR(\"pg_catalog\".=) pgc_l.k0) ON CONFLICT (\"k\"\"q\") DO UPDATE "
+                           "SET \"k\"\"q\" = EXCLUDED.\"k\"\"q\"");
+    free(q);
+    osc_map_free(&m);
+}
+
+/* A USING key: no step 0 (the trigger logged the old rows' shadow keys; NULL, and not out
+ * of memory); the other steps as for a plain key, step 3 copying the key's expression. */
+static void test_apply_using_key(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_using_key(&m);
+    bool oom = true;
+    assert_null(osc_sql_apply(&m, 0, &oom));
+    assert_false(oom);
+    static const char *const want[OSC_APPLY_STEPS] = {
+        NULL,
+        "DELETE FROM \"pgcutover\".\"c_3_new\" WHERE EXISTS (SELECT FROM pgcutover.\"m3_log\" "
+        "WHERE pgc_op = 'T')",
+        "DELETE FROM \"pgcutover\".\"c_3_new\" AS pgc_s USING pgcutover.\"m3_log\" AS pgc_l WHERE "
+        "pgc_l.pgc_op = 'R' AND pgc_s.\"id\" OPERATOR(\"pg_catalog\".=) pgc_l.s0",
+        "INSERT INTO \"pgcutover\".\"c_3_new\" (\"id\", \"v\") OVERRIDING SYSTEM VALUE SELECT "
+        "(\"id\" * 10), (\"v\") FROM ONLY \"public\".\"c\" WHERE EXISTS (SELECT FROM "
+        "pgcutover.\"m3_log\" AS pgc_l WHERE pgc_l.pgc_op = 'R' AND \"public\".\"c\".\"id\" "
+        "OPERATOR(\"pg_catalog\".=) pgc_l.k0) ON CONFLICT (\"id\") DO UPDATE SET \"id\" = "
+        "EXCLUDED.\"id\", \"v\" = EXCLUDED.\"v\"",
+        "DELETE FROM pgcutover.\"m3_log\"",
+    };
+    for (int n = 1; n < OSC_APPLY_STEPS; n++) {
+        oom = true;
+        char *q = osc_sql_apply(&m, n, &oom);
+        assert_non_null(q);
+        assert_false(oom);
+        assert_string_equal(q, want[n]);
+        lacks(q, "SET s0");
+        free(q);
+    }
+    osc_map_free(&m);
+}
+
+/* n outside 0..OSC_APPLY_STEPS-1: NULL, not out of memory. */
+static void test_apply_out_of_range(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_single(&m);
+    static const int bad[] = {-1, OSC_APPLY_STEPS, OSC_APPLY_STEPS + 1, 100, -100};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        bool oom = true;
+        assert_null(osc_sql_apply(&m, bad[i], &oom));
+        assert_false(oom);
+    }
+    osc_map_free(&m);
+}
+
+/* Operators of the apply: shadow_key_ops for the shadow keys (step 2), key_ops for the
+ * original's (step 3); the others compare no keys. */
+static void test_apply_key_ops(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_composite(&m);
+    set_str(&m.key_ops, "public");
+    set_str(&m.shadow_key_ops, "ext\"s");
+    bool oom;
+    char *q = osc_sql_apply(&m, 2, &oom);
+    ends(q, "WHERE pgc_l.pgc_op = 'R' AND pgc_s.\"a\" OPERATOR(\"ext\"\"s\".=) pgc_l.s0 AND "
+            "pgc_s.\"bee\" OPERATOR(\"ext\"\"s\".=) pgc_l.s1");
+    lacks(q, "\"public\".");
+    lacks(q, "pg_catalog");
+    free(q);
+    q = osc_sql_apply(&m, 3, &oom);
+    has(q, "WHERE pgc_l.pgc_op = 'R' AND \"s\".\"t\".\"a\" OPERATOR(\"public\".=) pgc_l.k0 AND "
+           "\"s\".\"t\".\"b\" OPERATOR(\"public\".=) pgc_l.k1) ON CONFLICT");
+    lacks(q, "ext\"\"s");
+    lacks(q, "pg_catalog");
+    free(q);
+    for (int n = 0; n < OSC_APPLY_STEPS; n += n == 1 ? 3 : 1) { /* 0, 1, 4 */
+        q = osc_sql_apply(&m, n, &oom);
+        assert_non_null(q);
+        lacks(q, "OPERATOR(");
+        free(q);
+    }
+    set_str(&m.key_ops, "");
+    set_str(&m.shadow_key_ops, NULL);
+    q = osc_sql_apply(&m, 2, &oom);
+    has(q, "pgc_s.\"a\" OPERATOR(\"pg_catalog\".=) pgc_l.s0");
+    free(q);
+    q = osc_sql_apply(&m, 3, &oom);
+    has(q, "\"s\".\"t\".\"a\" OPERATOR(\"pg_catalog\".=) pgc_l.k0");
+    lacks(q, "OPERATOR(\"\"");
     free(q);
     osc_map_free(&m);
 }
@@ -826,8 +1167,8 @@ static void test_backfill_composite_has_last(void **state)
                "\"amount\", \"seq\") OVERRIDING SYSTEM VALUE SELECT (\"a\"), (\"b\"), "
                "(\"we\"\"ird\"), (\"amount\" / 100.0), (\"seq\") FROM ONLY \"s\".\"t\" WHERE "
                "(\"a\", \"b\") OPERATOR(\"pg_catalog\".>) ($1[1]::integer, $1[2]::text) AND "
-               "(\"a\", \"b\") OPERATOR(\"pg_catalog\".<=) ($1[3]::integer, $1[4]::text) FOR KEY "
-               "SHARE ON CONFLICT (\"a\", \"bee\") DO NOTHING");
+               "(\"a\", \"b\") OPERATOR(\"pg_catalog\".<=) ($1[3]::integer, $1[4]::text) ON "
+               "CONFLICT (\"a\", \"bee\") DO NOTHING");
     starts(rest, ", ARRAY[$1::text, $2::text, $3::text, $4::text]::text[], "
                  "false))[1]::bigint AS n), pgc_ck AS (");
     starts(q, "WITH pgc_n AS (SELECT (pg_temp.pgc_as_owner('INSERT INTO ");
@@ -840,6 +1181,7 @@ static void test_backfill_composite_has_last(void **state)
     lacks(q, "\"note\"");
     lacks(q, "$6");
     lacks(inner, "$2"); /* inside, every key part is an element of $1 */
+    lacks(inner, " FOR "); /* no row lock: later writes are in the change log */
     lacks(q, "LIMIT");  /* the batch's end bounds it (osc_sql_chunk_end) */
     lacks(q, "RETURNING 1");
     free(inner);
@@ -857,8 +1199,7 @@ static void test_backfill_composite_first_batch(void **state)
     const char *rest;
     char *inner = exec_inner(q, &rest);
     ends(inner, " FROM ONLY \"s\".\"t\" WHERE (\"a\", \"b\") OPERATOR(\"pg_catalog\".<=) "
-                "($1[1]::integer, $1[2]::text) FOR KEY SHARE ON CONFLICT (\"a\", \"bee\") DO "
-                "NOTHING");
+                "($1[1]::integer, $1[2]::text) ON CONFLICT (\"a\", \"bee\") DO NOTHING");
     starts(rest, ", ARRAY[$1::text, $2::text]::text[], false))[1]::bigint AS n)");
     has(q, "CASE WHEN checkpoint IS NOT DISTINCT FROM NULL::text[] THEN ARRAY[$1::text, "
            "$2::text] ELSE checkpoint END");
@@ -875,7 +1216,7 @@ static void test_backfill_composite_first_batch(void **state)
     "INSERT INTO \"pgcutover\".\"accounts_7_new\" (\"aid\", \"abalance\") OVERRIDING SYSTEM " \
     "VALUE SELECT (\"aid\"), (\"abalance\") FROM ONLY \"public\".\"accounts\" WHERE (\"aid\") " \
     "OPERATOR(\"pg_catalog\".>) ($1[1]::integer) AND (\"aid\") OPERATOR(\"pg_catalog\".<=) "     \
-    "($1[2]::integer) FOR KEY SHARE ON CONFLICT (\"aid\") DO NOTHING"
+    "($1[2]::integer) ON CONFLICT (\"aid\") DO NOTHING"
 
 /* Single key: $1 last, $2 end, $3 id (and $1 end, $2 id without last). */
 static void test_backfill_single(void **state)
@@ -899,8 +1240,8 @@ static void test_backfill_single(void **state)
 
     q = osc_sql_backfill(&m, false, true);
     inner = exec_inner(q, NULL);
-    ends(inner, "WHERE (\"aid\") OPERATOR(\"pg_catalog\".<=) ($1[1]::integer) FOR KEY SHARE ON "
-                "CONFLICT (\"aid\") DO NOTHING");
+    ends(inner, "WHERE (\"aid\") OPERATOR(\"pg_catalog\".<=) ($1[1]::integer) ON CONFLICT "
+                "(\"aid\") DO NOTHING");
     has(q, "', ARRAY[$1::text]::text[], false))[1]::bigint AS n)");
     has(q, "THEN ARRAY[$1::text] ELSE checkpoint END");
     has(q, "WHERE id = $2 RETURNING");
@@ -908,10 +1249,15 @@ static void test_backfill_single(void **state)
     free(inner);
     free(q);
 
-    /* without on_conflict: a plain INSERT for a range the triggers have not written into */
+    /* without on_conflict: a plain INSERT for a range the log's application has not
+     * written into */
     q = osc_sql_backfill(&m, true, false);
     inner = exec_inner(q, NULL);
-    ends(inner, "($1[2]::integer) FOR KEY SHARE");
+    assert_string_equal(inner, "INSERT INTO \"pgcutover\".\"accounts_7_new\" (\"aid\", "
+                               "\"abalance\") OVERRIDING SYSTEM VALUE SELECT (\"aid\"), "
+                               "(\"abalance\") FROM ONLY \"public\".\"accounts\" WHERE (\"aid\") "
+                               "OPERATOR(\"pg_catalog\".>) ($1[1]::integer) AND (\"aid\") "
+                               "OPERATOR(\"pg_catalog\".<=) ($1[2]::integer)");
     lacks(q, "ON CONFLICT");
     free(inner);
     free(q);
@@ -941,7 +1287,7 @@ static void test_backfill_using_key(void **state)
                                "SYSTEM VALUE SELECT (\"id\" * 10), (\"v\") FROM ONLY "
                                "\"public\".\"c\" WHERE (\"id\") OPERATOR(\"pg_catalog\".>) "
                                "($1[1]::integer) AND (\"id\") OPERATOR(\"pg_catalog\".<=) "
-                               "($1[2]::integer) FOR KEY SHARE ON CONFLICT (\"id\") DO NOTHING");
+                               "($1[2]::integer) ON CONFLICT (\"id\") DO NOTHING");
     free(inner);
     free(q);
     osc_map_free(&m);
@@ -959,14 +1305,14 @@ static void test_backfill_literal_escaping(void **state)
     char *q = osc_sql_backfill(&m, false, false);
     has(q, "pg_temp.pgc_as_owner('INSERT INTO \"pgcutover\".\"c_3_new\" (\"id\", \"v\") "
            "OVERRIDING SYSTEM VALUE SELECT (\"id\" * 10), (coalesce(\"v\", ''it''''s'')) FROM "
-           "ONLY \"public\".\"c\" WHERE (\"id\") OPERATOR(\"pg_catalog\".<=) ($1[1]::integer) "
-           "FOR KEY SHARE', ARRAY[$1::text]::text[], false)");
+           "ONLY \"public\".\"c\" WHERE (\"id\") OPERATOR(\"pg_catalog\".<=) ($1[1]::integer)', "
+           "ARRAY[$1::text]::text[], false)");
     const char *rest;
     char *inner = exec_inner(q, &rest);
     assert_string_equal(inner, "INSERT INTO \"pgcutover\".\"c_3_new\" (\"id\", \"v\") OVERRIDING "
                                "SYSTEM VALUE SELECT (\"id\" * 10), (coalesce(\"v\", 'it''s')) "
                                "FROM ONLY \"public\".\"c\" WHERE (\"id\") "
-                               "OPERATOR(\"pg_catalog\".<=) ($1[1]::integer) FOR KEY SHARE");
+                               "OPERATOR(\"pg_catalog\".<=) ($1[1]::integer)");
     starts(rest, ", ARRAY[$1::text]::text[], false)");
     lacks(q, " E'");
     free(inner);
@@ -1292,10 +1638,27 @@ static char *gen_drop_functions(const osc_map *m, int v)
     (void)v;
     return osc_sql_drop_functions(m);
 }
+static char *gen_create_log(const osc_map *m, int v)
+{
+    (void)v;
+    return osc_sql_create_log(m);
+}
+static char *gen_log_count(const osc_map *m, int v)
+{
+    (void)v;
+    return osc_sql_log_count(m);
+}
+static char *gen_apply(const osc_map *m, int v)
+{
+    bool oom;
+    return osc_sql_apply(m, v, &oom);
+}
 
-/* No statement, for any map with plain keys, inherits the caller's search_path or compares
- * keys with IS DISTINCT FROM (a bare operator, resolved by search_path), nor casts a key
- * with ::text (a user's CREATE CAST); every comparison is OPERATOR(schema.op). */
+/* No statement, for any map, inherits the caller's search_path or compares keys with IS
+ * DISTINCT FROM or a bare operator (resolved by search_path), nor casts a key with ::text
+ * (a user's CREATE CAST); every comparison of keys is OPERATOR(schema.op). (The trigger's
+ * TG_OP tests and the apply's pgc_op tests compare text and "char" with literals under the
+ * pinned search_path pg_catalog, pg_temp, where no operator can be substituted.) */
 static void test_no_path_dependent_sql(void **state)
 {
     (void)state;
@@ -1306,24 +1669,37 @@ static void test_no_path_dependent_sql(void **state)
         {gen_trigger, 2},         {gen_backfill, 4},      {gen_shadow_has, 2},
         {gen_max_key, 1},         {gen_verify, 8},        {gen_chunk_end, 4},
         {gen_create_triggers, 1}, {gen_drop_triggers, 1}, {gen_drop_functions, 1},
+        {gen_create_log, 1},      {gen_log_count, 1},     {gen_apply, OSC_APPLY_STEPS},
     };
-    void (*maps[])(osc_map *) = {map_single, map_composite, map_key_only};
+    void (*maps[])(osc_map *) = {map_single, map_composite, map_key_only, map_using_key};
     for (size_t mi = 0; mi < sizeof maps / sizeof maps[0]; mi++) {
         osc_map m;
         maps[mi](&m);
-        assert_true(osc_map_keys_plain(&m));
+        bool plain = osc_map_keys_plain(&m);
+        assert_true(plain == (maps[mi] != map_using_key));
         for (int owner = 0; owner < 2; owner++) {
             set_str(&m.owner, owner ? "app" : "Other \"Owner");
             for (size_t g = 0; g < sizeof gens / sizeof gens[0]; g++)
                 for (int v = 0; v < gens[g].variants; v++) {
                     char *q = gens[g].fn(&m, v);
+                    if (!plain && gens[g].fn == gen_apply && v == 0) {
+                        assert_null(q); /* no step 0 for a USING key */
+                        continue;
+                    }
                     assert_non_null(q);
                     lacks(q, "search_path FROM CURRENT");
                     lacks(q, "IS DISTINCT FROM");
                     lacks(q, "::text AS pgc_t");
                     lacks(q, ") > (");
                     lacks(q, ") <= (");
+                    lacks(q, ") = (");
                     lacks(q, " = pgc_o.");
+                    lacks(q, " = pgc_l.");
+                    lacks(q, " = NEW.");
+                    lacks(q, " = OLD.");
+                    lacks(q, "\" = \""); /* "x" = "y": a bare comparison of columns */
+                    lacks(q, "\" > ");
+                    lacks(q, "\" < ");
                     if (strstr(q, "search_path") != NULL) /* only ever the fixed one */
                         assert_int_equal(count_of(q, "search_path"),
                                          count_of(q, "SET search_path = pg_catalog, pg_temp AS "));
@@ -1334,9 +1710,27 @@ static void test_no_path_dependent_sql(void **state)
     }
 }
 
+/* Step 3 when only an identity ALWAYS key is copied: nothing can differ, DO NOTHING (an
+ * empty DO UPDATE SET would be a syntax error). */
+static void test_apply_identity_key_only(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_key_only(&m);
+    m.cols[0].identity_always = true;
+    bool oom;
+    char *q = osc_sql_apply(&m, 3, &oom);
+    assert_non_null(q);
+    ends(q, "ON CONFLICT (\"k\"\"q\") DO NOTHING");
+    lacks(q, "DO UPDATE");
+    free(q);
+    osc_map_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_apply_identity_key_only),
         cmocka_unit_test(test_sb_ident_quoting),
         cmocka_unit_test(test_sb_grows),
         cmocka_unit_test(test_sb_take_empty_and_oom),
@@ -1346,15 +1740,22 @@ int main(void)
         cmocka_unit_test(test_keys_ordered),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_create_and_drop_triggers),
-        cmocka_unit_test(test_trigger_function_composite),
         cmocka_unit_test(test_trigger_function_single),
+        cmocka_unit_test(test_trigger_function_composite),
+        cmocka_unit_test(test_trigger_function_using_key),
         cmocka_unit_test(test_trigger_function_owner),
         cmocka_unit_test(test_trigger_function_key_ops),
-        cmocka_unit_test(test_trigger_function_do_nothing),
-        cmocka_unit_test(test_trigger_function_using_key),
+        cmocka_unit_test(test_trigger_function_quoting),
         cmocka_unit_test(test_trigger_function_dollar_tag),
         cmocka_unit_test(test_trigger_function_noop),
         cmocka_unit_test(test_drop_functions),
+        cmocka_unit_test(test_create_log),
+        cmocka_unit_test(test_log_count),
+        cmocka_unit_test(test_apply_single),
+        cmocka_unit_test(test_apply_composite),
+        cmocka_unit_test(test_apply_using_key),
+        cmocka_unit_test(test_apply_out_of_range),
+        cmocka_unit_test(test_apply_key_ops),
         cmocka_unit_test(test_backfill_composite_has_last),
         cmocka_unit_test(test_backfill_composite_first_batch),
         cmocka_unit_test(test_backfill_single),

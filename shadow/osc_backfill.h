@@ -3,10 +3,12 @@
  * connections: the next ranges of `batch` keys after the checkpoint are copied at the
  * same time, each by one INSERT … SELECT on its own connection and in
  * its own transaction, which also moves the checkpoint when its range starts at it.
- * A range the triggers have not written into yet is copied with a plain INSERT (about
- * twice as fast); otherwise, and after a 23505 racing trigger write, with ON CONFLICT
- * (key) DO NOTHING. A round either copies every range or reports an error: running it
- * again is safe, as copying a range twice changes nothing (ON CONFLICT, row locks).
+ * A range the log's application has not written into yet is copied with a plain INSERT
+ * (about twice as fast); otherwise, and after a 23505, with ON CONFLICT (key) DO NOTHING.
+ * Rows are read at each batch's own snapshot, without row locks: a write committed after
+ * it is in the change log, applied after the round (osc_capture.h). A round either copies
+ * every range or reports an error: running it again is safe, as copying a range twice
+ * changes nothing (ON CONFLICT).
  */
 #ifndef OSC_BACKFILL_H
 #define OSC_BACKFILL_H

@@ -142,6 +142,15 @@ PGconn *h_console_connect(int control_port, const char *db)
     return c;
 }
 
+void h_eng_stop_group_proxy(h_proxy *p)
+{
+    int st = h_proxy_stop(p);
+    if (st != 0) {
+        h_shell("tail -n 50 %s >&2", p->log);
+        fail_msg("pgcutover exit status %d on SIGTERM", st);
+    }
+}
+
 PGconn *h_eng_direct(h_eng *e)
 {
     return h_eng_keep(e, h_direct_connect(e->db));

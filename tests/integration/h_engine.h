@@ -58,6 +58,10 @@ void h_eng_drop_conn(h_eng *e, PGconn *c);
  * SIGTERM shutdown until it ends), then stop p: fails unless it exits with status 0. */
 void h_eng_stop_proxy(h_eng *e, h_proxy *p);
 
+/* h_eng_stop_group_proxy — stop a test group's pgcutover p (SIGTERM); fails the test,
+ * with the tail of its log, unless it exits with status 0. */
+void h_eng_stop_group_proxy(h_proxy *p);
+
 /* h_direct_connect — a direct superuser connection to database db, notices dropped;
  * fails the test on error. The caller PQfinish'es it. */
 PGconn *h_direct_connect(const char *db);

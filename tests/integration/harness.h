@@ -70,7 +70,6 @@ unsigned h_get_u32(const unsigned char *p);
 extern const char *const h_setting_names[];
 extern const int h_nsettings;
 
-#endif
 
 /* ---- additions for the proxy integration tests (raw protocol, databases, roles,
  * process memory, checksums). ---- */
@@ -119,3 +118,5 @@ void h_md5_hex(h_md5 *m, char out[33]);
  * (the --set options of h_proxy_start still override the file, also on RELOAD/SIGHUP,
  * which re-read the file and re-apply them). */
 void h_proxy_start_with_config(h_proxy *p, const char *path, const char *const *extra_sets);
+
+#endif

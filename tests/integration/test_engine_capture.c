@@ -26,6 +26,9 @@
  *                      view, a function of the row type and a rule of the table itself are
  *                      refused by PLAN and ALTER, named, before anything is created.
  *   batch_floor        (item 9) target_batch_ms = 1: the batch never shrinks below 100 rows.
+ *   verify_mismatch    (item 6) a row only the shadow has fails verify; triggers, log and
+ *                      shadow are dropped at once (no lock timeout on pgcutover's own
+ *                      sessions).
  *   post_commit        (item 10) the VALIDATE statements for after the swap's commit are
  *                      recorded with done; a restart runs what a crash left.
  *   second_change      (item 11) three changes of one table and one of a same-named table
@@ -37,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -455,6 +459,44 @@ static void test_post_commit_durable(void **state)
     h_eng_stop_proxy(&eng, &eng.px);
 }
 
+/* ---------- 6. a verify mismatch cleans up at once ---------- */
+
+static void test_verify_mismatch_cleanup(void **state)
+{
+    (void)state;
+    struct stat before;
+    long long log_at = stat(px.log, &before) == 0 ? (long long)before.st_size : 0;
+    PGconn *d = h_eng_direct(&eng);
+    h_execf(d, "CREATE TABLE vm (id int PRIMARY KEY, v int); INSERT INTO vm SELECT i, i FROM "
+               "generate_series(1, 2000) i");
+    PGconn *ctl = h_eng_console(&eng, &px);
+    long long id = h_start_migration(ctl, "ALTER TABLE vm ADD COLUMN note text");
+    PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 1000", id));
+    h_mig m;
+    wait_copied(ctl, id, 100, &m);
+    /* A row only the shadow has, which no write of the application explains. */
+    h_execf(d, "INSERT INTO %s (id, v) VALUES (1000000, 1)", m.shadow);
+    PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
+    for (int i = 0; i < WAIT_MS / 100; i++) {
+        h_mig_show(ctl, id, &m);
+        if (strcmp(m.state, "failed") == 0 && strstr(m.phase, "cleaned up") != NULL)
+            break;
+        if (strcmp(m.state, "ready") == 0 || strcmp(m.state, "done") == 0)
+            h_eng_fail("migration %lld reached %s despite the extra shadow row", id, m.state);
+        usleep(100000);
+    }
+    if (strstr(m.error, "verify") == NULL || strstr(m.phase, "cleaned up") == NULL)
+        h_eng_fail("migration %lld: state %s, phase %s, error %s", id, m.state, m.phase, m.error);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'vm'::regclass "
+                               "AND tgname LIKE 'pgcutover%%'"), 0);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                               "c.relnamespace WHERE n.nspname = 'pgcutover' AND c.relname IN "
+                               "('vm_%lld_new', 'm%lld_log')", id, id), 0);
+    /* the cleanup's lock on vm was not held up by pgcutover's own sessions */
+    assert_int_equal(h_shell("tail -c +%lld %s | grep -q 'lock_timeout .* on attempt'", log_at + 1,
+                             px.log) == 0, 0);
+}
+
 /* ---------- TRUNCATE ---------- */
 
 static void test_truncate(void **state)
@@ -486,11 +528,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    int st = h_proxy_stop(&px);
-    if (st != 0) {
-        h_shell("tail -n 50 %s >&2", px.log);
-        fail_msg("pgcutover exit status %d on SIGTERM", st);
-    }
+    h_eng_stop_group_proxy(&px);
     return 0;
 }
 
@@ -510,6 +548,7 @@ int main(void)
         CASE(test_bound_objects, "eng_cap_bound"),
         CASE(test_batch_floor, "eng_cap_batch"),
         CASE(test_post_commit_durable, "eng_cap_post"),
+        CASE(test_verify_mismatch_cleanup, "eng_cap_verify"),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

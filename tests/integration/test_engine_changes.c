@@ -270,11 +270,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    int st = h_proxy_stop(&px);
-    if (st != 0) {
-        h_shell("tail -n 50 %s >&2", px.log);
-        fail_msg("pgcutover exit status %d on SIGTERM", st);
-    }
+    h_eng_stop_group_proxy(&px);
     return 0;
 }
 

@@ -382,11 +382,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    int st = h_proxy_stop(&px);
-    if (st != 0) {
-        h_shell("tail -n 50 %s >&2", px.log);
-        fail_msg("pgcutover exit status %d on SIGTERM", st);
-    }
+    h_eng_stop_group_proxy(&px);
     const char *roles[] = {"rt_mallory", "rt_alice", "rt_writer", "rt_squatter", "rt_bob"};
     for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
         char sql[128];

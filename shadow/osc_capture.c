@@ -31,9 +31,10 @@ bool osc_capture_apply(PGconn *c, const osc_map *m, bool own_txn, int64_t *appli
         *applied = 0;
     if (own_txn && !osc_run(c, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL, err, errlen, code))
         return false;
-    bool ok = true;
-    int64_t n = 0;
-    for (int step = 0; ok && step < OSC_APPLY_STEPS; step++) {
+    /* Nothing logged (the usual case between rounds): one statement, then done. */
+    int64_t pending = own_txn ? osc_capture_backlog(c, m, err, errlen, code) : 1, n = 0;
+    bool ok = pending >= 0;
+    for (int step = 0; ok && pending > 0 && step < OSC_APPLY_STEPS; step++) {
         bool oom;
         char *q = osc_sql_apply(m, step, &oom);
         if (q == NULL && oom) {
@@ -44,12 +45,6 @@ bool osc_capture_apply(PGconn *c, const osc_map *m, bool own_txn, int64_t *appli
             ok = as_owner(c, q, false, &n, err, errlen, code);
         }
         free(q);
-        if (ok && step == 0 && own_txn) {
-            /* Nothing logged: no more statements (step 0 counted the rows to apply; with a
-             * USING key there is no step 0 and every step runs). */
-            if (osc_map_keys_plain(m) && n == 0)
-                break;
-        }
     }
     if (ok && applied)
         *applied = n;

@@ -416,20 +416,44 @@ static bool add_set_excluded(osc_sb *b, const osc_map *m)
     return any;
 }
 
+/* Whether the shadow's key columns have the original's types and collations (no USING):
+ * then a logged key is its own shadow key, and the log's s columns stay unused. */
+static bool keys_same(const osc_map *m)
+{
+    if (!osc_map_keys_plain(m) || m->key_coll_changed)
+        return false;
+    for (int k = 0; k < m->nkeys; k++)
+        if (strcmp(m->key_type[k], m->cols[m->key_col[k]].type) != 0)
+            return false;
+    return true;
+}
+
+/* OPERATOR(schema.=) ANY (ARRAY(SELECT s0 FROM log …)) — the logged values of the key's
+ * first column as an array, so the table is reached through its key index (a
+ * ScalarArrayOp index scan) whatever the planner guesses of the log's size; the EXISTS
+ * that follows keeps the match exact for a composite key. */
+static void add_logged_any(osc_sb *b, const osc_map *m, bool shadow)
+{
+    add_op(b, m, shadow, "=");
+    osc_sb_addf(b, "ANY (ARRAY(SELECT pgc_a.%c0 FROM ", shadow && !keys_same(m) ? 's' : 'k');
+    add_log(b, m);
+    osc_sb_addf(b, " AS pgc_a WHERE pgc_a.pgc_op = 'R'))");
+}
+
 char *osc_sql_apply(const osc_map *m, int n, bool *oom)
 {
     osc_sb b = {0};
     *oom = false;
     switch (n) {
     case 0:
-        if (!osc_map_keys_plain(m))
-            return NULL; /* the trigger logged the shadow key of every old row */
+        if (!osc_map_keys_plain(m) || keys_same(m))
+            return NULL; /* the trigger logged the shadow key, or k is the shadow key */
         osc_sb_addf(&b, "UPDATE ");
         add_log(&b, m);
         osc_sb_addf(&b, " SET ");
         for (int k = 0; k < m->nkeys; k++)
             osc_sb_addf(&b, "%ss%d = k%d", k ? ", " : "", k, k);
-        break; /* every row: its count says whether there is anything to apply */
+        break;
     case 1:
         osc_sb_addf(&b, "DELETE FROM ");
         osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
@@ -440,15 +464,19 @@ char *osc_sql_apply(const osc_map *m, int n, bool *oom)
     case 2:
         osc_sb_addf(&b, "DELETE FROM ");
         osc_sb_qualified(&b, m->shadow_schema, m->shadow_table);
-        osc_sb_addf(&b, " AS pgc_s USING ");
+        osc_sb_addf(&b, " AS pgc_s WHERE pgc_s.");
+        osc_sb_ident(&b, m->cols[m->key_col[0]].name);
+        add_logged_any(&b, m, true);
+        osc_sb_addf(&b, " AND EXISTS (SELECT FROM ");
         add_log(&b, m);
         osc_sb_addf(&b, " AS pgc_l WHERE pgc_l.pgc_op = 'R'");
         for (int k = 0; k < m->nkeys; k++) {
             osc_sb_addf(&b, " AND pgc_s.");
             osc_sb_ident(&b, m->cols[m->key_col[k]].name);
             add_op(&b, m, true, "=");
-            osc_sb_addf(&b, "pgc_l.s%d", k);
+            osc_sb_addf(&b, "pgc_l.%c%d", keys_same(m) ? 'k' : 's', k);
         }
+        osc_sb_addf(&b, ")");
         break;
     case 3:
         osc_sb_addf(&b, "INSERT INTO ");
@@ -459,7 +487,12 @@ char *osc_sql_apply(const osc_map *m, int n, bool *oom)
         add_copied_exprs(&b, m, false);
         osc_sb_addf(&b, " FROM ONLY ");
         osc_sb_qualified(&b, m->schema, m->table);
-        osc_sb_addf(&b, " WHERE EXISTS (SELECT FROM ");
+        osc_sb_addf(&b, " WHERE ");
+        osc_sb_qualified(&b, m->schema, m->table);
+        osc_sb_addf(&b, ".");
+        osc_sb_ident(&b, m->key_name[0]);
+        add_logged_any(&b, m, false);
+        osc_sb_addf(&b, " AND EXISTS (SELECT FROM ");
         add_log(&b, m);
         osc_sb_addf(&b, " AS pgc_l WHERE pgc_l.pgc_op = 'R'");
         for (int k = 0; k < m->nkeys; k++) {

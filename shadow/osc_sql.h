@@ -149,14 +149,17 @@ char *osc_sql_drop_functions(const osc_map *m);
  * in one REPEATABLE READ transaction (or under the cutover's lock), so every statement
  * sees the same log rows and the same original:
  *   0  the shadow key of every logged key (s = k: an assignment cast, as the backfill's
- *      INSERT makes it; USING keys carry theirs from the trigger)
+ *      INSERT makes it) when the key changes type or collation (USING keys carry theirs
+ *      from the trigger; an unchanged key is its own shadow key: NULL, nothing to do)
  *   1  after a TRUNCATE marker, delete every shadow row
  *   2  delete the shadow rows of the logged keys
  *   3  copy the logged keys' current rows from the original (ON CONFLICT (key) DO UPDATE
  *      every column, the key's spelling too)
  *   4  delete the log rows applied (exactly those this snapshot sees)
- * Statement 4's row count is the number of log rows applied. NULL for a step with nothing
- * to do (step 0 with a USING key) or out of memory (*oom set).
+ * Statement 4's row count is the number of log rows applied. Steps 2 and 3 reach the
+ * tables through their key index (the logged first key column as an ARRAY, whatever the
+ * planner guesses of the log). NULL for a step with nothing to do (step 0, see above) or
+ * out of memory (*oom set).
  */
 #define OSC_APPLY_STEPS 5
 char *osc_sql_apply(const osc_map *m, int n, bool *oom);

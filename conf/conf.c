@@ -26,6 +26,7 @@ _Static_assert(sizeof(conf_server_tls_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(conf_log_level) == sizeof(int), "enum size");
 
 static const char *const cutover_values[] = {"auto", "manual", NULL};
+static const char *const off_on_values[] = {"off", "on", NULL};
 static const char *const ctls_values[] = {"disable", "allow", "require", NULL};
 static const char *const stls_values[] = {"disable",   "prefer",      "require",
                                           "verify-ca", "verify-full", NULL};
@@ -112,6 +113,9 @@ const conf_setting conf_settings[] = {
         "Cutover lock attempts, with back-off, before the cutover gives up."),
     ENUM(cutover, "auto", true, cutover_values,
          "auto = swap as soon as verified; manual = wait for CUTOVER MIGRATION n."),
+    ENUM(instant_ddl, "off", true, off_on_values,
+         "on = an ALTER TABLE that PostgreSQL runs on its catalog alone runs as it is, under "
+         "the hold (PLAN shows the verdict); off = every ALTER TABLE goes through the shadow copy."),
 };
 
 const int conf_nsettings = (int)(sizeof(conf_settings) / sizeof(conf_settings[0]));

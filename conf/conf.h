@@ -15,6 +15,9 @@
 #include <stdio.h>
 
 typedef enum { CONF_CUTOVER_AUTO, CONF_CUTOVER_MANUAL } conf_cutover_mode;
+/* Whether an ALTER TABLE PostgreSQL runs on its catalog alone (osc_plan.h) runs as it is,
+ * under the hold, instead of through a shadow copy (gh-ost's --attempt-instant-ddl). */
+typedef enum { CONF_INSTANT_DDL_OFF, CONF_INSTANT_DDL_ON } conf_instant_ddl;
 typedef enum { CONF_CTLS_DISABLE, CONF_CTLS_ALLOW, CONF_CTLS_REQUIRE } conf_client_tls_mode;
 typedef enum {
     CONF_STLS_DISABLE,
@@ -57,6 +60,7 @@ typedef struct {
     int lock_timeout_ms;       /* 200 */
     int cutover_attempts;      /* 10 */
     conf_cutover_mode cutover; /* auto */
+    conf_instant_ddl instant_ddl; /* off */
 } conf_t;
 
 typedef enum { CONF_T_STRING, CONF_T_INT, CONF_T_ENUM } conf_type;

@@ -131,6 +131,7 @@ static const char state_ddl[] =
     "  shadow_key_ops name,\n"
     "  key_coll_changed bool NOT NULL DEFAULT false,\n"
     "  post_commit text,\n"
+    "  strategy text NOT NULL DEFAULT 'copy',\n"
     "  rows_copied bigint NOT NULL DEFAULT 0,\n"
     "  rows_estimated bigint,\n"
     "  settings jsonb NOT NULL DEFAULT '{}',\n"
@@ -204,7 +205,8 @@ static const char state_upgrade[] =
     "ALTER TABLE pgcutover.migrations ADD COLUMN IF NOT EXISTS key_ops name, "
     "ADD COLUMN IF NOT EXISTS shadow_key_ops name, "
     "ADD COLUMN IF NOT EXISTS key_coll_changed bool NOT NULL DEFAULT false, "
-    "ADD COLUMN IF NOT EXISTS post_commit text";
+    "ADD COLUMN IF NOT EXISTS post_commit text, "
+    "ADD COLUMN IF NOT EXISTS strategy text NOT NULL DEFAULT 'copy'";
 
 bool osc_state_ensure(PGconn *c, char *err, size_t errlen)
 {
@@ -213,7 +215,7 @@ bool osc_state_ensure(PGconn *c, char *err, size_t errlen)
         return false;
     if (osc_state_exists(c)) {
         PGresult *u = PQexec(c, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = "
-                                "'pgcutover.migrations'::pg_catalog.regclass AND attname = 'post_commit'");
+                                "'pgcutover.migrations'::pg_catalog.regclass AND attname = 'strategy'");
         bool current = u && PQresultStatus(u) == PGRES_TUPLES_OK && PQntuples(u) == 1;
         PQclear(u);
         return current || osc_run(c, state_upgrade, 0, NULL, err, errlen, code);

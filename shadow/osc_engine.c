@@ -11,6 +11,7 @@
 #include "osc_db.h"
 #include "osc_migration.h"
 #include "osc_plan.h"
+#include "osc_strategy.h"
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static osc_mig *reg_head;
@@ -256,7 +257,7 @@ static const char show_cols[] =
     "rows_copied, rows_estimated, CASE WHEN state IN ('verifying', 'ready', 'cutting_over', "
     "'done') THEN 100 WHEN coalesce(rows_estimated, 0) > 0 THEN least(100, round(100.0 * "
     "rows_copied / rows_estimated, 1)) ELSE 0 END, quote_ident(shadow_schema) || '.' || "
-    "quote_ident(shadow_name), 'pgcutover.' || quote_ident(old_name), error, started_by, created_at, updated_at, statement, "
+    "quote_ident(shadow_name), 'pgcutover.' || quote_ident(old_name), error, started_by, created_at, updated_at, strategy, statement, "
     "key_columns, checkpoint::text, max_key::text, settings::text, phase_at::text, "
     "cutover_attempts, cutover_hold_ms, cutover_lock_ms, cutover_max_wait_ms "
     "FROM pgcutover.migrations m";
@@ -360,15 +361,16 @@ static void show(PGconn *c, const char *db, const char *user, int64_t only, osc_
     static const char *const names[] = {
         "id", "table", "state", "phase", "rows_copied", "rows_estimated", "percent",
         "rows_per_second", "eta_seconds", "throttle", "batch_size", "shadow_table", "old_table",
-        "error", "started_by", "created_at", "updated_at", "statement", "key_columns",
+        "error", "started_by", "created_at", "updated_at", "strategy", "statement", "key_columns",
         "checkpoint", "max_key", "settings", "phase_at", "cutover_attempts", "cutover_hold_ms",
         "cutover_lock_ms", "cutover_max_wait_ms"};
     static const uint32_t types[] = {
         OSC_T_INT8, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_INT8, OSC_T_INT8, OSC_T_FLOAT8,
         OSC_T_FLOAT8, OSC_T_FLOAT8, OSC_T_TEXT, OSC_T_INT8, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT,
         OSC_T_TEXT, OSC_T_TIMESTAMPTZ, OSC_T_TIMESTAMPTZ, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT,
-        OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_INT8, OSC_T_FLOAT8, OSC_T_FLOAT8, OSC_T_FLOAT8};
-    int ncols = only ? 27 : 17;
+        OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_INT8, OSC_T_FLOAT8, OSC_T_FLOAT8,
+        OSC_T_FLOAT8};
+    int ncols = only ? 28 : 18;
     for (int i = 0; i < ncols; i++)
         osc_result_col(r, names[i], types[i]);
     snprintf(r->tag, sizeof r->tag, "SHOW");
@@ -392,10 +394,10 @@ static void show(PGconn *c, const char *db, const char *user, int64_t only, osc_
     if (only && PQntuples(t) == 0)
         no_such_migration(r, only, db);
     for (int i = 0; r->ok && i < PQntuples(t); i++) {
-        const char *val[27];
+        const char *val[28];
         char rate[32] = "", eta[32] = "", batch[32] = "", throttle[128] = "", copied[32] = "";
         int src[] = {0,  1,  2,  3,  4,  5,  6,  -1, -1, -1, -1, 7,  8, 9,
-                     10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22};
+                     10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
         for (int k = 0; k < ncols; k++)
             val[k] = src[k] < 0 || PQgetisnull(t, i, src[k]) ? NULL : PQgetvalue(t, i, src[k]);
         val[9] = "";
@@ -512,6 +514,12 @@ static void start_migration(PGconn *c, const char *db, const char *user, const c
     conf_t s = {0};
     char err[1024], code[6];
     bool ok = trial(c, sql, user, true, &p, &s, r);
+    if (ok && p.strategy == OSC_STRATEGY_INSTANT && s.instant_ddl == CONF_INSTANT_DDL_ON) {
+        osc_strategy_instant(c, user, sql, &p, &s, r);
+        conf_free(&s);
+        osc_plan_free(&p);
+        return;
+    }
     if (ok && !osc_state_ensure(c, err, sizeof err)) {
         osc_result_error(r, "XX000", NULL, "%s", err);
         ok = false;
@@ -581,6 +589,27 @@ static void plan_rows(PGconn *c, const char *sql, const char *user, osc_result *
         snprintf(d, sizeof d, "%s.%s: ordinary table, about %" PRId64 " rows; key %s", p.map.schema,
                  p.map.table, p.rows_estimated, p.key_desc);
         ROW("check", d, (const char *)NULL);
+        if (p.strategy == OSC_STRATEGY_INSTANT && s.instant_ddl != CONF_INSTANT_DDL_ON) {
+            p.strategy = OSC_STRATEGY_COPY;
+            size_t l = strlen(p.why);
+            snprintf(p.why + l, sizeof p.why - l, "; copied all the same: instant_ddl = off");
+        }
+        ROW("strategy", p.why, (const char *)NULL);
+        if (p.strategy == OSC_STRATEGY_INSTANT) {
+            snprintf(d, sizeof d, "run the statement as %s under the proxy's hold: ACCESS "
+                                  "EXCLUSIVE for a moment, lock_timeout %d ms per attempt (the "
+                                  "longest a client waits), up to %d attempts with jittered "
+                                  "back-off; recorded in pgcutover.migrations in the same "
+                                  "transaction",
+                     user, s.lock_timeout_ms, s.cutover_attempts);
+            ROW("instant", d, sql);
+            for (int i = 0; i < p.nwarnings; i++)
+                ROW("warning", p.warnings[i], (const char *)NULL);
+            snprintf(r->tag, sizeof r->tag, "PLAN");
+            conf_free(&s);
+            osc_plan_free(&p);
+            return;
+        }
         ROW("state", "record the migration in pgcutover.migrations (id n; shadow named <table>_<n>_new)",
             (const char *)NULL);
         ROW("prepare", "create the shadow table: same columns, defaults, constraints, indexes, "

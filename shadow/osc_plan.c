@@ -527,6 +527,55 @@ static bool give_shadow(PGconn *c, osc_plan *p, const char *shadow_rel, osc_resu
     return ok;
 }
 
+/* The storage of rel and its indexes (their relfilenodes, sorted): a rewrite, a rebuilt or
+ * a new index changes it; an index PostgreSQL recreates on its old storage (a
+ * binary-coercible type change, TryReuseIndex) does not. malloc'ed; NULL with *r filled. */
+static char *storage_of(PGconn *c, const char *rel, osc_result *r)
+{
+    char err[1024], code[6];
+    const char *v[] = {rel};
+    PGresult *t = osc_exec(c,
+                           "SELECT string_agg(c.relfilenode::text, ',' ORDER BY c.relfilenode) "
+                           "FROM pg_class c WHERE c.oid = $1::regclass OR c.oid IN (SELECT "
+                           "indexrelid FROM pg_index WHERE indrelid = $1::regclass)",
+                           1, v, err, sizeof err, code);
+    if (t == NULL) {
+        osc_result_error(r, code, NULL, "reading the copy's storage: %s", err);
+        return NULL;
+    }
+    char *s = strdup(PQgetvalue(t, 0, 0));
+    PQclear(t);
+    return s;
+}
+
+/* PostgreSQL's verdict on the trial: instant or copy (osc_plan.h). */
+static bool decide(PGconn *c, osc_plan *p, const char *shadow_rel, const char *before,
+                   osc_result *r)
+{
+    char *after = storage_of(c, shadow_rel, r);
+    if (after == NULL)
+        return false;
+    bool rewritten = strcmp(before, after) != 0;
+    free(after);
+    const char *scanning = NULL;
+    for (int i = 0; i < p->stmt.ncmds && scanning == NULL; i++)
+        if (p->stmt.cmds[i].scans)
+            scanning = p->stmt.cmds[i].column ? p->stmt.cmds[i].column : "a constraint";
+    p->strategy = rewritten || scanning ? OSC_STRATEGY_COPY : OSC_STRATEGY_INSTANT;
+    if (rewritten)
+        snprintf(p->why, sizeof p->why, "copy: on an empty copy PostgreSQL rewrote the table or "
+                                        "built an index (its storage changed), so on the table it "
+                                        "would hold ACCESS EXCLUSIVE for the whole rewrite");
+    else if (scanning)
+        snprintf(p->why, sizeof p->why, "copy: a subcommand (on %s) validates every existing row "
+                                        "under ACCESS EXCLUSIVE",
+                 scanning);
+    else
+        snprintf(p->why, sizeof p->why, "instant: on an empty copy PostgreSQL changed only the "
+                                        "catalog (no rewrite, no index built, nothing validated)");
+    return true;
+}
+
 /* The retargeted ALTER as the console user, with the user's search_path. */
 static bool try_as_user(PGconn *c, osc_plan *p, osc_result *r)
 {
@@ -621,8 +670,13 @@ bool osc_plan_shadow(PGconn *c, osc_plan *p, int64_t id, const char *shadow_name
         osc_result_error(r, "42601", NULL, "cannot retarget the statement: %s", err);
         goto rollback;
     }
-    if (!try_as_user(c, p, r) || !bind_using(c, p, r))
+    char *storage_before = storage_of(c, shadow_rel, r);
+    if (storage_before == NULL || !try_as_user(c, p, r) || !bind_using(c, p, r) ||
+        !decide(c, p, shadow_rel, storage_before, r)) {
+        free(storage_before);
         goto rollback;
+    }
+    free(storage_before);
     if (!build_map(c, p, before, shadow_rel, r) || !key_survives(c, p, shadow_rel, r) ||
         !key_collations(c, p, orig_rel, shadow_rel, r))
         goto rollback;

@@ -21,6 +21,12 @@
 
 #define OSC_MAX_WARNINGS 16
 
+/* How a statement is run (issue 13; more strategies follow): */
+typedef enum {
+    OSC_STRATEGY_COPY,    /* the shadow table engine (DESIGN.md §2) */
+    OSC_STRATEGY_INSTANT, /* catalog only: the statement itself, under the proxy's hold */
+} osc_strategy;
+
 typedef struct {
     osc_stmt stmt;
     char *sql;                 /* the statement as given; malloc'ed */
@@ -31,6 +37,8 @@ typedef struct {
     char *alter_sql;           /* the ALTER retargeted at the shadow */
     osc_map map;               /* shadow names and columns; map.id as given */
     char *user;                /* the console user, as whom the statement is tried */
+    osc_strategy strategy;     /* PostgreSQL's verdict on the trial (osc_plan_shadow) */
+    char why[300];             /* that verdict in words, for PLAN */
     int nwarnings;
     char *warnings[OSC_MAX_WARNINGS];
 } osc_plan;
@@ -50,7 +58,10 @@ bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, o
  * engine's, osc_state_trusted) owned by the table's owner, apply the ALTER as the console
  * user (osc_rights.h: its names resolve with the user's search_path, its code runs with
  * the user's rights), bind its USING expressions (osc_rights_bind_expr) and read the
- * column map into p->map (id given). keep = false rolls everything back (PLAN); keep = true also saves the map and
+ * column map into p->map (id given). Sets p->strategy from PostgreSQL's own verdict on
+ * that trial, not from a list of subcommands: instant when the copy's table and indexes
+ * kept their storage (relfilenode: nothing was rewritten or built) and no subcommand
+ * validates existing rows (osc_cmd.scans); copy otherwise. keep = false rolls everything back (PLAN); keep = true also saves the map and
  * the migration row's names/key/estimate and commits (prepare). On failure (the ALTER
  * fails on the shadow, the key does not survive it, a lock times out) returns false
  * with *r filled; nothing is left behind.

@@ -215,6 +215,18 @@ bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err,
         }
         osc_cmd *oc = &out->cmds[out->ncmds++];
         oc->kind = kind_of(c->subtype);
+        oc->scans = c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull ||
+                    c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint;
+        if (oc->kind == OSC_CMD_ADD_COLUMN && c->def && c->def->column_def)
+            for (size_t k = 0; k < c->def->column_def->n_constraints; k++) {
+                PgQuery__Node *n = c->def->column_def->constraints[k];
+                PgQuery__ConstrType t = n->constraint ? n->constraint->contype : 0;
+                oc->scans |= t == PG_QUERY__CONSTR_TYPE__CONSTR_CHECK ||
+                             t == PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY ||
+                             t == PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE ||
+                             t == PG_QUERY__CONSTR_TYPE__CONSTR_EXCLUSION ||
+                             t == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN;
+            }
         oc->column = dup_or_null(c->name);
         if (oc->kind == OSC_CMD_ADD_COLUMN && c->def && c->def->column_def)
             oc->column = dup_or_null(c->def->column_def->colname);

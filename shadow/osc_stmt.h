@@ -35,6 +35,8 @@ typedef struct {
     bool has_using; /* ALTER TYPE … USING */
     char *using_expr; /* ALTER TYPE … USING: the expression, deparsed; malloc'ed */
     char *type_name;  /* ALTER TYPE: the new type, deparsed; malloc'ed */
+    bool scans;       /* validates existing rows: SET NOT NULL, ADD CONSTRAINT, a column
+                       * added with a CHECK, UNIQUE, PRIMARY KEY, EXCLUDE or REFERENCES */
 } osc_cmd;
 
 typedef struct {

@@ -539,5 +539,6 @@ const char *const h_setting_names[] = {
     "shutdown_timeout",     "log_level",           "migration_conninfo",
     "batch_size",           "target_batch_ms",     "max_rows_per_second",
     "lock_timeout_ms",      "cutover_attempts",    "cutover",
+    "instant_ddl",
 };
 const int h_nsettings = (int)(sizeof h_setting_names / sizeof h_setting_names[0]);

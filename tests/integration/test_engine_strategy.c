@@ -1,0 +1,222 @@
+/*
+ * test_engine_strategy.c — the instant strategy (issue 13, first part): with
+ * instant_ddl = on, an ALTER TABLE that PostgreSQL runs on its catalog alone (its verdict
+ * on a trial on an empty copy: storage unchanged, nothing validated) runs as it is under
+ * the proxy's hold, with no shadow table; everything else still goes through the copy.
+ *
+ *   matrix         16 statements: the expected strategy in PLAN; each instant one run
+ *                  through the console on t and directly on an identical t_copy, then the
+ *                  catalogs compared (columns with types, NOT NULL and defaults;
+ *                  constraints; indexes), t's storage unchanged, no shadow created, the
+ *                  migration recorded (strategy instant, state done).
+ *   lock_retry     a session holding ACCESS SHARE on the table in an open transaction:
+ *                  the instant change retries under lock_timeout and finishes once it
+ *                  commits; a client reading through the proxy meanwhile sees no error.
+ *   off            with instant_ddl = off (another pgcutover), the same ADD COLUMN goes
+ *                  through the copy and PLAN says why.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "h_engine.h"
+
+static h_proxy px;
+static h_eng eng;
+
+#define T_DDL                                                                                      \
+    "CREATE TABLE %s (id int PRIMARY KEY, a int, s varchar(20), d int NOT NULL DEFAULT 1);"       \
+    "CREATE INDEX ON %s (s); INSERT INTO %s SELECT i, i, 's' || i, i FROM generate_series(1, 500) i"
+
+static const struct {
+    const char *change; /* after "ALTER TABLE <t> " */
+    const char *strategy;
+} matrix[] = {
+    {"ADD COLUMN note text", "instant"},
+    {"ADD COLUMN n int DEFAULT 0", "instant"},
+    {"ADD COLUMN n int NOT NULL DEFAULT 7", "instant"},
+    {"DROP COLUMN d", "instant"},
+    {"ALTER COLUMN s TYPE varchar(50)", "instant"},
+    {"ALTER COLUMN s TYPE text", "instant"},
+    {"ALTER COLUMN d SET DEFAULT 5", "instant"},
+    {"ALTER COLUMN d DROP DEFAULT", "instant"},
+    {"ALTER COLUMN d DROP NOT NULL", "instant"},
+    {"RENAME COLUMN d TO d2", "instant"},
+    {"ALTER COLUMN a TYPE bigint", "copy"},
+    {"ADD COLUMN r float8 DEFAULT random()", "copy"},
+    {"ALTER COLUMN a SET NOT NULL", "copy"},
+    {"ADD CONSTRAINT a_pos CHECK (a >= 0)", "copy"},
+    {"ALTER COLUMN s TYPE varchar(10)", "copy"},
+    {"ADD COLUMN n int, ALTER COLUMN a TYPE bigint", "copy"},
+};
+
+static int case_setup(void **state)
+{
+    h_eng_setup_db(&eng, (const char *)*state);
+    return 0;
+}
+
+static int case_teardown(void **state)
+{
+    (void)state;
+    h_eng_teardown(&eng);
+    return 0;
+}
+
+/* The strategy PLAN reports ("instant" or "copy"), from its strategy row. */
+static void plan_strategy(PGconn *ctl, const char *sql, char *out, size_t len)
+{
+    PGresult *r = h_ctl_ok(ctl, "PLAN %s", sql);
+    out[0] = 0;
+    for (int i = 0; i < PQntuples(r); i++)
+        if (strcmp(PQgetvalue(r, i, h_col(r, "phase")), "strategy") == 0)
+            snprintf(out, len, "%.*s", (int)strcspn(PQgetvalue(r, i, h_col(r, "description")), ":"),
+                     PQgetvalue(r, i, h_col(r, "description")));
+    PQclear(r);
+}
+
+/* What a table looks like in the catalog, names of its own objects left out. */
+static const char catalog_sql[] =
+    "SELECT (SELECT string_agg(format('%%s %%s %%s %%s', attname, format_type(atttypid, atttypmod), "
+    "attnotnull, pg_get_expr(d.adbin, d.adrelid)), '; ' ORDER BY attnum) FROM pg_attribute a "
+    "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = "
+    "'%s'::regclass AND attnum > 0 AND NOT attisdropped) || ' | ' || coalesce((SELECT "
+    "string_agg(contype::text || ' ' || pg_get_constraintdef(oid) || ' ' || convalidated, '; ' ORDER "
+    "BY 1) FROM pg_constraint WHERE conrelid = '%s'::regclass), '') || ' | ' || coalesce((SELECT "
+    "string_agg(regexp_replace(pg_get_indexdef(indexrelid), '^.* USING ', '') || ' ' || "
+    "indisvalid, '; ' ORDER BY 1) FROM pg_index WHERE indrelid = '%s'::regclass), '')";
+
+static void test_matrix(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&eng);
+    PGconn *ctl = h_eng_console(&eng, &px);
+    for (size_t i = 0; i < sizeof matrix / sizeof matrix[0]; i++) {
+        h_execf(d, "DROP TABLE IF EXISTS t, t_copy; " T_DDL "; " T_DDL, "t", "t", "t", "t_copy",
+                "t_copy", "t_copy");
+        char sql[256], got[32];
+        snprintf(sql, sizeof sql, "ALTER TABLE t %s", matrix[i].change);
+        plan_strategy(ctl, sql, got, sizeof got);
+        if (strcmp(got, matrix[i].strategy) != 0)
+            h_eng_fail("PLAN %s: strategy %s, want %s", sql, got, matrix[i].strategy);
+        if (strcmp(matrix[i].strategy, "instant") != 0)
+            continue;
+        long long storage = h_qint(d, "SELECT relfilenode FROM pg_class WHERE oid = 't'::regclass");
+        long long shadows = h_qint(d, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid "
+                                      "= c.relnamespace WHERE n.nspname = 'pgcutover' AND "
+                                      "c.relkind = 'r' AND c.relname NOT IN ('migrations', 'migration_columns')");
+        PGresult *r = h_ctl_ok(ctl, "%s", sql);
+        assert_string_equal(PQgetvalue(r, 0, h_col(r, "state")), "done");
+        assert_string_equal(PQgetvalue(r, 0, h_col(r, "strategy")), "instant");
+        long long id = atoll(PQgetvalue(r, 0, h_col(r, "id")));
+        PQclear(r);
+        h_execf(d, "ALTER TABLE t_copy %s", matrix[i].change);
+        char a[4096], b[4096];
+        h_qtext(d, a, sizeof a, catalog_sql, "t", "t", "t");
+        h_qtext(d, b, sizeof b, catalog_sql, "t_copy", "t_copy", "t_copy");
+        if (strcmp(a, b) != 0)
+            h_eng_fail("%s: through pgcutover\n  %s\ndirectly\n  %s", sql, a, b);
+        assert_int_equal(h_qint(d, "SELECT relfilenode FROM pg_class WHERE oid = 't'::regclass"),
+                         storage);
+        assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid "
+                                   "= c.relnamespace WHERE n.nspname = 'pgcutover' AND "
+                                   "c.relkind = 'r' AND c.relname NOT IN ('migrations', 'migration_columns')"),
+                         shadows);
+        h_mig m;
+        h_mig_show(ctl, id, &m);
+        assert_string_equal(m.state, "done");
+        long long diff = h_qint(d, "SELECT count(*) FROM (SELECT * FROM t EXCEPT ALL SELECT * FROM "
+                                   "t_copy) x");
+        if (diff != 0)
+            h_eng_fail("%s: %lld rows differ from the direct ALTER's", sql, diff);
+    }
+}
+
+static void test_lock_retry(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&eng);
+    h_execf(d, T_DDL, "t", "t", "t");
+    PGconn *blocker = h_eng_keep(&eng, h_direct_connect(eng.db));
+    h_execf(blocker, "BEGIN; LOCK TABLE t IN ACCESS SHARE MODE");
+    PGconn *ctl = h_eng_console(&eng, &px);
+    assert_int_equal(PQsendQuery(ctl, "ALTER TABLE t ADD COLUMN note text"), 1);
+    /* A client through the proxy reads meanwhile: held for moments, never refused. */
+    PGconn *app = h_eng_keep(&eng, h_connect(h_conninfo_proxy_db(&px, eng.db, NULL)));
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(h_qint(app, "SELECT count(*) FROM t"), 500);
+        usleep(100000);
+    }
+    h_execf(blocker, "COMMIT");
+    PGresult *r = NULL, *last = NULL;
+    while ((r = PQgetResult(ctl)) != NULL) {
+        PQclear(last);
+        last = r;
+    }
+    if (last == NULL || PQresultStatus(last) != PGRES_TUPLES_OK)
+        h_eng_fail("instant ALTER under a lock: %s", last ? PQresultErrorMessage(last) : "no result");
+    long long id = atoll(PQgetvalue(last, 0, 0));
+    PQclear(last);
+    h_mig m;
+    h_mig_show(ctl, id, &m);
+    assert_string_equal(m.state, "done");
+    if (m.attempts < 2)
+        h_eng_fail("the instant change went through on attempt %lld although a lock was held",
+                   m.attempts);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass "
+                               "AND attname = 'note'"), 1);
+}
+
+static void test_off(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&eng);
+    h_execf(d, T_DDL, "t", "t", "t");
+    const char *sets[] = {"instant_ddl=off", "cutover=manual", NULL};
+    h_proxy_start(&eng.px, sets);
+    PGconn *ctl = h_eng_console(&eng, &eng.px);
+    PGresult *r = h_ctl_ok(ctl, "PLAN ALTER TABLE t ADD COLUMN note text");
+    bool said = false;
+    for (int i = 0; i < PQntuples(r); i++)
+        said |= strstr(PQgetvalue(r, i, h_col(r, "description")), "instant_ddl = off") != NULL;
+    PQclear(r);
+    assert_true(said);
+    long long id = h_start_migration(ctl, "ALTER TABLE t ADD COLUMN note text");
+    h_mig m;
+    h_mig_wait(ctl, id, "ready", -1, 60000, &m);
+    assert_true(m.shadow[0] != 0);
+    PQclear(h_ctl_ok(ctl, "ABORT MIGRATION %lld", id));
+    h_eng_stop_proxy(&eng, &eng.px);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    const char *sets[] = {"instant_ddl=on", "cutover=manual", "lock_timeout_ms=150", NULL};
+    h_proxy_start(&px, sets);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    h_eng_stop_group_proxy(&px);
+    return 0;
+}
+
+#define CASE(fn, db) cmocka_unit_test_prestate_setup_teardown(fn, case_setup, case_teardown, (void *)db)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        CASE(test_matrix, "eng_strat_matrix"),
+        CASE(test_lock_retry, "eng_strat_lock"),
+        CASE(test_off, "eng_strat_off"),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

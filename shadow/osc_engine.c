@@ -126,11 +126,12 @@ static void resume_db(const char *db)
         osc_log(CONF_LOG_WARNING, "resume: %s", err);
         return;
     }
-    if (osc_state_exists(c)) {
+    if (osc_state_exists(c) && osc_state_ensure(c, err, sizeof err)) { /* ensure: upgrades */
+        osc_strategy_recover(c, db);
         PGresult *r = osc_exec(c,
-                               "SELECT id FROM pgcutover.migrations WHERE state NOT IN ('done', "
-                               "'failed', 'aborted') OR (state = 'done' AND post_commit IS NOT NULL) "
-                               "ORDER BY id",
+                               "SELECT id FROM pgcutover.migrations WHERE strategy = 'copy' AND "
+                               "(state NOT IN ('done', 'failed', 'aborted') OR (state = 'done' AND "
+                               "post_commit IS NOT NULL)) ORDER BY id",
                                0, NULL, err, sizeof err, NULL);
         for (int i = 0; r && i < PQntuples(r); i++) {
             int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
@@ -232,10 +233,23 @@ static int words(const char *cmd, char w[MAXW][64])
     return n;
 }
 
+/* Whether the words from w[at] on start an index statement (concurrent strategy). */
+static bool index_words(char w[][64], int n, int at)
+{
+    if (n - at >= 2 && strcmp(w[at], "CREATE") == 0)
+        return strcmp(w[at + 1], "INDEX") == 0 ||
+               (n - at >= 3 && strcmp(w[at + 1], "UNIQUE") == 0 && strcmp(w[at + 2], "INDEX") == 0);
+    if (n - at >= 2 && strcmp(w[at], "DROP") == 0)
+        return strcmp(w[at + 1], "INDEX") == 0;
+    return n - at >= 2 && strcmp(w[at], "REINDEX") == 0;
+}
+
 bool osc_engine_is_command(const char *cmd)
 {
     char w[MAXW][64];
     int n = words(cmd, w);
+    if (index_words(w, n, 0))
+        return true;
     if (n >= 2 && strcmp(w[0], "ALTER") == 0 && strcmp(w[1], "TABLE") == 0)
         return true;
     if (n >= 2 && strcmp(w[0], "PLAN") == 0 && strcmp(w[1], "ALTER") == 0)
@@ -950,8 +964,10 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
     char w[MAXW][64], err[1024];
     int n = words(cmd, w);
     bool plan = n >= 1 && strcmp(w[0], "PLAN") == 0;
-    if (plan && (n < 2 || strcmp(w[1], "ALTER") != 0)) {
-        osc_result_error(r, "42601", "PLAN ALTER TABLE …", "PLAN takes an ALTER TABLE statement");
+    bool index = index_words(w, n, plan ? 1 : 0);
+    if (plan && !index && (n < 2 || strcmp(w[1], "ALTER") != 0)) {
+        osc_result_error(r, "42601", "PLAN ALTER TABLE … | CREATE INDEX … | DROP INDEX … | REINDEX …",
+                         "PLAN takes an ALTER TABLE or index statement");
         return;
     }
     if (!plan && n >= 1 && strcmp(w[0], "SET") == 0 && (n != 6 || strcmp(w[4], "=") != 0)) {
@@ -961,7 +977,7 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
     bool alter = !plan && strcmp(w[0], "ALTER") == 0;
     bool show_all = n == 2 && strcmp(w[0], "SHOW") == 0 && strcmp(w[1], "MIGRATIONS") == 0;
     int64_t id = 0;
-    if (!plan && !alter && !show_all) {
+    if (!plan && !alter && !show_all && !index) {
         bool all_ok = strcmp(w[0], "PAUSE") == 0 || strcmp(w[0], "RESUME") == 0;
         char *end = NULL;
         id = n >= 3 ? strtoll(w[2], &end, 10) : 0;
@@ -987,6 +1003,8 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
      * MIGRATIONS apply it to each migration). */
     if (id > 0 && !check_owner(c, db, user, id, r))
         ; /* answered */
+    else if (index) /* the statement after PLAN, if any */
+        osc_strategy_index(c, user, plan ? cmd + strspn(cmd, " \t\r\n") + 4 : cmd, plan, r);
     else if (alter)
         start_migration(c, db, user, cmd, r);
     else if (plan)

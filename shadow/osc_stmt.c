@@ -311,3 +311,141 @@ done:
     pg_query_free_protobuf_parse_result(raw);
     return result;
 }
+
+void osc_idx_free(osc_idx_stmt *s)
+{
+    free(s->schema);
+    free(s->name);
+    free(s->index);
+    free(s->sql);
+    memset(s, 0, sizeof *s);
+}
+
+/* "schema"."name" (or "name"), quoted. */
+static char *qualified(const char *schema, const char *name)
+{
+    size_t n = 2 * (strlen(name) + (schema ? strlen(schema) : 0)) + 8;
+    char *q = malloc(n), *p = q;
+    if (q == NULL)
+        return NULL;
+    for (int part = 0; part < 2; part++) {
+        const char *s = part == 0 ? schema : name;
+        if (s == NULL)
+            continue;
+        *p++ = '"';
+        for (; *s; s++) {
+            if (*s == '"')
+                *p++ = '"';
+            *p++ = *s;
+        }
+        *p++ = '"';
+        if (part == 0)
+            *p++ = '.';
+    }
+    *p = 0;
+    return q;
+}
+
+static bool set_name(osc_idx_stmt *out, const char *schema, const char *name)
+{
+    out->schema = schema && *schema ? strdup(schema) : NULL;
+    out->name = strdup(name);
+    return out->name != NULL;
+}
+
+bool osc_stmt_index(const char *sql, bool *is_index, osc_idx_stmt *out, char sqlstate[6],
+                    char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    *is_index = false;
+    PgQueryProtobufParseResult raw;
+    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, errlen);
+    bool ok = false;
+    if (tree == NULL || tree->n_stmts != 1) {
+        if (tree)
+            pg_query__parse_result__free_unpacked(tree, NULL);
+        pg_query_free_protobuf_parse_result(raw);
+        return false; /* not ours: the caller reports what it is */
+    }
+    PgQuery__Node *n = tree->stmts[0]->stmt;
+    char buf[1200];
+    if (n->node_case == PG_QUERY__NODE__NODE_INDEX_STMT) {
+        *is_index = true;
+        PgQuery__IndexStmt *ix = n->index_stmt;
+        out->kind = OSC_IDX_CREATE;
+        out->unique = ix->unique;
+        out->index = ix->idxname && *ix->idxname ? strdup(ix->idxname) : NULL;
+        if (!set_name(out, ix->relation->schemaname, ix->relation->relname))
+            goto oom;
+        ix->concurrent = true;
+        size_t len = pg_query__parse_result__get_packed_size(tree);
+        uint8_t *pb = malloc(len);
+        if (pb == NULL)
+            goto oom;
+        pg_query__parse_result__pack(tree, pb);
+        PgQueryProtobuf p = {.len = len, .data = (char *)pb};
+        PgQueryDeparseResult d = pg_query_deparse_protobuf(p);
+        free(pb);
+        if (d.error)
+            fail(sqlstate, "42601", err, errlen, "cannot rewrite the statement CONCURRENTLY");
+        else
+            out->sql = strdup(d.query);
+        pg_query_free_deparse_result(d);
+        ok = out->sql != NULL;
+    } else if (n->node_case == PG_QUERY__NODE__NODE_DROP_STMT &&
+               n->drop_stmt->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX) {
+        *is_index = true;
+        PgQuery__DropStmt *dr = n->drop_stmt;
+        out->kind = OSC_IDX_DROP;
+        if (dr->n_objects != 1 || dr->objects[0]->node_case != PG_QUERY__NODE__NODE_LIST) {
+            fail(sqlstate, "0A000", err, errlen, "drop one index per statement (DROP INDEX "
+                                                 "CONCURRENTLY takes one)");
+            goto done;
+        }
+        if (dr->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_CASCADE) {
+            fail(sqlstate, "0A000", err, errlen, "DROP INDEX … CASCADE cannot run concurrently: "
+                                                 "drop what depends on the index first");
+            goto done;
+        }
+        PgQuery__List *names = dr->objects[0]->list;
+        const char *parts[3] = {NULL, NULL, NULL};
+        for (size_t i = 0; i < names->n_items && i < 3; i++)
+            parts[i] = names->items[i]->node_case == PG_QUERY__NODE__NODE_STRING
+                           ? names->items[i]->string->sval
+                           : "";
+        bool two = names->n_items == 2;
+        if (names->n_items > 2 || !set_name(out, two ? parts[0] : NULL, two ? parts[1] : parts[0]))
+            goto oom;
+        char *q = qualified(out->schema, out->name);
+        snprintf(buf, sizeof buf, "DROP INDEX CONCURRENTLY %s%s", dr->missing_ok ? "IF EXISTS " : "",
+                 q ? q : "");
+        free(q);
+        ok = (out->sql = strdup(buf)) != NULL;
+    } else if (n->node_case == PG_QUERY__NODE__NODE_REINDEX_STMT) {
+        *is_index = true;
+        PgQuery__ReindexStmt *re = n->reindex_stmt;
+        if (re->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_INDEX &&
+            re->kind != PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_TABLE) {
+            fail(sqlstate, "0A000", err, errlen, "REINDEX SCHEMA, DATABASE and SYSTEM are not run "
+                                                 "online: reindex the tables or indexes one by one");
+            goto done;
+        }
+        bool table = re->kind == PG_QUERY__REINDEX_OBJECT_TYPE__REINDEX_OBJECT_TABLE;
+        out->kind = table ? OSC_IDX_REINDEX_TABLE : OSC_IDX_REINDEX_INDEX;
+        if (!set_name(out, re->relation->schemaname, re->relation->relname))
+            goto oom;
+        char *q = qualified(out->schema, out->name);
+        snprintf(buf, sizeof buf, "REINDEX (CONCURRENTLY) %s %s", table ? "TABLE" : "INDEX", q ? q : "");
+        free(q);
+        ok = (out->sql = strdup(buf)) != NULL;
+    }
+    goto done;
+oom:
+    fail(sqlstate, "53200", err, errlen, "out of memory");
+done:
+    pg_query__parse_result__free_unpacked(tree, NULL);
+    pg_query_free_protobuf_parse_result(raw);
+    if (!ok)
+        osc_idx_free(out);
+    return ok;
+}

@@ -65,4 +65,28 @@ void osc_stmt_free(osc_stmt *s);
 char *osc_stmt_retarget(const char *sql, const char *schema, const char *table, char *err,
                         size_t errlen);
 
+/* An index statement, run CONCURRENTLY (osc_strategy.h). */
+typedef enum { OSC_IDX_CREATE, OSC_IDX_DROP, OSC_IDX_REINDEX_INDEX, OSC_IDX_REINDEX_TABLE } osc_idx_kind;
+
+typedef struct {
+    osc_idx_kind kind;
+    char *schema, *name; /* CREATE, REINDEX TABLE: the table; DROP, REINDEX INDEX: the index
+                          * (schema NULL when unqualified); malloc'ed */
+    char *index;         /* CREATE: the new index's name, NULL when PostgreSQL chooses it */
+    bool unique;         /* CREATE UNIQUE INDEX */
+    char *sql;           /* the statement with CONCURRENTLY; malloc'ed */
+} osc_idx_stmt;
+
+/*
+ * osc_stmt_index — whether sql is one CREATE INDEX, DROP INDEX or REINDEX INDEX|TABLE
+ * statement; when it is, fills *out (caller osc_idx_free's it) or refuses (false with
+ * 42601/0A000 in sqlstate and what to do in err: several indexes in one DROP, CASCADE,
+ * REINDEX SCHEMA/DATABASE/SYSTEM, a partitioned … ). *is_index says whether sql is one of
+ * these at all (false: not an index statement, nothing filled, no error).
+ */
+bool osc_stmt_index(const char *sql, bool *is_index, osc_idx_stmt *out, char sqlstate[6],
+                    char *err, size_t errlen);
+/* osc_idx_free — release *s; safe on a zeroed struct. */
+void osc_idx_free(osc_idx_stmt *s);
+
 #endif

@@ -110,3 +110,223 @@ void osc_strategy_instant(PGconn *c, const char *user, const char *sql, const os
     osc_result_row(r, rowv);
     snprintf(r->tag, sizeof r->tag, "ALTER TABLE");
 }
+
+/* ---------- concurrent: CREATE INDEX, DROP INDEX, REINDEX ---------- */
+
+/* The table an index statement is about (by the index for DROP and REINDEX INDEX), its
+ * name resolved with the user's search_path: oid, schema, name into the out buffers.
+ * false (0 rows) when there is none. */
+static bool index_table(PGconn *c, const osc_idx_stmt *ix, const char *path, char oid[16],
+                        char *schema, char *table, size_t len, char *err, size_t errlen,
+                        char code[6])
+{
+    /* The parser gave the names unquoted: quote each part again for to_regclass. */
+    const char *v[] = {path, ix->schema ? ix->schema : "", ix->name,
+                       ix->kind == OSC_IDX_DROP || ix->kind == OSC_IDX_REINDEX_INDEX ? "i" : "t"};
+    bool ok = osc_run(c, "SELECT pg_catalog.set_config('search_path', $1, false)", 1, v, err, errlen,
+                      code);
+    PGresult *t = ok ? osc_exec(c,
+                                "WITH r AS (SELECT pg_catalog.to_regclass(CASE WHEN $1 = '' THEN '' "
+                                "ELSE pg_catalog.quote_ident($1) || '.' END || "
+                                "pg_catalog.quote_ident($2))::pg_catalog.oid AS oid) "
+                                "SELECT c.oid, n.nspname, c.relname FROM r, pg_catalog.pg_class c "
+                                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid "
+                                "= CASE WHEN $3 = 'i' THEN (SELECT indrelid FROM pg_catalog.pg_index "
+                                "WHERE indexrelid = r.oid) ELSE r.oid END",
+                                3, v + 1, err, errlen, code)
+                         : NULL;
+    osc_run(c, "SET search_path = " OSC_SAFE_PATH, 0, NULL, err, errlen, code);
+    ok = t && PQntuples(t) == 1;
+    if (ok) {
+        snprintf(oid, 16, "%s", PQgetvalue(t, 0, 0));
+        snprintf(schema, len, "%s", PQgetvalue(t, 0, 1));
+        snprintf(table, len, "%s", PQgetvalue(t, 0, 2));
+    }
+    PQclear(t);
+    return ok;
+}
+
+/* Drop the indexes of table oid that are INVALID and not in before (an array literal of
+ * oids): what a failed or interrupted concurrent build leaves. Returns how many. */
+static int drop_invalid(PGconn *c, const char *oid, const char *before)
+{
+    const char *v[] = {oid, before};
+    char err[512], code[6];
+    PGresult *t = osc_exec(c,
+                           "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = $1::oid "
+                           "AND NOT indisvalid AND indexrelid <> ALL ($2::oid[])",
+                           2, v, err, sizeof err, code);
+    int dropped = 0;
+    for (int i = 0; t && i < PQntuples(t); i++) {
+        char sql[600];
+        snprintf(sql, sizeof sql, "DROP INDEX CONCURRENTLY IF EXISTS %s", PQgetvalue(t, i, 0));
+        if (osc_run(c, sql, 0, NULL, err, sizeof err, code))
+            dropped++;
+        else
+            osc_log(CONF_LOG_WARNING, "dropping the INVALID index %s: %s", PQgetvalue(t, i, 0), err);
+    }
+    PQclear(t);
+    return dropped;
+}
+
+static const char *idx_verb(osc_idx_kind k)
+{
+    return k == OSC_IDX_CREATE ? "CREATE INDEX" : k == OSC_IDX_DROP ? "DROP INDEX" : "REINDEX";
+}
+
+void osc_strategy_index(PGconn *c, const char *user, const char *sql, bool plan, osc_result *r)
+{
+    osc_idx_stmt ix;
+    bool is_index;
+    char code[6] = "", err[1024] = "", oid[16], schema[128], table[128];
+    if (!osc_stmt_index(sql, &is_index, &ix, code, err, sizeof err)) {
+        osc_result_error(r, is_index ? code : "42601", NULL, "%s", is_index ? err : "not an index statement");
+        return;
+    }
+    char *path = osc_rights_user_path(user);
+    bool found = path && index_table(c, &ix, path, oid, schema, table, sizeof table, err, sizeof err, code);
+    if (!found) {
+        osc_result_error(r, "42P01", "check the name and the console's database (psql -d)",
+                         "relation \"%s%s%s\" does not exist", ix.schema ? ix.schema : "",
+                         ix.schema ? "." : "", ix.name);
+        goto out;
+    }
+    if (plan) {
+        osc_result_col(r, "step", OSC_T_INT8);
+        osc_result_col(r, "phase", OSC_T_TEXT);
+        osc_result_col(r, "description", OSC_T_TEXT);
+        osc_result_col(r, "sql", OSC_T_TEXT);
+        char d[600];
+        snprintf(d, sizeof d, "concurrent: %s runs CONCURRENTLY on %s.%s — SHARE UPDATE EXCLUSIVE, "
+                              "which no application read or write waits for; it waits for older "
+                              "transactions as PostgreSQL's own does",
+                 idx_verb(ix.kind), schema, table);
+        const char *row1[] = {"1", "strategy", d, NULL};
+        osc_result_row(r, row1);
+        snprintf(d, sizeof d, "as %s, outside a transaction; a failed or interrupted build drops "
+                              "the INVALID index it left and says why",
+                 user);
+        const char *row2[] = {"2", "concurrent", d, ix.sql};
+        osc_result_row(r, row2);
+        snprintf(r->tag, sizeof r->tag, "PLAN");
+        goto out;
+    }
+    if (!osc_state_ensure(c, err, sizeof err)) {
+        osc_result_error(r, "42501", NULL, "%s", err);
+        goto out;
+    }
+    /* The migration row (live: no copy of the table may start meanwhile), with the table's
+     * indexes as they were, so a restart knows what an interrupted build left. */
+    const char *v[] = {schema, table, oid, sql, user};
+    PGresult *t = osc_exec(c,
+                           "INSERT INTO pgcutover.migrations (table_schema, table_name, table_oid, "
+                           "statement, started_by, strategy, state, phase, settings, phase_at) "
+                           "SELECT $1, $2, $3, $4, $5, 'concurrent', 'building', 'concurrently', "
+                           "jsonb_build_object('indexes_before', (SELECT coalesce(array_agg(indexrelid), "
+                           "'{}') FROM pg_index WHERE indrelid = $3::oid)), jsonb_build_object("
+                           "'building', now()) RETURNING id, settings->>'indexes_before'",
+                           5, v, err, sizeof err, code);
+    if (t == NULL) {
+        if (strcmp(code, "23505") == 0)
+            osc_result_error(r, "55000", "wait for it to finish, or ABORT MIGRATION it first",
+                             "table %s.%s has a migration in progress", schema, table);
+        else
+            osc_result_error(r, code, NULL, "recording the migration: %s", err);
+        goto out;
+    }
+    char ids[32], before[4096], app[96];
+    snprintf(ids, sizeof ids, "%s", PQgetvalue(t, 0, 0));
+    snprintf(before, sizeof before, "{%s}", PQgetvalue(t, 0, 1) + strspn(PQgetvalue(t, 0, 1), "["));
+    PQclear(t);
+    char *close_br = strchr(before, ']');
+    if (close_br)
+        *close_br = '}', close_br[1] = 0;
+    /* As the user (SET ROLE: CONCURRENTLY cannot run inside the executor's function; an
+     * index build runs its expressions as the table's owner in a restricted context, so
+     * nothing can climb back), with the user's names; no lock_timeout: the statement's one
+     * lock, SHARE UPDATE EXCLUSIVE, queues no application statement, and the build waits
+     * for older transactions by design. */
+    snprintf(app, sizeof app, "SET application_name = 'pgcutover m%s concurrent'", ids);
+    const char *uv[] = {user, path};
+    bool ok = osc_run(c, app, 0, NULL, err, sizeof err, code) &&
+              osc_run(c, "SELECT pg_catalog.set_config('role', $1, false), "
+                         "pg_catalog.set_config('search_path', $2, false)",
+                      2, uv, err, sizeof err, code) &&
+              osc_run(c, "SET lock_timeout = 0", 0, NULL, err, sizeof err, code);
+    char detail[600] = "";
+    if (ok) {
+        PGresult *res = PQexec(c, ix.sql);
+        ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (!ok) {
+            const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+            const char *dd = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+            const char *sc = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            snprintf(err, sizeof err, "%s", m ? m : PQerrorMessage(c));
+            snprintf(detail, sizeof detail, "%s", dd ? dd : "");
+            snprintf(code, sizeof code, "%s", sc ? sc : "08006");
+        }
+        PQclear(res);
+    }
+    char e2[256], c2[6];
+    osc_run(c, "RESET role; SET search_path = " OSC_SAFE_PATH "; RESET lock_timeout; RESET "
+               "application_name", 0, NULL, e2, sizeof e2, c2);
+    int dropped = ok ? 0 : drop_invalid(c, oid, before);
+    char why[1400];
+    snprintf(why, sizeof why, "%.700s%s%.600s%s", err, *detail ? " (" : "", detail, *detail ? ")" : "");
+    if (dropped)
+        snprintf(why + strlen(why), sizeof why - strlen(why), "; the INVALID index it left was dropped");
+    const char *fv[] = {ids, ok ? "done" : "failed", ok ? NULL : why};
+    osc_run(c, "UPDATE pgcutover.migrations SET state = $2, error = $3, phase = CASE WHEN $2 = 'done' "
+               "THEN 'built concurrently' ELSE 'failed; nothing INVALID left' END, updated_at = now(), "
+               "phase_at = phase_at || jsonb_build_object($2::text, now()) WHERE id = $1",
+            3, fv, e2, sizeof e2, c2);
+    if (!ok) {
+        osc_log(CONF_LOG_ERROR, "m%s %s.%s: %s failed: %s", ids, schema, table, idx_verb(ix.kind), why);
+        osc_result_error(r, code, NULL, "%s", why);
+        goto out;
+    }
+    osc_log(CONF_LOG_INFO, "m%s %s.%s: done — %s", ids, schema, table, ix.sql);
+    osc_result_col(r, "id", OSC_T_INT8);
+    osc_result_col(r, "table", OSC_T_TEXT);
+    osc_result_col(r, "state", OSC_T_TEXT);
+    osc_result_col(r, "strategy", OSC_T_TEXT);
+    char tq[300];
+    snprintf(tq, sizeof tq, "%s.%s", schema, table);
+    const char *row[] = {ids, tq, "done", "concurrent"};
+    osc_result_row(r, row);
+    snprintf(r->tag, sizeof r->tag, "%s", idx_verb(ix.kind));
+out:
+    free(path);
+    osc_idx_free(&ix);
+}
+
+void osc_strategy_recover(PGconn *c, const char *db)
+{
+    char err[512], code[6];
+    PGresult *t = osc_exec(c,
+                           "SELECT id, table_oid, coalesce(settings->>'indexes_before', '[]') FROM "
+                           "pgcutover.migrations WHERE strategy = 'concurrent' AND state = 'building'",
+                           0, NULL, err, sizeof err, code);
+    for (int i = 0; t && i < PQntuples(t); i++) {
+        const char *id = PQgetvalue(t, i, 0), *oid = PQgetvalue(t, i, 1);
+        char app[64], before[4096];
+        snprintf(app, sizeof app, "pgcutover m%s concurrent", id);
+        const char *av[] = {app};
+        /* The build's backend outlives a killed pgcutover (it waits for no client). */
+        PQclear(osc_exec(c, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE "
+                            "application_name = $1", 1, av, err, sizeof err, code));
+        snprintf(before, sizeof before, "{%s", PQgetvalue(t, i, 2) + strspn(PQgetvalue(t, i, 2), "["));
+        char *br = strchr(before, ']');
+        if (br)
+            *br = '}', br[1] = 0;
+        int dropped = drop_invalid(c, oid, before);
+        const char *uv[] = {id, dropped ? "interrupted by a restart of pgcutover; the INVALID index "
+                                          "it left was dropped: run the statement again"
+                                        : "interrupted by a restart of pgcutover: run the statement again"};
+        osc_run(c, "UPDATE pgcutover.migrations SET state = 'failed', error = $2, phase = "
+                   "'cleaned up', updated_at = now() WHERE id = $1",
+                2, uv, err, sizeof err, code);
+        osc_log(CONF_LOG_WARNING, "m%s in database \"%s\": %s", id, db, uv[1]);
+    }
+    PQclear(t);
+}

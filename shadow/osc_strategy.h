@@ -14,6 +14,7 @@
 #include "conf.h"
 #include "osc_plan.h"
 #include "osc_result.h"
+#include "osc_stmt.h"
 
 /*
  * osc_strategy_instant — run sql (p from a trial that chose OSC_STRATEGY_INSTANT) on the
@@ -26,5 +27,22 @@
  */
 void osc_strategy_instant(PGconn *c, const char *user, const char *sql, const osc_plan *p,
                           const conf_t *s, osc_result *r);
+
+/*
+ * osc_strategy_index — CREATE INDEX, DROP INDEX, REINDEX INDEX|TABLE (osc_stmt_index) run
+ * CONCURRENTLY as console user `user` (SET ROLE and the user's search_path on c), outside
+ * a transaction, recorded as a migration (strategy 'concurrent': building → done or
+ * failed). A failed build drops the INVALID index it left and answers PostgreSQL's error
+ * (with its detail, e.g. the duplicated key). With plan, only PLAN's rows. *r gets one
+ * row (id, table, state, strategy) or the error.
+ */
+void osc_strategy_index(PGconn *c, const char *user, const char *sql, bool plan, osc_result *r);
+
+/*
+ * osc_strategy_recover — at start, for database db: concurrent builds a previous run left
+ * in state building (a crash or SIGKILL) — their backend terminated, the INVALID index they
+ * left dropped, the migration failed with the reason. c has the state (osc_state_exists).
+ */
+void osc_strategy_recover(PGconn *c, const char *db);
 
 #endif

@@ -12,6 +12,11 @@
  *   lock_retry     a session holding ACCESS SHARE on the table in an open transaction:
  *                  the instant change retries under lock_timeout and finishes once it
  *                  commits; a client reading through the proxy meanwhile sees no error.
+ *   index          CREATE INDEX, REINDEX, DROP INDEX run CONCURRENTLY as the user (PLAN shows
+ *                  it); a unique index over duplicates fails with the duplicated key named
+ *                  and leaves no INVALID index; a non-owner gets PostgreSQL's 42501.
+ *   index_sigkill  SIGKILL of pgcutover during a concurrent build (waiting for an old
+ *                  transaction): the next pgcutover leaves no INVALID index.
  *   off            with instant_ddl = off (another pgcutover), the same ADD COLUMN goes
  *                  through the copy and PLAN says why.
  */
@@ -21,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -194,6 +200,111 @@ static void test_off(void **state)
     h_eng_stop_proxy(&eng, &eng.px);
 }
 
+/* ---------- concurrent ---------- */
+
+static long long invalid_indexes(PGconn *d)
+{
+    return h_qint(d, "SELECT count(*) FROM pg_index WHERE indrelid = 't'::regclass AND NOT indisvalid");
+}
+
+static void test_index(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&eng);
+    h_execf(d, T_DDL, "t", "t", "t");
+    h_execf(d, "UPDATE t SET a = 5 WHERE id IN (10, 20)"); /* a duplicate for the unique index */
+    PGconn *ctl = h_eng_console(&eng, &px);
+    PGresult *r = h_ctl_ok(ctl, "PLAN CREATE INDEX t_a_idx ON t (a)");
+    bool concurrently = false;
+    for (int i = 0; i < PQntuples(r); i++)
+        concurrently |= strstr(PQgetvalue(r, i, h_col(r, "sql")), "CONCURRENTLY") != NULL;
+    PQclear(r);
+    assert_true(concurrently);
+    r = h_ctl_ok(ctl, "CREATE INDEX t_a_idx ON t (a)");
+    assert_string_equal(PQgetvalue(r, 0, h_col(r, "strategy")), "concurrent");
+    assert_string_equal(PQgetvalue(r, 0, h_col(r, "state")), "done");
+    PQclear(r);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_index WHERE indexrelid = 't_a_idx'::regclass "
+                               "AND indisvalid"), 1);
+    /* A unique index over duplicates: PostgreSQL's error with the key, nothing INVALID left. */
+    char code[6], msg[1024];
+    h_ctl_err(ctl, "CREATE UNIQUE INDEX t_a_uq ON t (a)", code, msg, sizeof msg);
+    assert_string_equal(code, "23505");
+    if (strstr(msg, "(a)=(5)") == NULL || strstr(msg, "INVALID index it left was dropped") == NULL)
+        h_eng_fail("unique index over duplicates: %s", msg);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class WHERE relname = 't_a_uq'"), 0);
+    assert_int_equal(invalid_indexes(d), 0);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.migrations WHERE strategy = "
+                               "'concurrent' AND state = 'failed'"), 1);
+    r = h_ctl_ok(ctl, "REINDEX INDEX t_a_idx");
+    PQclear(r);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_index WHERE indexrelid = 't_a_idx'::regclass "
+                               "AND indisvalid"), 1);
+    r = h_ctl_ok(ctl, "DROP INDEX t_a_idx");
+    PQclear(r);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class WHERE relname = 't_a_idx'"), 0);
+    /* Not the owner: PostgreSQL's own refusal, as the user. */
+    h_execf(d, "DROP ROLE IF EXISTS st_other; CREATE ROLE st_other LOGIN; GRANT pgcutover_admin "
+               "TO st_other");
+    char ci[512];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d dbname=%s user=st_other sslmode=disable",
+             px.control_port, eng.db);
+    PGconn *other = h_eng_keep(&eng, h_connect(ci));
+    h_ctl_err(other, "CREATE INDEX t_b_idx ON t (s)", code, msg, sizeof msg);
+    assert_string_equal(code, "42501");
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class WHERE relname = 't_b_idx'"), 0);
+    h_eng_drop_conn(&eng, other);
+    h_execf(d, "DROP ROLE st_other");
+}
+
+/* SIGKILL of pgcutover while a concurrent build waits for an old transaction: the next
+ * pgcutover ends the build's backend, drops the INVALID index and fails the migration. */
+static void test_index_sigkill(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&eng);
+    h_execf(d, T_DDL, "t", "t", "t");
+    PGconn *old = h_eng_keep(&eng, h_direct_connect(eng.db));
+    h_execf(old, "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM t");
+    const char *sets[] = {"instant_ddl=on", NULL};
+    h_proxy_start(&eng.px, sets);
+    PGconn *ctl = h_eng_console(&eng, &eng.px);
+    assert_int_equal(PQsendQuery(ctl, "CREATE INDEX t_kill_idx ON t (a)"), 1);
+    long long inv = 0;
+    for (int i = 0; i < 100 && inv == 0; i++) { /* the build has made its INVALID index */
+        usleep(100000);
+        inv = invalid_indexes(d);
+    }
+    assert_int_equal(inv, 1);
+    h_eng_drop_conn(&eng, ctl);
+    h_proxy_signal(&eng.px, SIGKILL);
+    h_proxy_stop(&eng.px);
+    h_proxy_start(&eng.px2, sets);
+    /* The killed pgcutover's build goes on in its backend until the new one ends it. */
+    long long builders = 1;
+    for (int i = 0; i < 100 && builders > 0; i++) {
+        usleep(100000);
+        builders = h_qint(d, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+                             "'pgcutover m%% concurrent'");
+    }
+    assert_int_equal(builders, 0);
+    /* Dropping the INVALID index CONCURRENTLY waits for the old transaction, as PostgreSQL's
+     * DROP INDEX CONCURRENTLY does. */
+    h_execf(old, "COMMIT");
+    bool clean = false;
+    for (int i = 0; i < 100 && !clean; i++) {
+        clean = invalid_indexes(d) == 0 &&
+                h_qint(d, "SELECT count(*) FROM pgcutover.migrations WHERE strategy = 'concurrent' "
+                          "AND state = 'failed' AND error LIKE '%%restart%%'") == 1;
+        if (!clean)
+            usleep(100000);
+    }
+    if (!clean)
+        h_eng_fail("after the restart: %lld INVALID index(es) left", invalid_indexes(d));
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class WHERE relname = 't_kill_idx'"), 0);
+    h_eng_stop_proxy(&eng, &eng.px2);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -217,6 +328,8 @@ int main(void)
         CASE(test_matrix, "eng_strat_matrix"),
         CASE(test_lock_retry, "eng_strat_lock"),
         CASE(test_off, "eng_strat_off"),
+        CASE(test_index, "eng_strat_index"),
+        CASE(test_index_sigkill, "eng_strat_kill"),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,5 +1,6 @@
 /* osc_migration.c — see osc_migration.h. One thread per migration, blocking libpq on
- * its own connection, holding pg_advisory_lock(OSC_LOCK_CLASS, id) on that session. */
+ * its own connection, holding pg_advisory_lock(OSC_LOCK_CLASS, id) on that session. The
+ * cutover step is in osc_swap.c; what the two share is in osc_driver.h. */
 #include "osc_migration.h"
 
 #include <errno.h>
@@ -11,32 +12,20 @@
 
 #include "osc_backfill.h"
 #include "osc_capture.h"
-#include "osc_cutover.h"
 #include "osc_db.h"
+#include "osc_driver.h"
 #include "osc_rights.h"
 #include "osc_plan.h"
 
-typedef enum { R_OK, R_FAIL, R_CONN, R_STOP, R_ABORT, R_DONE } step_rc;
 
-typedef struct {
-    osc_mig *m;
-    PGconn *c;
-    osc_map map;
-    bool have_map;
-    bool capture_current; /* the dual-write function is this build's (refresh_capture) */
-    char apply_err[1600]; /* the cutover's application of the log failed with this */
-    char err[1536];
-    char ids[32];
-} run_ctx;
-
-static double now_s(void)
+double osc_drv_now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void set_status(osc_mig *m, const char *state, const char *throttle)
+void osc_drv_set_status(osc_mig *m, const char *state, const char *throttle)
 {
     pthread_mutex_lock(&m->lock);
     if (state)
@@ -48,7 +37,7 @@ static void set_status(osc_mig *m, const char *state, const char *throttle)
 }
 
 /* Wait up to ms for a command; returns the one pending (abort > stop > none). */
-static step_rc wait_command(osc_mig *m, int ms)
+step_rc osc_drv_wait_command(osc_mig *m, int ms)
 {
     struct timespec until = osc_deadline(ms);
     pthread_mutex_lock(&m->lock);
@@ -61,7 +50,7 @@ static step_rc wait_command(osc_mig *m, int ms)
 }
 
 /* A failed statement: connection lost, or a real error. */
-static step_rc failed(run_ctx *x, const char *code)
+step_rc osc_drv_failed(run_ctx *x, const char *code)
 {
     return (PQstatus(x->c) != CONNECTION_OK || strncmp(code, "08", 2) == 0 ||
             strcmp(code, "57P01") == 0)
@@ -69,11 +58,11 @@ static step_rc failed(run_ctx *x, const char *code)
                : R_FAIL;
 }
 
-static bool set_state(run_ctx *x, const char *state, const char *phase, const char *error)
+bool osc_drv_set_state(run_ctx *x, const char *state, const char *phase, const char *error)
 {
     if (!osc_state_set(x->c, x->m->id, state, phase, error, x->err, sizeof x->err))
         return false;
-    set_status(x->m, state, NULL);
+    osc_drv_set_status(x->m, state, NULL);
     osc_log(CONF_LOG_INFO, "m%" PRId64 " %s: %s%s%s", x->m->id, x->m->table, state,
             phase ? " — " : "", phase ? phase : "");
     return true;
@@ -171,12 +160,12 @@ bool osc_mig_cleanup(void *conn, int64_t id, int lock_timeout_ms, char *err, siz
 
 /* ---------- steps ---------- */
 
-static step_rc fail_with(run_ctx *x, const char *why)
+step_rc osc_drv_fail_with(run_ctx *x, const char *why)
 {
     char reason[1536];
     snprintf(reason, sizeof reason, "%s", why);
     osc_log(CONF_LOG_ERROR, "m%" PRId64 " %s: failed: %s", x->m->id, x->m->table, reason);
-    if (!set_state(x, "failed", "cleaning up", reason))
+    if (!osc_drv_set_state(x, "failed", "cleaning up", reason))
         return R_CONN;
     int lt;
     pthread_mutex_lock(&x->m->lock);
@@ -188,49 +177,49 @@ static step_rc fail_with(run_ctx *x, const char *why)
     snprintf(phase, sizeof phase, clean ? "cleaned up: triggers and shadow dropped"
                                         : "cleanup incomplete (ABORT MIGRATION retries it): %s",
              err);
-    set_state(x, "failed", phase, NULL);
+    osc_drv_set_state(x, "failed", phase, NULL);
     return R_FAIL;
+}
+
+/* Lock and serialization conflicts with the application (a foreign key's check of the
+ * shadow waits for a referenced row it holds): retried, never the migration's failure. */
+bool osc_drv_retryable(const char *code)
+{
+    return strcmp(code, "55P03") == 0 || strcmp(code, "40P01") == 0 || strcmp(code, "40001") == 0;
 }
 
 /* Apply the change log in a transaction of its own (osc_capture.h). A row the shadow
  * rejects (a CHECK or cast the ALTER adds, a unique key it adds) fails the migration, with
  * PostgreSQL's reason: the application's write itself succeeded, as it would without
  * pgcutover. */
-/* Lock and serialization conflicts with the application (a foreign key's check of the
- * shadow waits for a referenced row it holds): retried, never the migration's failure. */
-static bool retryable(const char *code)
-{
-    return strcmp(code, "55P03") == 0 || strcmp(code, "40P01") == 0 || strcmp(code, "40001") == 0;
-}
-
-static step_rc apply_log(run_ctx *x, int64_t *applied)
+step_rc osc_drv_apply_log(run_ctx *x, int64_t *applied)
 {
     char code[6] = "";
     if (osc_capture_apply(x->c, &x->map, true, applied, x->err, sizeof x->err, code))
         return R_OK;
     if (PQstatus(x->c) != CONNECTION_OK || strncmp(code, "08", 2) == 0 || strcmp(code, "57P01") == 0)
         return R_CONN;
-    if (retryable(code)) { /* the log stays; the next application takes it */
+    if (osc_drv_retryable(code)) { /* the log stays; the next application takes it */
         osc_log(CONF_LOG_DEBUG, "m%" PRId64 " applying the change log: %s (%s); retried",
                 x->m->id, x->err, code);
-        return wait_command(x->m, 100);
+        return osc_drv_wait_command(x->m, 100);
     }
     char why[1700];
     snprintf(why, sizeof why, "an application write cannot be applied to the shadow table "
                               "(SQLSTATE %s): %s", code, x->err);
-    return fail_with(x, why);
+    return osc_drv_fail_with(x, why);
 }
 
 static step_rc prepare(run_ctx *x)
 {
-    if (!set_state(x, "preparing", "creating the shadow table", NULL))
+    if (!osc_drv_set_state(x, "preparing", "creating the shadow table", NULL))
         return R_CONN;
     const char *v[] = {x->ids};
     char code[6];
     PGresult *r = osc_exec(x->c, "SELECT statement, started_by FROM pgcutover.migrations WHERE id = $1",
                            1, v, x->err, sizeof x->err, code);
     if (r == NULL)
-        return failed(x, code);
+        return osc_drv_failed(x, code);
     osc_plan p;
     osc_result res;
     osc_result_init(&res);
@@ -249,15 +238,15 @@ static step_rc prepare(run_ctx *x)
     if (!ok) {
         snprintf(x->err, sizeof x->err, "prepare: %s", res.message);
         osc_result_free(&res);
-        return PQstatus(x->c) != CONNECTION_OK ? R_CONN : fail_with(x, x->err);
+        return PQstatus(x->c) != CONNECTION_OK ? R_CONN : osc_drv_fail_with(x, x->err);
     }
     osc_result_free(&res);
     if (!osc_map_load(x->c, x->m->id, &x->map, x->err, sizeof x->err))
-        return failed(x, "XX000") == R_CONN ? R_CONN : fail_with(x, x->err);
+        return osc_drv_failed(x, "XX000") == R_CONN ? R_CONN : osc_drv_fail_with(x, x->err);
     x->have_map = true;
     /* Triggers: the function needs no table lock; CREATE TRIGGER takes SHARE ROW
      * EXCLUSIVE on the original, so it goes through the hold. */
-    if (!set_state(x, "preparing", "installing dual-write triggers", NULL))
+    if (!osc_drv_set_state(x, "preparing", "installing dual-write triggers", NULL))
         return R_CONN;
     char *log = osc_sql_create_log(&x->map);
     char *fn = osc_sql_trigger_function(&x->map, false), *trg = osc_sql_create_triggers(&x->map);
@@ -273,14 +262,14 @@ static step_rc prepare(run_ctx *x)
     if (!done) {
         char why[1600];
         snprintf(why, sizeof why, "installing the dual-write triggers: %s", x->err);
-        return failed(x, code) == R_CONN ? R_CONN : fail_with(x, why);
+        return osc_drv_failed(x, code) == R_CONN ? R_CONN : osc_drv_fail_with(x, why);
     }
     /* Rows with a key above this are the triggers' job (they are in place now). */
     char *q = osc_sql_max_key(&x->map);
     r = q ? osc_exec(x->c, q, 0, NULL, x->err, sizeof x->err, code) : NULL;
     free(q);
     if (r == NULL)
-        return failed(x, code);
+        return osc_drv_failed(x, code);
     osc_sb b = {0};
     osc_sb_addf(&b, "UPDATE pgcutover.migrations SET max_key = ");
     if (PQntuples(r) == 0)
@@ -297,8 +286,8 @@ static step_rc prepare(run_ctx *x)
     free(q);
     PQclear(r);
     if (!ok)
-        return failed(x, code);
-    return set_state(x, "copying", "backfill", NULL) ? R_OK : R_CONN;
+        return osc_drv_failed(x, code);
+    return osc_drv_set_state(x, "copying", "backfill", NULL) ? R_OK : R_CONN;
 }
 
 /* Once per connection of the driver: the owner's executor on it (osc_capture.h), and a
@@ -323,7 +312,7 @@ static step_rc refresh_capture(run_ctx *x)
     }
     char why[1700];
     snprintf(why, sizeof why, "refreshing the dual-write function: %s", x->err);
-    return PQstatus(x->c) != CONNECTION_OK ? R_CONN : fail_with(x, why);
+    return PQstatus(x->c) != CONNECTION_OK ? R_CONN : osc_drv_fail_with(x, why);
 }
 
 /* Text parameters of key array column col of the migration row into vals (strdup'ed). */
@@ -370,7 +359,7 @@ static step_rc backfill(run_ctx *x)
     pthread_mutex_lock(&m->lock);
     batch = m->batch_size;
     pthread_mutex_unlock(&m->lock);
-    double window_start = now_s(), last_log = now_s();
+    double window_start = osc_drv_now_s(), last_log = osc_drv_now_s();
     int64_t window_rows = 0;
     int retries = 0, dup_retries = 0;
     while (has_max) {
@@ -383,41 +372,41 @@ static step_rc backfill(run_ctx *x)
         }
         int base_batch = m->batch_size > 0 ? m->batch_size : 1;
         pthread_mutex_unlock(&m->lock);
-        rc = wait_command(m, 0);
+        rc = osc_drv_wait_command(m, 0);
         if (rc != R_OK)
             break;
         if (pause) {
-            if (!set_state(x, "paused", "backfill paused by PAUSE MIGRATION", NULL)) {
+            if (!osc_drv_set_state(x, "paused", "backfill paused by PAUSE MIGRATION", NULL)) {
                 rc = R_CONN;
                 break;
             }
-            set_status(m, NULL, "paused");
+            osc_drv_set_status(m, NULL, "paused");
             pthread_mutex_lock(&m->lock);
             while (m->pause && !m->abort && !m->stop)
                 pthread_cond_wait(&m->cond, &m->lock);
             pthread_mutex_unlock(&m->lock);
-            set_status(m, NULL, "");
-            if ((rc = wait_command(m, 0)) != R_OK)
+            osc_drv_set_status(m, NULL, "");
+            if ((rc = osc_drv_wait_command(m, 0)) != R_OK)
                 break;
-            if (!set_state(x, "copying", "backfill", NULL)) {
+            if (!osc_drv_set_state(x, "copying", "backfill", NULL)) {
                 rc = R_CONN;
                 break;
             }
-            window_start = now_s();
+            window_start = osc_drv_now_s();
             window_rows = 0;
         }
-        if ((rc = apply_log(x, NULL)) != R_OK)
+        if ((rc = osc_drv_apply_log(x, NULL)) != R_OK)
             break;
         /* Throttled: one range at a time, no bigger than a second's worth. */
         int nranges = cap > 0 ? 1 : OSC_BACKFILL_WORKERS;
         if (cap > 0 && batch > cap)
             batch = cap;
-        double t0 = now_s();
+        double t0 = osc_drv_now_s();
         int64_t got = 0;
         bool final = false;
         bool ok = osc_backfill_round(&bf, x->c, last, &has_last, max, batch, nranges, &got, &final,
                                      x->err, sizeof x->err, code);
-        double took = now_s() - t0;
+        double took = osc_drv_now_s() - t0;
         if (!ok) {
             if (PQstatus(x->c) != CONNECTION_OK || strncmp(code, "08", 2) == 0 ||
                 strcmp(code, "57P01") == 0) {
@@ -430,7 +419,7 @@ static step_rc backfill(run_ctx *x)
              * again finds the shadow current (and uses ON CONFLICT). Several times in a row
              * is a real duplicate (a UNIQUE the ALTER adds), which fails the migration. */
             if (strcmp(code, "23505") == 0 && ++dup_retries <= 5) {
-                if ((rc = apply_log(x, NULL)) != R_OK)
+                if ((rc = osc_drv_apply_log(x, NULL)) != R_OK)
                     break;
                 continue;
             }
@@ -440,8 +429,9 @@ static step_rc backfill(run_ctx *x)
             if (strcmp(code, "40P01") == 0 || strcmp(code, "40001") == 0 ||
                 strcmp(code, "55P03") == 0) {
                 retries++;
-                set_status(m, NULL, "row locks held by the application (retrying the batch)");
-                if ((rc = wait_command(m, retries < 20 ? 100 * retries : 2000)) != R_OK)
+                osc_drv_set_status(m, NULL,
+                                   "row locks held by the application (retrying the batch)");
+                if ((rc = osc_drv_wait_command(m, retries < 20 ? 100 * retries : 2000)) != R_OK)
                     break;
                 if (batch > 1000)
                     batch /= 2;
@@ -449,7 +439,7 @@ static step_rc backfill(run_ctx *x)
             }
             char why[1700];
             snprintf(why, sizeof why, "backfill (SQLSTATE %s): %s", code, x->err);
-            rc = fail_with(x, why);
+            rc = osc_drv_fail_with(x, why);
             break;
         }
         retries = dup_retries = 0;
@@ -463,14 +453,15 @@ static step_rc backfill(run_ctx *x)
         int next = (int)(batch * factor);
         batch = next < floor_rows ? floor_rows : next > 1000000 ? 1000000 : next;
         window_rows += got;
-        double now = now_s(), elapsed = now - window_start;
+        double now = osc_drv_now_s(), elapsed = now - window_start;
         const char *throttle = "";
         if (cap > 0 && window_rows > 0 && (double)window_rows / cap > elapsed) {
             throttle = "max_rows_per_second";
-            set_status(m, NULL, throttle);
-            if ((rc = wait_command(m, (int)(((double)window_rows / cap - elapsed) * 1000))) != R_OK)
+            osc_drv_set_status(m, NULL, throttle);
+            if ((rc = osc_drv_wait_command(
+                     m, (int)(((double)window_rows / cap - elapsed) * 1000))) != R_OK)
                 break;
-            now = now_s();
+            now = osc_drv_now_s();
             elapsed = now - window_start;
         }
         pthread_mutex_lock(&m->lock);
@@ -498,7 +489,8 @@ static step_rc backfill(run_ctx *x)
         if (final)
             break;
     }
-    if (rc == R_OK && !set_state(x, "verifying", "comparing counts and hashes per key range", NULL))
+    if (rc == R_OK &&
+        !osc_drv_set_state(x, "verifying", "comparing counts and hashes per key range", NULL))
         rc = R_CONN;
 out:
     osc_backfill_close(&bf);
@@ -560,17 +552,17 @@ static step_rc verify(run_ctx *x)
     /* One REPEATABLE READ snapshot: the log it sees is applied first, in this transaction,
      * so the shadow must then equal the original for every key (DESIGN.md §2.6). */
     if (!osc_run(x->c, "BEGIN ISOLATION LEVEL REPEATABLE READ", 0, NULL, x->err, sizeof x->err, code))
-        return failed(x, code);
+        return osc_drv_failed(x, code);
     if (!osc_capture_apply(x->c, &x->map, false, NULL, x->err, sizeof x->err, code)) {
         PQclear(PQexec(x->c, "ROLLBACK"));
         if (PQstatus(x->c) != CONNECTION_OK)
             return R_CONN;
-        if (retryable(code)) /* still verifying: the driver comes back here */
-            return wait_command(x->m, 200);
+        if (osc_drv_retryable(code)) /* still verifying: the driver comes back here */
+            return osc_drv_wait_command(x->m, 200);
         char why[1700];
         snprintf(why, sizeof why, "an application write cannot be applied to the shadow table "
                                   "(SQLSTATE %s): %s", code, x->err);
-        return fail_with(x, why);
+        return osc_drv_fail_with(x, why);
     }
     bool plain = osc_map_keys_ordered(&x->map);
     char *lo[OSC_MAX_KEYS] = {0}, *hi[OSC_MAX_KEYS] = {0};
@@ -579,7 +571,7 @@ static step_rc verify(run_ctx *x)
     char *chunk[2] = {osc_sql_chunk_end(&x->map, false, false), osc_sql_chunk_end(&x->map, true, false)};
     int64_t ranges = 0;
     for (;;) {
-        if ((rc = wait_command(x->m, 0)) != R_OK)
+        if ((rc = osc_drv_wait_command(x->m, 0)) != R_OK)
             break;
         bool has_hi = false;
         if (plain) {
@@ -590,7 +582,7 @@ static step_rc verify(run_ctx *x)
             v[n++] = "100000";
             PGresult *r = osc_exec(x->c, chunk[has_lo], n, v, x->err, sizeof x->err, code);
             if (r == NULL) {
-                rc = failed(x, code);
+                rc = osc_drv_failed(x, code);
                 break;
             }
             has_hi = PQntuples(r) == 1;
@@ -610,7 +602,7 @@ static step_rc verify(run_ctx *x)
             key_text(&x->map, has_hi ? hi : NULL, b, sizeof b);
             snprintf(why, sizeof why, "verify: key range (%s, %s] differs: %s", a, b, detail);
             PQclear(PQexec(x->c, "ROLLBACK"));
-            rc = fail_with(x, why);
+            rc = osc_drv_fail_with(x, why);
             break;
         }
         if (!has_hi)
@@ -629,256 +621,16 @@ static step_rc verify(run_ctx *x)
         if (rc == R_FAIL && strcmp(x->m->state, "failed") != 0) {
             char why[1700];
             snprintf(why, sizeof why, "%.1600s", x->err);
-            return fail_with(x, why);
+            return osc_drv_fail_with(x, why);
         }
         return rc;
     }
     if (!osc_run(x->c, "COMMIT", 0, NULL, x->err, sizeof x->err, code))
-        return failed(x, code);
+        return osc_drv_failed(x, code);
     char phase[160];
     snprintf(phase, sizeof phase,
              "verified (%" PRId64 " key ranges); shadow kept current from the change log", ranges);
-    return set_state(x, "ready", phase, NULL) ? R_OK : R_CONN;
-}
-
-/* The statements recorded for after the cutover's commit (post_commit), one per line,
- * outside the lock (writes go on meanwhile); cleared when they have run. A statement that
- * fails is logged and skipped (a foreign key the data now violates stays NOT VALID, as
- * the log line says). Returns false when the connection is gone. */
-static bool run_post_commit(run_ctx *x)
-{
-    const char *v[] = {x->ids};
-    char code[6];
-    PGresult *r = osc_exec(x->c, "SELECT post_commit FROM pgcutover.migrations WHERE id = $1 AND "
-                                 "post_commit IS NOT NULL", 1, v, x->err, sizeof x->err, code);
-    if (r == NULL)
-        return PQstatus(x->c) == CONNECTION_OK;
-    char *list = PQntuples(r) == 1 ? strdup(PQgetvalue(r, 0, 0)) : NULL, *line = list;
-    PQclear(r);
-    while (line && *line) {
-        char *nl = strchr(line, '\n');
-        if (nl)
-            *nl = 0;
-        if (*line && !osc_run(x->c, line, 0, NULL, x->err, sizeof x->err, code))
-            osc_log(CONF_LOG_WARNING, "m%" PRId64 " %s: %s: %s", x->m->id, x->m->table, line, x->err);
-        line = nl ? nl + 1 : NULL;
-    }
-    free(list);
-    return osc_run(x->c, "UPDATE pgcutover.migrations SET post_commit = NULL WHERE id = $1", 1, v,
-                   x->err, sizeof x->err, code) ||
-           PQstatus(x->c) == CONNECTION_OK;
-}
-
-/* LOCK TABLE lock_sql; with force, cancel (or, when idle in a transaction, terminate)
- * the sessions blocking it after half of lock_timeout, and log which. */
-static bool lock_tables(run_ctx *x, const char *lock_sql, int lt_ms, bool force, char *err,
-                        size_t errlen, char code[6])
-{
-    if (!force)
-        return osc_run(x->c, lock_sql, 0, NULL, err, errlen, code);
-    int pid = PQbackendPID(x->c);
-    if (!PQsendQuery(x->c, lock_sql)) {
-        snprintf(err, errlen, "%s", PQerrorMessage(x->c));
-        snprintf(code, 6, "08006");
-        return false;
-    }
-    struct timespec ts = {lt_ms / 2000, (long)(lt_ms / 2 % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-    char side_err[256], sql[400];
-    PGconn *side = osc_connect(x->m->db, "pgcutover cutover_force", side_err, sizeof side_err);
-    if (side) {
-        snprintf(sql, sizeof sql,
-                 "SELECT pid, usename, state, left(query, 100), CASE WHEN state = 'active' THEN "
-                 "pg_cancel_backend(pid) ELSE pg_terminate_backend(pid) END FROM pg_stat_activity "
-                 "WHERE pid = ANY(pg_blocking_pids(%d))",
-                 pid);
-        PGresult *r = PQexec(side, sql);
-        for (int i = 0; r && PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r); i++)
-            osc_log(CONF_LOG_WARNING,
-                    "m%" PRId64 " cutover_force: %s backend %s (%s, %s) blocking the cutover: %s",
-                    x->m->id, strcmp(PQgetvalue(r, i, 2), "active") == 0 ? "cancelled" : "terminated",
-                    PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
-        PQclear(r);
-        PQfinish(side);
-    }
-    bool ok = true;
-    PGresult *r;
-    while ((r = PQgetResult(x->c)) != NULL) {
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && ok) {
-            ok = false;
-            const char *c = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-            snprintf(code, 6, "%s", c ? c : "XX000");
-            snprintf(err, errlen, "%s", PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-                                            ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-                                            : PQerrorMessage(x->c));
-        }
-        PQclear(r);
-    }
-    return ok;
-}
-
-/* One swap sequence: up to cutover_attempts tries of hold → lock → swap → commit →
- * release. R_DONE when swapped; R_OK back in ready (with the reason in phase) when the
- * locks never came or the swap failed. */
-static step_rc cutover(run_ctx *x)
-{
-    osc_mig *m = x->m;
-    conf_t s = {0};
-    osc_hooks.settings(&s);
-    int attempts = s.cutover_attempts;
-    conf_free(&s);
-    char code[6] = "", old_name[64], sql[512];
-    osc_plan_table_name(x->map.table, m->id, "old", old_name, sizeof old_name);
-    if (!set_state(x, "cutting_over", "ANALYZE of the shadow", NULL))
-        return R_CONN;
-    osc_sb q = {0};
-    osc_sb_addf(&q, "ANALYZE ");
-    osc_sb_qualified(&q, x->map.shadow_schema, x->map.shadow_table);
-    char *analyze = osc_sb_take(&q);
-    bool ok = analyze && osc_run(x->c, analyze, 0, NULL, x->err, sizeof x->err, code);
-    free(analyze);
-    if (!ok)
-        return failed(x, code) == R_CONN ? R_CONN : fail_with(x, x->err);
-    osc_sb_addf(&q, "LOCK TABLE ");
-    osc_sb_qualified(&q, x->map.schema, x->map.table);
-    osc_sb_addf(&q, ", ");
-    osc_sb_qualified(&q, x->map.shadow_schema, x->map.shadow_table);
-    osc_sb_addf(&q, " IN ACCESS EXCLUSIVE MODE");
-    char *lock_sql = osc_sb_take(&q);
-    step_rc rc = R_OK;
-    int backoff_ms = 100, a;
-    bool swapped = false;
-    char why[1700] = "";
-    for (a = 1; lock_sql && a <= attempts && !swapped; a++) {
-        int lt;
-        bool force;
-        pthread_mutex_lock(&m->lock);
-        lt = m->lock_timeout_ms;
-        force = m->cutover_force;
-        pthread_mutex_unlock(&m->lock);
-        if ((rc = wait_command(m, 0)) != R_OK)
-            break;
-        /* Drain the log outside the hold, so what is left for the lock is a moment's. */
-        if ((rc = apply_log(x, NULL)) != R_OK)
-            break;
-        snprintf(sql, sizeof sql, "BEGIN; SET LOCAL lock_timeout = %d", lt);
-        osc_hooks.hold();
-        double t_hold = now_s();
-        ok = osc_run(x->c, sql, 0, NULL, x->err, sizeof x->err, code) &&
-             lock_tables(x, lock_sql, lt, force && a > 1, x->err, sizeof x->err, code);
-        double t_lock = now_s();
-        int errors = 0;
-        if (ok) { /* the log's last rows, now that nothing writes */
-            ok = osc_capture_apply(x->c, &x->map, false, NULL, x->err, sizeof x->err, code);
-            errors = !ok && strncmp(code, "08", 2) != 0 && !retryable(code) &&
-                     strcmp(code, "57014") != 0;
-            if (errors)
-                snprintf(x->apply_err, sizeof x->apply_err, "SQLSTATE %s: %s", code, x->err);
-        }
-        osc_sb after = {0};
-        if (ok && errors == 0) {
-            ok = osc_cutover_swap(x->c, &x->map, old_name, &after, x->err, sizeof x->err, code);
-            /* The figures so far go in with done, so no reader sees done without them;
-             * the final ones (after COMMIT and release) follow a moment later. */
-            char attempts_s[16], hold_s[32], lock_s[32], wait_s[32];
-            double t = now_s();
-            snprintf(attempts_s, sizeof attempts_s, "%d", a);
-            snprintf(hold_s, sizeof hold_s, "%.3f", (t - t_hold) * 1000);
-            snprintf(lock_s, sizeof lock_s, "%.3f", (t - t_lock) * 1000);
-            snprintf(wait_s, sizeof wait_s, "%.3f",
-                     osc_hooks.hold_wait_ms ? osc_hooks.hold_wait_ms() : 0.0);
-            /* The statements for after the commit (VALIDATE of the foreign keys re-added
-             * NOT VALID) are recorded with done, so a crash before they ran leaves them to
-             * the next start (run_post_commit), never NOT VALID for good. */
-            const char *v[] = {x->ids, old_name, attempts_s, hold_s, lock_s, wait_s,
-                               after.len ? after.s : NULL};
-            ok = ok && !after.oom &&
-                 osc_run(x->c,
-                         "UPDATE pgcutover.migrations SET state = 'done', phase = 'swapped', "
-                         "old_name = $2, cutover_attempts = $3, cutover_hold_ms = $4, "
-                         "cutover_lock_ms = $5, cutover_max_wait_ms = $6, post_commit = $7, "
-                         "updated_at = now(), phase_at = phase_at || jsonb_build_object('done', "
-                         "now()) WHERE id = $1",
-                         7, v, x->err, sizeof x->err, code) &&
-                 osc_run(x->c, "COMMIT", 0, NULL, x->err, sizeof x->err, code);
-        }
-        double t_commit = now_s();
-        if (!ok || errors)
-            PQclear(PQexec(x->c, "ROLLBACK"));
-        osc_hooks.release();
-        if (ok && errors == 0) {
-            swapped = true;
-            set_status(m, "done", "");
-            double max_wait = osc_hooks.last_hold_max_wait_ms ? osc_hooks.last_hold_max_wait_ms() : 0;
-            if (osc_hooks.hold_wait_ms && osc_hooks.hold_wait_ms() > max_wait)
-                max_wait = osc_hooks.hold_wait_ms(); /* another hold runs on (PAUSE) */
-            char hold_ms[32], lock_ms[32], wait_ms[32];
-            snprintf(hold_ms, sizeof hold_ms, "%.3f", (t_commit - t_hold) * 1000);
-            snprintf(lock_ms, sizeof lock_ms, "%.3f", (t_commit - t_lock) * 1000);
-            snprintf(wait_ms, sizeof wait_ms, "%.3f", max_wait);
-            const char *v[] = {x->ids, hold_ms, lock_ms, wait_ms};
-            osc_run(x->c, "UPDATE pgcutover.migrations SET cutover_hold_ms = $2, cutover_lock_ms = $3, "
-                          "cutover_max_wait_ms = $4 WHERE id = $1",
-                    4, v, x->err, sizeof x->err, code);
-            osc_log(CONF_LOG_INFO,
-                    "m%" PRId64 " %s: done — swapped on attempt %d: hold %s ms, lock %s ms, longest "
-                    "client wait %s ms; old table pgcutover.%s",
-                    m->id, m->table, a, hold_ms, lock_ms, wait_ms, old_name);
-            free(after.s);
-            run_post_commit(x);
-            break;
-        }
-        free(after.s);
-        if (errors)
-            break;
-        if (PQstatus(x->c) != CONNECTION_OK) {
-            rc = R_CONN;
-            break;
-        }
-        if (!retryable(code)) { /* not a lock timeout: retrying will not help */
-            snprintf(why, sizeof why, "cutover failed: %.1500s", x->err);
-            break;
-        }
-        snprintf(why, sizeof why, "cutover: lock_timeout (%d ms) on %d attempts: %.1500s", lt, a, x->err);
-        osc_log(CONF_LOG_WARNING, "m%" PRId64 " %s: cutover attempt %d/%d: %s; backing off %d ms",
-                m->id, m->table, a, attempts, x->err, backoff_ms);
-        if (a < attempts && (rc = wait_command(m, backoff_ms + rand() % (backoff_ms / 2 + 1))) != R_OK)
-            break;
-        if (backoff_ms < 5000)
-            backoff_ms *= 2;
-    }
-    free(lock_sql);
-    step_rc out = swapped ? R_DONE : rc;
-    if (!swapped && rc != R_CONN) {
-        step_rc errs = R_OK;
-        if (*x->apply_err) {
-            char reason[1800];
-            snprintf(reason, sizeof reason, "an application write cannot be applied to the shadow "
-                                            "table (%s)", x->apply_err);
-            x->apply_err[0] = 0;
-            errs = fail_with(x, reason);
-        } else {
-            errs = apply_log(x, NULL);
-        }
-        if (errs != R_OK) {
-            out = errs;
-        } else {
-            char phase[1900];
-            snprintf(phase, sizeof phase, "%s; the shadow is kept current: CUTOVER MIGRATION %" PRId64
-                                          " tries again, ABORT MIGRATION undoes it",
-                     *why ? why : "cutover interrupted", m->id);
-            if (!set_state(x, "ready", phase, NULL))
-                out = R_CONN;
-        }
-    }
-    /* The outcome is recorded: wake CUTOVER MIGRATION. */
-    pthread_mutex_lock(&m->lock);
-    m->cutover_req = false;
-    m->cutover_blocked = !swapped;
-    m->cutover_gen++;
-    pthread_cond_broadcast(&m->cond);
-    pthread_mutex_unlock(&m->lock);
-    return out;
+    return osc_drv_set_state(x, "ready", phase, NULL) ? R_OK : R_CONN;
 }
 
 /* ready: keep watching for rejected writes; swap at once (cutover = auto) or when asked
@@ -886,22 +638,22 @@ static step_rc cutover(run_ctx *x)
 static step_rc wait_ready(run_ctx *x)
 {
     for (;;) {
-        step_rc rc = apply_log(x, NULL); /* kept current, so the cutover's drain is short */
+        step_rc rc = osc_drv_apply_log(x, NULL); /* kept current, so the cutover's drain is short */
         if (rc != R_OK)
             return rc;
         pthread_mutex_lock(&x->m->lock);
         bool go = x->m->cutover_req || (!x->m->cutover_manual && !x->m->cutover_blocked);
         pthread_mutex_unlock(&x->m->lock);
         if (go)
-            return cutover(x);
-        if ((rc = wait_command(x->m, 200)) != R_OK)
+            return osc_drv_cutover(x);
+        if ((rc = osc_drv_wait_command(x->m, 200)) != R_OK)
             return rc;
     }
 }
 
 static step_rc do_abort(run_ctx *x)
 {
-    if (!set_state(x, "aborting", "dropping triggers and shadow", NULL))
+    if (!osc_drv_set_state(x, "aborting", "dropping triggers and shadow", NULL))
         return R_CONN;
     int lt;
     pthread_mutex_lock(&x->m->lock);
@@ -912,10 +664,10 @@ static step_rc do_abort(run_ctx *x)
             return R_CONN;
         char phase[1200];
         snprintf(phase, sizeof phase, "cleanup incomplete (ABORT MIGRATION retries it): %.1100s", x->err);
-        set_state(x, "aborting", phase, NULL);
+        osc_drv_set_state(x, "aborting", phase, NULL);
         return R_FAIL;
     }
-    set_state(x, "aborted", "original untouched; triggers and shadow dropped", NULL);
+    osc_drv_set_state(x, "aborted", "original untouched; triggers and shadow dropped", NULL);
     return R_ABORT;
 }
 
@@ -924,7 +676,7 @@ static bool attach(run_ctx *x)
 {
     int delay_ms = 500;
     for (;;) {
-        if (wait_command(x->m, 0) == R_STOP)
+        if (osc_drv_wait_command(x->m, 0) == R_STOP)
             return false;
         char app[64];
         snprintf(app, sizeof app, "pgcutover m%" PRId64, x->m->id);
@@ -951,7 +703,7 @@ static bool attach(run_ctx *x)
         }
         osc_log(CONF_LOG_WARNING, "m%" PRId64 " %s: %s; retrying in %d ms", x->m->id, x->m->table,
                 x->err, delay_ms);
-        if (wait_command(x->m, delay_ms) == R_STOP)
+        if (osc_drv_wait_command(x->m, delay_ms) == R_STOP)
             return false;
         if (delay_ms < 5000)
             delay_ms *= 2;
@@ -1006,7 +758,7 @@ void *osc_mig_thread(void *arg)
         char state[16];
         if (!read_row(&x, state, sizeof state)) {
             rc = R_CONN;
-        } else if (wait_command(x.m, 0) == R_ABORT && strcmp(state, "aborted") != 0 &&
+        } else if (osc_drv_wait_command(x.m, 0) == R_ABORT && strcmp(state, "aborted") != 0 &&
                    strcmp(state, "failed") != 0) {
             rc = do_abort(&x);
         } else if (strcmp(state, "pending") == 0) {
@@ -1023,10 +775,10 @@ void *osc_mig_thread(void *arg)
                      ? do_abort(&x)
                      : R_CONN;
         } else if (strcmp(state, "done") == 0) {
-            rc = run_post_commit(&x) ? R_DONE : R_CONN; /* left by a crash after the swap */
+            rc = osc_drv_run_post_commit(&x) ? R_DONE : R_CONN; /* left by a crash after the swap */
         } else if (!x.have_map && strcmp(state, "aborting") != 0 &&
                    !(x.have_map = osc_map_load(x.c, x.m->id, &x.map, x.err, sizeof x.err))) {
-            rc = PQstatus(x.c) != CONNECTION_OK ? R_CONN : fail_with(&x, x.err);
+            rc = PQstatus(x.c) != CONNECTION_OK ? R_CONN : osc_drv_fail_with(&x, x.err);
         } else if (!x.capture_current && strcmp(state, "done") != 0 &&
                    strcmp(state, "failed") != 0 && strcmp(state, "aborted") != 0 &&
                    strcmp(state, "aborting") != 0 && (rc = refresh_capture(&x)) != R_OK) {
@@ -1044,7 +796,7 @@ void *osc_mig_thread(void *arg)
             rc = wait_ready(&x);
         } else if (strcmp(state, "cutting_over") == 0) {
             /* The swap is one transaction: PostgreSQL rolled it back when we died. */
-            rc = set_state(&x, "ready", "cutover interrupted (pgcutover restarted or the "
+            rc = osc_drv_set_state(&x, "ready", "cutover interrupted (pgcutover restarted or the "
                                         "connection dropped); the swap was rolled back", NULL)
                      ? R_OK
                      : R_CONN;
@@ -1066,7 +818,8 @@ void *osc_mig_thread(void *arg)
             resumed = true;
             continue;
         }
-        if (rc == R_ABORT && wait_command(x.m, 0) == R_ABORT && strcmp(x.m->state, "aborted") != 0)
+        if (rc == R_ABORT && osc_drv_wait_command(x.m, 0) == R_ABORT &&
+            strcmp(x.m->state, "aborted") != 0)
             continue; /* abort requested mid-step: do it now */
         break;
     }

@@ -1,18 +1,18 @@
 /*
  * main.c — pgcutover [-c FILE] [--set NAME=VALUE]... [--check] [--help] [--version]
- *          pgcutover run [OPTION]... "ALTER TABLE …"   (the console client, px_run.h)
+ *          pgcutover run [OPTION]... "ALTER TABLE …"   (the console client, cli_run.h)
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_run.h"
 #include "conf.h"
 #include "px_daemon.h"
-#include "px_run.h"
 
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "run") == 0)
-        return px_run_main(argc - 1, argv + 1);
+        return cli_run_main(argc - 1, argv + 1);
     conf_cmdline cl;
     char err[512];
     if (!conf_parse_cmdline(argc, argv, &cl, err, sizeof err)) {

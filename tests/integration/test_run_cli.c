@@ -1,5 +1,5 @@
 /*
- * test_run_cli.c — `pgcutover run` (proxy/px_run.c), the console client, run as the real
+ * test_run_cli.c — `pgcutover run` (cli/cli_run.c), the console client, run as the real
  * binary against a pgcutover the test starts, with stdout/stderr captured to files (so
  * stdout is not a terminal: the plain progress lines). Covers the exit codes:
  *   0  done: a small table, ADD COLUMN, cutover auto; the state lines (copying, verifying,

@@ -1,13 +1,13 @@
 /*
- * px_run.h — `pgcutover run`: a client mode of the pgcutover binary that submits one
+ * cli_run.h — `pgcutover run`: a client mode of the pgcutover binary that submits one
  * ALTER TABLE to a running pgcutover's control console (libpq) and follows it to the end.
  */
-#ifndef PX_RUN_H
-#define PX_RUN_H
+#ifndef CLI_RUN_H
+#define CLI_RUN_H
 
 /*
- * px_run_main — pgcutover run [-h HOST] [-p CONTROL_PORT] [-d DB] [-U USER] [--plan]
- *               [--manual-cutover] [--max-rows-per-second N] "ALTER TABLE …"
+ * cli_run_main — pgcutover run [-h HOST] [-p CONTROL_PORT] [-d DB] [-U USER] [--plan]
+ *                [--manual-cutover] [--max-rows-per-second N] "ALTER TABLE …"
  *
  * argv[0] is "run" (main passes argc - 1, argv + 1). Options may follow the statement
  * (getopt_long reorders argv in place); nothing of argv is kept beyond the call.
@@ -37,6 +37,6 @@
  * Everything it allocates is freed before it returns; it installs SIGINT/SIGTERM
  * handlers for the rest of the process (it is meant to be the whole process).
  */
-int px_run_main(int argc, char **argv);
+int cli_run_main(int argc, char **argv);
 
 #endif

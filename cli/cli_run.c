@@ -1,9 +1,9 @@
 /*
- * px_run.c — see px_run.h. One blocking libpq connection to the control console; the
+ * cli_run.c — see cli_run.h. One blocking libpq connection to the control console; the
  * statement and the SET MIGRATION commands once, then SHOW MIGRATION n every 200 ms.
  * Signals only set a flag; the 200 ms sleep is a poll() that a signal interrupts.
  */
-#include "px_run.h"
+#include "cli_run.h"
 
 #include <ctype.h>
 #include <getopt.h>
@@ -599,7 +599,7 @@ static int start(run_ctx *x, const run_opts *o)
     return -1;
 }
 
-int px_run_main(int argc, char **argv)
+int cli_run_main(int argc, char **argv)
 {
     run_opts o = {0};
     int rc = parse_args(argc, argv, &o);

@@ -142,6 +142,20 @@ PGconn *h_console_connect(int control_port, const char *db)
     return c;
 }
 
+h_eng h_eng_case;
+
+int h_eng_case_setup(void **state)
+{
+    return h_eng_setup_db(&h_eng_case, (const char *)*state);
+}
+
+int h_eng_case_teardown(void **state)
+{
+    (void)state;
+    h_eng_teardown(&h_eng_case);
+    return 0;
+}
+
 void h_eng_stop_group_proxy(h_proxy *p)
 {
     int st = h_proxy_stop(p);

@@ -58,6 +58,14 @@ void h_eng_drop_conn(h_eng *e, PGconn *c);
  * SIGTERM shutdown until it ends), then stop p: fails unless it exits with status 0. */
 void h_eng_stop_proxy(h_eng *e, h_proxy *p);
 
+/* h_eng_case — the context of the engine test files that run one database per case with
+ * h_eng_case_setup/h_eng_case_teardown (cmocka prestate = the database's name). */
+extern h_eng h_eng_case;
+/* h_eng_case_setup — h_eng_setup_db(&h_eng_case, *state); returns 0. */
+int h_eng_case_setup(void **state);
+/* h_eng_case_teardown — h_eng_teardown(&h_eng_case); returns 0. */
+int h_eng_case_teardown(void **state);
+
 /* h_eng_stop_group_proxy — stop a test group's pgcutover p (SIGTERM); fails the test,
  * with the tail of its log, unless it exits with status 0. */
 void h_eng_stop_group_proxy(h_proxy *p);

@@ -49,27 +49,13 @@
 #define WAIT_MS 90000
 
 static h_proxy px;
-static h_eng eng;
 
-static int case_setup(void **state)
-{
-    h_eng_setup_db(&eng, (const char *)*state);
-    return 0;
-}
-
-static int case_teardown(void **state)
-{
-    (void)state;
-    h_eng_teardown(&eng);
-    return 0;
-}
-
-/* A client session through the proxy, kept in eng. */
+/* A client session through the proxy, kept in h_eng_case. */
 static PGconn *client(const char *options)
 {
-    PGconn *c = h_connect(h_conninfo_proxy_db(&px, eng.db, options));
+    PGconn *c = h_connect(h_conninfo_proxy_db(&px, h_eng_case.db, options));
     PQsetNoticeProcessor(c, h_quiet_notice, NULL);
-    return h_eng_keep(&eng, c);
+    return h_eng_keep(&h_eng_case, c);
 }
 
 /* Wait for copying with at least min rows copied (the backfill slowed so it is still
@@ -120,10 +106,10 @@ static void same_rows(PGconn *c, const char *a, const char *b, const char *what)
 
 static void rr_case(const char *level)
 {
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "DROP TABLE IF EXISTS t; CREATE TABLE t (id int PRIMARY KEY, v int);"
                "INSERT INTO t SELECT i, i FROM generate_series(1, 3000) i; ANALYZE t");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     PGconn *a = client(NULL);
     /* The client's snapshot comes before the migration copies anything. */
     h_execf(a, "BEGIN ISOLATION LEVEL %s", level);
@@ -158,13 +144,13 @@ static void test_rr_delete_update(void **state)
 static void test_equal_keys(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);"
                "CREATE TABLE u (email text COLLATE ci PRIMARY KEY, v int);"
                "INSERT INTO u SELECT 'user' || i || '@example.com', i FROM generate_series(1, 500) i;"
                "CREATE TABLE n (k numeric PRIMARY KEY, v int);"
                "INSERT INTO n SELECT i, i FROM generate_series(1, 500) i");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     long long iu = h_start_migration(ctl, "ALTER TABLE u ADD COLUMN note text");
     long long in = h_start_migration(ctl, "ALTER TABLE n ADD COLUMN note text");
     h_mig m;
@@ -193,12 +179,12 @@ static void test_equal_keys(void **state)
 static void test_session_settings(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     const char *ddl = "(id int PRIMARY KEY, t timestamptz, dt date);";
     h_execf(d, "CREATE TABLE s %s CREATE TABLE s_ref %s", ddl, ddl);
     h_execf(d, "INSERT INTO s SELECT i, timestamptz '2026-01-01 12:00:00+00' + i * interval '1 hour', "
                "date '2026-01-01' + i FROM generate_series(1, 400) i; INSERT INTO s_ref SELECT * FROM s");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     long long id = h_start_migration(ctl, "ALTER TABLE s ALTER COLUMN t TYPE timestamp, "
                                           "ALTER COLUMN dt TYPE text");
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 400", id));
@@ -219,7 +205,7 @@ static void test_session_settings(void **state)
                                "ON CONFLICT (id) DO UPDATE SET t = EXCLUDED.t - interval '3 hours'",
                             t ? "s_ref" : "s", i, t ? "s_ref" : "s", 1000 + i + 10 * round);
             }
-            h_eng_drop_conn(&eng, a);
+            h_eng_drop_conn(&h_eng_case, a);
         }
         if (round == 0) {
             PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
@@ -240,10 +226,10 @@ static void test_session_settings(void **state)
 static void test_second_unique(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "CREATE TABLE w (id int PRIMARY KEY, u int NOT NULL UNIQUE, v int);"
                "INSERT INTO w SELECT i, i * 10, 0 FROM generate_series(1, 6000) i");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     long long id = h_start_migration(ctl, "ALTER TABLE w ADD COLUMN note text");
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 3000", id));
     h_mig m;
@@ -275,10 +261,10 @@ static void test_second_unique(void **state)
 static void test_key_type_text(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "CREATE TABLE k (id int PRIMARY KEY, v int); INSERT INTO k SELECT i, i FROM "
                "generate_series(1, 300) i");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     long long id = h_start_migration(ctl, "ALTER TABLE k ALTER COLUMN id TYPE text");
     h_mig m;
     h_mig_wait(ctl, id, "ready", -1, WAIT_MS, &m);
@@ -298,12 +284,12 @@ static void test_key_type_text(void **state)
 static void test_key_collation(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     /* Mixed case and punctuation: "C" and ICU order them very differently. */
     h_execf(d, "CREATE TABLE c (k text COLLATE \"C\" PRIMARY KEY, v int);"
                "INSERT INTO c SELECT CASE i %% 4 WHEN 0 THEN 'a' WHEN 1 THEN 'B' WHEN 2 THEN '_c' "
                "ELSE 'D-' END || lpad(i::text, 7, '0'), i FROM generate_series(1, 120000) i");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     long long id = h_start_migration(ctl, "ALTER TABLE c ALTER COLUMN k TYPE text COLLATE \"en-x-icu\"");
     h_mig m;
     wait_copied(ctl, id, 1, &m);
@@ -324,12 +310,12 @@ static void test_key_collation(void **state)
 static void test_second_change(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "CREATE SCHEMA other; CREATE TABLE a (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
                "u int UNIQUE, v int); CREATE TABLE other.a (id int PRIMARY KEY, u int UNIQUE);"
                "INSERT INTO a (u, v) SELECT i, i FROM generate_series(1, 200) i;"
                "INSERT INTO other.a SELECT i, i FROM generate_series(1, 50) i");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     const char *changes[] = {"ALTER TABLE a ADD COLUMN a1 int", "ALTER TABLE a ADD COLUMN a2 int",
                              "ALTER TABLE other.a ADD COLUMN b1 int", "ALTER TABLE a ADD COLUMN a3 int"};
     for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++)
@@ -349,10 +335,10 @@ static void test_second_change(void **state)
 static void test_bound_objects(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "CREATE TABLE t (id int PRIMARY KEY, v int); CREATE TABLE audit_in (id int);"
                "CREATE VIEW t_view AS SELECT id, v FROM t");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     struct {
         const char *create, *drop, *named;
     } bound[] = {
@@ -391,10 +377,10 @@ static void test_bound_objects(void **state)
 static void test_batch_floor(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "CREATE TABLE b (id int PRIMARY KEY, v text); INSERT INTO b SELECT i, repeat('x', 200) "
                "FROM generate_series(1, 60000) i");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     long long id = h_start_migration(ctl, "ALTER TABLE b ADD COLUMN n int DEFAULT 7");
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld target_batch_ms = 1", id));
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld batch_size = 2000", id));
@@ -426,11 +412,11 @@ static void test_batch_floor(void **state)
 static void test_post_commit_durable(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "CREATE TABLE parent (id int PRIMARY KEY); CREATE TABLE child (id int PRIMARY KEY, "
                "pid int REFERENCES parent); INSERT INTO parent SELECT generate_series(1, 100);"
                "INSERT INTO child SELECT i, i FROM generate_series(1, 100) i");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     long long id = h_start_migration(ctl, "ALTER TABLE parent ADD COLUMN note text");
     finish(ctl, id);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conname = 'child_pid_fkey' "
@@ -444,7 +430,7 @@ static void test_post_commit_durable(void **state)
                "pgcutover.migrations SET post_commit = 'ALTER TABLE public.child VALIDATE "
                "CONSTRAINT child_pid_fkey' WHERE id = %lld", id);
     const char *sets[] = {"cutover=manual", NULL};
-    h_proxy_start(&eng.px, sets);
+    h_proxy_start(&h_eng_case.px, sets);
     bool validated = false;
     for (int i = 0; i < 100 && !validated; i++) {
         validated = h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conname = 'child_pid_fkey' "
@@ -456,7 +442,7 @@ static void test_post_commit_durable(void **state)
     }
     if (!validated)
         h_eng_fail("the recorded VALIDATE did not run after the restart");
-    h_eng_stop_proxy(&eng, &eng.px);
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 
 /* ---------- 6. a verify mismatch cleans up at once ---------- */
@@ -466,10 +452,10 @@ static void test_verify_mismatch_cleanup(void **state)
     (void)state;
     struct stat before;
     long long log_at = stat(px.log, &before) == 0 ? (long long)before.st_size : 0;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "CREATE TABLE vm (id int PRIMARY KEY, v int); INSERT INTO vm SELECT i, i FROM "
                "generate_series(1, 2000) i");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     long long id = h_start_migration(ctl, "ALTER TABLE vm ADD COLUMN note text");
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 1000", id));
     h_mig m;
@@ -502,10 +488,10 @@ static void test_verify_mismatch_cleanup(void **state)
 static void test_truncate(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "CREATE TABLE r (id int PRIMARY KEY, v int); INSERT INTO r SELECT i, i FROM "
                "generate_series(1, 3000) i");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     long long id = h_start_migration(ctl, "ALTER TABLE r ADD COLUMN note text");
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 1000", id));
     h_mig m;
@@ -532,7 +518,7 @@ static int group_teardown(void **state)
     return 0;
 }
 
-#define CASE(fn, db) cmocka_unit_test_prestate_setup_teardown(fn, case_setup, case_teardown, (void *)db)
+#define CASE(fn, db) cmocka_unit_test_prestate_setup_teardown(fn, h_eng_case_setup, h_eng_case_teardown, (void *)db)
 
 int main(void)
 {

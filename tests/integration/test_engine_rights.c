@@ -39,7 +39,6 @@
 #define READY_MS 60000
 
 static h_proxy px;
-static h_eng eng;
 
 static void exec_tolerant(const char *sql)
 {
@@ -53,7 +52,7 @@ static PGconn *console_as(const char *user)
 {
     char ci[512];
     snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d dbname=%s user=%s password=%s sslmode=disable",
-             px.control_port, eng.db, user, PW);
+             px.control_port, h_eng_case.db, user, PW);
     PGconn *c = NULL;
     for (int i = 0; i < 100; i++) {
         c = PQconnectdb(ci);
@@ -66,7 +65,7 @@ static PGconn *console_as(const char *user)
     if (c == NULL)
         h_eng_fail("console as %s failed", user);
     PQsetNoticeProcessor(c, h_quiet_notice, NULL);
-    return h_eng_keep(&eng, c);
+    return h_eng_keep(&h_eng_case, c);
 }
 
 /* A direct connection to e's database as role user (SCRAM password PW). */
@@ -74,7 +73,7 @@ static PGconn *login_as(const char *user)
 {
     char ci[512];
     snprintf(ci, sizeof ci, "host=%s port=%d dbname=%s user=%s password=%s sslmode=disable",
-             h_pg_host(), h_pg_port(), eng.db, user, PW);
+             h_pg_host(), h_pg_port(), h_eng_case.db, user, PW);
     PGconn *c = h_connect(ci);
     PQsetNoticeProcessor(c, h_quiet_notice, NULL);
     return c;
@@ -131,26 +130,13 @@ static void make_login(const char *role, bool console)
     h_exec_direct(sql);
 }
 
-static int case_setup(void **state)
-{
-    h_eng_setup_db(&eng, (const char *)*state);
-    return 0;
-}
-
-static int case_teardown(void **state)
-{
-    (void)state;
-    h_eng_teardown(&eng);
-    return 0;
-}
-
 /* ---------- item 2: the console user's text runs with the user's rights ---------- */
 
 static void test_user_text(void **state)
 {
     (void)state;
     make_login("rt_mallory", true);
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "GRANT CREATE ON SCHEMA public TO rt_mallory");
     h_execf(d, "CREATE TABLE secret_parent (id int PRIMARY KEY)");
     h_execf(d, "SET ROLE rt_mallory; CREATE TABLE m_t (id int PRIMARY KEY, v int);"
@@ -203,10 +189,10 @@ static void test_owner_objects(void **state)
 {
     (void)state;
     make_login("rt_alice", false);
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "GRANT CREATE ON SCHEMA public TO rt_alice");
     /* alice's own session (a superuser's SET ROLE would let her function RESET ROLE). */
-    PGconn *a = h_eng_keep(&eng, login_as("rt_alice"));
+    PGconn *a = h_eng_keep(&h_eng_case, login_as("rt_alice"));
     h_execf(a, "CREATE FUNCTION public.rt_alice_check(int) RETURNS bool LANGUAGE plpgsql AS $$\n"
                "BEGIN\n"
                "  BEGIN EXECUTE 'RESET ROLE'; EXCEPTION WHEN OTHERS THEN NULL; END;\n"
@@ -218,7 +204,7 @@ static void test_owner_objects(void **state)
                "INSERT INTO a_t SELECT i, i FROM generate_series(1, 200) i");
     assert_false(is_super(d, "rt_alice"));
     /* A superuser migrates alice's table (legit: it works). */
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     long long id = h_start_migration(ctl, "ALTER TABLE a_t ADD COLUMN note text");
     h_mig m;
     h_mig_wait(ctl, id, "ready", -1, READY_MS, &m);
@@ -242,19 +228,19 @@ static void test_operator(void **state)
 {
     (void)state;
     make_login("rt_writer", false);
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "CREATE TABLE w_t (k varchar(20) PRIMARY KEY, v int);"
                "INSERT INTO w_t SELECT 'k' || i, i FROM generate_series(1, 100) i;"
                "GRANT SELECT, INSERT, UPDATE ON w_t TO rt_writer;"
                "GRANT CREATE ON SCHEMA public TO rt_writer");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     long long id = h_start_migration(ctl, "ALTER TABLE w_t ADD COLUMN note text");
     h_mig m;
     h_mig_wait(ctl, id, "ready", -1, READY_MS, &m);
     /* The writer's own = for varchar, first in any path that has public. */
     char ci[512];
-    snprintf(ci, sizeof ci, "%s", h_conninfo_proxy_db(&px, eng.db, "user=rt_writer password=" PW));
-    PGconn *w = h_eng_keep(&eng, h_connect(ci));
+    snprintf(ci, sizeof ci, "%s", h_conninfo_proxy_db(&px, h_eng_case.db, "user=rt_writer password=" PW));
+    PGconn *w = h_eng_keep(&h_eng_case, h_connect(ci));
     h_execf(w, "CREATE FUNCTION public.rt_eq(varchar, varchar) RETURNS bool LANGUAGE plpgsql AS $$\n"
                "BEGIN\n"
                "  BEGIN EXECUTE 'ALTER ROLE rt_writer SUPERUSER'; EXCEPTION WHEN OTHERS THEN NULL; END;\n"
@@ -279,8 +265,8 @@ static void test_squat(void **state)
 {
     (void)state;
     make_login("rt_squatter", false);
-    PGconn *d = h_eng_direct(&eng);
-    h_execf(d, "GRANT CREATE ON DATABASE %s TO rt_squatter", eng.db);
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "GRANT CREATE ON DATABASE %s TO rt_squatter", h_eng_case.db);
     h_execf(d, "CREATE TABLE s_t (id int PRIMARY KEY, v int); INSERT INTO s_t VALUES (1, 1)");
     h_execf(d, "SET ROLE rt_squatter;"
                "CREATE SCHEMA pgcutover;"
@@ -293,7 +279,7 @@ static void test_squat(void **state)
                "(id bigint, state text, table_oid oid, statement text);"
                "CREATE TABLE pgcutover.trigger_errors (migration_id bigint, sqlstate text, message text);"
                "RESET ROLE");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     char code[6], msg[512];
     h_ctl_err(ctl, "ALTER TABLE s_t ADD COLUMN z int", code, msg, sizeof msg);
     assert_string_equal(code, "42501");
@@ -334,24 +320,24 @@ static void test_resume_refreshes_capture(void **state)
 {
     (void)state;
     make_login("rt_bob", false);
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "CREATE TABLE b_t (id int PRIMARY KEY, v int); ALTER TABLE b_t OWNER TO rt_bob;"
                "INSERT INTO b_t SELECT i, i FROM generate_series(1, 50) i");
     const char *sets[] = {"batch_size=100", "cutover=manual", NULL};
-    h_proxy_start(&eng.px, sets);
-    PGconn *ctl = h_eng_console(&eng, &eng.px);
+    h_proxy_start(&h_eng_case.px, sets);
+    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
     long long id = h_start_migration(ctl, "ALTER TABLE b_t ADD COLUMN note text");
     h_mig m;
     h_mig_wait(ctl, id, "ready", -1, READY_MS, &m);
-    h_eng_stop_proxy(&eng, &eng.px);
-    d = h_eng_direct(&eng);
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
+    d = h_eng_direct(&h_eng_case);
     h_execf(d, "ALTER FUNCTION pgcutover.m%lld_dw() OWNER TO %s;"
                "SET search_path = \"$user\", public;"
                "ALTER FUNCTION pgcutover.m%lld_dw() SET search_path FROM CURRENT", id, h_pg_user(), id);
     char v[256];
     h_qtext(d, v, sizeof v, "SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 'm%lld_dw'", id);
     assert_string_equal(v, h_pg_user());
-    h_proxy_start(&eng.px2, sets);
+    h_proxy_start(&h_eng_case.px2, sets);
     bool refreshed = false;
     for (int i = 0; i < 100 && !refreshed; i++) {
         h_qtext(d, v, sizeof v, "SELECT pg_get_userbyid(proowner) || ' ' || array_to_string(proconfig, ',')"
@@ -362,11 +348,11 @@ static void test_resume_refreshes_capture(void **state)
     }
     if (!refreshed)
         h_eng_fail("after the restart the dual-write function is still \"%s\"", v);
-    ctl = h_eng_console(&eng, &eng.px2);
+    ctl = h_eng_console(&h_eng_case, &h_eng_case.px2);
     h_execf(d, "UPDATE b_t SET v = -1 WHERE id = 3");
     wait_int(d, -1, "SELECT v FROM %s WHERE id = 3", m.shadow);
     PQclear(h_ctl_ok(ctl, "ABORT MIGRATION %lld", id));
-    h_eng_stop_proxy(&eng, &eng.px2);
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px2);
 }
 
 static int group_setup(void **state)
@@ -395,16 +381,16 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_prestate_setup_teardown(test_user_text, case_setup, case_teardown,
+        cmocka_unit_test_prestate_setup_teardown(test_user_text, h_eng_case_setup, h_eng_case_teardown,
                                                  (void *)"eng_rights_user"),
-        cmocka_unit_test_prestate_setup_teardown(test_owner_objects, case_setup, case_teardown,
+        cmocka_unit_test_prestate_setup_teardown(test_owner_objects, h_eng_case_setup, h_eng_case_teardown,
                                                  (void *)"eng_rights_owner"),
-        cmocka_unit_test_prestate_setup_teardown(test_operator, case_setup, case_teardown,
+        cmocka_unit_test_prestate_setup_teardown(test_operator, h_eng_case_setup, h_eng_case_teardown,
                                                  (void *)"eng_rights_operator"),
-        cmocka_unit_test_prestate_setup_teardown(test_squat, case_setup, case_teardown,
+        cmocka_unit_test_prestate_setup_teardown(test_squat, h_eng_case_setup, h_eng_case_teardown,
                                                  (void *)"eng_rights_squat"),
-        cmocka_unit_test_prestate_setup_teardown(test_resume_refreshes_capture, case_setup,
-                                                 case_teardown, (void *)"eng_rights_resume"),
+        cmocka_unit_test_prestate_setup_teardown(test_resume_refreshes_capture, h_eng_case_setup,
+                                                 h_eng_case_teardown, (void *)"eng_rights_resume"),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

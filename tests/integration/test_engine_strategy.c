@@ -33,7 +33,6 @@
 #include "h_engine.h"
 
 static h_proxy px;
-static h_eng eng;
 
 #define T_DDL                                                                                      \
     "CREATE TABLE %s (id int PRIMARY KEY, a int, s varchar(20), d int NOT NULL DEFAULT 1);"       \
@@ -61,19 +60,6 @@ static const struct {
     {"ADD COLUMN n int, ALTER COLUMN a TYPE bigint", "copy"},
 };
 
-static int case_setup(void **state)
-{
-    h_eng_setup_db(&eng, (const char *)*state);
-    return 0;
-}
-
-static int case_teardown(void **state)
-{
-    (void)state;
-    h_eng_teardown(&eng);
-    return 0;
-}
-
 /* The strategy PLAN reports ("instant" or "copy"), from its strategy row. */
 static void plan_strategy(PGconn *ctl, const char *sql, char *out, size_t len)
 {
@@ -100,8 +86,8 @@ static const char catalog_sql[] =
 static void test_matrix(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *d = h_eng_direct(&h_eng_case);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     for (size_t i = 0; i < sizeof matrix / sizeof matrix[0]; i++) {
         h_execf(d, "DROP TABLE IF EXISTS t, t_copy; " T_DDL "; " T_DDL, "t", "t", "t", "t_copy",
                 "t_copy", "t_copy");
@@ -146,18 +132,23 @@ static void test_matrix(void **state)
 static void test_lock_retry(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, T_DDL, "t", "t", "t");
-    PGconn *blocker = h_eng_keep(&eng, h_direct_connect(eng.db));
+    PGconn *blocker = h_eng_keep(&h_eng_case, h_direct_connect(h_eng_case.db));
     h_execf(blocker, "BEGIN; LOCK TABLE t IN ACCESS SHARE MODE");
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     assert_int_equal(PQsendQuery(ctl, "ALTER TABLE t ADD COLUMN note text"), 1);
     /* A client through the proxy reads meanwhile: held for moments, never refused. */
-    PGconn *app = h_eng_keep(&eng, h_connect(h_conninfo_proxy_db(&px, eng.db, NULL)));
-    for (int i = 0; i < 8; i++) {
+    PGconn *app = h_eng_keep(&h_eng_case, h_connect(h_conninfo_proxy_db(&px, h_eng_case.db, NULL)));
+    /* until pgcutover has met the lock at least once (its log says so; bounded) */
+    bool retried = false;
+    for (int i = 0; i < 150 && !retried; i++) {
         assert_int_equal(h_qint(app, "SELECT count(*) FROM t"), 500);
-        usleep(100000);
+        retried = h_shell("grep -q 'instant public.t: lock_timeout' %s", px.log) == 0;
+        if (!retried)
+            usleep(100000);
     }
+    assert_true(retried);
     h_execf(blocker, "COMMIT");
     PGresult *r = NULL, *last = NULL;
     while ((r = PQgetResult(ctl)) != NULL) {
@@ -181,11 +172,11 @@ static void test_lock_retry(void **state)
 static void test_off(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, T_DDL, "t", "t", "t");
     const char *sets[] = {"instant_ddl=off", "cutover=manual", NULL};
-    h_proxy_start(&eng.px, sets);
-    PGconn *ctl = h_eng_console(&eng, &eng.px);
+    h_proxy_start(&h_eng_case.px, sets);
+    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
     PGresult *r = h_ctl_ok(ctl, "PLAN ALTER TABLE t ADD COLUMN note text");
     bool said = false;
     for (int i = 0; i < PQntuples(r); i++)
@@ -197,7 +188,7 @@ static void test_off(void **state)
     h_mig_wait(ctl, id, "ready", -1, 60000, &m);
     assert_true(m.shadow[0] != 0);
     PQclear(h_ctl_ok(ctl, "ABORT MIGRATION %lld", id));
-    h_eng_stop_proxy(&eng, &eng.px);
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 
 /* ---------- concurrent ---------- */
@@ -210,10 +201,10 @@ static long long invalid_indexes(PGconn *d)
 static void test_index(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, T_DDL, "t", "t", "t");
     h_execf(d, "UPDATE t SET a = 5 WHERE id IN (10, 20)"); /* a duplicate for the unique index */
-    PGconn *ctl = h_eng_console(&eng, &px);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
     PGresult *r = h_ctl_ok(ctl, "PLAN CREATE INDEX t_a_idx ON t (a)");
     bool concurrently = false;
     for (int i = 0; i < PQntuples(r); i++)
@@ -248,12 +239,12 @@ static void test_index(void **state)
                "TO st_other");
     char ci[512];
     snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d dbname=%s user=st_other sslmode=disable",
-             px.control_port, eng.db);
-    PGconn *other = h_eng_keep(&eng, h_connect(ci));
+             px.control_port, h_eng_case.db);
+    PGconn *other = h_eng_keep(&h_eng_case, h_connect(ci));
     h_ctl_err(other, "CREATE INDEX t_b_idx ON t (s)", code, msg, sizeof msg);
     assert_string_equal(code, "42501");
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class WHERE relname = 't_b_idx'"), 0);
-    h_eng_drop_conn(&eng, other);
+    h_eng_drop_conn(&h_eng_case, other);
     h_execf(d, "DROP ROLE st_other");
 }
 
@@ -262,13 +253,13 @@ static void test_index(void **state)
 static void test_index_sigkill(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&eng);
+    PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, T_DDL, "t", "t", "t");
-    PGconn *old = h_eng_keep(&eng, h_direct_connect(eng.db));
+    PGconn *old = h_eng_keep(&h_eng_case, h_direct_connect(h_eng_case.db));
     h_execf(old, "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM t");
     const char *sets[] = {"instant_ddl=on", NULL};
-    h_proxy_start(&eng.px, sets);
-    PGconn *ctl = h_eng_console(&eng, &eng.px);
+    h_proxy_start(&h_eng_case.px, sets);
+    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
     assert_int_equal(PQsendQuery(ctl, "CREATE INDEX t_kill_idx ON t (a)"), 1);
     long long inv = 0;
     for (int i = 0; i < 100 && inv == 0; i++) { /* the build has made its INVALID index */
@@ -276,10 +267,10 @@ static void test_index_sigkill(void **state)
         inv = invalid_indexes(d);
     }
     assert_int_equal(inv, 1);
-    h_eng_drop_conn(&eng, ctl);
-    h_proxy_signal(&eng.px, SIGKILL);
-    h_proxy_stop(&eng.px);
-    h_proxy_start(&eng.px2, sets);
+    h_eng_drop_conn(&h_eng_case, ctl);
+    h_proxy_signal(&h_eng_case.px, SIGKILL);
+    h_proxy_stop(&h_eng_case.px);
+    h_proxy_start(&h_eng_case.px2, sets);
     /* The killed pgcutover's build goes on in its backend until the new one ends it. */
     long long builders = 1;
     for (int i = 0; i < 100 && builders > 0; i++) {
@@ -302,7 +293,7 @@ static void test_index_sigkill(void **state)
     if (!clean)
         h_eng_fail("after the restart: %lld INVALID index(es) left", invalid_indexes(d));
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class WHERE relname = 't_kill_idx'"), 0);
-    h_eng_stop_proxy(&eng, &eng.px2);
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px2);
 }
 
 static int group_setup(void **state)
@@ -320,7 +311,7 @@ static int group_teardown(void **state)
     return 0;
 }
 
-#define CASE(fn, db) cmocka_unit_test_prestate_setup_teardown(fn, case_setup, case_teardown, (void *)db)
+#define CASE(fn, db) cmocka_unit_test_prestate_setup_teardown(fn, h_eng_case_setup, h_eng_case_teardown, (void *)db)
 
 int main(void)
 {

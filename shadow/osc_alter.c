@@ -1,0 +1,203 @@
+/* osc_alter.c — see osc_alter.h: ALTER TABLE and PLAN at the console, both on the
+ * trial (the table checked, the ALTER tried on an empty shadow and rolled back). */
+#include "osc_alter.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "osc_db.h"
+#include "osc_plan.h"
+#include "osc_sql.h"
+#include "osc_strategy.h"
+
+/* Check sql's table (and, for a start, that no migration of it is live), then try the
+ * ALTER on an empty shadow in a transaction that is rolled back: every refusal comes
+ * before anything is recorded. *s gets the settings in force (caller conf_free's it). */
+static bool trial(PGconn *c, const char *sql, const char *user, bool starting, osc_plan *p,
+                  conf_t *s, osc_result *r)
+{
+    osc_hooks.settings(s);
+    if (!osc_plan_check(c, sql, user, p, r))
+        return false;
+    if (starting && osc_state_exists(c)) {
+        char oid[16], err[512], code[6];
+        snprintf(oid, sizeof oid, "%u", p->table_oid);
+        const char *v[] = {oid};
+        PGresult *t = osc_exec(c, "SELECT id, state FROM pgcutover.migrations WHERE table_oid = $1 "
+                                  "AND state NOT IN ('done', 'failed', 'aborted')",
+                               1, v, err, sizeof err, code);
+        if (t == NULL)
+            osc_result_error(r, code, NULL, "%s", err);
+        else if (PQntuples(t) > 0)
+            osc_result_error(r, "55000", "wait for it to finish, or ABORT MIGRATION it first",
+                             "table %s.%s already has migration %s in progress (state %s)",
+                             p->map.schema, p->map.table, PQgetvalue(t, 0, 0), PQgetvalue(t, 0, 1));
+        PQclear(t);
+        if (!r->ok)
+            return false;
+    }
+    char shadow[64];
+    osc_plan_table_name(p->map.table, 0, "new", shadow, sizeof shadow);
+    return osc_plan_shadow(c, p, 0, shadow, s->lock_timeout_ms, false, r);
+}
+
+int64_t osc_alter_start(PGconn *c, const char *user, const char *sql, osc_result *r)
+{
+    int64_t started = 0;
+    osc_plan p;
+    conf_t s = {0};
+    char err[1024], code[6];
+    bool ok = trial(c, sql, user, true, &p, &s, r);
+    if (ok && p.strategy == OSC_STRATEGY_INSTANT && s.instant_ddl == CONF_INSTANT_DDL_ON) {
+        osc_strategy_instant(c, user, sql, &p, &s, r);
+        conf_free(&s);
+        osc_plan_free(&p);
+        return 0;
+    }
+    if (ok && !osc_state_ensure(c, err, sizeof err)) {
+        osc_result_error(r, "XX000", NULL, "%s", err);
+        ok = false;
+    }
+    if (ok) {
+        char oid[16], bs[16], tb[16], mr[16], lt[16];
+        snprintf(oid, sizeof oid, "%u", p.table_oid);
+        snprintf(bs, sizeof bs, "%d", s.batch_size);
+        snprintf(tb, sizeof tb, "%d", s.target_batch_ms);
+        snprintf(mr, sizeof mr, "%d", s.max_rows_per_second);
+        snprintf(lt, sizeof lt, "%d", s.lock_timeout_ms);
+        const char *v[] = {p.map.schema, p.map.table, oid, sql, user, bs, tb, mr, lt,
+                           s.cutover == CONF_CUTOVER_MANUAL ? "manual" : "auto"};
+        PGresult *t = osc_exec(
+            c,
+            "INSERT INTO pgcutover.migrations (table_schema, table_name, table_oid, statement, "
+            "started_by, rows_estimated, settings, phase_at) VALUES ($1, $2, $3, $4, $5, NULL, "
+            "jsonb_build_object('batch_size', $6::text, 'target_batch_ms', $7::text, "
+            "'max_rows_per_second', $8::text, 'lock_timeout_ms', $9::text, 'cutover', $10::text, "
+            "'cutover_force', 'off'), jsonb_build_object('pending', now())) RETURNING id",
+            10, v, err, sizeof err, code);
+        if (t == NULL) {
+            if (strcmp(code, "23505") == 0)
+                osc_result_error(r, "55000", "wait for it to finish, or ABORT MIGRATION it first",
+                                 "table %s.%s already has a migration in progress", p.map.schema,
+                                 p.map.table);
+            else
+                osc_result_error(r, code, NULL, "recording the migration: %s", err);
+        } else {
+            int64_t id = strtoll(PQgetvalue(t, 0, 0), NULL, 10);
+            PQclear(t);
+            char table[300];
+            snprintf(table, sizeof table, "%s.%s", p.map.schema, p.map.table);
+            osc_log(CONF_LOG_INFO, "m%" PRId64 " %s: pending — started by %s: %s", id, table, user, sql);
+            started = id;
+            osc_result_col(r, "id", OSC_T_INT8);
+            osc_result_col(r, "table", OSC_T_TEXT);
+            osc_result_col(r, "state", OSC_T_TEXT);
+            char ids[32];
+            snprintf(ids, sizeof ids, "%" PRId64, id);
+            const char *row[] = {ids, table, "pending"};
+            osc_result_row(r, row);
+            snprintf(r->tag, sizeof r->tag, "ALTER TABLE");
+        }
+    }
+    conf_free(&s);
+    osc_plan_free(&p);
+    return started;
+}
+
+void osc_alter_plan(PGconn *c, const char *user, const char *sql, osc_result *r)
+{
+    osc_plan p;
+    conf_t s = {0};
+    if (trial(c, sql, user, false, &p, &s, r)) {
+        osc_result_col(r, "step", OSC_T_INT8);
+        osc_result_col(r, "phase", OSC_T_TEXT);
+        osc_result_col(r, "description", OSC_T_TEXT);
+        osc_result_col(r, "sql", OSC_T_TEXT);
+        char d[1200], n[16];
+        int stepno = 0;
+#define ROW(phase, desc, text)                                                                    \
+    do {                                                                                          \
+        snprintf(n, sizeof n, "%d", ++stepno);                                                    \
+        const char *row_[] = {n, phase, desc, text};                                              \
+        osc_result_row(r, row_);                                                                  \
+    } while (0)
+        snprintf(d, sizeof d, "%s.%s: ordinary table, about %" PRId64 " rows; key %s", p.map.schema,
+                 p.map.table, p.rows_estimated, p.key_desc);
+        ROW("check", d, (const char *)NULL);
+        if (p.strategy == OSC_STRATEGY_INSTANT && s.instant_ddl != CONF_INSTANT_DDL_ON) {
+            p.strategy = OSC_STRATEGY_COPY;
+            size_t l = strlen(p.why);
+            snprintf(p.why + l, sizeof p.why - l, "; copied all the same: instant_ddl = off");
+        }
+        ROW("strategy", p.why, (const char *)NULL);
+        if (p.strategy == OSC_STRATEGY_INSTANT) {
+            snprintf(d, sizeof d, "run the statement as %s under the proxy's hold: ACCESS "
+                                  "EXCLUSIVE for a moment, lock_timeout %d ms per attempt (the "
+                                  "longest a client waits), up to %d attempts with jittered "
+                                  "back-off; recorded in pgcutover.migrations in the same "
+                                  "transaction",
+                     user, s.lock_timeout_ms, s.cutover_attempts);
+            ROW("instant", d, sql);
+            for (int i = 0; i < p.nwarnings; i++)
+                ROW("warning", p.warnings[i], (const char *)NULL);
+            snprintf(r->tag, sizeof r->tag, "PLAN");
+            conf_free(&s);
+            osc_plan_free(&p);
+            return;
+        }
+        ROW("state", "record the migration in pgcutover.migrations (id n; shadow named <table>_<n>_new)",
+            (const char *)NULL);
+        ROW("prepare", "create the shadow table: same columns, defaults, constraints, indexes, "
+                       "storage; reloptions; outgoing foreign keys NOT VALID",
+            p.create_sql);
+        ROW("prepare", "apply the change to the shadow table (tried now on an empty copy: it works)",
+            p.alter_sql);
+        char *lg = osc_sql_create_log(&p.map);
+        ROW("triggers", "the change log: the keys every application write touches", lg);
+        free(lg);
+        char *fn = osc_sql_trigger_function(&p.map, false), *trg = osc_sql_create_triggers(&p.map);
+        ROW("triggers", "the capture trigger function: logs keys in the writer's transaction, "
+                        "never reads or writes the shadow",
+            fn);
+        snprintf(d, sizeof d, "install the triggers: proxy hold, lock_timeout %d ms, retried with "
+                              "backoff", s.lock_timeout_ms);
+        ROW("triggers", d, trg);
+        free(fn);
+        free(trg);
+        char *bf = osc_sql_backfill(&p.map, true, true);
+        snprintf(d, sizeof d, "keyset batches (first %d rows, adapting to target_batch_ms %d, "
+                              "max_rows_per_second %d) up to the greatest key at start, checkpointed",
+                 s.batch_size, s.target_batch_ms, s.max_rows_per_second);
+        ROW("backfill", d, bf);
+        free(bf);
+        char *vf = osc_sql_verify(&p.map, false, true, true);
+        for (int step = 0; step < OSC_APPLY_STEPS; step++) {
+            bool oom;
+            char *ap = osc_sql_apply(&p.map, step, &oom);
+            if (ap)
+                ROW("apply", "between backfill rounds, in ready and under the cutover's lock: "
+                             "the logged keys' current rows, one REPEATABLE READ transaction, as "
+                             "the table's owner",
+                    ap);
+            free(ap);
+        }
+        ROW("verify", "apply the log, then compare counts and hashes per key range in the same "
+                      "REPEATABLE READ snapshot", vf);
+        free(vf);
+        snprintf(d, sizeof d, "%s: ANALYZE; proxy hold; LOCK TABLE … ACCESS EXCLUSIVE "
+                              "(lock_timeout %d ms, up to %d attempts); swap names and carry "
+                              "over grants, owner, RLS, triggers, views, foreign keys, sequences, "
+                              "publications, comments; release; old table kept until DROP MIGRATION",
+                 s.cutover == CONF_CUTOVER_MANUAL ? "on CUTOVER MIGRATION n" : "at once when ready",
+                 s.lock_timeout_ms, s.cutover_attempts);
+        ROW("cutover", d, (const char *)NULL);
+        for (int i = 0; i < p.nwarnings; i++)
+            ROW("warning", p.warnings[i], (const char *)NULL);
+#undef ROW
+        snprintf(r->tag, sizeof r->tag, "PLAN");
+    }
+    conf_free(&s);
+    osc_plan_free(&p);
+}

@@ -248,7 +248,8 @@ bool osc_engine_is_command(const char *cmd)
 {
     char w[MAXW][64];
     int n = words(cmd, w);
-    if (index_words(w, n, 0))
+    const char *kind;
+    if (index_words(w, n, 0) || osc_stmt_direct(cmd, &kind))
         return true;
     if (n >= 2 && strcmp(w[0], "ALTER") == 0 && strcmp(w[1], "TABLE") == 0)
         return true;
@@ -776,20 +777,22 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
     char w[MAXW][64], err[1024];
     int n = words(cmd, w);
     bool plan = n >= 1 && strcmp(w[0], "PLAN") == 0;
+    const char *stmt = plan ? cmd + strspn(cmd, " \t\r\n") + 4 : cmd, *kind; /* after PLAN */
     bool index = index_words(w, n, plan ? 1 : 0);
-    if (plan && !index && (n < 2 || strcmp(w[1], "ALTER") != 0)) {
-        osc_result_error(r, "42601", "PLAN ALTER TABLE … | CREATE INDEX … | DROP INDEX … | REINDEX …",
-                         "PLAN takes an ALTER TABLE or index statement");
+    bool direct = !index && osc_stmt_direct(stmt, &kind);
+    if (plan && !index && !direct && (n < 2 || strcmp(w[1], "ALTER") != 0)) {
+        osc_result_error(r, "42601", "PLAN ALTER TABLE … | CREATE INDEX … | any DDL statement",
+                         "PLAN takes a DDL statement");
         return;
     }
     if (!plan && n >= 1 && strcmp(w[0], "SET") == 0 && (n != 6 || strcmp(w[4], "=") != 0)) {
         osc_result_error(r, "42601", NULL, "syntax: SET MIGRATION n key = value");
         return;
     }
-    bool alter = !plan && strcmp(w[0], "ALTER") == 0;
+    bool alter = !plan && !direct && strcmp(w[0], "ALTER") == 0;
     bool show_all = n == 2 && strcmp(w[0], "SHOW") == 0 && strcmp(w[1], "MIGRATIONS") == 0;
     int64_t id = 0;
-    if (!plan && !alter && !show_all && !index) {
+    if (!plan && !alter && !show_all && !index && !direct) {
         bool all_ok = strcmp(w[0], "PAUSE") == 0 || strcmp(w[0], "RESUME") == 0;
         char *end = NULL;
         id = n >= 3 ? strtoll(w[2], &end, 10) : 0;
@@ -815,8 +818,14 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
      * MIGRATIONS apply it to each migration). */
     if (id > 0 && !check_owner(c, db, user, id, r))
         ; /* answered */
-    else if (index) /* the statement after PLAN, if any */
-        osc_strategy_index(c, user, plan ? cmd + strspn(cmd, " \t\r\n") + 4 : cmd, plan, r);
+    else if (index)
+        osc_strategy_index(c, user, stmt, plan, r);
+    else if (direct) {
+        conf_t settings = {0};
+        osc_hooks.settings(&settings);
+        osc_strategy_direct(c, user, stmt, plan, &settings, r);
+        conf_free(&settings);
+    }
     else if (alter) {
         int64_t started = osc_alter_start(c, user, cmd, r);
         if (started > 0)

@@ -449,3 +449,69 @@ done:
         osc_idx_free(out);
     return ok;
 }
+
+bool osc_stmt_direct(const char *sql, const char **kind)
+{
+    static const struct {
+        PgQuery__Node__NodeCase node;
+        const char *kind;
+    } direct[] = {
+        {PG_QUERY__NODE__NODE_CREATE_STMT, "CREATE TABLE"},
+        {PG_QUERY__NODE__NODE_VIEW_STMT, "CREATE VIEW"},
+        {PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT, "CREATE TABLE AS / MATERIALIZED VIEW"},
+        {PG_QUERY__NODE__NODE_CREATE_FUNCTION_STMT, "CREATE FUNCTION"},
+        {PG_QUERY__NODE__NODE_ALTER_FUNCTION_STMT, "ALTER FUNCTION"},
+        {PG_QUERY__NODE__NODE_DROP_STMT, "DROP"},
+        {PG_QUERY__NODE__NODE_RENAME_STMT, "RENAME"},
+        {PG_QUERY__NODE__NODE_COMMENT_STMT, "COMMENT"},
+        {PG_QUERY__NODE__NODE_GRANT_STMT, "GRANT/REVOKE"},
+        {PG_QUERY__NODE__NODE_ALTER_DEFAULT_PRIVILEGES_STMT, "ALTER DEFAULT PRIVILEGES"},
+        {PG_QUERY__NODE__NODE_CREATE_SEQ_STMT, "CREATE SEQUENCE"},
+        {PG_QUERY__NODE__NODE_ALTER_SEQ_STMT, "ALTER SEQUENCE"},
+        {PG_QUERY__NODE__NODE_DEFINE_STMT, "CREATE AGGREGATE/OPERATOR/TYPE"},
+        {PG_QUERY__NODE__NODE_COMPOSITE_TYPE_STMT, "CREATE TYPE"},
+        {PG_QUERY__NODE__NODE_CREATE_ENUM_STMT, "CREATE TYPE AS ENUM"},
+        {PG_QUERY__NODE__NODE_ALTER_ENUM_STMT, "ALTER TYPE (enum)"},
+        {PG_QUERY__NODE__NODE_CREATE_RANGE_STMT, "CREATE TYPE AS RANGE"},
+        {PG_QUERY__NODE__NODE_ALTER_TYPE_STMT, "ALTER TYPE"},
+        {PG_QUERY__NODE__NODE_CREATE_DOMAIN_STMT, "CREATE DOMAIN"},
+        {PG_QUERY__NODE__NODE_ALTER_DOMAIN_STMT, "ALTER DOMAIN"},
+        {PG_QUERY__NODE__NODE_CREATE_SCHEMA_STMT, "CREATE SCHEMA"},
+        {PG_QUERY__NODE__NODE_ALTER_OWNER_STMT, "ALTER … OWNER TO"},
+        {PG_QUERY__NODE__NODE_ALTER_OBJECT_SCHEMA_STMT, "ALTER … SET SCHEMA"},
+        {PG_QUERY__NODE__NODE_CREATE_TRIG_STMT, "CREATE TRIGGER"},
+        {PG_QUERY__NODE__NODE_CREATE_POLICY_STMT, "CREATE POLICY"},
+        {PG_QUERY__NODE__NODE_ALTER_POLICY_STMT, "ALTER POLICY"},
+        {PG_QUERY__NODE__NODE_RULE_STMT, "CREATE RULE"},
+        {PG_QUERY__NODE__NODE_CREATE_STATS_STMT, "CREATE STATISTICS"},
+        {PG_QUERY__NODE__NODE_ALTER_STATS_STMT, "ALTER STATISTICS"},
+        {PG_QUERY__NODE__NODE_ALTER_TABLE_STMT, "ALTER VIEW/SEQUENCE/INDEX/MATERIALIZED VIEW"},
+    };
+    *kind = NULL;
+    char err[256];
+    PgQueryProtobufParseResult raw;
+    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, sizeof err);
+    if (tree != NULL && tree->n_stmts == 1) {
+        PgQuery__Node *n = tree->stmts[0]->stmt;
+        for (size_t i = 0; i < sizeof direct / sizeof direct[0] && *kind == NULL; i++)
+            if (n->node_case == direct[i].node)
+                *kind = direct[i].kind;
+        /* Planned or run concurrently instead: ALTER TABLE (also its RENAME COLUMN and
+         * RENAME CONSTRAINT), DROP INDEX. */
+        if (n->node_case == PG_QUERY__NODE__NODE_ALTER_TABLE_STMT &&
+            n->alter_table_stmt->objtype == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE)
+            *kind = NULL;
+        if (n->node_case == PG_QUERY__NODE__NODE_RENAME_STMT &&
+            n->rename_stmt->relation_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE &&
+            (n->rename_stmt->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN ||
+             n->rename_stmt->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABCONSTRAINT))
+            *kind = NULL;
+        if (n->node_case == PG_QUERY__NODE__NODE_DROP_STMT &&
+            n->drop_stmt->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX)
+            *kind = NULL;
+    }
+    if (tree)
+        pg_query__parse_result__free_unpacked(tree, NULL);
+    pg_query_free_protobuf_parse_result(raw);
+    return *kind != NULL;
+}

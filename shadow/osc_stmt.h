@@ -89,4 +89,14 @@ bool osc_stmt_index(const char *sql, bool *is_index, osc_idx_stmt *out, char sql
 /* osc_idx_free — release *s; safe on a zeroed struct. */
 void osc_idx_free(osc_idx_stmt *s);
 
+/*
+ * osc_stmt_direct — whether sql is one DDL statement the console runs as it is (strategy
+ * direct, osc_strategy.h): CREATE/ALTER/DROP of views, functions, sequences, types,
+ * domains, schemas, triggers, policies, rules, statistics, tables (not ALTER TABLE, which
+ * is planned, nor index statements, which run concurrently), COMMENT, GRANT/REVOKE,
+ * ALTER … OWNER/SET SCHEMA/RENAME of such objects. *kind gets a short name of the
+ * statement ("CREATE FUNCTION") or NULL. Pure.
+ */
+bool osc_stmt_direct(const char *sql, const char **kind);
+
 #endif

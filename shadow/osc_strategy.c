@@ -17,27 +17,35 @@ static double now_ms(void)
     return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
 }
 
-/* The migration row of a statement run instantly, in state (done or failed). */
+/* What a statement run under the hold is about (the table, or nothing for a direct
+ * statement: oid "0"). */
+typedef struct {
+    const char *strategy, *schema, *table, *oid;
+} held_target;
+
+/* The migration row of a statement run under the hold, in state (done or failed). */
 static const char record_sql[] =
     "INSERT INTO pgcutover.migrations (table_schema, table_name, table_oid, statement, "
     "started_by, strategy, state, phase, error, cutover_attempts, cutover_hold_ms, "
-    "cutover_lock_ms, phase_at) VALUES ($1, $2, $3, $4, $5, 'instant', $6, $7, $8, $9, $10, "
+    "cutover_lock_ms, phase_at) VALUES ($1, $2, $3, $4, $5, $11, $6, $7, $8, $9, $10, "
     "$10, jsonb_build_object($6::text, now())) RETURNING id";
 
-static PGresult *record(PGconn *c, const osc_plan *p, const char *sql, const char *user,
+static PGresult *record(PGconn *c, const held_target *t, const char *sql, const char *user,
                         const char *state, const char *phase, const char *error, int attempts,
                         double hold_ms, char *err, size_t errlen, char code[6])
 {
-    char oid[16], att[16], hold[32];
-    snprintf(oid, sizeof oid, "%u", p->table_oid);
+    char att[16], hold[32];
     snprintf(att, sizeof att, "%d", attempts);
     snprintf(hold, sizeof hold, "%.3f", hold_ms);
-    const char *v[] = {p->map.schema, p->map.table, oid, sql, user, state, phase, error, att, hold};
-    return osc_exec(c, record_sql, 10, v, err, errlen, code);
+    const char *v[] = {t->schema, t->table, t->oid, sql, user, state, phase, error, att, hold,
+                       t->strategy};
+    return osc_exec(c, record_sql, 11, v, err, errlen, code);
 }
 
-void osc_strategy_instant(PGconn *c, const char *user, const char *sql, const osc_plan *p,
-                          const conf_t *s, osc_result *r)
+/* sql as `user` under the hold, with lock_timeout and jittered retries, recorded in the same
+ * transaction (osc_strategy_instant's contract, for any strategy that runs that way). */
+static void run_held(PGconn *c, const char *user, const char *sql, const held_target *tg,
+                     const conf_t *s, const char *tag, osc_result *r)
 {
     char err[1024] = "", code[6] = "", lt[64];
     char *path = osc_rights_user_path(user);
@@ -63,8 +71,8 @@ void osc_strategy_instant(PGconn *c, const char *user, const char *sql, const os
         if (ok) {
             hold_ms = now_ms() - t0;
             char phase[400];
-            snprintf(phase, sizeof phase, "instant: run under the proxy's hold on attempt %d", a);
-            row = record(c, p, sql, user, "done", phase, NULL, a, hold_ms, err, sizeof err, code);
+            snprintf(phase, sizeof phase, "%s: run under the proxy's hold on attempt %d", tg->strategy, a);
+            row = record(c, tg, sql, user, "done", phase, NULL, a, hold_ms, err, sizeof err, code);
             ok = row != NULL && osc_run(c, "COMMIT", 0, NULL, err, sizeof err, code);
             if (ok)
                 id = strtoll(PQgetvalue(row, 0, 0), NULL, 10);
@@ -75,9 +83,9 @@ void osc_strategy_instant(PGconn *c, const char *user, const char *sql, const os
         osc_hooks.release();
         if (ok || strcmp(code, "55P03") != 0 || PQstatus(c) != CONNECTION_OK || a == attempts)
             break;
-        osc_log(CONF_LOG_WARNING, "instant %s.%s: lock_timeout (%d ms) on attempt %d/%d: %s; "
+        osc_log(CONF_LOG_WARNING, "%s %s.%s: lock_timeout (%d ms) on attempt %d/%d: %s; "
                                   "backing off",
-                p->map.schema, p->map.table, s->lock_timeout_ms, a, attempts, err);
+                tg->strategy, tg->schema, tg->table, s->lock_timeout_ms, a, attempts, err);
         int ms = backoff_ms + rand() % (backoff_ms / 2 + 1);
         struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
@@ -89,26 +97,63 @@ void osc_strategy_instant(PGconn *c, const char *user, const char *sql, const os
         char why[1200];
         snprintf(why, sizeof why, "%s%s", err, strcmp(code, "55P03") == 0 ? " (lock_timeout on every attempt)" : "");
         char rerr[256], rcode[6];
-        PQclear(record(c, p, sql, user, "failed", "instant: not run", why, a, 0, rerr, sizeof rerr,
-                       rcode));
-        osc_log(CONF_LOG_ERROR, "instant %s.%s: failed: %s", p->map.schema, p->map.table, why);
-        osc_result_error(r, code, strcmp(code, "55P03") == 0 ? "a session holds a lock on the "
-                         "table for longer than lock_timeout_ms; try again, or raise it with "
-                         "SET lock_timeout_ms" : NULL, "%s", why);
+        PQclear(record(c, tg, sql, user, "failed", "not run", why, a, 0, rerr, sizeof rerr, rcode));
+        osc_log(CONF_LOG_ERROR, "%s %s.%s: failed: %s", tg->strategy, tg->schema, tg->table, why);
+        osc_result_error(r, code, strcmp(code, "55P03") == 0 ? "a session holds a lock for longer "
+                         "than lock_timeout_ms; try again, or raise lock_timeout_ms" : NULL, "%s", why);
         return;
     }
-    osc_log(CONF_LOG_INFO, "m%" PRId64 " %s.%s: done — instant, attempt %d, hold %.3f ms: %s", id,
-            p->map.schema, p->map.table, a, hold_ms, sql);
+    osc_log(CONF_LOG_INFO, "m%" PRId64 " %s%s%s: done — %s, attempt %d, hold %.3f ms: %s", id,
+            tg->schema, *tg->schema ? "." : "", tg->table, tg->strategy, a, hold_ms, sql);
     osc_result_col(r, "id", OSC_T_INT8);
     osc_result_col(r, "table", OSC_T_TEXT);
     osc_result_col(r, "state", OSC_T_TEXT);
     osc_result_col(r, "strategy", OSC_T_TEXT);
     char ids[32], table[300];
     snprintf(ids, sizeof ids, "%" PRId64, id);
-    snprintf(table, sizeof table, "%s.%s", p->map.schema, p->map.table);
-    const char *rowv[] = {ids, table, "done", "instant"};
+    snprintf(table, sizeof table, "%s%s%s", tg->schema, *tg->schema ? "." : "", tg->table);
+    const char *rowv[] = {ids, table, "done", tg->strategy};
     osc_result_row(r, rowv);
-    snprintf(r->tag, sizeof r->tag, "ALTER TABLE");
+    snprintf(r->tag, sizeof r->tag, "%s", tag);
+}
+
+void osc_strategy_instant(PGconn *c, const char *user, const char *sql, const osc_plan *p,
+                          const conf_t *s, osc_result *r)
+{
+    char oid[16];
+    snprintf(oid, sizeof oid, "%u", p->table_oid);
+    held_target t = {"instant", p->map.schema, p->map.table, oid};
+    run_held(c, user, sql, &t, s, "ALTER TABLE", r);
+}
+
+void osc_strategy_direct(PGconn *c, const char *user, const char *sql, bool plan,
+                         const conf_t *s, osc_result *r)
+{
+    const char *kind;
+    if (!osc_stmt_direct(sql, &kind)) {
+        osc_result_error(r, "42601", "send one DDL statement; run queries and other commands "
+                                     "directly", "the console takes DDL statements only");
+        return;
+    }
+    if (plan) {
+        osc_result_col(r, "step", OSC_T_INT8);
+        osc_result_col(r, "phase", OSC_T_TEXT);
+        osc_result_col(r, "description", OSC_T_TEXT);
+        osc_result_col(r, "sql", OSC_T_TEXT);
+        char d[600];
+        snprintf(d, sizeof d, "direct: %s changes no busy table's rows; it runs as it is", kind);
+        const char *row1[] = {"1", "strategy", d, NULL};
+        osc_result_row(r, row1);
+        snprintf(d, sizeof d, "as %s under the proxy's hold: lock_timeout %d ms per attempt, up to "
+                              "%d attempts with jittered back-off; recorded in pgcutover.migrations",
+                 user, s->lock_timeout_ms, s->cutover_attempts);
+        const char *row2[] = {"2", "direct", d, sql};
+        osc_result_row(r, row2);
+        snprintf(r->tag, sizeof r->tag, "PLAN");
+        return;
+    }
+    held_target t = {"direct", "", "", "0"};
+    run_held(c, user, sql, &t, s, kind, r);
 }
 
 /* ---------- concurrent: CREATE INDEX, DROP INDEX, REINDEX ---------- */

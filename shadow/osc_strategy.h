@@ -29,6 +29,16 @@ void osc_strategy_instant(PGconn *c, const char *user, const char *sql, const os
                           const conf_t *s, osc_result *r);
 
 /*
+ * osc_strategy_direct — one DDL statement that is neither an ALTER TABLE nor an index
+ * statement (osc_stmt_direct: CREATE VIEW, CREATE FUNCTION, COMMENT, GRANT …) run as it is,
+ * as console user `user`, the same way as osc_strategy_instant (hold, lock_timeout,
+ * retries), recorded as a migration with strategy 'direct' (no table: table_oid 0). With
+ * plan, only PLAN's rows. 42601 for anything else (queries, transaction control …).
+ */
+void osc_strategy_direct(PGconn *c, const char *user, const char *sql, bool plan,
+                         const conf_t *s, osc_result *r);
+
+/*
  * osc_strategy_index — CREATE INDEX, DROP INDEX, REINDEX INDEX|TABLE (osc_stmt_index) run
  * CONCURRENTLY as console user `user` (SET ROLE and the user's search_path on c), outside
  * a transaction, recorded as a migration (strategy 'concurrent': building → done or

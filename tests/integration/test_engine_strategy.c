@@ -17,6 +17,10 @@
  *                  and leaves no INVALID index; a non-owner gets PostgreSQL's 42501.
  *   index_sigkill  SIGKILL of pgcutover during a concurrent build (waiting for an old
  *                  transaction): the next pgcutover leaves no INVALID index.
+ *   direct         CREATE VIEW/FUNCTION/TABLE, COMMENT, GRANT, ALTER TABLE … RENAME TO by a
+ *                  console member that is no superuser: run as that user (it owns what it
+ *                  made), recorded (strategy direct); a C function (superuser only) is
+ *                  refused with 42501 as it would be directly; PLAN SELECT is refused.
  *   off            with instant_ddl = off (another pgcutover), the same ADD COLUMN goes
  *                  through the copy and PLAN says why.
  */
@@ -296,6 +300,62 @@ static void test_index_sigkill(void **state)
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px2);
 }
 
+/* ---------- direct ---------- */
+
+static void test_direct(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, T_DDL, "t", "t", "t");
+    h_execf(d, "DROP ROLE IF EXISTS st_dev; CREATE ROLE st_dev LOGIN; GRANT pgcutover_admin TO "
+               "st_dev; GRANT CREATE ON SCHEMA public TO st_dev; ALTER TABLE t OWNER TO st_dev");
+    char ci[512];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d dbname=%s user=st_dev sslmode=disable",
+             px.control_port, h_eng_case.db);
+    PGconn *ctl = h_eng_keep(&h_eng_case, h_connect(ci));
+    static const char *const stmts[] = {
+        "CREATE VIEW t_big AS SELECT id, a FROM t WHERE a > 100",
+        "CREATE FUNCTION t_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER AS "
+        "'SELECT count(*) FROM public.t'",
+        "COMMENT ON TABLE t IS 'accounts'",
+        "CREATE TABLE t_audit (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, note text)",
+        "GRANT SELECT ON t_big TO PUBLIC",
+        "ALTER TABLE t_audit RENAME TO t_journal",
+    };
+    char sql[300];
+    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
+        snprintf(sql, sizeof sql, "PLAN %s", stmts[i]);
+        PGresult *r = h_ctl_ok(ctl, "%s", sql);
+        assert_true(strncmp(PQgetvalue(r, 0, h_col(r, "description")), "direct:", 7) == 0);
+        PQclear(r);
+        r = h_ctl_ok(ctl, "%s", stmts[i]);
+        assert_string_equal(PQgetvalue(r, 0, h_col(r, "strategy")), "direct");
+        assert_string_equal(PQgetvalue(r, 0, h_col(r, "state")), "done");
+        PQclear(r);
+    }
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM t_big"), 400);
+    /* run as the console user, not as the engine: the user owns what it made */
+    char owner[64];
+    h_qtext(d, owner, sizeof owner, "SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE proname = 't_count'");
+    assert_string_equal(owner, "st_dev");
+    h_qtext(d, owner, sizeof owner, "SELECT obj_description('t'::regclass, 'pg_class')");
+    assert_string_equal(owner, "accounts");
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class WHERE relname = 't_journal'"), 1);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.migrations WHERE strategy = 'direct' "
+                               "AND state = 'done'"), 6);
+    /* what the user may not do directly, it may not do through pgcutover */
+    char code[6], msg[512];
+    h_ctl_err(ctl, "CREATE FUNCTION public.t_bad() RETURNS int LANGUAGE c AS 'libc', 'abs'", code,
+              msg, sizeof msg);
+    assert_string_equal(code, "42501");
+    /* not DDL: refused */
+    h_ctl_err(ctl, "PLAN SELECT 1", code, msg, sizeof msg);
+    assert_string_equal(code, "42601");
+    h_eng_drop_conn(&h_eng_case, ctl);
+    h_execf(d, "DROP VIEW t_big; DROP FUNCTION t_count(); DROP TABLE t_journal, t; REVOKE CREATE ON "
+               "SCHEMA public FROM st_dev; DROP ROLE st_dev");
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -321,6 +381,7 @@ int main(void)
         CASE(test_off, "eng_strat_off"),
         CASE(test_index, "eng_strat_index"),
         CASE(test_index_sigkill, "eng_strat_kill"),
+        CASE(test_direct, "eng_strat_direct"),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -113,12 +113,34 @@ step_rc osc_drv_cutover(run_ctx *x)
              lock_tables(x, lock_sql, lt, force && a > 1, x->err, sizeof x->err, code);
         double t_lock = osc_drv_now_s();
         int errors = 0;
-        if (ok) { /* the log's last rows, now that nothing writes */
+        if (ok) { /* the table under the lock is the one migrated, not one made since under
+                   * its name (a DROP and CREATE during the migration) */
+            osc_sb q = {0};
+            osc_sb_addf(&q, "SELECT table_oid = to_regclass($2)::oid FROM pgcutover.migrations "
+                            "WHERE id = $1");
+            char *check = osc_sb_take(&q);
+            osc_sb n = {0};
+            osc_sb_qualified(&n, x->map.schema, x->map.table);
+            char *name = osc_sb_take(&n);
+            const char *v[] = {x->ids, name};
+            PGresult *t = check && name ? osc_exec(x->c, check, 2, v, x->err, sizeof x->err, code) : NULL;
+            ok = t != NULL;
+            if (t && PQgetvalue(t, 0, 0)[0] != 't') {
+                errors = 1;
+                snprintf(x->apply_err, sizeof x->apply_err, "table %s was dropped or replaced "
+                         "during the migration: nothing swapped", name);
+            }
+            PQclear(t);
+            free(check);
+            free(name);
+        }
+        if (ok && !errors) { /* the log's last rows, now that nothing writes */
             ok = osc_capture_apply(x->c, &x->map, false, NULL, x->err, sizeof x->err, code);
             errors = !ok && strncmp(code, "08", 2) != 0 && !osc_drv_retryable(code) &&
                      strcmp(code, "57014") != 0;
             if (errors)
-                snprintf(x->apply_err, sizeof x->apply_err, "SQLSTATE %s: %s", code, x->err);
+                snprintf(x->apply_err, sizeof x->apply_err, "an application write cannot be applied "
+                         "to the shadow table (SQLSTATE %s): %.1400s", code, x->err);
         }
         osc_sb after = {0};
         if (ok && errors == 0) {
@@ -198,8 +220,7 @@ step_rc osc_drv_cutover(run_ctx *x)
         step_rc errs = R_OK;
         if (*x->apply_err) {
             char reason[1800];
-            snprintf(reason, sizeof reason, "an application write cannot be applied to the shadow "
-                                            "table (%s)", x->apply_err);
+            snprintf(reason, sizeof reason, "%s", x->apply_err);
             x->apply_err[0] = 0;
             errs = osc_drv_fail_with(x, reason);
         } else {

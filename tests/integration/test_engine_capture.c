@@ -29,6 +29,8 @@
  *   verify_mismatch    (item 6) a row only the shadow has fails verify; triggers, log and
  *                      shadow are dropped at once (no lock timeout on pgcutover's own
  *                      sessions).
+ *   table_replaced     the table dropped and created again under its name while the migration
+ *                      waits in ready (as pgbench -i does): the cutover refuses to swap.
  *   post_commit        (item 10) the VALIDATE statements for after the swap's commit are
  *                      recorded with done; a restart runs what a crash left.
  *   second_change      (item 11) three changes of one table and one of a same-named table
@@ -483,6 +485,33 @@ static void test_verify_mismatch_cleanup(void **state)
                              px.log) == 0, 0);
 }
 
+/* ---------- the table dropped and made again under its name ---------- */
+
+static void test_table_replaced(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "CREATE TABLE rp (id int PRIMARY KEY, v int); INSERT INTO rp SELECT i, i FROM "
+               "generate_series(1, 100) i");
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
+    long long id = h_start_migration(ctl, "ALTER TABLE rp ADD COLUMN note text");
+    h_mig m;
+    h_mig_wait(ctl, id, "ready", -1, WAIT_MS, &m);
+    /* as `pgbench -i` does to its tables */
+    h_execf(d, "DROP TABLE rp; CREATE TABLE rp (id int, v int); INSERT INTO rp VALUES (7, 7)");
+    char code[6], msg[512], cmd[64];
+    snprintf(cmd, sizeof cmd, "CUTOVER MIGRATION %lld", id);
+    h_ctl_err(ctl, cmd, code, msg, sizeof msg);
+    h_mig_show(ctl, id, &m);
+    if (strcmp(m.state, "failed") != 0 || strstr(m.error, "dropped or replaced") == NULL)
+        h_eng_fail("migration %lld: %s (%s) after its table was replaced", id, m.state, m.error);
+    /* the new table is untouched: no key, its one row, no column added */
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM rp"), 1);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'rp'::regclass "
+                               "AND attname = 'note'"), 0);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'rp'::regclass"), 0);
+}
+
 /* ---------- TRUNCATE ---------- */
 
 static void test_truncate(void **state)
@@ -535,6 +564,7 @@ int main(void)
         CASE(test_batch_floor, "eng_cap_batch"),
         CASE(test_post_commit_durable, "eng_cap_post"),
         CASE(test_verify_mismatch_cleanup, "eng_cap_verify"),
+        CASE(test_table_replaced, "eng_cap_replaced"),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -4,7 +4,7 @@
  * on a trial on an empty copy: storage unchanged, nothing validated) runs as it is under
  * the proxy's hold, with no shadow table; everything else still goes through the copy.
  *
- *   matrix         16 statements: the expected strategy in PLAN; each instant one run
+ *   matrix         29 statements: the expected strategy in PLAN; each instant one run
  *                  through the console on t and directly on an identical t_copy, then the
  *                  catalogs compared (columns with types, NOT NULL and defaults;
  *                  constraints; indexes), t's storage unchanged, no shadow created, the
@@ -62,6 +62,20 @@ static const struct {
     {"ADD CONSTRAINT a_pos CHECK (a >= 0)", "copy"},
     {"ALTER COLUMN s TYPE varchar(10)", "copy"},
     {"ADD COLUMN n int, ALTER COLUMN a TYPE bigint", "copy"},
+    /* PostgreSQL 11+ stores a non-volatile default once (to_char is stable): no rewrite */
+    {"ADD COLUMN yr text DEFAULT to_char(date '2026-01-01', 'YYYY')", "instant"},
+    {"ADD COLUMN j jsonb DEFAULT '{}'", "instant"},
+    {"ADD COLUMN g uuid DEFAULT gen_random_uuid()", "copy"},
+    {"ADD COLUMN twice int GENERATED ALWAYS AS (a * 2) STORED", "copy"},
+    {"ADD COLUMN u int UNIQUE", "copy"},
+    {"ALTER COLUMN a SET STATISTICS 500", "instant"},
+    {"ALTER COLUMN s SET STORAGE EXTERNAL", "instant"},
+    {"DROP COLUMN a, ADD COLUMN a2 int", "instant"},
+    {"ALTER COLUMN s TYPE varchar(20)", "instant"}, /* the type it has: nothing to do */
+    {"ALTER COLUMN a TYPE int USING a + 1", "copy"},
+    {"ALTER COLUMN d SET DEFAULT 5, ALTER COLUMN d DROP NOT NULL", "instant"},
+    {"ADD CONSTRAINT s_fk FOREIGN KEY (a) REFERENCES t (id)", "copy"},
+    {"ALTER COLUMN s TYPE varchar(20) COLLATE \"C\"", "copy"}, /* the index is rebuilt */
 };
 
 /* The strategy PLAN reports ("instant" or "copy"), from its strategy row. */

@@ -50,6 +50,12 @@ int64_t osc_alter_start(PGconn *c, const char *user, const char *sql, osc_result
     conf_t s = {0};
     char err[1024], code[6];
     bool ok = trial(c, sql, user, true, &p, &s, r);
+    if (ok && p.strategy == OSC_STRATEGY_VALIDATE && s.instant_ddl == CONF_INSTANT_DDL_ON) {
+        osc_strategy_validate(c, user, sql, &p, &s, r);
+        conf_free(&s);
+        osc_plan_free(&p);
+        return 0;
+    }
     if (ok && p.strategy == OSC_STRATEGY_INSTANT && s.instant_ddl == CONF_INSTANT_DDL_ON) {
         osc_strategy_instant(c, user, sql, &p, &s, r);
         conf_free(&s);
@@ -126,12 +132,29 @@ void osc_alter_plan(PGconn *c, const char *user, const char *sql, osc_result *r)
         snprintf(d, sizeof d, "%s.%s: ordinary table, about %" PRId64 " rows; key %s", p.map.schema,
                  p.map.table, p.rows_estimated, p.key_desc);
         ROW("check", d, (const char *)NULL);
-        if (p.strategy == OSC_STRATEGY_INSTANT && s.instant_ddl != CONF_INSTANT_DDL_ON) {
+        if (p.strategy != OSC_STRATEGY_COPY && s.instant_ddl != CONF_INSTANT_DDL_ON) {
             p.strategy = OSC_STRATEGY_COPY;
             size_t l = strlen(p.why);
             snprintf(p.why + l, sizeof p.why - l, "; copied all the same: instant_ddl = off");
         }
         ROW("strategy", p.why, (const char *)NULL);
+        if (p.strategy == OSC_STRATEGY_VALIDATE) {
+            char err[256], *nv = osc_stmt_not_valid(sql, err, sizeof err);
+            snprintf(d, sizeof d, "run the statement with its CHECK / FOREIGN KEY constraints NOT "
+                                  "VALID, as %s under the proxy's hold (lock_timeout %d ms, up to "
+                                  "%d attempts)",
+                     user, s.lock_timeout_ms, s.cutover_attempts);
+            ROW("validate", d, nv ? nv : err);
+            free(nv);
+            ROW("validate", "ALTER TABLE … VALIDATE CONSTRAINT for each, in its own transaction: "
+                            "SHARE UPDATE EXCLUSIVE, reads and writes go on; a violating row "
+                            "drops the constraints again and fails with PostgreSQL's error",
+                (const char *)NULL);
+            snprintf(r->tag, sizeof r->tag, "PLAN");
+            conf_free(&s);
+            osc_plan_free(&p);
+            return;
+        }
         if (p.strategy == OSC_STRATEGY_INSTANT) {
             snprintf(d, sizeof d, "run the statement as %s under the proxy's hold: ACCESS "
                                   "EXCLUSIVE for a moment, lock_timeout %d ms per attempt (the "

@@ -558,10 +558,16 @@ static bool decide(PGconn *c, osc_plan *p, const char *shadow_rel, const char *b
     bool rewritten = strcmp(before, after) != 0;
     free(after);
     const char *scanning = NULL;
-    for (int i = 0; i < p->stmt.ncmds && scanning == NULL; i++)
-        if (p->stmt.cmds[i].scans)
+    bool validatable = false;
+    for (int i = 0; i < p->stmt.ncmds && scanning == NULL; i++) {
+        if (p->stmt.cmds[i].scans && p->stmt.cmds[i].validatable)
+            validatable = true;
+        else if (p->stmt.cmds[i].scans)
             scanning = p->stmt.cmds[i].column ? p->stmt.cmds[i].column : "a constraint";
-    p->strategy = rewritten || scanning ? OSC_STRATEGY_COPY : OSC_STRATEGY_INSTANT;
+    }
+    p->strategy = rewritten || scanning ? OSC_STRATEGY_COPY
+                  : validatable         ? OSC_STRATEGY_VALIDATE
+                                        : OSC_STRATEGY_INSTANT;
     if (rewritten)
         snprintf(p->why, sizeof p->why, "copy: on an empty copy PostgreSQL rewrote the table or "
                                         "built an index (its storage changed), so on the table it "
@@ -570,6 +576,10 @@ static bool decide(PGconn *c, osc_plan *p, const char *shadow_rel, const char *b
         snprintf(p->why, sizeof p->why, "copy: a subcommand (on %s) validates every existing row "
                                         "under ACCESS EXCLUSIVE",
                  scanning);
+    else if (validatable)
+        snprintf(p->why, sizeof p->why, "validate: catalog only but for the CHECK or FOREIGN KEY "
+                                        "it adds, which is added NOT VALID under the hold and "
+                                        "validated apart (SHARE UPDATE EXCLUSIVE: writes go on)");
     else
         snprintf(p->why, sizeof p->why, "instant: on an empty copy PostgreSQL changed only the "
                                         "catalog (no rewrite, no index built, nothing validated)");

@@ -25,6 +25,8 @@
 typedef enum {
     OSC_STRATEGY_COPY,    /* the shadow table engine (DESIGN.md §2) */
     OSC_STRATEGY_INSTANT, /* catalog only: the statement itself, under the proxy's hold */
+    OSC_STRATEGY_VALIDATE, /* catalog only but for CHECKs / FOREIGN KEYs it adds: those NOT
+                            * VALID under the hold, then VALIDATE CONSTRAINT apart */
 } osc_strategy;
 
 typedef struct {

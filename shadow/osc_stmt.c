@@ -217,6 +217,13 @@ bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err,
         oc->kind = kind_of(c->subtype);
         oc->scans = c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull ||
                     c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint;
+        if (c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint && c->def && c->def->constraint) {
+            PgQuery__Constraint *k = c->def->constraint;
+            oc->validatable = !k->skip_validation && (k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_CHECK ||
+                                                      k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN);
+            oc->scans = !k->skip_validation || (k->contype != PG_QUERY__CONSTR_TYPE__CONSTR_CHECK &&
+                                                k->contype != PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN);
+        }
         if (oc->kind == OSC_CMD_ADD_COLUMN && c->def && c->def->column_def)
             for (size_t k = 0; k < c->def->column_def->n_constraints; k++) {
                 PgQuery__Node *n = c->def->column_def->constraints[k];
@@ -514,4 +521,47 @@ bool osc_stmt_direct(const char *sql, const char **kind)
         pg_query__parse_result__free_unpacked(tree, NULL);
     pg_query_free_protobuf_parse_result(raw);
     return *kind != NULL;
+}
+
+char *osc_stmt_not_valid(const char *sql, char *err, size_t errlen)
+{
+    PgQueryProtobufParseResult raw;
+    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, errlen);
+    char *result = NULL;
+    if (tree == NULL || tree->n_stmts != 1 ||
+        tree->stmts[0]->stmt->node_case != PG_QUERY__NODE__NODE_ALTER_TABLE_STMT) {
+        snprintf(err, errlen, "not an ALTER TABLE");
+        goto done;
+    }
+    PgQuery__AlterTableStmt *a = tree->stmts[0]->stmt->alter_table_stmt;
+    for (size_t i = 0; i < a->n_cmds; i++) {
+        PgQuery__AlterTableCmd *c = a->cmds[i]->alter_table_cmd;
+        if (c && c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint && c->def &&
+            c->def->constraint &&
+            (c->def->constraint->contype == PG_QUERY__CONSTR_TYPE__CONSTR_CHECK ||
+             c->def->constraint->contype == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN)) {
+            c->def->constraint->skip_validation = true;
+            c->def->constraint->initially_valid = false;
+        }
+    }
+    size_t len = pg_query__parse_result__get_packed_size(tree);
+    uint8_t *buf = malloc(len);
+    if (buf == NULL) {
+        snprintf(err, errlen, "out of memory");
+        goto done;
+    }
+    pg_query__parse_result__pack(tree, buf);
+    PgQueryProtobuf pb = {.len = len, .data = (char *)buf};
+    PgQueryDeparseResult d = pg_query_deparse_protobuf(pb);
+    free(buf);
+    if (d.error)
+        snprintf(err, errlen, "deparse: %s", d.error->message);
+    else
+        result = strdup(d.query);
+    pg_query_free_deparse_result(d);
+done:
+    if (tree)
+        pg_query__parse_result__free_unpacked(tree, NULL);
+    pg_query_free_protobuf_parse_result(raw);
+    return result;
 }

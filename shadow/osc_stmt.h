@@ -37,6 +37,8 @@ typedef struct {
     char *type_name;  /* ALTER TYPE: the new type, deparsed; malloc'ed */
     bool scans;       /* validates existing rows: SET NOT NULL, ADD CONSTRAINT, a column
                        * added with a CHECK, UNIQUE, PRIMARY KEY, EXCLUDE or REFERENCES */
+    bool validatable; /* ADD CONSTRAINT … CHECK | FOREIGN KEY (not NOT VALID already): can be
+                       * added NOT VALID and validated apart (osc_stmt_not_valid) */
 } osc_cmd;
 
 typedef struct {
@@ -53,6 +55,12 @@ typedef struct {
  * On success the caller frees *out with osc_stmt_free.
  */
 bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err, size_t errlen);
+
+/*
+ * osc_stmt_not_valid — sql (an ALTER TABLE) with every ADD CONSTRAINT … CHECK and FOREIGN
+ * KEY made NOT VALID, deparsed. malloc'ed (caller frees), or NULL with err filled.
+ */
+char *osc_stmt_not_valid(const char *sql, char *err, size_t errlen);
 
 /* osc_stmt_free — release what osc_stmt_parse allocated; safe on a zeroed struct. */
 void osc_stmt_free(osc_stmt *s);

@@ -23,6 +23,8 @@ typedef struct {
     const char *strategy, *schema, *table, *oid;
 } held_target;
 
+static void answer(osc_result *r, int64_t id, const held_target *tg, const char *tag);
+
 /* The migration row of a statement run under the hold, in state (done or failed). */
 static const char record_sql[] =
     "INSERT INTO pgcutover.migrations (table_schema, table_name, table_oid, statement, "
@@ -43,9 +45,11 @@ static PGresult *record(PGconn *c, const held_target *t, const char *sql, const 
 }
 
 /* sql as `user` under the hold, with lock_timeout and jittered retries, recorded in the same
- * transaction (osc_strategy_instant's contract, for any strategy that runs that way). */
-static void run_held(PGconn *c, const char *user, const char *sql, const held_target *tg,
-                     const conf_t *s, const char *tag, osc_result *r)
+ * transaction in state (osc_strategy_instant's contract, for any strategy that runs that
+ * way). Returns the migration's id; answers *r with its row when tag is not NULL (else the
+ * caller does); 0 with the error in *r on failure. */
+static int64_t run_held(PGconn *c, const char *user, const char *sql, const held_target *tg,
+                        const conf_t *s, const char *state, const char *tag, osc_result *r)
 {
     char err[1024] = "", code[6] = "", lt[64];
     char *path = osc_rights_user_path(user);
@@ -53,7 +57,7 @@ static void run_held(PGconn *c, const char *user, const char *sql, const held_ta
         !osc_rights_executor(c, OSC_AS_USER, user, err, sizeof err, code)) {
         osc_result_error(r, *code ? code : "XX000", NULL, "%s", path ? err : "out of memory");
         free(path);
-        return;
+        return 0;
     }
     snprintf(lt, sizeof lt, "BEGIN; SET LOCAL lock_timeout = %d", s->lock_timeout_ms);
     const char *v[] = {sql, path};
@@ -72,7 +76,7 @@ static void run_held(PGconn *c, const char *user, const char *sql, const held_ta
             hold_ms = now_ms() - t0;
             char phase[400];
             snprintf(phase, sizeof phase, "%s: run under the proxy's hold on attempt %d", tg->strategy, a);
-            row = record(c, tg, sql, user, "done", phase, NULL, a, hold_ms, err, sizeof err, code);
+            row = record(c, tg, sql, user, state, phase, NULL, a, hold_ms, err, sizeof err, code);
             ok = row != NULL && osc_run(c, "COMMIT", 0, NULL, err, sizeof err, code);
             if (ok)
                 id = strtoll(PQgetvalue(row, 0, 0), NULL, 10);
@@ -101,10 +105,19 @@ static void run_held(PGconn *c, const char *user, const char *sql, const held_ta
         osc_log(CONF_LOG_ERROR, "%s %s.%s: failed: %s", tg->strategy, tg->schema, tg->table, why);
         osc_result_error(r, code, strcmp(code, "55P03") == 0 ? "a session holds a lock for longer "
                          "than lock_timeout_ms; try again, or raise lock_timeout_ms" : NULL, "%s", why);
-        return;
+        return 0;
     }
-    osc_log(CONF_LOG_INFO, "m%" PRId64 " %s%s%s: done — %s, attempt %d, hold %.3f ms: %s", id,
-            tg->schema, *tg->schema ? "." : "", tg->table, tg->strategy, a, hold_ms, sql);
+    osc_log(CONF_LOG_INFO, "m%" PRId64 " %s%s%s: %s — %s, attempt %d, hold %.3f ms: %s", id,
+            tg->schema, *tg->schema ? "." : "", tg->table, state, tg->strategy, a, hold_ms, sql);
+    if (tag == NULL)
+        return id;
+    answer(r, id, tg, tag);
+    return id;
+}
+
+/* The row (id, table, state done, strategy) a finished statement answers. */
+static void answer(osc_result *r, int64_t id, const held_target *tg, const char *tag)
+{
     osc_result_col(r, "id", OSC_T_INT8);
     osc_result_col(r, "table", OSC_T_TEXT);
     osc_result_col(r, "state", OSC_T_TEXT);
@@ -123,7 +136,107 @@ void osc_strategy_instant(PGconn *c, const char *user, const char *sql, const os
     char oid[16];
     snprintf(oid, sizeof oid, "%u", p->table_oid);
     held_target t = {"instant", p->map.schema, p->map.table, oid};
-    run_held(c, user, sql, &t, s, "ALTER TABLE", r);
+    run_held(c, user, sql, &t, s, "done", "ALTER TABLE", r);
+}
+
+/* One statement as `user` through the executor in a transaction of its own with
+ * lock_timeout, retried after a lock timeout; under the proxy's hold when hold (a lock a
+ * writer would queue behind), without it otherwise. Not recorded. */
+static bool run_retried(PGconn *c, const char *user, const char *sql, bool hold, const conf_t *s,
+                        char *err, size_t errlen, char code[6])
+{
+    char *path = osc_rights_user_path(user), lt[64];
+    snprintf(lt, sizeof lt, "BEGIN; SET LOCAL lock_timeout = %d", s->lock_timeout_ms);
+    const char *v[] = {sql, path};
+    bool ok = false;
+    for (int a = 1, backoff_ms = 100; path && a <= s->cutover_attempts && !ok; a++) {
+        if (hold)
+            osc_hooks.hold();
+        ok = osc_run(c, lt, 0, NULL, err, errlen, code) &&
+             osc_run(c, "SELECT pg_temp." OSC_AS_USER "($1, ARRAY[]::text[], false, $2)", 2, v, err,
+                     errlen, code) &&
+             osc_run(c, "COMMIT", 0, NULL, err, errlen, code);
+        if (!ok)
+            PQclear(PQexec(c, "ROLLBACK"));
+        if (hold)
+            osc_hooks.release();
+        if (ok || strcmp(code, "55P03") != 0 || PQstatus(c) != CONNECTION_OK)
+            break;
+        int ms = backoff_ms + rand() % (backoff_ms / 2 + 1);
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        if (backoff_ms < 3000)
+            backoff_ms *= 2;
+    }
+    free(path);
+    return ok;
+}
+
+void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const osc_plan *p,
+                           const conf_t *s, osc_result *r)
+{
+    char err[1024], code[6] = "", oid[16];
+    snprintf(oid, sizeof oid, "%u", p->table_oid);
+    char *not_valid = osc_stmt_not_valid(sql, err, sizeof err);
+    if (not_valid == NULL) {
+        osc_result_error(r, "42601", NULL, "%s", err);
+        return;
+    }
+    /* The table's constraints before: the ones the statement adds are the others. */
+    const char *ov[] = {oid};
+    PGresult *t = osc_exec(c, "SELECT coalesce(array_agg(oid), '{}')::text FROM pg_constraint "
+                              "WHERE conrelid = $1::oid", 1, ov, err, sizeof err, code);
+    char before[4096] = "{}";
+    if (t)
+        snprintf(before, sizeof before, "%s", PQgetvalue(t, 0, 0));
+    PQclear(t);
+    held_target tg = {"validate", p->map.schema, p->map.table, oid};
+    int64_t id = t ? run_held(c, user, not_valid, &tg, s, "validating", NULL, r) : 0;
+    free(not_valid);
+    if (id == 0) {
+        if (r->ok)
+            osc_result_error(r, code, NULL, "%s", err);
+        return;
+    }
+    const char *nv[] = {oid, before};
+    t = osc_exec(c, "SELECT format('ALTER TABLE %s VALIDATE CONSTRAINT %I', conrelid::regclass, "
+                    "conname), format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', "
+                    "conrelid::regclass, conname) FROM pg_constraint WHERE conrelid = $1::oid AND "
+                    "NOT convalidated AND oid <> ALL ($2::oid[]) ORDER BY oid",
+                 2, nv, err, sizeof err, code);
+    bool ok = t != NULL;
+    char why[1400] = "";
+    for (int i = 0; ok && i < PQntuples(t); i++)
+        if (!run_retried(c, user, PQgetvalue(t, i, 0), false, s, err, sizeof err, code))
+            ok = false;
+    if (!ok) {
+        snprintf(why, sizeof why, "%s", err);
+        char sc[6];
+        snprintf(sc, sizeof sc, "%s", code);
+        /* Nothing half-done: the constraints it added go again, under the hold. */
+        for (int i = 0; t && i < PQntuples(t); i++) {
+            char e2[512], c2[6];
+            if (!run_retried(c, user, PQgetvalue(t, i, 1), true, s, e2, sizeof e2, c2))
+                osc_log(CONF_LOG_WARNING, "validate %s.%s: %s: %s", p->map.schema, p->map.table,
+                        PQgetvalue(t, i, 1), e2);
+        }
+        snprintf(code, sizeof code, "%s", sc);
+    }
+    PQclear(t);
+    char ids[32];
+    snprintf(ids, sizeof ids, "%" PRId64, id);
+    const char *fv[] = {ids, ok ? "done" : "failed", ok ? NULL : why};
+    char e3[256], c3[6];
+    osc_run(c, "UPDATE pgcutover.migrations SET state = $2, error = $3, phase = CASE WHEN $2 = "
+               "'done' THEN 'validated' ELSE 'validation failed; the constraints it added were "
+               "dropped' END, updated_at = now(), phase_at = phase_at || jsonb_build_object($2::text, "
+               "now()) WHERE id = $1",
+            3, fv, e3, sizeof e3, c3);
+    if (!ok) {
+        osc_result_error(r, code, NULL, "%s", why);
+        return;
+    }
+    answer(r, id, &tg, "ALTER TABLE");
 }
 
 void osc_strategy_direct(PGconn *c, const char *user, const char *sql, bool plan,
@@ -153,7 +266,7 @@ void osc_strategy_direct(PGconn *c, const char *user, const char *sql, bool plan
         return;
     }
     held_target t = {"direct", "", "", "0"};
-    run_held(c, user, sql, &t, s, kind, r);
+    run_held(c, user, sql, &t, s, "done", kind, r);
 }
 
 /* ---------- concurrent: CREATE INDEX, DROP INDEX, REINDEX ---------- */

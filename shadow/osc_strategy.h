@@ -29,6 +29,18 @@ void osc_strategy_instant(PGconn *c, const char *user, const char *sql, const os
                           const conf_t *s, osc_result *r);
 
 /*
+ * osc_strategy_validate — an ALTER TABLE whose only scanning subcommands add a CHECK or a
+ * FOREIGN KEY (p from a trial that chose OSC_STRATEGY_VALIDATE): the statement with those
+ * NOT VALID, the osc_strategy_instant way (state validating), then each added constraint
+ * VALIDATEd as the user in its own transaction (SHARE UPDATE EXCLUSIVE: writes go on;
+ * lock_timeout, retries); done. A row that violates one: the constraints it added are
+ * dropped again under the hold, the migration fails and *r gets PostgreSQL's error
+ * (23514, 23503), as the plain ALTER would have failed.
+ */
+void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const osc_plan *p,
+                           const conf_t *s, osc_result *r);
+
+/*
  * osc_strategy_direct — one DDL statement that is neither an ALTER TABLE nor an index
  * statement (osc_stmt_direct: CREATE VIEW, CREATE FUNCTION, COMMENT, GRANT …) run as it is,
  * as console user `user`, the same way as osc_strategy_instant (hold, lock_timeout,

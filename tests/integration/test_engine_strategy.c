@@ -4,11 +4,14 @@
  * on a trial on an empty copy: storage unchanged, nothing validated) runs as it is under
  * the proxy's hold, with no shadow table; everything else still goes through the copy.
  *
- *   matrix         29 statements: the expected strategy in PLAN; each instant one run
+ *   matrix         31 statements: the expected strategy in PLAN; each instant one run
  *                  through the console on t and directly on an identical t_copy, then the
  *                  catalogs compared (columns with types, NOT NULL and defaults;
  *                  constraints; indexes), t's storage unchanged, no shadow created, the
  *                  migration recorded (strategy instant, state done).
+ *                  Validate statements (a CHECK or FOREIGN KEY added NOT VALID under the
+ *                  hold, then validated) are run and compared the same way.
+ *   validate_violated  a CHECK a row violates: PostgreSQL's 23514, no constraint left.
  *   lock_retry     a session holding ACCESS SHARE on the table in an open transaction:
  *                  the instant change retries under lock_timeout and finishes once it
  *                  commits; a client reading through the proxy meanwhile sees no error.
@@ -59,7 +62,7 @@ static const struct {
     {"ALTER COLUMN a TYPE bigint", "copy"},
     {"ADD COLUMN r float8 DEFAULT random()", "copy"},
     {"ALTER COLUMN a SET NOT NULL", "copy"},
-    {"ADD CONSTRAINT a_pos CHECK (a >= 0)", "copy"},
+    {"ADD CONSTRAINT a_pos CHECK (a >= 0)", "validate"},
     {"ALTER COLUMN s TYPE varchar(10)", "copy"},
     {"ADD COLUMN n int, ALTER COLUMN a TYPE bigint", "copy"},
     /* PostgreSQL 11+ stores a non-volatile default once (to_char is stable): no rewrite */
@@ -74,7 +77,9 @@ static const struct {
     {"ALTER COLUMN s TYPE varchar(20)", "instant"}, /* the type it has: nothing to do */
     {"ALTER COLUMN a TYPE int USING a + 1", "copy"},
     {"ALTER COLUMN d SET DEFAULT 5, ALTER COLUMN d DROP NOT NULL", "instant"},
-    {"ADD CONSTRAINT s_fk FOREIGN KEY (a) REFERENCES t (id)", "copy"},
+    {"ADD CONSTRAINT s_fk FOREIGN KEY (a) REFERENCES t (id)", "validate"},
+    {"ADD COLUMN m int DEFAULT 1, ADD CONSTRAINT m_pos CHECK (m > 0)", "validate"},
+    {"ADD CONSTRAINT a_pos CHECK (a >= 0) NOT VALID", "instant"},
     {"ALTER COLUMN s TYPE varchar(20) COLLATE \"C\"", "copy"}, /* the index is rebuilt */
 };
 
@@ -114,7 +119,7 @@ static void test_matrix(void **state)
         plan_strategy(ctl, sql, got, sizeof got);
         if (strcmp(got, matrix[i].strategy) != 0)
             h_eng_fail("PLAN %s: strategy %s, want %s", sql, got, matrix[i].strategy);
-        if (strcmp(matrix[i].strategy, "instant") != 0)
+        if (strcmp(matrix[i].strategy, "copy") == 0)
             continue;
         long long storage = h_qint(d, "SELECT relfilenode FROM pg_class WHERE oid = 't'::regclass");
         long long shadows = h_qint(d, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid "
@@ -122,7 +127,7 @@ static void test_matrix(void **state)
                                       "c.relkind = 'r' AND c.relname NOT IN ('migrations', 'migration_columns')");
         PGresult *r = h_ctl_ok(ctl, "%s", sql);
         assert_string_equal(PQgetvalue(r, 0, h_col(r, "state")), "done");
-        assert_string_equal(PQgetvalue(r, 0, h_col(r, "strategy")), "instant");
+        assert_string_equal(PQgetvalue(r, 0, h_col(r, "strategy")), matrix[i].strategy);
         long long id = atoll(PQgetvalue(r, 0, h_col(r, "id")));
         PQclear(r);
         h_execf(d, "ALTER TABLE t_copy %s", matrix[i].change);
@@ -207,6 +212,22 @@ static void test_off(void **state)
     assert_true(m.shadow[0] != 0);
     PQclear(h_ctl_ok(ctl, "ABORT MIGRATION %lld", id));
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
+}
+
+/* ---------- validate over a violating row ---------- */
+
+static void test_validate_violated(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, T_DDL, "t", "t", "t");
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
+    char code[6], msg[512];
+    h_ctl_err(ctl, "ALTER TABLE t ADD CONSTRAINT a_big CHECK (a > 250)", code, msg, sizeof msg);
+    assert_string_equal(code, "23514"); /* as the plain ALTER fails */
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conname = 'a_big'"), 0);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.migrations WHERE strategy = "
+                               "'validate' AND state = 'failed'"), 1);
 }
 
 /* ---------- concurrent ---------- */
@@ -392,6 +413,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         CASE(test_matrix, "eng_strat_matrix"),
         CASE(test_lock_retry, "eng_strat_lock"),
+        CASE(test_validate_violated, "eng_strat_violated"),
         CASE(test_off, "eng_strat_off"),
         CASE(test_index, "eng_strat_index"),
         CASE(test_index_sigkill, "eng_strat_kill"),

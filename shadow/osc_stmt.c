@@ -270,6 +270,29 @@ void osc_stmt_free(osc_stmt *s)
     memset(s, 0, sizeof *s);
 }
 
+/* SQL text of a (rewritten) parse tree, by libpg_query's deparser; malloc'ed, or NULL with
+ * err filled. */
+static char *deparse_tree(PgQuery__ParseResult *tree, char *err, size_t errlen)
+{
+    size_t len = pg_query__parse_result__get_packed_size(tree);
+    uint8_t *buf = malloc(len);
+    char *result = NULL;
+    if (buf == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pg_query__parse_result__pack(tree, buf);
+    PgQueryProtobuf pb = {.len = len, .data = (char *)buf};
+    PgQueryDeparseResult d = pg_query_deparse_protobuf(pb);
+    free(buf);
+    if (d.error)
+        snprintf(err, errlen, "deparse: %s", d.error->message);
+    else if ((result = strdup(d.query)) == NULL)
+        snprintf(err, errlen, "out of memory");
+    pg_query_free_deparse_result(d);
+    return result;
+}
+
 char *osc_stmt_retarget(const char *sql, const char *schema, const char *table, char *err,
                         size_t errlen)
 {
@@ -296,22 +319,10 @@ char *osc_stmt_retarget(const char *sql, const char *schema, const char *table, 
         free(rv->relname);
     rv->schemaname = strdup(schema);
     rv->relname = strdup(table);
-    size_t len = pg_query__parse_result__get_packed_size(tree);
-    uint8_t *buf = malloc(len);
-    if (buf == NULL || rv->schemaname == NULL || rv->relname == NULL) {
-        free(buf);
+    if (rv->schemaname == NULL || rv->relname == NULL)
         snprintf(err, errlen, "out of memory");
-        goto done;
-    }
-    pg_query__parse_result__pack(tree, buf);
-    PgQueryProtobuf pb = {.len = len, .data = (char *)buf};
-    PgQueryDeparseResult d = pg_query_deparse_protobuf(pb);
-    free(buf);
-    if (d.error)
-        snprintf(err, errlen, "deparse: %s", d.error->message);
     else
-        result = strdup(d.query);
-    pg_query_free_deparse_result(d);
+        result = deparse_tree(tree, err, errlen);
 done:
     if (tree)
         pg_query__parse_result__free_unpacked(tree, NULL);
@@ -385,19 +396,8 @@ bool osc_stmt_index(const char *sql, bool *is_index, osc_idx_stmt *out, char sql
         if (!set_name(out, ix->relation->schemaname, ix->relation->relname))
             goto oom;
         ix->concurrent = true;
-        size_t len = pg_query__parse_result__get_packed_size(tree);
-        uint8_t *pb = malloc(len);
-        if (pb == NULL)
-            goto oom;
-        pg_query__parse_result__pack(tree, pb);
-        PgQueryProtobuf p = {.len = len, .data = (char *)pb};
-        PgQueryDeparseResult d = pg_query_deparse_protobuf(p);
-        free(pb);
-        if (d.error)
+        if ((out->sql = deparse_tree(tree, err, errlen)) == NULL)
             fail(sqlstate, "42601", err, errlen, "cannot rewrite the statement CONCURRENTLY");
-        else
-            out->sql = strdup(d.query);
-        pg_query_free_deparse_result(d);
         ok = out->sql != NULL;
     } else if (n->node_case == PG_QUERY__NODE__NODE_DROP_STMT &&
                n->drop_stmt->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX) {
@@ -544,21 +544,7 @@ char *osc_stmt_not_valid(const char *sql, char *err, size_t errlen)
             c->def->constraint->initially_valid = false;
         }
     }
-    size_t len = pg_query__parse_result__get_packed_size(tree);
-    uint8_t *buf = malloc(len);
-    if (buf == NULL) {
-        snprintf(err, errlen, "out of memory");
-        goto done;
-    }
-    pg_query__parse_result__pack(tree, buf);
-    PgQueryProtobuf pb = {.len = len, .data = (char *)buf};
-    PgQueryDeparseResult d = pg_query_deparse_protobuf(pb);
-    free(buf);
-    if (d.error)
-        snprintf(err, errlen, "deparse: %s", d.error->message);
-    else
-        result = strdup(d.query);
-    pg_query_free_deparse_result(d);
+    result = deparse_tree(tree, err, errlen);
 done:
     if (tree)
         pg_query__parse_result__free_unpacked(tree, NULL);

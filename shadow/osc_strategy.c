@@ -10,6 +10,17 @@
 #include "osc_db.h"
 #include "osc_rights.h"
 
+/* Sleep *ms plus up to half of it again (jitter: retries of several pgcutover or clients do
+ * not meet in step), then double *ms up to 3 s. */
+static void back_off(int *ms)
+{
+    int wait = *ms + rand() % (*ms / 2 + 1);
+    struct timespec ts = {wait / 1000, (long)(wait % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    if (*ms < 3000)
+        *ms *= 2;
+}
+
 static double now_ms(void)
 {
     struct timespec ts;
@@ -90,11 +101,7 @@ static int64_t run_held(PGconn *c, const char *user, const char *sql, const held
         osc_log(CONF_LOG_WARNING, "%s %s.%s: lock_timeout (%d ms) on attempt %d/%d: %s; "
                                   "backing off",
                 tg->strategy, tg->schema, tg->table, s->lock_timeout_ms, a, attempts, err);
-        int ms = backoff_ms + rand() % (backoff_ms / 2 + 1);
-        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-        if (backoff_ms < 3000)
-            backoff_ms *= 2;
+        back_off(&backoff_ms);
     }
     free(path);
     if (!ok) {
@@ -162,11 +169,7 @@ static bool run_retried(PGconn *c, const char *user, const char *sql, bool hold,
             osc_hooks.release();
         if (ok || strcmp(code, "55P03") != 0 || PQstatus(c) != CONNECTION_OK)
             break;
-        int ms = backoff_ms + rand() % (backoff_ms / 2 + 1);
-        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-        if (backoff_ms < 3000)
-            backoff_ms *= 2;
+        back_off(&backoff_ms);
     }
     free(path);
     return ok;

@@ -139,7 +139,13 @@ void osc_alter_plan(PGconn *c, const char *user, const char *sql, osc_result *r)
         }
         ROW("strategy", p.why, (const char *)NULL);
         if (p.strategy == OSC_STRATEGY_VALIDATE) {
-            char err[256], *nv = osc_stmt_not_valid(sql, err, sizeof err);
+            char err[256], *nv = p.stmt.ncmds == 1 && p.stmt.cmds[0].sets_not_null
+                                     ? strdup("ALTER TABLE … ADD CONSTRAINT pgcutover_nn_<column> "
+                                              "CHECK (<column> IS NOT NULL) NOT VALID; then VALIDATE "
+                                              "CONSTRAINT; then, under the hold, ALTER COLUMN … SET "
+                                              "NOT NULL (no scan: the valid CHECK proves it) and DROP "
+                                              "CONSTRAINT pgcutover_nn_<column>")
+                                     : osc_stmt_not_valid(sql, err, sizeof err);
             snprintf(d, sizeof d, "run the statement with its CHECK / FOREIGN KEY constraints NOT "
                                   "VALID, as %s under the proxy's hold (lock_timeout %d ms, up to "
                                   "%d attempts)",

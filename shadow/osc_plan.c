@@ -559,8 +559,11 @@ static bool decide(PGconn *c, osc_plan *p, const char *shadow_rel, const char *b
     free(after);
     const char *scanning = NULL;
     bool validatable = false;
+    /* One SET NOT NULL alone: a CHECK (col IS NOT NULL) validated apart lets PostgreSQL 12+
+     * set it without a scan (osc_strategy_validate). */
+    bool one_not_null = p->stmt.ncmds == 1 && p->stmt.cmds[0].sets_not_null;
     for (int i = 0; i < p->stmt.ncmds && scanning == NULL; i++) {
-        if (p->stmt.cmds[i].scans && p->stmt.cmds[i].validatable)
+        if (p->stmt.cmds[i].scans && (p->stmt.cmds[i].validatable || one_not_null))
             validatable = true;
         else if (p->stmt.cmds[i].scans)
             scanning = p->stmt.cmds[i].column ? p->stmt.cmds[i].column : "a constraint";
@@ -577,9 +580,13 @@ static bool decide(PGconn *c, osc_plan *p, const char *shadow_rel, const char *b
                                         "under ACCESS EXCLUSIVE",
                  scanning);
     else if (validatable)
-        snprintf(p->why, sizeof p->why, "validate: catalog only but for the CHECK or FOREIGN KEY "
-                                        "it adds, which is added NOT VALID under the hold and "
-                                        "validated apart (SHARE UPDATE EXCLUSIVE: writes go on)");
+        snprintf(p->why, sizeof p->why, one_not_null
+                     ? "validate: SET NOT NULL as a CHECK (… IS NOT NULL) added NOT VALID under the "
+                       "hold, validated apart (SHARE UPDATE EXCLUSIVE: writes go on), then SET NOT "
+                       "NULL without a scan under the hold"
+                     : "validate: catalog only but for the CHECK or FOREIGN KEY it adds, which is "
+                       "added NOT VALID under the hold and validated apart (SHARE UPDATE "
+                       "EXCLUSIVE: writes go on)");
     else
         snprintf(p->why, sizeof p->why, "instant: on an empty copy PostgreSQL changed only the "
                                         "catalog (no rewrite, no index built, nothing validated)");

@@ -215,6 +215,7 @@ bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err,
         }
         osc_cmd *oc = &out->cmds[out->ncmds++];
         oc->kind = kind_of(c->subtype);
+        oc->sets_not_null = c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull;
         oc->scans = c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull ||
                     c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint;
         if (c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint && c->def && c->def->constraint) {

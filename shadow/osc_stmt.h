@@ -39,6 +39,7 @@ typedef struct {
                        * added with a CHECK, UNIQUE, PRIMARY KEY, EXCLUDE or REFERENCES */
     bool validatable; /* ADD CONSTRAINT … CHECK | FOREIGN KEY (not NOT VALID already): can be
                        * added NOT VALID and validated apart (osc_stmt_not_valid) */
+    bool sets_not_null; /* ALTER COLUMN … SET NOT NULL */
 } osc_cmd;
 
 typedef struct {

@@ -180,8 +180,37 @@ void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const o
 {
     char err[1024], code[6] = "", oid[16];
     snprintf(oid, sizeof oid, "%u", p->table_oid);
-    char *not_valid = osc_stmt_not_valid(sql, err, sizeof err);
+    /* A lone SET NOT NULL: a helper CHECK (col IS NOT NULL) instead, NOT VALID; once it is
+     * valid, SET NOT NULL needs no scan and the helper goes (PostgreSQL 12+). */
+    const char *nn_col = p->stmt.ncmds == 1 && p->stmt.cmds[0].sets_not_null ? p->stmt.cmds[0].column : NULL;
+    char *not_valid = NULL, *finish = NULL;
+    if (nn_col) {
+        osc_sb b = {0}, f = {0}, cn = {0};
+        osc_sb_addf(&cn, "pgcutover_nn_%.40s", nn_col);
+        char *name = osc_sb_take(&cn);
+        osc_sb_addf(&b, "ALTER TABLE ");
+        osc_sb_qualified(&b, p->map.schema, p->map.table);
+        osc_sb_addf(&b, " ADD CONSTRAINT ");
+        osc_sb_ident(&b, name ? name : "");
+        osc_sb_addf(&b, " CHECK (");
+        osc_sb_ident(&b, nn_col);
+        osc_sb_addf(&b, " IS NOT NULL) NOT VALID");
+        osc_sb_addf(&f, "ALTER TABLE ");
+        osc_sb_qualified(&f, p->map.schema, p->map.table);
+        osc_sb_addf(&f, " ALTER COLUMN ");
+        osc_sb_ident(&f, nn_col);
+        osc_sb_addf(&f, " SET NOT NULL, DROP CONSTRAINT ");
+        osc_sb_ident(&f, name ? name : "");
+        free(name);
+        not_valid = osc_sb_take(&b);
+        finish = osc_sb_take(&f);
+        if (not_valid == NULL || finish == NULL)
+            snprintf(err, sizeof err, "out of memory");
+    } else {
+        not_valid = osc_stmt_not_valid(sql, err, sizeof err);
+    }
     if (not_valid == NULL) {
+        free(finish);
         osc_result_error(r, "42601", NULL, "%s", err);
         return;
     }
@@ -197,6 +226,7 @@ void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const o
     int64_t id = t ? run_held(c, user, not_valid, &tg, s, "validating", NULL, r) : 0;
     free(not_valid);
     if (id == 0) {
+        free(finish);
         if (r->ok)
             osc_result_error(r, code, NULL, "%s", err);
         return;
@@ -212,6 +242,14 @@ void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const o
     for (int i = 0; ok && i < PQntuples(t); i++)
         if (!run_retried(c, user, PQgetvalue(t, i, 0), false, s, err, sizeof err, code))
             ok = false;
+    if (ok && finish && !run_retried(c, user, finish, true, s, err, sizeof err, code))
+        ok = false;
+    if (!ok && nn_col && strcmp(code, "23514") == 0) { /* as SET NOT NULL itself says it */
+        snprintf(code, sizeof code, "23502");
+        snprintf(err, sizeof err, "column \"%s\" of relation \"%s\" contains null values", nn_col,
+                 p->map.table);
+    }
+    free(finish);
     if (!ok) {
         snprintf(why, sizeof why, "%s", err);
         char sc[6];

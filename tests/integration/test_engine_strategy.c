@@ -4,14 +4,15 @@
  * on a trial on an empty copy: storage unchanged, nothing validated) runs as it is under
  * the proxy's hold, with no shadow table; everything else still goes through the copy.
  *
- *   matrix         31 statements: the expected strategy in PLAN; each instant one run
+ *   matrix         32 statements: the expected strategy in PLAN; each instant one run
  *                  through the console on t and directly on an identical t_copy, then the
  *                  catalogs compared (columns with types, NOT NULL and defaults;
  *                  constraints; indexes), t's storage unchanged, no shadow created, the
  *                  migration recorded (strategy instant, state done).
  *                  Validate statements (a CHECK or FOREIGN KEY added NOT VALID under the
  *                  hold, then validated) are run and compared the same way.
- *   validate_violated  a CHECK a row violates: PostgreSQL's 23514, no constraint left.
+ *   validate_violated  a CHECK a row violates: PostgreSQL's 23514, no constraint left; SET
+ *                  NOT NULL over a NULL: 23502, the column unchanged, no helper CHECK left.
  *   lock_retry     a session holding ACCESS SHARE on the table in an open transaction:
  *                  the instant change retries under lock_timeout and finishes once it
  *                  commits; a client reading through the proxy meanwhile sees no error.
@@ -61,7 +62,8 @@ static const struct {
     {"RENAME COLUMN d TO d2", "instant"},
     {"ALTER COLUMN a TYPE bigint", "copy"},
     {"ADD COLUMN r float8 DEFAULT random()", "copy"},
-    {"ALTER COLUMN a SET NOT NULL", "copy"},
+    {"ALTER COLUMN a SET NOT NULL", "validate"},
+    {"ALTER COLUMN a SET NOT NULL, ADD COLUMN n int", "copy"}, /* only a lone SET NOT NULL */
     {"ADD CONSTRAINT a_pos CHECK (a >= 0)", "validate"},
     {"ALTER COLUMN s TYPE varchar(10)", "copy"},
     {"ADD COLUMN n int, ALTER COLUMN a TYPE bigint", "copy"},
@@ -228,6 +230,15 @@ static void test_validate_violated(void **state)
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conname = 'a_big'"), 0);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.migrations WHERE strategy = "
                                "'validate' AND state = 'failed'"), 1);
+    /* SET NOT NULL over a NULL: PostgreSQL's 23502, the column as it was, no helper left */
+    h_execf(d, "UPDATE t SET a = NULL WHERE id = 3");
+    h_ctl_err(ctl, "ALTER TABLE t ALTER COLUMN a SET NOT NULL", code, msg, sizeof msg);
+    assert_string_equal(code, "23502");
+    assert_non_null(strstr(msg, "contains null values"));
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass "
+                               "AND attname = 'a' AND attnotnull"), 0);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conrelid = 't'::regclass "
+                               "AND conname LIKE 'pgcutover%%'"), 0);
 }
 
 /* ---------- concurrent ---------- */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 osc_engine_hooks osc_hooks;
 
@@ -97,6 +98,43 @@ PGresult *osc_exec(PGconn *c, const char *sql, int nparams, const char *const *v
         snprintf(sqlstate, 6, "%s", code ? code : PQstatus(c) == CONNECTION_OK ? "XX000" : "08006");
     PQclear(r);
     return NULL;
+}
+
+void osc_back_off(int *ms)
+{
+    int wait = *ms + rand() % (*ms / 2 + 1);
+    struct timespec ts = {wait / 1000, (long)(wait % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    if (*ms < 3000)
+        *ms *= 2;
+}
+
+bool osc_run_locked(PGconn *c, const char *sql, int nparams, const char *const *values, bool hold,
+                    int lock_timeout_ms, int attempts, char *err, size_t errlen, char code[6])
+{
+    char lt[64];
+    snprintf(lt, sizeof lt, "SET LOCAL lock_timeout = %d", lock_timeout_ms);
+    int backoff_ms = 100;
+    for (int a = 1; a <= attempts; a++) {
+        if (hold)
+            osc_hooks.hold();
+        bool ok = osc_run(c, "BEGIN", 0, NULL, err, errlen, code) &&
+                  osc_run(c, lt, 0, NULL, err, errlen, code) &&
+                  osc_run(c, sql, nparams, values, err, errlen, code) &&
+                  osc_run(c, "COMMIT", 0, NULL, err, errlen, code);
+        if (hold)
+            osc_hooks.release();
+        if (ok)
+            return true;
+        PQclear(PQexec(c, "ROLLBACK"));
+        if (strcmp(code, "55P03") != 0 || PQstatus(c) != CONNECTION_OK)
+            return false;
+        osc_log(CONF_LOG_WARNING, "lock_timeout (%d ms) on attempt %d/%d: %s; backing off %d ms",
+                lock_timeout_ms, a, attempts, err, backoff_ms);
+        osc_back_off(&backoff_ms);
+    }
+    snprintf(err + strlen(err), errlen - strlen(err), " (gave up after %d attempts)", attempts);
+    return false;
 }
 
 bool osc_run(PGconn *c, const char *sql, int nparams, const char *const *values, char *err,

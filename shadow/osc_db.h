@@ -50,6 +50,23 @@ bool osc_run(PGconn *c, const char *sql, int nparams, const char *const *values,
  * a transaction-level advisory lock, so concurrent first uses do not collide), add the
  * columns of later releases, and refuse (osc_state_trusted) a schema someone else owns. */
 bool osc_state_ensure(PGconn *c, char *err, size_t errlen);
+/*
+ * osc_back_off — sleep *ms (milliseconds) plus up to half of it again (jitter, so that the
+ * retries of several sessions do not meet in step), then double *ms up to 3 s.
+ */
+void osc_back_off(int *ms);
+
+/*
+ * osc_run_locked — BEGIN; SET LOCAL lock_timeout = lock_timeout_ms; sql (nparams text
+ * values); COMMIT — under the proxy's hold when hold (a lock that writers would queue
+ * behind), up to `attempts` times with osc_back_off after a lock timeout (55P03, logged);
+ * rolled back on failure. The path every lock on a live table takes (DESIGN.md §2). false
+ * with err/code on any other error, or after the last attempt (" (gave up after n
+ * attempts)" appended to err).
+ */
+bool osc_run_locked(PGconn *c, const char *sql, int nparams, const char *const *values, bool hold,
+                    int lock_timeout_ms, int attempts, char *err, size_t errlen, char code[6]);
+
 /* osc_state_trusted — false with 42501 in code and err saying what to do when schema
  * pgcutover or one of its state tables exists and is owned by neither the connection's
  * role nor a superuser (a role with CREATE on the database could have made them, with

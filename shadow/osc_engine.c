@@ -823,7 +823,7 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
     else if (direct) {
         conf_t settings = {0};
         osc_hooks.settings(&settings);
-        osc_strategy_direct(c, user, stmt, plan, &settings, r);
+        osc_strategy_direct(c, user, stmt, kind, plan, &settings, r);
         conf_free(&settings);
     }
     else if (alter) {

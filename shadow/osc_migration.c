@@ -68,40 +68,6 @@ bool osc_drv_set_state(run_ctx *x, const char *state, const char *phase, const c
     return true;
 }
 
-/* Run ddl on the live table under the proxy's hold with a short lock_timeout, retried
- * with growing, jittered backoff (DESIGN.md §2: no client error, no lock queue). */
-static bool locked_ddl(PGconn *c, const char *ddl, int lock_timeout_ms, int attempts, char *err,
-                       size_t errlen, char code[6])
-{
-    char sql[64];
-    snprintf(sql, sizeof sql, "SET LOCAL lock_timeout = %d", lock_timeout_ms);
-    int backoff_ms = 100;
-    for (int a = 1; a <= attempts; a++) {
-        osc_hooks.hold();
-        bool ok = osc_run(c, "BEGIN", 0, NULL, err, errlen, code) &&
-                  osc_run(c, sql, 0, NULL, err, errlen, code) &&
-                  osc_run(c, ddl, 0, NULL, err, errlen, code) &&
-                  osc_run(c, "COMMIT", 0, NULL, err, errlen, code);
-        osc_hooks.release();
-        if (ok)
-            return true;
-        PQclear(PQexec(c, "ROLLBACK"));
-        if (strcmp(code, "55P03") != 0 || PQstatus(c) != CONNECTION_OK)
-            return false;
-        osc_log(CONF_LOG_WARNING, "lock_timeout (%d ms) on attempt %d/%d: %s; backing off %d ms",
-                lock_timeout_ms, a, attempts, err, backoff_ms);
-        struct timespec ts = {0, 0};
-        int ms = backoff_ms + rand() % (backoff_ms / 2 + 1);
-        ts.tv_sec = ms / 1000;
-        ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-        nanosleep(&ts, NULL);
-        if (backoff_ms < 3000)
-            backoff_ms *= 2;
-    }
-    snprintf(err + strlen(err), errlen - strlen(err), " (gave up after %d attempts)", attempts);
-    return false;
-}
-
 bool osc_mig_cleanup(void *conn, int64_t id, int lock_timeout_ms, char *err, size_t errlen)
 {
     PGconn *c = conn;
@@ -139,7 +105,7 @@ bool osc_mig_cleanup(void *conn, int64_t id, int lock_timeout_ms, char *err, siz
     free(noop);
     char *drop = ok ? osc_sql_drop_triggers(&m) : NULL;
     if (drop)
-        ok = locked_ddl(c, drop, lock_timeout_ms, 10, err, errlen, code);
+        ok = osc_run_locked(c, drop, 0, NULL, true, lock_timeout_ms, 10, err, errlen, code);
     free(drop);
     if (ok) {
         char *drop_fns = osc_sql_drop_functions(&m);
@@ -210,6 +176,21 @@ step_rc osc_drv_apply_log(run_ctx *x, int64_t *applied)
     return osc_drv_fail_with(x, why);
 }
 
+/* The change log (if missing), the owner's executor on this connection and this build's
+ * capture function (CREATE OR REPLACE: no table lock). false with x->err and code. */
+static bool install_capture(run_ctx *x, char code[6])
+{
+    char *log = osc_sql_create_log(&x->map), *fn = osc_sql_trigger_function(&x->map, false);
+    if (fn == NULL || log == NULL)
+        snprintf(x->err, sizeof x->err, "%s", x->map.owner ? "out of memory" : "the table has no owner (is it gone?)");
+    bool ok = fn && log && osc_run(x->c, log, 0, NULL, x->err, sizeof x->err, code) &&
+              osc_rights_executor(x->c, OSC_AS_OWNER, x->map.owner, x->err, sizeof x->err, code) &&
+              osc_run(x->c, fn, 0, NULL, x->err, sizeof x->err, code);
+    free(fn);
+    free(log);
+    return ok;
+}
+
 static step_rc prepare(run_ctx *x)
 {
     if (!osc_drv_set_state(x, "preparing", "creating the shadow table", NULL))
@@ -248,16 +229,12 @@ static step_rc prepare(run_ctx *x)
      * EXCLUSIVE on the original, so it goes through the hold. */
     if (!osc_drv_set_state(x, "preparing", "installing dual-write triggers", NULL))
         return R_CONN;
-    char *log = osc_sql_create_log(&x->map);
-    char *fn = osc_sql_trigger_function(&x->map, false), *trg = osc_sql_create_triggers(&x->map);
-    if (fn == NULL || trg == NULL || log == NULL)
-        snprintf(x->err, sizeof x->err, "%s", x->map.owner ? "out of memory" : "the table has no owner (is it gone?)");
-    bool done = fn && trg && log && osc_run(x->c, log, 0, NULL, x->err, sizeof x->err, code) &&
-                osc_rights_executor(x->c, OSC_AS_OWNER, x->map.owner, x->err, sizeof x->err, code) && osc_run(x->c, fn, 0, NULL, x->err, sizeof x->err, code) &&
-                locked_ddl(x->c, trg, lt, 10, x->err, sizeof x->err, code);
-    free(fn);
+    char *trg = osc_sql_create_triggers(&x->map);
+    if (trg == NULL)
+        snprintf(x->err, sizeof x->err, "out of memory");
+    bool done = trg && install_capture(x, code) &&
+                osc_run_locked(x->c, trg, 0, NULL, true, lt, 10, x->err, sizeof x->err, code);
     free(trg);
-    free(log);
     x->capture_current = done;
     if (!done) {
         char why[1600];
@@ -298,15 +275,7 @@ static step_rc prepare(run_ctx *x)
 static step_rc refresh_capture(run_ctx *x)
 {
     char code[6] = "";
-    char *log = osc_sql_create_log(&x->map), *fn = osc_sql_trigger_function(&x->map, false);
-    if (fn == NULL || log == NULL)
-        snprintf(x->err, sizeof x->err, "%s", x->map.owner ? "out of memory" : "the table has no owner (is it gone?)");
-    bool ok = fn && log && osc_run(x->c, log, 0, NULL, x->err, sizeof x->err, code) &&
-              osc_rights_executor(x->c, OSC_AS_OWNER, x->map.owner, x->err, sizeof x->err, code) &&
-              osc_run(x->c, fn, 0, NULL, x->err, sizeof x->err, code);
-    free(fn);
-    free(log);
-    if (ok) {
+    if (install_capture(x, code)) {
         x->capture_current = true;
         return R_OK;
     }

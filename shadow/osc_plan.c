@@ -55,24 +55,6 @@ static const char table_sql[] =
     "rolname = $2), false), pg_get_userbyid(c.relowner) "
     "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::oid";
 
-/* The user's table name as a session of the user would resolve it: the path is set for
- * this one lookup and pinned again right after. */
-static PGresult *resolve_table(PGconn *c, const char *qname, const char *path, char *err,
-                               size_t errlen, char code[6])
-{
-    const char *pv[] = {path}, *nv[] = {qname};
-    bool ok = osc_run(c, "SELECT pg_catalog.set_config('search_path', $1, false)", 1, pv, err,
-                      errlen, code);
-    PGresult *t = ok ? osc_exec(c, "SELECT 0, coalesce(pg_catalog.to_regclass($1)::pg_catalog.oid, 0)",
-                                1, nv, err, errlen, code)
-                     : NULL;
-    if (!osc_run(c, "SET search_path = " OSC_SAFE_PATH, 0, NULL, err, errlen, code)) {
-        PQclear(t);
-        return NULL;
-    }
-    return t;
-}
-
 /* The schema of the btree equality operators of index i's key columns (the operators
  * every key comparison names, osc_sql.c add_op); NULL when they are in several. */
 #define KEY_OPS_SQL                                                                             \
@@ -181,18 +163,16 @@ bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, o
     osc_sb name = {0};
     osc_sb_qualified(&name, p->stmt.schema, p->stmt.table);
     char *qname = osc_sb_take(&name), *path = osc_rights_user_path(user);
-    PGresult *t = qname && path ? resolve_table(c, qname, path, err, sizeof err, code) : NULL;
+    char resolved[16];
+    bool found = qname && path && osc_rights_regclass(c, qname, path, resolved, err, sizeof err, code);
     free(qname);
     free(path);
-    if (t == NULL) {
+    if (!found) {
         osc_result_error(r, code, NULL, "%s", err);
         return false;
     }
-    char resolved[16];
-    snprintf(resolved, sizeof resolved, "%s", PQgetvalue(t, 0, 1));
-    PQclear(t);
     const char *v[] = {resolved, user};
-    t = osc_exec(c, table_sql, 2, v, err, sizeof err, code);
+    PGresult *t = osc_exec(c, table_sql, 2, v, err, sizeof err, code);
     if (t == NULL) {
         osc_result_error(r, code, NULL, "%s", err);
         return false;

@@ -44,6 +44,21 @@ bool osc_rights_executor(PGconn *c, const char *name, const char *role, char *er
     return ok;
 }
 
+bool osc_rights_regclass(PGconn *c, const char *qname, const char *path, char oid[16], char *err,
+                         size_t errlen, char code[6])
+{
+    const char *pv[] = {path}, *nv[] = {qname};
+    bool ok = osc_run(c, "SELECT pg_catalog.set_config('search_path', $1, false)", 1, pv, err,
+                      errlen, code);
+    PGresult *t = ok ? osc_exec(c, "SELECT coalesce(pg_catalog.to_regclass($1)::pg_catalog.oid, 0)",
+                                1, nv, err, errlen, code)
+                     : NULL;
+    if (t)
+        snprintf(oid, 16, "%s", PQgetvalue(t, 0, 0));
+    PQclear(t);
+    return osc_run(c, "SET search_path = " OSC_SAFE_PATH, 0, NULL, err, errlen, code) && t != NULL;
+}
+
 char *osc_rights_user_path(const char *role)
 {
     osc_sb b = {0};

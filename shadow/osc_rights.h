@@ -51,6 +51,15 @@ bool osc_rights_bind_expr(PGconn *c, const char *schema, const char *table, cons
                           const char *path, char **out, char *err, size_t errlen, char code[6]);
 
 /*
+ * osc_rights_regclass — the oid (as text into oid, "0" when there is none) the relation
+ * name qname (quoted as SQL writes it) means with search_path path — as a session of the
+ * user would resolve it — the engine's OSC_SAFE_PATH restored after. false with err/code
+ * on a database error.
+ */
+bool osc_rights_regclass(PGconn *c, const char *qname, const char *path, char oid[16], char *err,
+                         size_t errlen, char code[6]);
+
+/*
  * osc_rights_user_path — the search_path a new session of role would start with when no
  * setting overrides it: "role", public (PostgreSQL's default "$user", public spelled out,
  * so that it means the console user, not the engine). *out malloc'ed.

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "osc_sql.h"
+
 typedef PgQuery__AlterTableType at_type;
 
 static char *dup_or_null(const char *s)
@@ -340,31 +342,6 @@ void osc_idx_free(osc_idx_stmt *s)
     memset(s, 0, sizeof *s);
 }
 
-/* "schema"."name" (or "name"), quoted. */
-static char *qualified(const char *schema, const char *name)
-{
-    size_t n = 2 * (strlen(name) + (schema ? strlen(schema) : 0)) + 8;
-    char *q = malloc(n), *p = q;
-    if (q == NULL)
-        return NULL;
-    for (int part = 0; part < 2; part++) {
-        const char *s = part == 0 ? schema : name;
-        if (s == NULL)
-            continue;
-        *p++ = '"';
-        for (; *s; s++) {
-            if (*s == '"')
-                *p++ = '"';
-            *p++ = *s;
-        }
-        *p++ = '"';
-        if (part == 0)
-            *p++ = '.';
-    }
-    *p = 0;
-    return q;
-}
-
 static bool set_name(osc_idx_stmt *out, const char *schema, const char *name)
 {
     out->schema = schema && *schema ? strdup(schema) : NULL;
@@ -387,7 +364,6 @@ bool osc_stmt_index(const char *sql, bool *is_index, osc_idx_stmt *out, char sql
         return false; /* not ours: the caller reports what it is */
     }
     PgQuery__Node *n = tree->stmts[0]->stmt;
-    char buf[1200];
     if (n->node_case == PG_QUERY__NODE__NODE_INDEX_STMT) {
         *is_index = true;
         PgQuery__IndexStmt *ix = n->index_stmt;
@@ -424,11 +400,10 @@ bool osc_stmt_index(const char *sql, bool *is_index, osc_idx_stmt *out, char sql
         bool two = names->n_items == 2;
         if (names->n_items > 2 || !set_name(out, two ? parts[0] : NULL, two ? parts[1] : parts[0]))
             goto oom;
-        char *q = qualified(out->schema, out->name);
-        snprintf(buf, sizeof buf, "DROP INDEX CONCURRENTLY %s%s", dr->missing_ok ? "IF EXISTS " : "",
-                 q ? q : "");
-        free(q);
-        ok = (out->sql = strdup(buf)) != NULL;
+        osc_sb b = {0};
+        osc_sb_addf(&b, "DROP INDEX CONCURRENTLY %s", dr->missing_ok ? "IF EXISTS " : "");
+        osc_sb_qualified(&b, out->schema, out->name);
+        ok = (out->sql = osc_sb_take(&b)) != NULL;
     } else if (n->node_case == PG_QUERY__NODE__NODE_REINDEX_STMT) {
         *is_index = true;
         PgQuery__ReindexStmt *re = n->reindex_stmt;
@@ -442,10 +417,10 @@ bool osc_stmt_index(const char *sql, bool *is_index, osc_idx_stmt *out, char sql
         out->kind = table ? OSC_IDX_REINDEX_TABLE : OSC_IDX_REINDEX_INDEX;
         if (!set_name(out, re->relation->schemaname, re->relation->relname))
             goto oom;
-        char *q = qualified(out->schema, out->name);
-        snprintf(buf, sizeof buf, "REINDEX (CONCURRENTLY) %s %s", table ? "TABLE" : "INDEX", q ? q : "");
-        free(q);
-        ok = (out->sql = strdup(buf)) != NULL;
+        osc_sb b = {0};
+        osc_sb_addf(&b, "REINDEX (CONCURRENTLY) %s ", table ? "TABLE" : "INDEX");
+        osc_sb_qualified(&b, out->schema, out->name);
+        ok = (out->sql = osc_sb_take(&b)) != NULL;
     }
     goto done;
 oom:

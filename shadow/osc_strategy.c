@@ -10,17 +10,6 @@
 #include "osc_db.h"
 #include "osc_rights.h"
 
-/* Sleep *ms plus up to half of it again (jitter: retries of several pgcutover or clients do
- * not meet in step), then double *ms up to 3 s. */
-static void back_off(int *ms)
-{
-    int wait = *ms + rand() % (*ms / 2 + 1);
-    struct timespec ts = {wait / 1000, (long)(wait % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-    if (*ms < 3000)
-        *ms *= 2;
-}
-
 static double now_ms(void)
 {
     struct timespec ts;
@@ -34,7 +23,20 @@ typedef struct {
     const char *strategy, *schema, *table, *oid;
 } held_target;
 
-static void answer(osc_result *r, int64_t id, const held_target *tg, const char *tag);
+/* The row (id, table, state done, strategy) a finished statement answers. */
+static void answer(osc_result *r, int64_t id, const held_target *tg, const char *tag)
+{
+    osc_result_col(r, "id", OSC_T_INT8);
+    osc_result_col(r, "table", OSC_T_TEXT);
+    osc_result_col(r, "state", OSC_T_TEXT);
+    osc_result_col(r, "strategy", OSC_T_TEXT);
+    char ids[32], table[300];
+    snprintf(ids, sizeof ids, "%" PRId64, id);
+    snprintf(table, sizeof table, "%s%s%s", tg->schema, *tg->schema ? "." : "", tg->table);
+    const char *rowv[] = {ids, table, "done", tg->strategy};
+    osc_result_row(r, rowv);
+    snprintf(r->tag, sizeof r->tag, "%s", tag);
+}
 
 /* The migration row of a statement run under the hold, in state (done or failed). */
 static const char record_sql[] =
@@ -101,7 +103,7 @@ static int64_t run_held(PGconn *c, const char *user, const char *sql, const held
         osc_log(CONF_LOG_WARNING, "%s %s.%s: lock_timeout (%d ms) on attempt %d/%d: %s; "
                                   "backing off",
                 tg->strategy, tg->schema, tg->table, s->lock_timeout_ms, a, attempts, err);
-        back_off(&backoff_ms);
+        osc_back_off(&backoff_ms);
     }
     free(path);
     if (!ok) {
@@ -122,20 +124,6 @@ static int64_t run_held(PGconn *c, const char *user, const char *sql, const held
     return id;
 }
 
-/* The row (id, table, state done, strategy) a finished statement answers. */
-static void answer(osc_result *r, int64_t id, const held_target *tg, const char *tag)
-{
-    osc_result_col(r, "id", OSC_T_INT8);
-    osc_result_col(r, "table", OSC_T_TEXT);
-    osc_result_col(r, "state", OSC_T_TEXT);
-    osc_result_col(r, "strategy", OSC_T_TEXT);
-    char ids[32], table[300];
-    snprintf(ids, sizeof ids, "%" PRId64, id);
-    snprintf(table, sizeof table, "%s%s%s", tg->schema, *tg->schema ? "." : "", tg->table);
-    const char *rowv[] = {ids, table, "done", tg->strategy};
-    osc_result_row(r, rowv);
-    snprintf(r->tag, sizeof r->tag, "%s", tag);
-}
 
 void osc_strategy_instant(PGconn *c, const char *user, const char *sql, const osc_plan *p,
                           const conf_t *s, osc_result *r)
@@ -146,31 +134,16 @@ void osc_strategy_instant(PGconn *c, const char *user, const char *sql, const os
     run_held(c, user, sql, &t, s, "done", "ALTER TABLE", r);
 }
 
-/* One statement as `user` through the executor in a transaction of its own with
- * lock_timeout, retried after a lock timeout; under the proxy's hold when hold (a lock a
- * writer would queue behind), without it otherwise. Not recorded. */
+/* One statement as `user` through the executor, the osc_run_locked way (under the hold
+ * when hold); not recorded. */
 static bool run_retried(PGconn *c, const char *user, const char *sql, bool hold, const conf_t *s,
                         char *err, size_t errlen, char code[6])
 {
-    char *path = osc_rights_user_path(user), lt[64];
-    snprintf(lt, sizeof lt, "BEGIN; SET LOCAL lock_timeout = %d", s->lock_timeout_ms);
+    char *path = osc_rights_user_path(user);
     const char *v[] = {sql, path};
-    bool ok = false;
-    for (int a = 1, backoff_ms = 100; path && a <= s->cutover_attempts && !ok; a++) {
-        if (hold)
-            osc_hooks.hold();
-        ok = osc_run(c, lt, 0, NULL, err, errlen, code) &&
-             osc_run(c, "SELECT pg_temp." OSC_AS_USER "($1, ARRAY[]::text[], false, $2)", 2, v, err,
-                     errlen, code) &&
-             osc_run(c, "COMMIT", 0, NULL, err, errlen, code);
-        if (!ok)
-            PQclear(PQexec(c, "ROLLBACK"));
-        if (hold)
-            osc_hooks.release();
-        if (ok || strcmp(code, "55P03") != 0 || PQstatus(c) != CONNECTION_OK)
-            break;
-        back_off(&backoff_ms);
-    }
+    bool ok = path && osc_run_locked(c, "SELECT pg_temp." OSC_AS_USER "($1, ARRAY[]::text[], false, $2)",
+                                     2, v, hold, s->lock_timeout_ms, s->cutover_attempts, err,
+                                     errlen, code);
     free(path);
     return ok;
 }
@@ -216,27 +189,25 @@ void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const o
     }
     /* The table's constraints before: the ones the statement adds are the others. */
     const char *ov[] = {oid};
-    PGresult *t = osc_exec(c, "SELECT coalesce(array_agg(oid), '{}')::text FROM pg_constraint "
-                              "WHERE conrelid = $1::oid", 1, ov, err, sizeof err, code);
-    char before[4096] = "{}";
-    if (t)
-        snprintf(before, sizeof before, "%s", PQgetvalue(t, 0, 0));
-    PQclear(t);
+    PGresult *bt = osc_exec(c, "SELECT coalesce(array_agg(oid), '{}')::text FROM pg_constraint "
+                               "WHERE conrelid = $1::oid", 1, ov, err, sizeof err, code);
     held_target tg = {"validate", p->map.schema, p->map.table, oid};
-    int64_t id = t ? run_held(c, user, not_valid, &tg, s, "validating", NULL, r) : 0;
+    int64_t id = bt ? run_held(c, user, not_valid, &tg, s, "validating", NULL, r) : 0;
     free(not_valid);
     if (id == 0) {
         free(finish);
+        PQclear(bt);
         if (r->ok)
             osc_result_error(r, code, NULL, "%s", err);
         return;
     }
-    const char *nv[] = {oid, before};
-    t = osc_exec(c, "SELECT format('ALTER TABLE %s VALIDATE CONSTRAINT %I', conrelid::regclass, "
+    const char *nv[] = {oid, PQgetvalue(bt, 0, 0)};
+    PGresult *t = osc_exec(c, "SELECT format('ALTER TABLE %s VALIDATE CONSTRAINT %I', conrelid::regclass, "
                     "conname), format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', "
                     "conrelid::regclass, conname) FROM pg_constraint WHERE conrelid = $1::oid AND "
                     "NOT convalidated AND oid <> ALL ($2::oid[]) ORDER BY oid",
                  2, nv, err, sizeof err, code);
+    PQclear(bt);
     bool ok = t != NULL;
     char why[1400] = "";
     for (int i = 0; ok && i < PQntuples(t); i++)
@@ -280,15 +251,9 @@ void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const o
     answer(r, id, &tg, "ALTER TABLE");
 }
 
-void osc_strategy_direct(PGconn *c, const char *user, const char *sql, bool plan,
-                         const conf_t *s, osc_result *r)
+void osc_strategy_direct(PGconn *c, const char *user, const char *sql, const char *kind,
+                         bool plan, const conf_t *s, osc_result *r)
 {
-    const char *kind;
-    if (!osc_stmt_direct(sql, &kind)) {
-        osc_result_error(r, "42601", "send one DDL statement; run queries and other commands "
-                                     "directly", "the console takes DDL statements only");
-        return;
-    }
     if (plan) {
         osc_result_col(r, "step", OSC_T_INT8);
         osc_result_col(r, "phase", OSC_T_TEXT);
@@ -319,22 +284,19 @@ static bool index_table(PGconn *c, const osc_idx_stmt *ix, const char *path, cha
                         char *schema, char *table, size_t len, char *err, size_t errlen,
                         char code[6])
 {
-    /* The parser gave the names unquoted: quote each part again for to_regclass. */
-    const char *v[] = {path, ix->schema ? ix->schema : "", ix->name,
-                       ix->kind == OSC_IDX_DROP || ix->kind == OSC_IDX_REINDEX_INDEX ? "i" : "t"};
-    bool ok = osc_run(c, "SELECT pg_catalog.set_config('search_path', $1, false)", 1, v, err, errlen,
-                      code);
+    osc_sb q = {0};
+    osc_sb_qualified(&q, ix->schema, ix->name);
+    char *qname = osc_sb_take(&q), named[16];
+    bool ok = qname && osc_rights_regclass(c, qname, path, named, err, errlen, code);
+    free(qname);
+    const char *v[] = {named, ix->kind == OSC_IDX_DROP || ix->kind == OSC_IDX_REINDEX_INDEX ? "i" : "t"};
     PGresult *t = ok ? osc_exec(c,
-                                "WITH r AS (SELECT pg_catalog.to_regclass(CASE WHEN $1 = '' THEN '' "
-                                "ELSE pg_catalog.quote_ident($1) || '.' END || "
-                                "pg_catalog.quote_ident($2))::pg_catalog.oid AS oid) "
-                                "SELECT c.oid, n.nspname, c.relname FROM r, pg_catalog.pg_class c "
-                                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid "
-                                "= CASE WHEN $3 = 'i' THEN (SELECT indrelid FROM pg_catalog.pg_index "
-                                "WHERE indexrelid = r.oid) ELSE r.oid END",
-                                3, v + 1, err, errlen, code)
-                         : NULL;
-    osc_run(c, "SET search_path = " OSC_SAFE_PATH, 0, NULL, err, errlen, code);
+                                "SELECT c.oid, n.nspname, c.relname FROM pg_class c JOIN pg_namespace "
+                                "n ON n.oid = c.relnamespace WHERE c.oid = CASE WHEN $2 = 'i' THEN "
+                                "(SELECT indrelid FROM pg_index WHERE indexrelid = $1::oid) ELSE "
+                                "$1::oid END",
+                                2, v, err, errlen, code)
+                     : NULL;
     ok = t && PQntuples(t) == 1;
     if (ok) {
         snprintf(oid, 16, "%s", PQgetvalue(t, 0, 0));
@@ -345,16 +307,19 @@ static bool index_table(PGconn *c, const osc_idx_stmt *ix, const char *path, cha
     return ok;
 }
 
-/* Drop the indexes of table oid that are INVALID and not in before (an array literal of
- * oids): what a failed or interrupted concurrent build leaves. Returns how many. */
-static int drop_invalid(PGconn *c, const char *oid, const char *before)
+/* Drop the INVALID indexes of migration id's table that were not there when it started
+ * (settings.indexes_before): what a failed or interrupted concurrent build leaves. Returns
+ * how many. */
+static int drop_invalid(PGconn *c, const char *id)
 {
-    const char *v[] = {oid, before};
+    const char *v[] = {id};
     char err[512], code[6];
     PGresult *t = osc_exec(c,
-                           "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = $1::oid "
-                           "AND NOT indisvalid AND indexrelid <> ALL ($2::oid[])",
-                           2, v, err, sizeof err, code);
+                           "SELECT i.indexrelid::regclass::text FROM pgcutover.migrations m JOIN "
+                           "pg_index i ON i.indrelid = m.table_oid WHERE m.id = $1 AND NOT "
+                           "i.indisvalid AND i.indexrelid::text NOT IN (SELECT "
+                           "jsonb_array_elements_text(m.settings->'indexes_before'))",
+                           1, v, err, sizeof err, code);
     int dropped = 0;
     for (int i = 0; t && i < PQntuples(t); i++) {
         char sql[600];
@@ -423,7 +388,7 @@ void osc_strategy_index(PGconn *c, const char *user, const char *sql, bool plan,
                            "SELECT $1, $2, $3, $4, $5, 'concurrent', 'building', 'concurrently', "
                            "jsonb_build_object('indexes_before', (SELECT coalesce(array_agg(indexrelid), "
                            "'{}') FROM pg_index WHERE indrelid = $3::oid)), jsonb_build_object("
-                           "'building', now()) RETURNING id, settings->>'indexes_before'",
+                           "'building', now()) RETURNING id",
                            5, v, err, sizeof err, code);
     if (t == NULL) {
         if (strcmp(code, "23505") == 0)
@@ -433,13 +398,9 @@ void osc_strategy_index(PGconn *c, const char *user, const char *sql, bool plan,
             osc_result_error(r, code, NULL, "recording the migration: %s", err);
         goto out;
     }
-    char ids[32], before[4096], app[96];
+    char ids[32], app[96];
     snprintf(ids, sizeof ids, "%s", PQgetvalue(t, 0, 0));
-    snprintf(before, sizeof before, "{%s}", PQgetvalue(t, 0, 1) + strspn(PQgetvalue(t, 0, 1), "["));
     PQclear(t);
-    char *close_br = strchr(before, ']');
-    if (close_br)
-        *close_br = '}', close_br[1] = 0;
     /* As the user (SET ROLE: CONCURRENTLY cannot run inside the executor's function; an
      * index build runs its expressions as the table's owner in a restricted context, so
      * nothing can climb back), with the user's names; no lock_timeout: the statement's one
@@ -469,7 +430,7 @@ void osc_strategy_index(PGconn *c, const char *user, const char *sql, bool plan,
     char e2[256], c2[6];
     osc_run(c, "RESET role; SET search_path = " OSC_SAFE_PATH "; RESET lock_timeout; RESET "
                "application_name", 0, NULL, e2, sizeof e2, c2);
-    int dropped = ok ? 0 : drop_invalid(c, oid, before);
+    int dropped = ok ? 0 : drop_invalid(c, ids);
     char why[1400];
     snprintf(why, sizeof why, "%.700s%s%.600s%s", err, *detail ? " (" : "", detail, *detail ? ")" : "");
     if (dropped)
@@ -503,22 +464,18 @@ void osc_strategy_recover(PGconn *c, const char *db)
 {
     char err[512], code[6];
     PGresult *t = osc_exec(c,
-                           "SELECT id, table_oid, coalesce(settings->>'indexes_before', '[]') FROM "
-                           "pgcutover.migrations WHERE strategy = 'concurrent' AND state = 'building'",
+                           "SELECT id FROM pgcutover.migrations WHERE strategy = 'concurrent' AND "
+                           "state = 'building'",
                            0, NULL, err, sizeof err, code);
     for (int i = 0; t && i < PQntuples(t); i++) {
-        const char *id = PQgetvalue(t, i, 0), *oid = PQgetvalue(t, i, 1);
-        char app[64], before[4096];
+        const char *id = PQgetvalue(t, i, 0);
+        char app[64];
         snprintf(app, sizeof app, "pgcutover m%s concurrent", id);
         const char *av[] = {app};
         /* The build's backend outlives a killed pgcutover (it waits for no client). */
         PQclear(osc_exec(c, "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE "
                             "application_name = $1", 1, av, err, sizeof err, code));
-        snprintf(before, sizeof before, "{%s", PQgetvalue(t, i, 2) + strspn(PQgetvalue(t, i, 2), "["));
-        char *br = strchr(before, ']');
-        if (br)
-            *br = '}', br[1] = 0;
-        int dropped = drop_invalid(c, oid, before);
+        int dropped = drop_invalid(c, id);
         const char *uv[] = {id, dropped ? "interrupted by a restart of pgcutover; the INVALID index "
                                           "it left was dropped: run the statement again"
                                         : "interrupted by a restart of pgcutover: run the statement again"};

@@ -42,13 +42,13 @@ void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const o
 
 /*
  * osc_strategy_direct — one DDL statement that is neither an ALTER TABLE nor an index
- * statement (osc_stmt_direct: CREATE VIEW, CREATE FUNCTION, COMMENT, GRANT …) run as it is,
- * as console user `user`, the same way as osc_strategy_instant (hold, lock_timeout,
- * retries), recorded as a migration with strategy 'direct' (no table: table_oid 0). With
- * plan, only PLAN's rows. 42601 for anything else (queries, transaction control …).
+ * statement, of the kind osc_stmt_direct named (CREATE VIEW, CREATE FUNCTION, COMMENT,
+ * GRANT …), run as it is, as console user `user`, the same way as osc_strategy_instant
+ * (hold, lock_timeout, retries), recorded as a migration with strategy 'direct' (no
+ * table: table_oid 0). With plan, only PLAN's rows.
  */
-void osc_strategy_direct(PGconn *c, const char *user, const char *sql, bool plan,
-                         const conf_t *s, osc_result *r);
+void osc_strategy_direct(PGconn *c, const char *user, const char *sql, const char *kind,
+                         bool plan, const conf_t *s, osc_result *r);
 
 /*
  * osc_strategy_index — CREATE INDEX, DROP INDEX, REINDEX INDEX|TABLE (osc_stmt_index) run

@@ -115,15 +115,14 @@ step_rc osc_drv_cutover(run_ctx *x)
         int errors = 0;
         if (ok) { /* the table under the lock is the one migrated, not one made since under
                    * its name (a DROP and CREATE during the migration) */
-            osc_sb q = {0};
-            osc_sb_addf(&q, "SELECT table_oid = to_regclass($2)::oid FROM pgcutover.migrations "
-                            "WHERE id = $1");
-            char *check = osc_sb_take(&q);
             osc_sb n = {0};
             osc_sb_qualified(&n, x->map.schema, x->map.table);
             char *name = osc_sb_take(&n);
             const char *v[] = {x->ids, name};
-            PGresult *t = check && name ? osc_exec(x->c, check, 2, v, x->err, sizeof x->err, code) : NULL;
+            PGresult *t = name ? osc_exec(x->c, "SELECT table_oid = to_regclass($2)::oid FROM "
+                                                "pgcutover.migrations WHERE id = $1",
+                                          2, v, x->err, sizeof x->err, code)
+                               : NULL;
             ok = t != NULL;
             if (t && PQgetvalue(t, 0, 0)[0] != 't') {
                 errors = 1;
@@ -131,7 +130,6 @@ step_rc osc_drv_cutover(run_ctx *x)
                          "during the migration: nothing swapped", name);
             }
             PQclear(t);
-            free(check);
             free(name);
         }
         if (ok && !errors) { /* the log's last rows, now that nothing writes */

@@ -65,6 +65,9 @@ extern h_eng h_eng_case;
 int h_eng_case_setup(void **state);
 /* h_eng_case_teardown — h_eng_teardown(&h_eng_case); returns 0. */
 int h_eng_case_teardown(void **state);
+/* H_ENG_CASE — a cmocka test fn run in its own database db (h_eng_case). */
+#define H_ENG_CASE(fn, db)                                                                         \
+    cmocka_unit_test_prestate_setup_teardown(fn, h_eng_case_setup, h_eng_case_teardown, (void *)db)
 
 /* h_eng_stop_group_proxy — stop a test group's pgcutover p (SIGTERM); fails the test,
  * with the tail of its log, unless it exits with status 0. */

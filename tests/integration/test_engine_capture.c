@@ -547,24 +547,22 @@ static int group_teardown(void **state)
     return 0;
 }
 
-#define CASE(fn, db) cmocka_unit_test_prestate_setup_teardown(fn, h_eng_case_setup, h_eng_case_teardown, (void *)db)
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        CASE(test_rr_delete_update, "eng_cap_rr"),
-        CASE(test_equal_keys, "eng_cap_equal"),
-        CASE(test_session_settings, "eng_cap_settings"),
-        CASE(test_second_unique, "eng_cap_unique"),
-        CASE(test_key_type_text, "eng_cap_keytext"),
-        CASE(test_key_collation, "eng_cap_coll"),
-        CASE(test_truncate, "eng_cap_truncate"),
-        CASE(test_second_change, "eng_cap_second"),
-        CASE(test_bound_objects, "eng_cap_bound"),
-        CASE(test_batch_floor, "eng_cap_batch"),
-        CASE(test_post_commit_durable, "eng_cap_post"),
-        CASE(test_verify_mismatch_cleanup, "eng_cap_verify"),
-        CASE(test_table_replaced, "eng_cap_replaced"),
+        H_ENG_CASE(test_rr_delete_update, "eng_cap_rr"),
+        H_ENG_CASE(test_equal_keys, "eng_cap_equal"),
+        H_ENG_CASE(test_session_settings, "eng_cap_settings"),
+        H_ENG_CASE(test_second_unique, "eng_cap_unique"),
+        H_ENG_CASE(test_key_type_text, "eng_cap_keytext"),
+        H_ENG_CASE(test_key_collation, "eng_cap_coll"),
+        H_ENG_CASE(test_truncate, "eng_cap_truncate"),
+        H_ENG_CASE(test_second_change, "eng_cap_second"),
+        H_ENG_CASE(test_bound_objects, "eng_cap_bound"),
+        H_ENG_CASE(test_batch_floor, "eng_cap_batch"),
+        H_ENG_CASE(test_post_commit_durable, "eng_cap_post"),
+        H_ENG_CASE(test_verify_mismatch_cleanup, "eng_cap_verify"),
+        H_ENG_CASE(test_table_replaced, "eng_cap_replaced"),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -381,16 +381,11 @@ static int group_teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_prestate_setup_teardown(test_user_text, h_eng_case_setup, h_eng_case_teardown,
-                                                 (void *)"eng_rights_user"),
-        cmocka_unit_test_prestate_setup_teardown(test_owner_objects, h_eng_case_setup, h_eng_case_teardown,
-                                                 (void *)"eng_rights_owner"),
-        cmocka_unit_test_prestate_setup_teardown(test_operator, h_eng_case_setup, h_eng_case_teardown,
-                                                 (void *)"eng_rights_operator"),
-        cmocka_unit_test_prestate_setup_teardown(test_squat, h_eng_case_setup, h_eng_case_teardown,
-                                                 (void *)"eng_rights_squat"),
-        cmocka_unit_test_prestate_setup_teardown(test_resume_refreshes_capture, h_eng_case_setup,
-                                                 h_eng_case_teardown, (void *)"eng_rights_resume"),
+        H_ENG_CASE(test_user_text, "eng_rights_user"),
+        H_ENG_CASE(test_owner_objects, "eng_rights_owner"),
+        H_ENG_CASE(test_operator, "eng_rights_operator"),
+        H_ENG_CASE(test_squat, "eng_rights_squat"),
+        H_ENG_CASE(test_resume_refreshes_capture, "eng_rights_resume"),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

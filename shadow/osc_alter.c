@@ -51,7 +51,10 @@ int64_t osc_alter_start(PGconn *c, const char *user, const char *sql, osc_result
     char err[1024], code[6];
     bool ok = trial(c, sql, user, true, &p, &s, r);
     if (ok && p.strategy == OSC_STRATEGY_VALIDATE && s.instant_ddl == CONF_INSTANT_DDL_ON) {
-        osc_strategy_validate(c, user, sql, &p, &s, r);
+        if (p.stmt.ncmds == 1 && p.stmt.cmds[0].key_index)
+            osc_strategy_key(c, user, sql, &p, &s, r);
+        else
+            osc_strategy_validate(c, user, sql, &p, &s, r);
         conf_free(&s);
         osc_plan_free(&p);
         return 0;

@@ -127,7 +127,10 @@ static void resume_db(const char *db)
         return;
     }
     if (osc_state_exists(c) && osc_state_ensure(c, err, sizeof err)) { /* ensure: upgrades */
-        osc_strategy_recover(c, db);
+        conf_t settings = {0};
+        osc_hooks.settings(&settings);
+        osc_strategy_recover(c, db, &settings);
+        conf_free(&settings);
         PGresult *r = osc_exec(c,
                                "SELECT id FROM pgcutover.migrations WHERE strategy = 'copy' AND "
                                "(state NOT IN ('done', 'failed', 'aborted') OR (state = 'done' AND "
@@ -628,6 +631,8 @@ static void abort_migration(PGconn *c, const char *db, int64_t id, osc_result *r
                          "migration %" PRId64 " is already %s", id, state);
         return;
     }
+    if (osc_strategy_abort(c, id, r))
+        return;
     osc_mig *m = driver(db, id);
     if (m) {
         m->abort = true;

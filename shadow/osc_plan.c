@@ -228,31 +228,19 @@ bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, o
         osc_result_error(r, code, NULL, "%s", err);
         return false;
     }
-    if (PQntuples(t) != 1 || atoi(PQgetvalue(t, 0, 3)) > OSC_MAX_KEYS) {
-        osc_result_error(r, "0A000",
-                         "add a primary key (ALTER TABLE … ADD PRIMARY KEY, or CREATE UNIQUE INDEX "
-                         "CONCURRENTLY on NOT NULL columns and ADD PRIMARY KEY USING INDEX) first",
-                         "cannot change \"%s.%s\" online: it has neither a primary key nor a "
-                         "NOT NULL unique key, which the backfill and the dual-write triggers "
-                         "need to find rows",
-                         p->map.schema, p->map.table);
-        PQclear(t);
-        return false;
+    /* No usable key: only the copy needs one (copy_key_refusal, after the verdict). */
+    p->keyless = PQntuples(t) != 1 || atoi(PQgetvalue(t, 0, 3)) > OSC_MAX_KEYS;
+    if (!p->keyless) {
+        snprintf(p->key_desc, sizeof p->key_desc, "(%s) from %s %s", PQgetvalue(t, 0, 2),
+                 PQgetvalue(t, 0, 1)[0] == 't' ? "primary key" : "unique index", PQgetvalue(t, 0, 0));
+        p->map.nkeys = split_lines(PQgetvalue(t, 0, 4), p->map.key_name, OSC_MAX_KEYS);
+        split_lines(PQgetvalue(t, 0, 5), p->map.key_type, OSC_MAX_KEYS);
+        p->key_ops_mixed = PQgetisnull(t, 0, 6);
+        p->map.key_ops = strdup(PQgetvalue(t, 0, 6));
+    } else {
+        snprintf(p->key_desc, sizeof p->key_desc, "none usable");
     }
-    snprintf(p->key_desc, sizeof p->key_desc, "(%s) from %s %s", PQgetvalue(t, 0, 2),
-             PQgetvalue(t, 0, 1)[0] == 't' ? "primary key" : "unique index", PQgetvalue(t, 0, 0));
-    p->map.nkeys = split_lines(PQgetvalue(t, 0, 4), p->map.key_name, OSC_MAX_KEYS);
-    split_lines(PQgetvalue(t, 0, 5), p->map.key_type, OSC_MAX_KEYS);
-    bool mixed = PQgetisnull(t, 0, 6);
-    p->map.key_ops = strdup(PQgetvalue(t, 0, 6));
     PQclear(t);
-    if (mixed) {
-        osc_result_error(r, "0A000", "use a key whose columns' types compare with operators of one schema",
-                         "cannot change \"%s.%s\" online: the comparison operators of its key "
-                         "%s live in different schemas",
-                         p->map.schema, p->map.table, p->key_desc);
-        return false;
-    }
     if (!bound_objects(c, p, r))
         return false;
     if (p->rows_estimated < 0) { /* never analyzed: count (such tables are usually new) */
@@ -392,11 +380,11 @@ static bool build_map(PGconn *c, osc_plan *p, PGresult *before, const char *shad
         if (use)
             warn(p, "column \"%s\" becomes %s USING %s: check the expression on a copy first", src,
                  col->type, use);
-        for (int k = 0; k < p->map.nkeys; k++)
+        for (int k = 0; k < p->map.nkeys && p->strategy == OSC_STRATEGY_COPY; k++)
             if (strcmp(p->map.key_name[k], src) == 0)
                 p->map.key_col[k] = i + 1; /* +1: 0 means not found */
     }
-    for (int k = 0; ok && k < p->map.nkeys; k++) {
+    for (int k = 0; ok && k < p->map.nkeys && p->strategy == OSC_STRATEGY_COPY; k++) {
         if (p->map.key_col[k] == 0) {
             osc_result_error(r, "0A000", "keep the key; drop or change it in a later migration",
                              "the ALTER removes key column \"%s\", which the online change "
@@ -528,6 +516,28 @@ static char *storage_of(PGconn *c, const char *rel, osc_result *r)
     return s;
 }
 
+/* The copy matches rows by a key: refuse it (0A000, what to do) on a table without a usable
+ * one. True when the plan may go on. */
+static bool copy_key_refusal(const osc_plan *p, osc_result *r)
+{
+    if (p->strategy != OSC_STRATEGY_COPY)
+        return true;
+    if (p->keyless)
+        osc_result_error(r, "0A000",
+                         "add a primary key first: ALTER TABLE … ADD PRIMARY KEY (…) runs online "
+                         "(CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT … USING INDEX)",
+                         "cannot copy \"%s.%s\" online: it has neither a primary key nor a "
+                         "NOT NULL unique key, which the backfill and the dual-write triggers "
+                         "need to find rows",
+                         p->map.schema, p->map.table);
+    else if (p->key_ops_mixed)
+        osc_result_error(r, "0A000", "use a key whose columns' types compare with operators of one schema",
+                         "cannot copy \"%s.%s\" online: the comparison operators of its key "
+                         "%s live in different schemas",
+                         p->map.schema, p->map.table, p->key_desc);
+    return r->ok;
+}
+
 /* PostgreSQL's verdict on the trial: instant or copy (osc_plan.h). */
 static bool decide(PGconn *c, osc_plan *p, const char *shadow_rel, const char *before,
                    osc_result *r)
@@ -542,6 +552,17 @@ static bool decide(PGconn *c, osc_plan *p, const char *shadow_rel, const char *b
     /* One SET NOT NULL alone: a CHECK (col IS NOT NULL) validated apart lets PostgreSQL 12+
      * set it without a scan (osc_strategy_validate). */
     bool one_not_null = p->stmt.ncmds == 1 && p->stmt.cmds[0].sets_not_null;
+    /* One ADD PRIMARY KEY / UNIQUE: its index built CONCURRENTLY first, then attached. */
+    bool one_key = p->stmt.ncmds == 1 && p->stmt.cmds[0].key_index;
+    if (one_key) {
+        p->strategy = OSC_STRATEGY_VALIDATE;
+        snprintf(p->why, sizeof p->why,
+                 "validate: the constraint's unique index built first by CREATE UNIQUE INDEX "
+                 "CONCURRENTLY (SHARE UPDATE EXCLUSIVE: writes go on; a PRIMARY KEY's nullable "
+                 "columns proven NOT NULL before by CHECKs validated apart), then ADD CONSTRAINT "
+                 "… USING INDEX under the hold (no build, no scan)");
+        return true;
+    }
     for (int i = 0; i < p->stmt.ncmds && scanning == NULL; i++) {
         if (p->stmt.cmds[i].scans && (p->stmt.cmds[i].validatable || one_not_null))
             validatable = true;
@@ -674,8 +695,9 @@ bool osc_plan_shadow(PGconn *c, osc_plan *p, int64_t id, const char *shadow_name
         goto rollback;
     }
     free(storage_before);
-    if (!build_map(c, p, before, shadow_rel, r) || !key_survives(c, p, shadow_rel, r) ||
-        !key_collations(c, p, orig_rel, shadow_rel, r))
+    if (!copy_key_refusal(p, r) || !build_map(c, p, before, shadow_rel, r) ||
+        (p->strategy == OSC_STRATEGY_COPY &&
+         (!key_survives(c, p, shadow_rel, r) || !key_collations(c, p, orig_rel, shadow_rel, r))))
         goto rollback;
     if (!keep) {
         ok = step(c, "ROLLBACK", r, "rollback");

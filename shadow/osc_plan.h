@@ -34,13 +34,15 @@ typedef struct {
     char *sql;                 /* the statement as given; malloc'ed */
     uint32_t table_oid;
     int64_t rows_estimated;
-    char key_desc[512];        /* "(id) from primary key accounts_pkey" */
+    char key_desc[512];        /* "(id) from primary key accounts_pkey", or "none usable" */
+    bool keyless;              /* no primary key nor NOT NULL unique key: no copy */
+    bool key_ops_mixed;        /* the key's operators live in several schemas: no copy */
     char *create_sql;          /* the shadow's CREATE TABLE (+ reloptions, foreign keys) */
     char *alter_sql;           /* the ALTER retargeted at the shadow */
     osc_map map;               /* shadow names and columns; map.id as given */
     char *user;                /* the console user, as whom the statement is tried */
     osc_strategy strategy;     /* PostgreSQL's verdict on the trial (osc_plan_shadow) */
-    char why[300];             /* that verdict in words, for PLAN */
+    char why[512];             /* that verdict in words, for PLAN */
     int nwarnings;
     char *warnings[OSC_MAX_WARNINGS];
 } osc_plan;

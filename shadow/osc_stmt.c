@@ -160,6 +160,81 @@ static bool fail(char sqlstate[6], const char *code, char *err, size_t errlen, c
     return false;
 }
 
+/* A PRIMARY KEY or UNIQUE constraint whose index CREATE UNIQUE INDEX CONCURRENTLY can
+ * build as it is: on columns (no USING INDEX), no WITH (…), no index tablespace. */
+static bool key_buildable(const PgQuery__Constraint *k)
+{
+    return (k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY ||
+            k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE) &&
+           k->n_keys > 0 && k->n_keys <= OSC_MAX_KEY_COLS && (k->indexname == NULL || !*k->indexname) &&
+           k->n_options == 0 && (k->indexspace == NULL || !*k->indexspace);
+}
+
+/* Append `"a", "b"` for a list of String nodes. */
+static void ident_list(osc_sb *b, PgQuery__Node **names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        osc_sb_addf(b, "%s", i ? ", " : "");
+        osc_sb_ident(b, names[i]->string ? names[i]->string->sval : "");
+    }
+}
+
+bool osc_stmt_key(const char *sql, osc_key_stmt *out)
+{
+    memset(out, 0, sizeof *out);
+    char err[256];
+    PgQueryProtobufParseResult raw;
+    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, sizeof err);
+    bool ok = false;
+    if (tree == NULL || tree->n_stmts != 1 ||
+        tree->stmts[0]->stmt->node_case != PG_QUERY__NODE__NODE_ALTER_TABLE_STMT)
+        goto done;
+    PgQuery__AlterTableStmt *a = tree->stmts[0]->stmt->alter_table_stmt;
+    PgQuery__AlterTableCmd *c = a->n_cmds == 1 ? a->cmds[0]->alter_table_cmd : NULL;
+    if (c == NULL || c->subtype != PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint || c->def == NULL ||
+        c->def->constraint == NULL || !key_buildable(c->def->constraint))
+        goto done;
+    PgQuery__Constraint *k = c->def->constraint;
+    out->primary = k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY;
+    out->conname = dup_or_null(k->conname);
+    for (size_t i = 0; i < k->n_keys; i++)
+        out->keys[out->nkeys++] = strdup(k->keys[i]->string ? k->keys[i]->string->sval : "");
+    osc_sb b = {0};
+    osc_sb_addf(&b, "(");
+    ident_list(&b, k->keys, k->n_keys);
+    osc_sb_addf(&b, ")");
+    if (k->n_including > 0) {
+        osc_sb_addf(&b, " INCLUDE (");
+        ident_list(&b, k->including, k->n_including);
+        osc_sb_addf(&b, ")");
+    }
+    if (k->nulls_not_distinct)
+        osc_sb_addf(&b, " NULLS NOT DISTINCT");
+    out->columns = osc_sb_take(&b);
+    out->attributes = strdup(k->deferrable ? k->initdeferred ? "DEFERRABLE INITIALLY DEFERRED"
+                                                              : "DEFERRABLE" : "");
+    ok = out->columns && out->attributes;
+    for (int i = 0; i < out->nkeys; i++)
+        ok &= out->keys[i] != NULL;
+done:
+    if (tree)
+        pg_query__parse_result__free_unpacked(tree, NULL);
+    pg_query_free_protobuf_parse_result(raw);
+    if (!ok)
+        osc_key_free(out);
+    return ok;
+}
+
+void osc_key_free(osc_key_stmt *k)
+{
+    free(k->conname);
+    for (int i = 0; i < k->nkeys; i++)
+        free(k->keys[i]);
+    free(k->columns);
+    free(k->attributes);
+    memset(k, 0, sizeof *k);
+}
+
 bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
@@ -226,6 +301,7 @@ bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err,
                                                       k->contype == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN);
             oc->scans = !k->skip_validation || (k->contype != PG_QUERY__CONSTR_TYPE__CONSTR_CHECK &&
                                                 k->contype != PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN);
+            oc->key_index = key_buildable(k);
         }
         if (oc->kind == OSC_CMD_ADD_COLUMN && c->def && c->def->column_def)
             for (size_t k = 0; k < c->def->column_def->n_constraints; k++) {

@@ -40,6 +40,9 @@ typedef struct {
     bool validatable; /* ADD CONSTRAINT … CHECK | FOREIGN KEY (not NOT VALID already): can be
                        * added NOT VALID and validated apart (osc_stmt_not_valid) */
     bool sets_not_null; /* ALTER COLUMN … SET NOT NULL */
+    bool key_index;     /* ADD [CONSTRAINT n] PRIMARY KEY | UNIQUE (columns) without USING
+                         * INDEX, WITH (…) or USING INDEX TABLESPACE: its index can be built
+                         * CONCURRENTLY first and attached (osc_stmt_key) */
 } osc_cmd;
 
 typedef struct {
@@ -62,6 +65,29 @@ bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err,
  * KEY made NOT VALID, deparsed. malloc'ed (caller frees), or NULL with err filled.
  */
 char *osc_stmt_not_valid(const char *sql, char *err, size_t errlen);
+
+#define OSC_MAX_KEY_COLS 32
+
+/* A primary key or unique constraint to build CONCURRENTLY, then attach USING INDEX. */
+typedef struct {
+    bool primary;                  /* PRIMARY KEY (else UNIQUE) */
+    char *conname;                 /* as written; NULL when PostgreSQL chooses; malloc'ed */
+    int nkeys;
+    char *keys[OSC_MAX_KEY_COLS];  /* the key columns; malloc'ed */
+    char *columns;                 /* `("a", "b") INCLUDE ("c") NULLS NOT DISTINCT`: what
+                                    * follows ON table in the CREATE INDEX; malloc'ed */
+    char *attributes;              /* `DEFERRABLE INITIALLY DEFERRED` or ""; malloc'ed */
+} osc_key_stmt;
+
+/*
+ * osc_stmt_key — when sql is an ALTER TABLE whose only subcommand has key_index set
+ * (osc_cmd), fill *out (caller osc_key_free's it) and return true; false otherwise,
+ * nothing filled. Pure (libpg_query); PostgreSQL's ALTER TABLE page, "ADD
+ * table_constraint_using_index".
+ */
+bool osc_stmt_key(const char *sql, osc_key_stmt *out);
+/* osc_key_free — release *k; safe on a zeroed struct. */
+void osc_key_free(osc_key_stmt *k);
 
 /* osc_stmt_free — release what osc_stmt_parse allocated; safe on a zeroed struct. */
 void osc_stmt_free(osc_stmt *s);

@@ -41,6 +41,22 @@ void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const o
                            const conf_t *s, osc_result *r);
 
 /*
+ * osc_strategy_key — an ALTER TABLE whose one subcommand is ADD [CONSTRAINT n] PRIMARY KEY |
+ * UNIQUE (columns) (osc_stmt_key; p from a trial that chose OSC_STRATEGY_VALIDATE): the
+ * migration row (strategy validate, state building); a PRIMARY KEY's nullable columns
+ * proven NOT NULL by helper CHECKs added NOT VALID under the hold and validated apart;
+ * CREATE UNIQUE INDEX CONCURRENTLY pgcutover_m<id>_key as the user; then, under the hold
+ * with lock_timeout and retries, ADD CONSTRAINT <name> … USING INDEX (PostgreSQL renames
+ * the index to the constraint's name, the one it would have chosen itself, read from a
+ * trial on an empty copy) and the helpers dropped. A failure (a duplicate, a NULL, a
+ * cancel, the locks never came) drops what it added and answers PostgreSQL's error
+ * (23505 with the duplicated key, 23502). PostgreSQL's ALTER TABLE page, "ADD
+ * table_constraint_using_index".
+ */
+void osc_strategy_key(PGconn *c, const char *user, const char *sql, const osc_plan *p,
+                      const conf_t *s, osc_result *r);
+
+/*
  * osc_strategy_direct — one DDL statement that is neither an ALTER TABLE nor an index
  * statement, of the kind osc_stmt_direct named (CREATE VIEW, CREATE FUNCTION, COMMENT,
  * GRANT …), run as it is, as console user `user`, the same way as osc_strategy_instant
@@ -61,10 +77,24 @@ void osc_strategy_direct(PGconn *c, const char *user, const char *sql, const cha
 void osc_strategy_index(PGconn *c, const char *user, const char *sql, bool plan, osc_result *r);
 
 /*
- * osc_strategy_recover — at start, for database db: concurrent builds a previous run left
- * in state building (a crash or SIGKILL) — their backend terminated, the INVALID index they
- * left dropped, the migration failed with the reason. c has the state (osc_state_exists).
+ * osc_strategy_recover — at start, for database db: validate and concurrent migrations a
+ * previous run left in state building or validating (a crash or SIGKILL): the job's
+ * backend terminated; when the change had completed (the key constraint exists; every
+ * constraint added is valid and no helper is left), state done; otherwise what it added
+ * (constraints, its index, INVALID indexes) dropped — DROP CONSTRAINT under the hold with
+ * s's lock_timeout_ms and retries — and the migration failed with the reason. c has the
+ * state (osc_state_exists).
  */
-void osc_strategy_recover(PGconn *c, const char *db);
+void osc_strategy_recover(PGconn *c, const char *db, const conf_t *s);
+
+/*
+ * osc_strategy_abort — ABORT MIGRATION id when it is not a copy: false (nothing done) for a
+ * copy. Otherwise the row's phase becomes 'abort requested' and, while it is building or
+ * validating, its job's statement is cancelled (pg_cancel_backend, application_name
+ * "pgcutover m<id> job") every 100 ms, up to 60 s: the job drops what it added and ends in
+ * state aborted. *r gets tag ABORT MIGRATION, or 55000 with the state it is in (done: too
+ * late; failed). Returns true.
+ */
+bool osc_strategy_abort(PGconn *c, int64_t id, osc_result *r);
 
 #endif

@@ -291,6 +291,17 @@ static double num_col(const PGresult *r, const char *name)
     return PQgetisnull(r, 0, c) ? NAN : atof(PQgetvalue(r, 0, c));
 }
 
+void h_plan_strategy(PGconn *ctl, const char *sql, char *out, size_t len)
+{
+    PGresult *r = h_ctl_ok(ctl, "PLAN %s", sql);
+    out[0] = 0;
+    for (int i = 0; i < PQntuples(r); i++)
+        if (strcmp(PQgetvalue(r, i, h_col(r, "phase")), "strategy") == 0)
+            snprintf(out, len, "%.*s", (int)strcspn(PQgetvalue(r, i, h_col(r, "description")), ":"),
+                     PQgetvalue(r, i, h_col(r, "description")));
+    PQclear(r);
+}
+
 void h_mig_show(PGconn *ctl, long long id, h_mig *m)
 {
     char cmd[64];

@@ -127,6 +127,9 @@ typedef struct {
     double hold_ms, lock_ms, max_wait_ms; /* cutover_hold_ms, _lock_ms, _max_wait_ms */
 } h_mig;
 
+/* h_plan_strategy — the strategy `PLAN sql` reports (the word before ':' in the
+ * description of its "strategy" row; "" when none) into out (len bytes). */
+void h_plan_strategy(PGconn *ctl, const char *sql, char *out, size_t len);
 /* h_mig_show — SHOW MIGRATION id into *m; fails unless the console answers one row. */
 void h_mig_show(PGconn *ctl, long long id, h_mig *m);
 /* h_mig_terminal — whether state is failed or aborted. */

@@ -4,7 +4,7 @@
  * on a trial on an empty copy: storage unchanged, nothing validated) runs as it is under
  * the proxy's hold, with no shadow table; everything else still goes through the copy.
  *
- *   matrix         32 statements: the expected strategy in PLAN; each instant one run
+ *   matrix         36 statements: the expected strategy in PLAN; each instant one run
  *                  through the console on t and directly on an identical t_copy, then the
  *                  catalogs compared (columns with types, NOT NULL and defaults;
  *                  constraints; indexes), t's storage unchanged, no shadow created, the
@@ -83,19 +83,11 @@ static const struct {
     {"ADD COLUMN m int DEFAULT 1, ADD CONSTRAINT m_pos CHECK (m > 0)", "validate"},
     {"ADD CONSTRAINT a_pos CHECK (a >= 0) NOT VALID", "instant"},
     {"ALTER COLUMN s TYPE varchar(20) COLLATE \"C\"", "copy"}, /* the index is rebuilt */
+    {"ADD UNIQUE (a)", "validate"}, /* built concurrently, attached (test_engine_strategy_key) */
+    {"ADD UNIQUE (s, a) INCLUDE (d)", "validate"},
+    {"ADD UNIQUE (a) WITH (fillfactor = 70)", "copy"},
+    {"ADD COLUMN u2 int, ADD UNIQUE (a)", "copy"},
 };
-
-/* The strategy PLAN reports ("instant" or "copy"), from its strategy row. */
-static void plan_strategy(PGconn *ctl, const char *sql, char *out, size_t len)
-{
-    PGresult *r = h_ctl_ok(ctl, "PLAN %s", sql);
-    out[0] = 0;
-    for (int i = 0; i < PQntuples(r); i++)
-        if (strcmp(PQgetvalue(r, i, h_col(r, "phase")), "strategy") == 0)
-            snprintf(out, len, "%.*s", (int)strcspn(PQgetvalue(r, i, h_col(r, "description")), ":"),
-                     PQgetvalue(r, i, h_col(r, "description")));
-    PQclear(r);
-}
 
 /* What a table looks like in the catalog, names of its own objects left out. */
 static const char catalog_sql[] =
@@ -103,10 +95,11 @@ static const char catalog_sql[] =
     "attnotnull, pg_get_expr(d.adbin, d.adrelid)), '; ' ORDER BY attnum) FROM pg_attribute a "
     "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = "
     "'%s'::regclass AND attnum > 0 AND NOT attisdropped) || ' | ' || coalesce((SELECT "
-    "string_agg(contype::text || ' ' || pg_get_constraintdef(oid) || ' ' || convalidated, '; ' ORDER "
-    "BY 1) FROM pg_constraint WHERE conrelid = '%s'::regclass), '') || ' | ' || coalesce((SELECT "
-    "string_agg(regexp_replace(pg_get_indexdef(indexrelid), '^.* USING ', '') || ' ' || "
-    "indisvalid, '; ' ORDER BY 1) FROM pg_index WHERE indrelid = '%s'::regclass), '')";
+    "string_agg(x, '; ' ORDER BY x) FROM (SELECT contype::text || ' ' || pg_get_constraintdef(oid) "
+    "|| ' ' || convalidated FROM pg_constraint WHERE conrelid = '%s'::regclass) k(x)), '') || ' | ' "
+    "|| coalesce((SELECT string_agg(x, '; ' ORDER BY x) FROM (SELECT regexp_replace("
+    "pg_get_indexdef(indexrelid), '^.* USING ', '') || ' ' || indisvalid FROM pg_index WHERE "
+    "indrelid = '%s'::regclass) i(x)), '')";
 
 static void test_matrix(void **state)
 {
@@ -118,7 +111,7 @@ static void test_matrix(void **state)
                 "t_copy", "t_copy");
         char sql[256], got[32];
         snprintf(sql, sizeof sql, "ALTER TABLE t %s", matrix[i].change);
-        plan_strategy(ctl, sql, got, sizeof got);
+        h_plan_strategy(ctl, sql, got, sizeof got);
         if (strcmp(got, matrix[i].strategy) != 0)
             h_eng_fail("PLAN %s: strategy %s, want %s", sql, got, matrix[i].strategy);
         if (strcmp(matrix[i].strategy, "copy") == 0)
@@ -326,7 +319,7 @@ static void test_index_sigkill(void **state)
     for (int i = 0; i < 100 && builders > 0; i++) {
         usleep(100000);
         builders = h_qint(d, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
-                             "'pgcutover m%% concurrent'");
+                             "'pgcutover m%% job'");
     }
     assert_int_equal(builders, 0);
     /* Dropping the INVALID index CONCURRENTLY waits for the old transaction, as PostgreSQL's

@@ -1,0 +1,360 @@
+/*
+ * test_engine_strategy_key.c — the validate strategy's key variant and tables without a
+ * key (issue 13): ADD PRIMARY KEY / ADD UNIQUE build their index with CREATE UNIQUE INDEX
+ * CONCURRENTLY and attach it with ADD CONSTRAINT … USING INDEX under the hold; a lone SET
+ * NOT NULL and a PRIMARY KEY on nullable columns are proven by CHECKs validated apart, so
+ * nothing scans the table under ACCESS EXCLUSIVE. The scan is seen in PostgreSQL's own
+ * log: with log_min_messages = debug1, ALTER TABLE's phase 3 logs `verifying table "x"`
+ * when it scans (tablecmds.c ATRewriteTable); the plain statement on a copy must log it
+ * (the check can fail), the one through pgcutover must not.
+ *
+ *   primary_key    a table without any key: a copy is refused (0A000, the hint names ADD
+ *                  PRIMARY KEY) but ADD COLUMN is instant; ADD PRIMARY KEY on a nullable
+ *                  column → validate, done; catalog and constraint/index names equal the
+ *                  plain statement's on a copy; no helper CHECK or pgcutover index left; no
+ *                  scan; then a lone SET NOT NULL, again without a scan; then the copy works.
+ *   unique_failed  ADD UNIQUE over duplicates: 23505 naming the constraint's index (not
+ *                  pgcutover's) and the duplicated key; ADD PRIMARY KEY over a NULL: 23502;
+ *                  nothing left behind (no index, no helper CHECK, column still nullable),
+ *                  the migrations failed.
+ *   abort          ABORT MIGRATION while ADD PRIMARY KEY, then CREATE INDEX, wait in their
+ *                  concurrent build: cancelled, nothing left, state aborted.
+ *   sigkill        SIGKILL of pgcutover during ADD PRIMARY KEY's build: the next one ends the
+ *                  build and drops the index and the helper CHECK; the change then works.
+ *   unique_forms   two columns, INCLUDE, NULLS NOT DISTINCT, DEFERRABLE INITIALLY DEFERRED, a
+ *                  named constraint, a two-column PRIMARY KEY on nullable columns: equal to the
+ *                  plain statement's; WITH (fillfactor) stays copy.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libgen.h>
+#include <signal.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "h_engine.h"
+
+static h_proxy px;
+
+/* Catalog of a table, names of its own objects included with the table's name replaced. */
+static const char catalog_sql[] =
+    "SELECT (SELECT string_agg(format('%%s %%s %%s', attname, format_type(atttypid, atttypmod), "
+    "attnotnull), '; ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '%s'::regclass AND "
+    "attnum > 0 AND NOT attisdropped) || ' | ' || coalesce((SELECT string_agg(x, '; ' ORDER BY x) "
+    "FROM (SELECT replace(conname, '%s', 'T') || ' ' || contype::text || ' ' || "
+    "pg_get_constraintdef(oid) || ' ' || convalidated || ' ' || condeferrable || condeferred FROM "
+    "pg_constraint WHERE conrelid = '%s'::regclass) k(x)), '') || ' | ' || coalesce((SELECT "
+    "string_agg(x, '; ' ORDER BY x) FROM (SELECT replace(pg_get_indexdef(indexrelid), '%s', 'T') "
+    "|| ' ' || indisvalid || indisprimary || indimmediate FROM pg_index WHERE indrelid = "
+    "'%s'::regclass) i(x)), '')";
+
+static void same_catalog(PGconn *d, const char *t, const char *copy, const char *what)
+{
+    char a[4096], b[4096];
+    h_qtext(d, a, sizeof a, catalog_sql, t, t, t, t, t);
+    h_qtext(d, b, sizeof b, catalog_sql, copy, copy, copy, copy, copy);
+    if (strcmp(a, b) != 0)
+        h_eng_fail("%s: through pgcutover\n  %s\ndirectly\n  %s", what, a, b);
+}
+
+/* PostgreSQL's log (dirname $PGDATA/postgres.log, scripts/pg) matches the shell pipeline
+ * that follows `cat <log> |` in fmt. */
+static bool logged(const char *fmt, const char *a, const char *b)
+{
+    const char *pgdata = getenv("PGDATA");
+    if (pgdata == NULL)
+        fail_msg("PGDATA is not set (scripts/pg exports it)");
+    char dir[1024], pipe[1024];
+    snprintf(dir, sizeof dir, "%s", pgdata);
+    snprintf(pipe, sizeof pipe, fmt, a, b);
+    return h_shell("cat %s/postgres.log | %s", dirname(dir), pipe) == 0;
+}
+
+/* Whether ALTER TABLE scanned public.t (see the file comment); with by_us, only a scan by a
+ * statement pgcutover ran on it under ACCESS EXCLUSIVE: those run in its executor
+ * function, so the log's next line is a CONTEXT naming "public"."t" — not a VALIDATE
+ * CONSTRAINT (SHARE UPDATE EXCLUSIVE: that scan is the point), nor the constraint-name
+ * trial on an empty temporary copy of the same name in pg_temp. */
+static bool scanned(const char *t, bool by_us)
+{
+    if (!by_us)
+        return logged("grep -q 'verifying table \"%s\"'", t, NULL);
+    return logged("grep -A1 'verifying table \"%s\"' | grep 'CONTEXT: .*\"public\"\\.\"%s\"' | "
+                  "grep -vq 'VALIDATE CONSTRAINT'", t, t);
+}
+
+/* Whether PostgreSQL said a constraint proved column t.col NOT NULL (no scan needed). */
+static bool proven(const char *t, const char *col)
+{
+    char tc[200];
+    snprintf(tc, sizeof tc, "%s.%s", t, col);
+    return logged("grep -q 'existing constraints on column \"%s\" are sufficient'", tc, NULL);
+}
+
+/* What the engine's sessions of this database log from now on (a fresh connection per
+ * console command, so the next command has it). */
+static void log_debug1(PGconn *d)
+{
+    h_execf(d, "DO $$ BEGIN EXECUTE format('ALTER DATABASE %%I SET log_min_messages = debug1', "
+               "current_database()); END $$");
+}
+
+static long long leftovers(PGconn *d, const char *t)
+{
+    return h_qint(d, "SELECT (SELECT count(*) FROM pg_constraint WHERE conrelid = '%s'::regclass AND "
+                     "conname LIKE 'pgcutover%%') + (SELECT count(*) FROM pg_index i JOIN pg_class c "
+                     "ON c.oid = i.indexrelid WHERE i.indrelid = '%s'::regclass AND (c.relname LIKE "
+                     "'pgcutover%%' OR NOT i.indisvalid))",
+                  t, t);
+}
+
+static void test_primary_key(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&h_eng_case);
+    log_debug1(d);
+    d = h_eng_keep(&h_eng_case, h_direct_connect(h_eng_case.db)); /* with the setting */
+    h_execf(d, "CREATE TABLE kpk_t (a int, b text, c int); INSERT INTO kpk_t SELECT i, 'b' || i, i "
+               "FROM generate_series(1, 2000) i; CREATE TABLE kpk_t_copy AS TABLE kpk_t");
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
+    char code[6], msg[1024];
+    h_ctl_err(ctl, "ALTER TABLE kpk_t ALTER COLUMN c TYPE bigint", code, msg, sizeof msg);
+    assert_string_equal(code, "0A000");
+    if (strstr(msg, "primary key") == NULL)
+        h_eng_fail("copy of a keyless table: %s", msg);
+    PGresult *r = h_ctl_ok(ctl, "ALTER TABLE kpk_t ADD COLUMN note text");
+    assert_string_equal(PQgetvalue(r, 0, h_col(r, "strategy")), "instant");
+    PQclear(r);
+    h_execf(d, "ALTER TABLE kpk_t_copy ADD COLUMN note text");
+
+    r = h_ctl_ok(ctl, "PLAN ALTER TABLE kpk_t ADD PRIMARY KEY (a)");
+    bool concurrently = false;
+    for (int i = 0; i < PQntuples(r); i++)
+        concurrently |= strstr(PQgetvalue(r, i, h_col(r, "description")), "CONCURRENTLY") != NULL;
+    PQclear(r);
+    assert_true(concurrently);
+    r = h_ctl_ok(ctl, "ALTER TABLE kpk_t ADD PRIMARY KEY (a)");
+    assert_string_equal(PQgetvalue(r, 0, h_col(r, "strategy")), "validate");
+    assert_string_equal(PQgetvalue(r, 0, h_col(r, "state")), "done");
+    long long id = atoll(PQgetvalue(r, 0, h_col(r, "id")));
+    PQclear(r);
+    h_execf(d, "ALTER TABLE kpk_t_copy ADD PRIMARY KEY (a)");
+    same_catalog(d, "kpk_t", "kpk_t_copy", "ADD PRIMARY KEY (a)");
+    assert_int_equal(leftovers(d, "kpk_t"), 0);
+    h_mig m;
+    h_mig_show(ctl, id, &m);
+    assert_string_equal(m.state, "done");
+    assert_true(scanned("kpk_t_copy", false)); /* the plain statement scans: the check can fail */
+    assert_true(proven("kpk_t", "a"));
+    if (scanned("kpk_t", true))
+        h_eng_fail("ADD PRIMARY KEY through pgcutover scanned the table under ACCESS EXCLUSIVE");
+
+    h_execf(d, "ALTER TABLE kpk_t_copy ALTER COLUMN b SET NOT NULL");
+    r = h_ctl_ok(ctl, "ALTER TABLE kpk_t ALTER COLUMN b SET NOT NULL");
+    assert_string_equal(PQgetvalue(r, 0, h_col(r, "strategy")), "validate");
+    PQclear(r);
+    same_catalog(d, "kpk_t", "kpk_t_copy", "SET NOT NULL");
+    assert_int_equal(leftovers(d, "kpk_t"), 0);
+    assert_true(proven("kpk_t", "b"));
+    if (scanned("kpk_t", true))
+        h_eng_fail("a lone SET NOT NULL through pgcutover scanned the table under ACCESS EXCLUSIVE");
+
+    /* With its key, the table can now be copied. */
+    char plan[32];
+    h_plan_strategy(ctl, "ALTER TABLE kpk_t ALTER COLUMN c TYPE bigint", plan, sizeof plan);
+    assert_string_equal(plan, "copy");
+}
+
+static void test_unique_failed(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "CREATE TABLE kuf_t (id int PRIMARY KEY, a int, b int); INSERT INTO kuf_t SELECT i, "
+               "i, i FROM generate_series(1, 1000) i; UPDATE kuf_t SET a = 7 WHERE id = 500; UPDATE "
+               "kuf_t SET b = NULL WHERE id = 3; CREATE TABLE kuf_n (a int, b int); INSERT INTO kuf_n "
+               "VALUES (1, 1), (2, NULL)");
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
+    char code[6], msg[1024];
+    h_ctl_err(ctl, "ALTER TABLE kuf_t ADD UNIQUE (a)", code, msg, sizeof msg);
+    assert_string_equal(code, "23505");
+    if (strstr(msg, "kuf_t_a_key") == NULL || strstr(msg, "(a)=(7)") == NULL ||
+        strstr(msg, "pgcutover_m") != NULL)
+        h_eng_fail("ADD UNIQUE over duplicates: %s", msg);
+    assert_int_equal(leftovers(d, "kuf_t"), 0);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_index WHERE indrelid = 'kuf_t'::regclass"), 1);
+    h_ctl_err(ctl, "ALTER TABLE kuf_n ADD PRIMARY KEY (b)", code, msg, sizeof msg);
+    assert_string_equal(code, "23502");
+    assert_non_null(strstr(msg, "contains null values"));
+    assert_int_equal(leftovers(d, "kuf_n"), 0);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_index WHERE indrelid = 'kuf_n'::regclass"), 0);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'kuf_n'::regclass "
+                               "AND attname = 'b' AND attnotnull"), 0);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.migrations WHERE strategy = "
+                               "'validate' AND state = 'failed'"), 2);
+    /* The table is free again: the same change, once the data allow it, goes through. */
+    h_execf(d, "UPDATE kuf_t SET a = 500 WHERE id = 500");
+    PQclear(h_ctl_ok(ctl, "ALTER TABLE kuf_t ADD UNIQUE (a)"));
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conname = 'kuf_t_a_key' "
+                               "AND contype = 'u'"), 1);
+}
+
+static void test_unique_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *change, *strategy;
+    } forms[] = {
+        {"ADD UNIQUE (a, b)", "validate"},
+        {"ADD CONSTRAINT %s_named UNIQUE (b) INCLUDE (a)", "validate"},
+        {"ADD UNIQUE NULLS NOT DISTINCT (c)", "validate"},
+        {"ADD UNIQUE (a) DEFERRABLE INITIALLY DEFERRED", "validate"},
+        {"ADD PRIMARY KEY (a, b)", "validate"},
+        {"ADD UNIQUE (a) WITH (fillfactor = 70)", "copy"},
+    };
+    PGconn *d = h_eng_direct(&h_eng_case);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        h_execf(d, "DROP TABLE IF EXISTS kf_t, kf_t_copy; CREATE TABLE kf_t (id int NOT NULL UNIQUE, a "
+                   "int, b int, c int); INSERT INTO kf_t SELECT i, i, -i, CASE WHEN i > 1 THEN i + "
+                   "1000 END FROM generate_series(1, 300) i; CREATE TABLE kf_t_copy (LIKE kf_t "
+                   "INCLUDING ALL); INSERT INTO kf_t_copy TABLE kf_t");
+        char sql[256], change[200], copy_change[200];
+        snprintf(change, sizeof change, forms[i].change, "kf_t");
+        snprintf(copy_change, sizeof copy_change, forms[i].change, "kf_t_copy");
+        snprintf(sql, sizeof sql, "ALTER TABLE kf_t %s", change);
+        char got[32];
+        h_plan_strategy(ctl, sql, got, sizeof got);
+        if (strcmp(got, forms[i].strategy) != 0)
+            h_eng_fail("PLAN %s: strategy %s, want %s", sql, got, forms[i].strategy);
+        if (strcmp(forms[i].strategy, "copy") == 0)
+            continue;
+        PGresult *r = h_ctl_ok(ctl, "%s", sql);
+        assert_string_equal(PQgetvalue(r, 0, h_col(r, "state")), "done");
+        PQclear(r);
+        h_execf(d, "ALTER TABLE kf_t_copy %s", copy_change);
+        same_catalog(d, "kf_t", "kf_t_copy", sql);
+        assert_int_equal(leftovers(d, "kf_t"), 0);
+    }
+}
+
+/* Until the job of the migration the console ctl started (by PQsendQuery) is building an
+ * INVALID index of table t: it waits for the open transaction of another session. */
+static void wait_building(PGconn *d, const char *t)
+{
+    long long inv = 0;
+    for (int i = 0; i < 100 && inv == 0; i++) {
+        usleep(100000);
+        inv = h_qint(d, "SELECT count(*) FROM pg_index WHERE indrelid = '%s'::regclass AND NOT "
+                        "indisvalid", t);
+    }
+    assert_int_equal(inv, 1);
+}
+
+/* ABORT MIGRATION of a key build and of a plain concurrent build, both waiting for an old
+ * transaction: the builder's statement is cancelled, nothing is left, state aborted. */
+static void test_abort(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "CREATE TABLE kab_t (a int, b int); INSERT INTO kab_t SELECT i, i FROM "
+               "generate_series(1, 1000) i");
+    PGconn *old = h_eng_keep(&h_eng_case, h_direct_connect(h_eng_case.db));
+    const char *stmts[] = {"ALTER TABLE kab_t ADD PRIMARY KEY (a)", "CREATE INDEX kab_b ON kab_t (b)"};
+    for (int k = 0; k < 2; k++) {
+        /* an old snapshot (what a concurrent build waits for), no lock on the table */
+        h_execf(old, "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class");
+        PGconn *ctl = h_eng_console(&h_eng_case, &px);
+        assert_int_equal(PQsendQuery(ctl, stmts[k]), 1);
+        wait_building(d, "kab_t");
+        long long id = h_qint(d, "SELECT max(id) FROM pgcutover.migrations");
+        PGconn *ctl2 = h_eng_console(&h_eng_case, &px);
+        PQclear(h_ctl_ok(ctl2, "ABORT MIGRATION %lld", id));
+        PGresult *r = PQgetResult(ctl);
+        if (PQresultStatus(r) != PGRES_FATAL_ERROR)
+            h_eng_fail("%s went on after ABORT: %s", stmts[k], PQresStatus(PQresultStatus(r)));
+        PQclear(r);
+        while ((r = PQgetResult(ctl)) != NULL)
+            PQclear(r);
+        h_execf(old, "COMMIT");
+        h_mig m;
+        h_mig_show(ctl2, id, &m);
+        assert_string_equal(m.state, "aborted");
+        assert_int_equal(leftovers(d, "kab_t"), 0);
+        assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_index WHERE indrelid = 'kab_t'::regclass"), 0);
+        assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_attribute WHERE attrelid = "
+                                   "'kab_t'::regclass AND attnum > 0 AND attnotnull"), 0);
+        h_eng_drop_conn(&h_eng_case, ctl);
+        h_eng_drop_conn(&h_eng_case, ctl2);
+    }
+}
+
+/* SIGKILL of pgcutover while ADD PRIMARY KEY builds its index (helper CHECK already valid):
+ * the next pgcutover ends the build, drops the index and the helper, fails the migration. */
+static void test_sigkill(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "CREATE TABLE kk_t (a int, b int); INSERT INTO kk_t SELECT i, i FROM "
+               "generate_series(1, 1000) i");
+    PGconn *old = h_eng_keep(&h_eng_case, h_direct_connect(h_eng_case.db));
+    h_execf(old, "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class");
+    const char *sets[] = {"instant_ddl=on", NULL};
+    h_proxy_start(&h_eng_case.px, sets);
+    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
+    assert_int_equal(PQsendQuery(ctl, "ALTER TABLE kk_t ADD PRIMARY KEY (a)"), 1);
+    wait_building(d, "kk_t");
+    assert_int_equal(leftovers(d, "kk_t"), 2); /* the helper CHECK and the INVALID index */
+    h_eng_drop_conn(&h_eng_case, ctl);
+    h_proxy_signal(&h_eng_case.px, SIGKILL);
+    h_proxy_stop(&h_eng_case.px);
+    h_proxy_start(&h_eng_case.px2, sets);
+    /* DROP INDEX CONCURRENTLY of what it left waits for the old transaction. */
+    h_execf(old, "COMMIT");
+    bool clean = false;
+    for (int i = 0; i < 150 && !clean; i++) {
+        clean = leftovers(d, "kk_t") == 0 &&
+                h_qint(d, "SELECT count(*) FROM pgcutover.migrations WHERE state = 'failed' AND "
+                          "error LIKE '%%restart%%'") == 1;
+        if (!clean)
+            usleep(100000);
+    }
+    if (!clean)
+        h_eng_fail("after the restart: %lld objects left", leftovers(d, "kk_t"));
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_index WHERE indrelid = 'kk_t'::regclass"), 0);
+    /* The table is free: the change now goes through. */
+    PGconn *ctl2 = h_eng_console(&h_eng_case, &h_eng_case.px2);
+    PQclear(h_ctl_ok(ctl2, "ALTER TABLE kk_t ADD PRIMARY KEY (a)"));
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conname = 'kk_t_pkey'"), 1);
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px2);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    const char *sets[] = {"instant_ddl=on", "lock_timeout_ms=200", NULL};
+    h_proxy_start(&px, sets);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    h_eng_stop_group_proxy(&px);
+    return 0;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        H_ENG_CASE(test_primary_key, "eng_key_pk"),
+        H_ENG_CASE(test_unique_failed, "eng_key_failed"),
+        H_ENG_CASE(test_unique_forms, "eng_key_forms"),
+        H_ENG_CASE(test_abort, "eng_key_abort"),
+        H_ENG_CASE(test_sigkill, "eng_key_kill"),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}

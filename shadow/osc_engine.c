@@ -533,8 +533,10 @@ static void pause_resume(PGconn *c, const char *db, const char *user, bool pause
         pthread_mutex_unlock(&m->lock);
     }
     if (only && done == 0) {
-        osc_result_error(r, "55000", "PAUSE and RESUME act on the backfill (states pending, "
-                                     "preparing, copying, paused)",
+        osc_result_error(r, "55000", "PAUSE and RESUME act on a copy's backfill (states pending, "
+                                     "preparing, copying, paused); a concurrent build or a "
+                                     "validation cannot pause: ABORT MIGRATION n stops it and "
+                                     "drops what it added",
                          "migration %" PRId64 " is %s%s", only, state,
                          n == 0 ? " and no backfill of it runs in this pgcutover" : "");
         return;

@@ -272,6 +272,10 @@ static void test_abort(void **state)
         wait_building(d, "kab_t");
         long long id = h_qint(d, "SELECT max(id) FROM pgcutover.migrations");
         PGconn *ctl2 = h_eng_console(&h_eng_case, &px);
+        char cmd[64], code[6], msg[512];
+        snprintf(cmd, sizeof cmd, "PAUSE MIGRATION %lld", id); /* a build cannot pause: says so */
+        h_ctl_err(ctl2, cmd, code, msg, sizeof msg);
+        assert_string_equal(code, "55000");
         PQclear(h_ctl_ok(ctl2, "ABORT MIGRATION %lld", id));
         PGresult *r = PQgetResult(ctl);
         if (PQresultStatus(r) != PGRES_FATAL_ERROR)

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <getopt.h>
 #include <libpq-fe.h>
+#include <pg_query.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -39,7 +40,7 @@ typedef struct {
 
 /* One SHOW MIGRATION n row; numbers are -1 when NULL. */
 typedef struct {
-    char state[32], table[300], phase[2048], error[2048], throttle[128], old_table[300];
+    char state[32], strategy[16], table[300], phase[2048], error[2048], throttle[128], old_table[300];
     char phase_at[2048];
     long long copied, estimated;
     double percent, rate, eta, hold_ms, lock_ms, max_wait_ms;
@@ -68,9 +69,11 @@ static double now_s(void)
 
 static void usage(FILE *f)
 {
-    fputs("Usage: pgcutover run [OPTION]... \"ALTER TABLE ...\"\n"
-          "Submit one ALTER TABLE to a running pgcutover's control console and follow it\n"
-          "to the end.\n\n"
+    fputs("Usage: pgcutover run [OPTION]... \"STATEMENT\"\n"
+          "Submit one schema change (ALTER TABLE, CREATE INDEX, or any other DDL statement)\n"
+          "to a running pgcutover's control console, which runs it the cheapest safe way\n"
+          "(its strategy: instant, validate, concurrent, direct or copy), and follow it to\n"
+          "the end.\n\n"
           "  -h, --host=HOST              console host (default: PGHOST or 127.0.0.1)\n"
           "  -p, --port=PORT              console port, control_port (default: 6433)\n"
           "  -d, --dbname=DB              database of the table (default: PGDATABASE or user)\n"
@@ -109,30 +112,16 @@ static bool keyword(const char **p, const char *w)
     return true;
 }
 
-/* Whether sql holds more than one statement: a ';' outside quotes and comments followed
- * by something other than blanks and semicolons (the console would run each one). */
-static bool several_statements(const char *s)
+/* How many statements sql holds, by PostgreSQL's parser (libpg_query); -1 on a syntax
+ * error, its message into err. */
+static int statements(const char *sql, char *err, size_t errlen)
 {
-    char q = 0;
-    for (; *s; s++) {
-        if (q) {
-            q = *s == q ? 0 : q;
-        } else if (*s == '\'' || *s == '"') {
-            q = *s;
-        } else if (s[0] == '-' && s[1] == '-') {
-            s += strcspn(s, "\n");
-            if (!*s)
-                break;
-        } else if (s[0] == '/' && s[1] == '*') {
-            const char *e = strstr(s + 2, "*/");
-            if (!e)
-                break;
-            s = e + 1;
-        } else if (*s == ';') {
-            return s[strspn(s, "; \t\r\n")] != 0;
-        }
-    }
-    return false;
+    PgQuerySplitResult sp = pg_query_split_with_parser(sql);
+    int n = sp.error ? -1 : sp.n_stmts;
+    if (sp.error)
+        snprintf(err, errlen, "%s", sp.error->message);
+    pg_query_free_split_result(sp);
+    return n;
 }
 
 /* Parse argv into *o: -1 to go on, otherwise the exit code. */
@@ -167,7 +156,7 @@ static int parse_args(int argc, char **argv, run_opts *o)
         }
     }
     if (optind != argc - 1)
-        return bad_usage(optind == argc ? "no statement given (one ALTER TABLE, quoted)"
+        return bad_usage(optind == argc ? "no statement given (one DDL statement, quoted)"
                                         : "one statement only (quote it)",
                          optind == argc ? NULL : argv[optind + 1]);
     o->stmt = argv[optind];
@@ -190,12 +179,13 @@ static int parse_args(int argc, char **argv, run_opts *o)
                          NULL);
     const char *p = o->stmt;
     if (keyword(&p, "PLAN"))
-        return bad_usage("give the ALTER TABLE itself; --plan asks for the plan", NULL);
-    p = o->stmt;
-    if (!keyword(&p, "ALTER") || !keyword(&p, "TABLE") || p[strspn(p, " \t\r\n;")] == 0)
-        return bad_usage("the statement must be an ALTER TABLE", o->stmt);
-    if (several_statements(o->stmt))
-        return bad_usage("one ALTER TABLE statement at a time", NULL);
+        return bad_usage("give the statement itself; --plan asks for the plan", NULL);
+    char err[256];
+    int n = statements(o->stmt, err, sizeof err);
+    if (n < 0)
+        return bad_usage("syntax error", err);
+    if (n != 1)
+        return bad_usage(n ? "one statement at a time" : "no statement given", NULL);
     return -1;
 }
 
@@ -313,6 +303,7 @@ static double num_field(const PGresult *r, const char *name)
 static void read_row(const PGresult *r, mig_row *m)
 {
     text_field(r, "state", m->state, sizeof m->state);
+    text_field(r, "strategy", m->strategy, sizeof m->strategy);
     text_field(r, "table", m->table, sizeof m->table);
     text_field(r, "phase", m->phase, sizeof m->phase);
     text_field(r, "error", m->error, sizeof m->error);
@@ -503,6 +494,12 @@ static int interrupted(run_ctx *x)
 
 static void summary(run_ctx *x, const mig_row *m)
 {
+    if (*m->strategy && strcmp(m->strategy, "copy") != 0) { /* no backfill, no swap */
+        printf("done: m%lld%s%s in %.1f s (strategy %s)\n", x->id, *m->table ? " " : "", m->table,
+               now_s() - x->t0, m->strategy);
+        fflush(stdout);
+        return;
+    }
     char rows[32];
     printf("done: m%lld %s in %.1f s: %s rows copied; cutover hold %.1f ms, lock %.1f ms, "
            "longest client wait %.1f ms; old table %s%s\n",

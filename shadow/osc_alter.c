@@ -38,6 +38,16 @@ static bool trial(PGconn *c, const char *sql, const char *user, bool starting, o
         if (!r->ok)
             return false;
     }
+    int catalog = osc_plan_catalog_only(p, r);
+    if (catalog > 0 && s->instant_ddl != CONF_INSTANT_DDL_ON) {
+        osc_result_error(r, "0A000", "run it directly, or set instant_ddl = on",
+                         "cannot copy \"%s.%s\" for this change: its subcommands name objects a "
+                         "shadow copy does not have; it is instant, and instant_ddl is off",
+                         p->map.schema, p->map.table);
+        return false;
+    }
+    if (catalog != 0)
+        return catalog > 0;
     char shadow[64];
     osc_plan_table_name(p->map.table, 0, "new", shadow, sizeof shadow);
     return osc_plan_shadow(c, p, 0, shadow, s->lock_timeout_ms, false, r);
@@ -53,6 +63,8 @@ int64_t osc_alter_start(PGconn *c, const char *user, const char *sql, osc_result
     if (ok && p.strategy == OSC_STRATEGY_VALIDATE && s.instant_ddl == CONF_INSTANT_DDL_ON) {
         if (p.stmt.ncmds == 1 && p.stmt.cmds[0].key_index)
             osc_strategy_key(c, user, sql, &p, &s, r);
+        else if (p.stmt.cmds[0].kind == OSC_CMD_VALIDATE_CONSTRAINT)
+            osc_strategy_instant(c, user, sql, &p, &s, r); /* outside the hold (held_target) */
         else
             osc_strategy_validate(c, user, sql, &p, &s, r);
         conf_free(&s);

@@ -502,11 +502,7 @@ static char *storage_of(PGconn *c, const char *rel, osc_result *r)
 {
     char err[1024], code[6];
     const char *v[] = {rel};
-    PGresult *t = osc_exec(c,
-                           "SELECT string_agg(c.relfilenode::text, ',' ORDER BY c.relfilenode) "
-                           "FROM pg_class c WHERE c.oid = $1::regclass OR c.oid IN (SELECT "
-                           "indexrelid FROM pg_index WHERE indrelid = $1::regclass)",
-                           1, v, err, sizeof err, code);
+    PGresult *t = osc_exec(c, OSC_STORAGE_SQL, 1, v, err, sizeof err, code);
     if (t == NULL) {
         osc_result_error(r, code, NULL, "reading the copy's storage: %s", err);
         return NULL;
@@ -514,6 +510,36 @@ static char *storage_of(PGconn *c, const char *rel, osc_result *r)
     char *s = strdup(PQgetvalue(t, 0, 0));
     PQclear(t);
     return s;
+}
+
+int osc_plan_catalog_only(osc_plan *p, osc_result *r)
+{
+    int catalog = 0, validate = 0;
+    for (int i = 0; i < p->stmt.ncmds; i++) {
+        catalog += p->stmt.cmds[i].kind == OSC_CMD_CATALOG;
+        validate += p->stmt.cmds[i].kind == OSC_CMD_VALIDATE_CONSTRAINT;
+    }
+    if (catalog + validate == 0)
+        return 0;
+    if (catalog + validate < p->stmt.ncmds || (catalog && validate)) {
+        osc_result_error(r, "0A000", "run the subcommands on triggers, rules, row security, owner, "
+                                     "options, replica identity, CLUSTER ON, ALTER/VALIDATE "
+                                     "CONSTRAINT in an ALTER TABLE of their own",
+                         "cannot change \"%s.%s\" online in one step: the statement mixes "
+                         "catalog-only subcommands with others%s",
+                         p->map.schema, p->map.table, validate ? " (VALIDATE CONSTRAINT runs "
+                                                                 "outside the hold, the others "
+                                                                 "under it)" : "");
+        return -1;
+    }
+    p->strategy = validate ? OSC_STRATEGY_VALIDATE : OSC_STRATEGY_INSTANT;
+    snprintf(p->why, sizeof p->why, "%s",
+             validate ? "validate: VALIDATE CONSTRAINT scans the table under SHARE UPDATE "
+                        "EXCLUSIVE (reads and writes go on): run as it is, outside the hold"
+                      : "instant: these subcommands change only the catalog (PostgreSQL never "
+                        "rewrites for them; they name objects an empty copy lacks, so no trial): "
+                        "run under the hold, rolled back should the table's storage change");
+    return 1;
 }
 
 /* The copy matches rows by a key: refuse it (0A000, what to do) on a table without a usable

@@ -73,6 +73,25 @@ bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, o
 bool osc_plan_shadow(PGconn *c, osc_plan *p, int64_t id, const char *shadow_name, int lock_timeout_ms,
                      bool keep, osc_result *r);
 
+/*
+ * osc_plan_catalog_only — after osc_plan_check: whether p's statement is made only of
+ * subcommands that change the catalog alone by construction (OSC_CMD_CATALOG, which name
+ * triggers, rules or indexes an empty copy does not have, so no trial on one). Returns 1
+ * and sets p->strategy and p->why when it is (instant; validate when every subcommand is
+ * VALIDATE CONSTRAINT, which scans under SHARE UPDATE EXCLUSIVE and runs outside the
+ * hold); 0 when the statement has none of them (the trial decides); -1 with 0A000 in *r
+ * when it mixes them with others (run them in a statement of their own).
+ */
+int osc_plan_catalog_only(osc_plan *p, osc_result *r);
+
+/* OSC_STORAGE_SQL — one text row: the relfilenodes of $1::regclass and of its indexes,
+ * sorted; a rewrite, a rebuilt or a new index changes it (PostgreSQL's own verdict on
+ * whether a statement rewrote anything). */
+#define OSC_STORAGE_SQL                                                                          \
+    "SELECT string_agg(c.relfilenode::text, ',' ORDER BY c.relfilenode) FROM pg_class c WHERE " \
+    "c.oid = $1::regclass OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = "      \
+    "$1::regclass)"
+
 /* osc_plan_free — release *p; safe on a zeroed plan. */
 void osc_plan_free(osc_plan *p);
 

@@ -39,30 +39,59 @@ static const char *refusal(at_type t)
                "PARTITION … CONCURRENTLY directly";
     case PG_QUERY__ALTER_TABLE_TYPE__AT_SetAccessMethod:
         return "SET ACCESS METHOD is not supported";
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterColumnType:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_ColumnDefault:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropConstraint:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetStatistics:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetStorage:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetCompression:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_AddIdentity:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetIdentity:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropIdentity:
-        return NULL;
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_GenericOptions:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterColumnGenericOptions:
+        return "OPTIONS belong to foreign tables: change them directly";
     default:
-        return "this subcommand does not rewrite the table (triggers, rules, row security, "
-               "owner, options, replica identity, …): run it directly, it needs no online "
-               "change";
+        return NULL;
+    }
+}
+
+/* Subcommands that change only the catalog by construction (tablecmds.c never rewrites or
+ * scans for them): triggers, rules, row security, owner, options, replica identity,
+ * cluster mark, constraint attributes. They name objects a shadow copy does not have
+ * (triggers, index names), so they are run on the table itself (osc_plan_catalog_only). */
+static bool catalog_only(at_type t)
+{
+    switch (t) {
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetOptions:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetOptions:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetRelOptions:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetRelOptions:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterConstraint:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraint:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_ChangeOwner:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_ClusterOn:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropCluster:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrig:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableAlwaysTrig:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableReplicaTrig:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrig:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrigAll:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrigAll:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrigUser:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrigUser:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableRule:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableAlwaysRule:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableReplicaRule:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableRule:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_ReplicaIdentity:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableRowSecurity:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableRowSecurity:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_ForceRowSecurity:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_NoForceRowSecurity:
+        return true;
+    default:
+        return false;
     }
 }
 
 static osc_cmd_kind kind_of(at_type t)
 {
+    if (t == PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraint)
+        return OSC_CMD_VALIDATE_CONSTRAINT;
+    if (catalog_only(t))
+        return OSC_CMD_CATALOG;
     switch (t) {
     case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn:
         return OSC_CMD_ADD_COLUMN;

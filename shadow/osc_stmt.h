@@ -1,7 +1,8 @@
 /*
  * osc_stmt.h — the operator's statement, read with libpg_query (the real PostgreSQL
  * parser, protobuf parse tree): exactly one ALTER TABLE (or ALTER TABLE … RENAME
- * COLUMN) on one table, with only subcommands a shadow copy can express. Also
+ * COLUMN) on one table; subcommands that move or re-classify the table (SET TABLESPACE,
+ * SET LOGGED, partitioning, inheritance, …) are refused. Also
  * retargets the statement at the shadow table by rewriting the parse tree's RangeVar
  * and deparsing it, so names inside literals or defaults are never touched.
  * Pure code: no database access (catalog checks — partitioned, temporary, key — are
@@ -26,6 +27,10 @@ typedef enum {
     OSC_CMD_ADD_CONSTRAINT,
     OSC_CMD_DROP_CONSTRAINT,
     OSC_CMD_COLUMN_OPTION,   /* SET STATISTICS / STORAGE / COMPRESSION, identity options */
+    OSC_CMD_CATALOG,         /* catalog only by construction, naming objects a copy lacks:
+                              * triggers, rules, row security, owner, (re)set options, replica
+                              * identity, CLUSTER ON, ALTER CONSTRAINT (osc_plan_catalog_only) */
+    OSC_CMD_VALIDATE_CONSTRAINT, /* VALIDATE CONSTRAINT: scans under SHARE UPDATE EXCLUSIVE */
 } osc_cmd_kind;
 
 typedef struct {

@@ -22,6 +22,7 @@ static double now_ms(void)
 typedef struct {
     const char *strategy, *schema, *table, *oid;
     const char *settings; /* the row's settings (jsonb text: what a restart undoes), or NULL */
+    bool unheld;          /* its lock (SHARE UPDATE EXCLUSIVE) queues no client: no hold */
 } held_target;
 
 /* The row (id, table, state done, strategy) a finished statement answers. */
@@ -79,17 +80,35 @@ static int64_t run_held(PGconn *c, const char *user, const char *sql, const held
     int64_t id = 0;
     double hold_ms = 0;
     bool ok = false;
+    const char *sv[] = {tg->oid};
+    bool table = strcmp(tg->oid, "0") != 0;
     for (a = 1; a <= attempts && !ok; a++) {
-        osc_hooks.hold();
+        if (!tg->unheld)
+            osc_hooks.hold();
         double t0 = now_ms();
+        PGresult *before = NULL;
         ok = osc_run(c, lt, 0, NULL, err, sizeof err, code) &&
+             (!table || (before = osc_exec(c, OSC_STORAGE_SQL, 1, sv, err, sizeof err, code))) &&
              osc_run(c, "SELECT pg_temp." OSC_AS_USER "($1, ARRAY[]::text[], false, $2)", 2, v, err,
                      sizeof err, code);
+        if (ok && table) { /* the safety net: nothing of the table may have been rewritten */
+            PGresult *after = osc_exec(c, OSC_STORAGE_SQL, 1, sv, err, sizeof err, code);
+            ok = after && strcmp(PQgetvalue(before, 0, 0), PQgetvalue(after, 0, 0)) == 0;
+            if (after && !ok) {
+                snprintf(code, 6, "XX000");
+                snprintf(err, sizeof err, "the statement rewrote the table or built an index, "
+                                          "which the %s strategy must not: rolled back, nothing "
+                                          "changed", tg->strategy);
+            }
+            PQclear(after);
+        }
+        PQclear(before);
         PGresult *row = NULL;
         if (ok) {
             hold_ms = now_ms() - t0;
             char phase[400];
-            snprintf(phase, sizeof phase, "%s: run under the proxy's hold on attempt %d", tg->strategy, a);
+            snprintf(phase, sizeof phase, "%s: run %s on attempt %d", tg->strategy,
+                     tg->unheld ? "outside the hold" : "under the proxy's hold", a);
             row = record(c, tg, sql, user, state, phase, NULL, a, hold_ms, err, sizeof err, code);
             ok = row != NULL && osc_run(c, "COMMIT", 0, NULL, err, sizeof err, code);
             if (ok)
@@ -98,7 +117,8 @@ static int64_t run_held(PGconn *c, const char *user, const char *sql, const held
         }
         if (!ok)
             PQclear(PQexec(c, "ROLLBACK"));
-        osc_hooks.release();
+        if (!tg->unheld)
+            osc_hooks.release();
         if (ok || strcmp(code, "55P03") != 0 || PQstatus(c) != CONNECTION_OK || a == attempts)
             break;
         osc_log(CONF_LOG_WARNING, "%s %s.%s: lock_timeout (%d ms) on attempt %d/%d: %s; "
@@ -131,7 +151,8 @@ void osc_strategy_instant(PGconn *c, const char *user, const char *sql, const os
 {
     char oid[16];
     snprintf(oid, sizeof oid, "%u", p->table_oid);
-    held_target t = {"instant", p->map.schema, p->map.table, oid, NULL};
+    bool validate = p->strategy == OSC_STRATEGY_VALIDATE; /* VALIDATE CONSTRAINT alone */
+    held_target t = {validate ? "validate" : "instant", p->map.schema, p->map.table, oid, NULL, validate};
     run_held(c, user, sql, &t, s, "done", "ALTER TABLE", r);
 }
 
@@ -279,7 +300,7 @@ void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const o
     PGresult *bt = osc_exec(c, "SELECT coalesce(array_agg(oid), '{}')::text, jsonb_build_object("
                                "'constraints_before', coalesce(jsonb_agg(oid::text), '[]'))::text "
                                "FROM pg_constraint WHERE conrelid = $1::oid", 1, ov, err, sizeof err, code);
-    held_target tg = {"validate", p->map.schema, p->map.table, oid, bt ? PQgetvalue(bt, 0, 1) : NULL};
+    held_target tg = {"validate", p->map.schema, p->map.table, oid, bt ? PQgetvalue(bt, 0, 1) : NULL, false};
     int64_t id = bt ? run_held(c, user, not_valid, &tg, s, "validating", NULL, r) : 0;
     free(not_valid);
     if (id == 0) {
@@ -355,7 +376,7 @@ void osc_strategy_direct(PGconn *c, const char *user, const char *sql, const cha
         snprintf(r->tag, sizeof r->tag, "PLAN");
         return;
     }
-    held_target t = {"direct", "", "", "0", NULL};
+    held_target t = {"direct", "", "", "0", NULL, false};
     run_held(c, user, sql, &t, s, "done", kind, r);
 }
 
@@ -862,7 +883,7 @@ void osc_strategy_key(PGconn *c, const char *user, const char *sql, const osc_pl
         goto out;
     }
     osc_log(CONF_LOG_INFO, "m%s %s.%s: done — validate: %s", ids, p->map.schema, p->map.table, sql);
-    held_target tg = {"validate", p->map.schema, p->map.table, oid, NULL};
+    held_target tg = {"validate", p->map.schema, p->map.table, oid, NULL, false};
     answer(r, strtoll(ids, NULL, 10), &tg, "ALTER TABLE");
 out:
     for (int i = 0; i < OSC_MAX_KEY_COLS; i++)

@@ -17,6 +17,10 @@
  *                  pgcutover's) and the duplicated key; ADD PRIMARY KEY over a NULL: 23502;
  *                  nothing left behind (no index, no helper CHECK, column still nullable),
  *                  the migrations failed.
+ *   catalog_only   DISABLE/ENABLE ALWAYS TRIGGER, REPLICA IDENTITY USING INDEX, CLUSTER ON,
+ *                  ROW LEVEL SECURITY, SET (options), ALTER CONSTRAINT: instant, as the plain
+ *                  statement makes them; VALIDATE CONSTRAINT: validate; mixed with ADD COLUMN
+ *                  or SET TABLESPACE: refused (0A000), nothing changed.
  *   abort          ABORT MIGRATION while ADD PRIMARY KEY, then CREATE INDEX, wait in their
  *                  concurrent build: cancelled, nothing left, state aborted.
  *   sigkill        SIGKILL of pgcutover during ADD PRIMARY KEY's build: the next one ends the
@@ -336,6 +340,75 @@ static void test_sigkill(void **state)
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px2);
 }
 
+/* Subcommands that change only the catalog and name objects an empty copy lacks (a
+ * trigger, an index, a constraint): instant under the hold (VALIDATE CONSTRAINT: validate,
+ * outside it), each with the catalog the plain statement makes on a copy; mixed with a
+ * subcommand that needs a trial, refused with what to do. */
+static void test_catalog_only(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *change, *strategy, *check; /* check: one value after both */
+    } cases[] = {
+        {"DISABLE TRIGGER %s_trg", "instant",
+         "SELECT tgenabled FROM pg_trigger WHERE tgrelid = '%s'::regclass"},
+        {"ENABLE ALWAYS TRIGGER %s_trg", "instant",
+         "SELECT tgenabled FROM pg_trigger WHERE tgrelid = '%s'::regclass"},
+        {"REPLICA IDENTITY USING INDEX %s_b_key", "instant",
+         "SELECT relreplident FROM pg_class WHERE oid = '%s'::regclass"},
+        {"CLUSTER ON %s_b_key", "instant",
+         "SELECT count(*) FROM pg_index WHERE indrelid = '%s'::regclass AND indisclustered"},
+        {"ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY", "instant",
+         "SELECT relrowsecurity::text || relforcerowsecurity FROM pg_class WHERE oid = '%s'::regclass"},
+        {"SET (fillfactor = 70, autovacuum_enabled = off)", "instant",
+         "SELECT reloptions::text FROM pg_class WHERE oid = '%s'::regclass"},
+        {"ALTER CONSTRAINT %s_fk DEFERRABLE INITIALLY DEFERRED", "instant",
+         "SELECT condeferrable::text || condeferred FROM pg_constraint WHERE conname = '%s_fk'"},
+        {"VALIDATE CONSTRAINT %s_pos", "validate",
+         "SELECT convalidated FROM pg_constraint WHERE conname = '%s_pos'"},
+    };
+    PGconn *d = h_eng_direct(&h_eng_case);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
+    h_execf(d, "CREATE TABLE kc_ref (id int PRIMARY KEY); INSERT INTO kc_ref SELECT generate_series(1, "
+               "10); CREATE FUNCTION kc_noop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN "
+               "NEW; END$$");
+    const char *tables[] = {"kc_t", "kc_t_copy"};
+    for (int t = 0; t < 2; t++)
+        h_execf(d, "CREATE TABLE %s (id int PRIMARY KEY, b int NOT NULL, r int, CONSTRAINT %s_b_key "
+                   "UNIQUE (b), CONSTRAINT %s_fk FOREIGN KEY (r) REFERENCES kc_ref (id)); INSERT INTO "
+                   "%s SELECT i, i, 1 + i %% 10 FROM generate_series(1, 500) i; ALTER TABLE %s ADD "
+                   "CONSTRAINT %s_pos CHECK (b > 0) NOT VALID; CREATE TRIGGER %s_trg BEFORE UPDATE "
+                   "ON %s FOR EACH ROW EXECUTE FUNCTION kc_noop()",
+                tables[t], tables[t], tables[t], tables[t], tables[t], tables[t], tables[t], tables[t]);
+    long long storage = h_qint(d, "SELECT relfilenode FROM pg_class WHERE oid = 'kc_t'::regclass");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char change[200], copy_change[200], sql[300], got[32], a[256], b[256];
+        snprintf(change, sizeof change, cases[i].change, "kc_t");
+        snprintf(copy_change, sizeof copy_change, cases[i].change, "kc_t_copy");
+        snprintf(sql, sizeof sql, "ALTER TABLE kc_t %s", change);
+        h_plan_strategy(ctl, sql, got, sizeof got);
+        if (strcmp(got, cases[i].strategy) != 0)
+            h_eng_fail("PLAN %s: strategy %s, want %s", sql, got, cases[i].strategy);
+        PGresult *r = h_ctl_ok(ctl, "%s", sql);
+        assert_string_equal(PQgetvalue(r, 0, h_col(r, "strategy")), cases[i].strategy);
+        assert_string_equal(PQgetvalue(r, 0, h_col(r, "state")), "done");
+        PQclear(r);
+        h_execf(d, "ALTER TABLE kc_t_copy %s", copy_change);
+        h_qtext(d, a, sizeof a, cases[i].check, "kc_t");
+        h_qtext(d, b, sizeof b, cases[i].check, "kc_t_copy");
+        if (strcmp(a, b) != 0)
+            h_eng_fail("%s: through pgcutover %s, directly %s", sql, a, b);
+    }
+    assert_int_equal(h_qint(d, "SELECT relfilenode FROM pg_class WHERE oid = 'kc_t'::regclass"), storage);
+    char code[6], msg[512];
+    h_ctl_err(ctl, "ALTER TABLE kc_t DISABLE TRIGGER kc_t_trg, ADD COLUMN n int", code, msg, sizeof msg);
+    assert_string_equal(code, "0A000");
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'kc_t'::regclass "
+                               "AND attname = 'n'"), 0);
+    h_ctl_err(ctl, "ALTER TABLE kc_t SET TABLESPACE pg_default", code, msg, sizeof msg);
+    assert_string_equal(code, "0A000"); /* moves the table: refused, with what to do */
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -357,6 +430,7 @@ int main(void)
         H_ENG_CASE(test_primary_key, "eng_key_pk"),
         H_ENG_CASE(test_unique_failed, "eng_key_failed"),
         H_ENG_CASE(test_unique_forms, "eng_key_forms"),
+        H_ENG_CASE(test_catalog_only, "eng_key_catalog"),
         H_ENG_CASE(test_abort, "eng_key_abort"),
         H_ENG_CASE(test_sigkill, "eng_key_kill"),
     };

@@ -6,12 +6,14 @@
  *      ready, done in that order), the live copying figures and the summary line;
  *      --max-rows-per-second reaches the migration's settings
  *   1  failed: ADD CONSTRAINT … CHECK that existing rows violate (23514 in the backfill)
- *   1  refused: unknown table (ERROR 42P01 printed); no console to connect to
+ *   1  refused: unknown table (ERROR 42P01 printed); not a schema change (SELECT: 42601);
+ *      no console to connect to
  *   2  bad usage (and --help exits 0)
  *   3  aborted: --manual-cutover waits in ready, the test's console sends ABORT MIGRATION
  *   4  SIGINT without a terminal detaches; the migration stays in ready and cuts over
  *      later on CUTOVER MIGRATION
- * and --plan, which prints the plan (with the key) and creates nothing.
+ * and --plan, which prints the plan (with the key) and creates nothing; other DDL (CREATE
+ * INDEX, CREATE VIEW) run with their strategy (concurrent, direct) and exit 0.
  *
  * One database (run_cli) and one pgcutover for the file; each test has its own table.
  */
@@ -294,8 +296,9 @@ static void test_bad_usage(void **state)
     const char *none[] = {NULL};
     assert_int_equal(run_sync(none), 2);
     assert_non_null(strstr(err_text, "pgcutover run --help"));
-    const char *select[] = {"SELECT 1", NULL};
-    assert_int_equal(run_sync(select), 2);
+    const char *syntax[] = {"ALTER TABLE t ADD COLUM c int", NULL}; /* PostgreSQL's parser says so */
+    assert_int_equal(run_sync(syntax), 2);
+    assert_non_null(strstr(err_text, "syntax error"));
     const char *unknown[] = {"--bogus", "ALTER TABLE t ADD COLUMN c int", NULL};
     assert_int_equal(run_sync(unknown), 2);
     const char *two[] = {"ALTER TABLE t ADD COLUMN c int; ALTER TABLE u ADD COLUMN c int", NULL};
@@ -312,6 +315,9 @@ static void test_bad_usage(void **state)
 static void test_refused(void **state)
 {
     (void)state;
+    const char *select[] = {"SELECT 1", NULL}; /* not a schema change: the console refuses */
+    assert_int_equal(run_sync(select), 1);
+    assert_non_null(strstr(err_text, "ERROR 42601: "));
     const char *args[] = {"ALTER TABLE no_such_table ADD COLUMN c int", NULL};
     assert_int_equal(run_sync(args), 1);
     assert_non_null(strstr(err_text, "ERROR 42P01: "));
@@ -342,6 +348,23 @@ static void test_plan(void **state)
     for (int i = 0; i < PQntuples(r); i++)
         assert_string_not_equal(PQgetvalue(r, i, c), "public.t_plan");
     PQclear(r);
+}
+
+/* Statements other than ALTER TABLE go to the console as they are; it picks the strategy. */
+static void test_other_ddl(void **state)
+{
+    (void)state;
+    make_table("t_ddl", 200);
+    const char *index[] = {"CREATE INDEX t_ddl_a ON t_ddl (a)", NULL};
+    assert_int_equal(run_sync(index), 0);
+    assert_non_null(strstr(out_text, "strategy concurrent"));
+    assert_int_equal(h_qint(g.dc, "SELECT count(*) FROM pg_index WHERE indexrelid = "
+                                  "'t_ddl_a'::regclass AND indisvalid"), 1);
+    const char *view[] = {"CREATE VIEW t_ddl_v AS SELECT id FROM t_ddl -- a comment; not a statement",
+                          NULL};
+    assert_int_equal(run_sync(view), 0);
+    assert_non_null(strstr(out_text, "strategy direct"));
+    assert_int_equal(h_qint(g.dc, "SELECT count(*) FROM t_ddl_v"), 200);
 }
 
 /* ---------- fixture ---------- */
@@ -378,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_bad_usage),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_plan),
+        cmocka_unit_test(test_other_ddl),
         cmocka_unit_test(test_done),
         cmocka_unit_test(test_failed),
         cmocka_unit_test(test_aborted),

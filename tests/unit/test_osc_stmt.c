@@ -91,10 +91,36 @@ static void test_refusals(void **state)
     refused("ALTER TABLE t SET UNLOGGED", "0A000", "LOGGED");
     refused("ALTER TABLE p ATTACH PARTITION c FOR VALUES IN (1)", "0A000", "partition");
     refused("ALTER TABLE t INHERIT parent", "0A000", "inheritance");
-    refused("ALTER TABLE t ENABLE ROW LEVEL SECURITY", "0A000", "run it directly");
+    refused("ALTER TABLE t ALTER COLUMN c OPTIONS (SET x 'y')", "0A000", "foreign tables");
     refused("ALTER TABLE t RENAME TO u", "0A000", "RENAME COLUMN");
     refused("ALTER INDEX i RENAME TO j", "0A000", "RENAME COLUMN");
     refused("ALTER VIEW v ALTER COLUMN c SET DEFAULT 1", "42601", "not an ALTER TABLE");
+}
+
+/* Catalog-only subcommands are accepted, and marked so (osc_plan_catalog_only). */
+static void test_catalog_only_kinds(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql;
+        osc_cmd_kind kind;
+    } cases[] = {
+        {"ALTER TABLE t ENABLE ROW LEVEL SECURITY", OSC_CMD_CATALOG},
+        {"ALTER TABLE t DISABLE TRIGGER trg", OSC_CMD_CATALOG},
+        {"ALTER TABLE t OWNER TO bob", OSC_CMD_CATALOG},
+        {"ALTER TABLE t REPLICA IDENTITY FULL", OSC_CMD_CATALOG},
+        {"ALTER TABLE t SET (fillfactor = 70)", OSC_CMD_CATALOG},
+        {"ALTER TABLE t VALIDATE CONSTRAINT c", OSC_CMD_VALIDATE_CONSTRAINT},
+        {"ALTER TABLE t ADD COLUMN c int", OSC_CMD_ADD_COLUMN},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        osc_stmt st;
+        char code[6], err[256];
+        assert_true(osc_stmt_parse(cases[i].sql, &st, code, err, sizeof err));
+        assert_int_equal(st.ncmds, 1);
+        assert_int_equal(st.cmds[0].kind, cases[i].kind);
+        osc_stmt_free(&st);
+    }
 }
 
 static void test_retarget_rewrites_only_the_relation(void **state)
@@ -122,6 +148,7 @@ int main(void)
         cmocka_unit_test(test_using_and_rename_and_unqualified),
         cmocka_unit_test(test_using_expression_text),
         cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_catalog_only_kinds),
         cmocka_unit_test(test_retarget_rewrites_only_the_relation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,6 +11,7 @@
 #include "osc_plan.h"
 #include "osc_sql.h"
 #include "osc_strategy.h"
+#include "osc_warn.h"
 
 /* Check sql's table (and, for a start, that no migration of it is live), then try the
  * ALTER on an empty shadow in a transaction that is rolled back: every refusal comes
@@ -127,119 +128,165 @@ int64_t osc_alter_start(PGconn *c, const char *user, const char *sql, osc_result
     return started;
 }
 
+/* PLAN's steps of the validate strategy (osc_strategy_validate); wait: the held bound. */
+static void plan_validate(osc_warn_out *o, const osc_plan *p, const conf_t *s, const char *user,
+                          const char *sql, const char *wait)
+{
+    const char *ae = osc_warn_lock_name(OSC_LOCK_ACCESS_EXCLUSIVE);
+    const char *sue = osc_warn_lock_name(OSC_LOCK_SHARE_UPDATE_EXCLUSIVE);
+    char d[600], lock[96];
+    snprintf(d, sizeof d, "as %s under the proxy's hold (lock_timeout %d ms, up to %d attempts)",
+             user, s->lock_timeout_ms, s->cutover_attempts);
+    osc_key_stmt k;
+    if (p->stmt.ncmds == 1 && p->stmt.cmds[0].key_index && osc_stmt_key(sql, &k)) {
+        if (k.primary)
+            osc_warn_row(o, "validate", "each nullable key column proven NOT NULL first: a helper "
+                                        "CHECK (<column> IS NOT NULL) NOT VALID under the hold, then "
+                                        "VALIDATE CONSTRAINT apart (a NULL fails with 23502)",
+                         "ALTER TABLE … ADD CONSTRAINT pgcutover_nn_<column> CHECK (<column> IS NOT "
+                         "NULL) NOT VALID; ALTER TABLE … VALIDATE CONSTRAINT pgcutover_nn_<column>",
+                         ae, wait);
+        snprintf(d, sizeof d, "CREATE UNIQUE INDEX CONCURRENTLY pgcutover_m<n>_key ON %s.%s %s, as %s "
+                              "outside a transaction; a duplicate fails with 23505 and the index is "
+                              "dropped", p->map.schema, p->map.table, k.columns, user);
+        osc_warn_row(o, "concurrent", d, NULL, sue, "none");
+        snprintf(d, sizeof d, "under the hold: ADD CONSTRAINT %s%s USING INDEX pgcutover_m<n>_key "
+                              "(no build, no scan; PostgreSQL renames the index to the constraint's "
+                              "name) %s; the helpers dropped", k.conname ? k.conname : "<the name "
+                              "PostgreSQL would choose>", k.primary ? " PRIMARY KEY" : " UNIQUE",
+                 k.attributes);
+        osc_warn_row(o, "validate", d, NULL, ae, wait);
+        osc_key_free(&k);
+        return;
+    }
+    if (p->stmt.cmds[0].kind == OSC_CMD_VALIDATE_CONSTRAINT) {
+        snprintf(d, sizeof d, "as %s, outside the hold (lock_timeout %d ms, retried): reads and "
+                              "writes go on; a violating row fails with PostgreSQL's error", user,
+                 s->lock_timeout_ms);
+        osc_warn_row(o, "validate", d, sql, sue, "none");
+        return;
+    }
+    if (p->stmt.ncmds == 1 && p->stmt.cmds[0].sets_not_null) {
+        osc_warn_row(o, "validate", d, "ALTER TABLE … ADD CONSTRAINT pgcutover_nn_<column> CHECK "
+                                       "(<column> IS NOT NULL) NOT VALID", ae, wait);
+        osc_warn_row(o, "validate", "in its own transaction: reads and writes go on; a NULL drops "
+                                    "the helper again and fails with PostgreSQL's 23502",
+                     "ALTER TABLE … VALIDATE CONSTRAINT pgcutover_nn_<column>", sue, "none");
+        osc_warn_row(o, "validate", "under the hold: no scan, the valid CHECK proves it",
+                     "ALTER TABLE … ALTER COLUMN <column> SET NOT NULL; ALTER TABLE … DROP "
+                     "CONSTRAINT pgcutover_nn_<column>", ae, wait);
+        return;
+    }
+    bool fk = false;
+    for (int i = 0; i < p->stmt.ncmds; i++)
+        fk |= p->stmt.cmds[i].lock_level == OSC_LOCK_SHARE_ROW_EXCLUSIVE;
+    char err[256], *nv = osc_stmt_not_valid(sql, err, sizeof err);
+    snprintf(lock, sizeof lock, "%s%s", osc_warn_lock_name(osc_warn_stmt_lock(&p->stmt)),
+             fk ? " (and SHARE ROW EXCLUSIVE on the referenced table)" : "");
+    char d1[700];
+    snprintf(d1, sizeof d1, "run the statement with its CHECK / FOREIGN KEY constraints NOT VALID, %s", d);
+    osc_warn_row(o, "validate", d1, nv ? nv : err, lock, wait);
+    free(nv);
+    snprintf(lock, sizeof lock, "%s%s", sue, fk ? " (and ROW SHARE on the referenced table)" : "");
+    osc_warn_row(o, "validate", "ALTER TABLE … VALIDATE CONSTRAINT for each, in its own "
+                                "transaction: reads and writes go on; a violating row drops the "
+                                "constraints again and fails with PostgreSQL's error",
+                 NULL, lock, "none");
+}
+
+/* PLAN's steps of the copy strategy (DESIGN.md §2); wait: the held bound. */
+static void plan_copy(osc_warn_out *o, osc_plan *p, const conf_t *s, const char *wait)
+{
+    char d[1200], w[300];
+    osc_warn_row(o, "state", "record the migration in pgcutover.migrations (id n; shadow named "
+                             "<table>_<n>_new)", NULL, "none", "none");
+    osc_warn_row(o, "prepare", "create the shadow table: same columns, defaults, constraints, "
+                               "indexes, storage; reloptions; outgoing foreign keys NOT VALID",
+                 p->create_sql, osc_warn_lock_name(OSC_LOCK_ACCESS_SHARE), "none");
+    osc_warn_row(o, "prepare", "apply the change to the shadow table, not the table (tried now on "
+                               "an empty copy: it works)", p->alter_sql, "none", "none");
+    char *lg = osc_sql_create_log(&p->map);
+    osc_warn_row(o, "triggers", "the change log: the keys every application write touches", lg,
+                 "none", "none");
+    free(lg);
+    char *fn = osc_sql_trigger_function(&p->map, false), *trg = osc_sql_create_triggers(&p->map);
+    osc_warn_row(o, "triggers", "the capture trigger function: logs keys in the writer's "
+                                "transaction, never reads or writes the shadow", fn, "none", "none");
+    snprintf(d, sizeof d, "install the triggers: proxy hold, lock_timeout %d ms, retried with "
+                          "backoff", s->lock_timeout_ms);
+    osc_warn_row(o, "triggers", d, trg, osc_warn_lock_name(OSC_LOCK_SHARE_ROW_EXCLUSIVE), wait);
+    free(fn);
+    free(trg);
+    char *bf = osc_sql_backfill(&p->map, true, true);
+    snprintf(d, sizeof d, "keyset batches (first %d rows, adapting to target_batch_ms %d, "
+                          "max_rows_per_second %d) up to the greatest key at start, checkpointed",
+             s->batch_size, s->target_batch_ms, s->max_rows_per_second);
+    snprintf(w, sizeof w, "none for reads and inserts; a DELETE or key UPDATE of a row of the "
+                          "running batch waits for the batch (about target_batch_ms, %d ms)",
+             s->target_batch_ms);
+    osc_warn_row(o, "backfill", d, bf, osc_warn_lock_name(OSC_LOCK_ROW_SHARE), w);
+    free(bf);
+    char *vf = osc_sql_verify(&p->map, false, true, true);
+    for (int step = 0; step < OSC_APPLY_STEPS; step++) {
+        bool oom;
+        char *ap = osc_sql_apply(&p->map, step, &oom);
+        if (ap)
+            osc_warn_row(o, "apply", "between backfill rounds, in ready and under the cutover's "
+                                     "lock: the logged keys' current rows, one REPEATABLE READ "
+                                     "transaction, as the table's owner",
+                         ap, osc_warn_lock_name(OSC_LOCK_ACCESS_SHARE), "none");
+        free(ap);
+    }
+    osc_warn_row(o, "verify", "apply the log, then compare counts and hashes per key range in "
+                              "the same REPEATABLE READ snapshot",
+                 vf, osc_warn_lock_name(OSC_LOCK_ACCESS_SHARE), "none");
+    free(vf);
+    snprintf(d, sizeof d, "%s: ANALYZE; proxy hold; LOCK TABLE … ACCESS EXCLUSIVE "
+                          "(lock_timeout %d ms, up to %d attempts); swap names and carry "
+                          "over grants, owner, RLS, triggers, views, foreign keys, sequences, "
+                          "publications, comments; release; old table kept until DROP MIGRATION",
+             s->cutover == CONF_CUTOVER_MANUAL ? "on CUTOVER MIGRATION n" : "at once when ready",
+             s->lock_timeout_ms, s->cutover_attempts);
+    snprintf(w, sizeof w, "%s; then the swap itself (milliseconds)", wait);
+    osc_warn_row(o, "cutover", d, NULL, osc_warn_lock_name(OSC_LOCK_ACCESS_EXCLUSIVE), w);
+}
+
 void osc_alter_plan(PGconn *c, const char *user, const char *sql, osc_result *r)
 {
     osc_plan p;
     conf_t s = {0};
     if (trial(c, sql, user, false, &p, &s, r)) {
-        osc_result_col(r, "step", OSC_T_INT8);
-        osc_result_col(r, "phase", OSC_T_TEXT);
-        osc_result_col(r, "description", OSC_T_TEXT);
-        osc_result_col(r, "sql", OSC_T_TEXT);
-        char d[1200], n[16];
-        int stepno = 0;
-#define ROW(phase, desc, text)                                                                    \
-    do {                                                                                          \
-        snprintf(n, sizeof n, "%d", ++stepno);                                                    \
-        const char *row_[] = {n, phase, desc, text};                                              \
-        osc_result_row(r, row_);                                                                  \
-    } while (0)
+        osc_warn_out o;
+        osc_warn_begin(&o, r);
+        char d[1200], wait[300], oid[16];
+        osc_warn_held_wait(&s, wait, sizeof wait);
+        snprintf(oid, sizeof oid, "%u", p.table_oid);
         snprintf(d, sizeof d, "%s.%s: ordinary table, about %" PRId64 " rows; key %s", p.map.schema,
                  p.map.table, p.rows_estimated, p.key_desc);
-        ROW("check", d, (const char *)NULL);
+        osc_warn_row(&o, "check", d, NULL, NULL, NULL);
         if (p.strategy != OSC_STRATEGY_COPY && s.instant_ddl != CONF_INSTANT_DDL_ON) {
             p.strategy = OSC_STRATEGY_COPY;
             size_t l = strlen(p.why);
             snprintf(p.why + l, sizeof p.why - l, "; copied all the same: instant_ddl = off");
         }
-        ROW("strategy", p.why, (const char *)NULL);
-        if (p.strategy == OSC_STRATEGY_VALIDATE) {
-            char err[256], *nv = p.stmt.ncmds == 1 && p.stmt.cmds[0].sets_not_null
-                                     ? strdup("ALTER TABLE … ADD CONSTRAINT pgcutover_nn_<column> "
-                                              "CHECK (<column> IS NOT NULL) NOT VALID; then VALIDATE "
-                                              "CONSTRAINT; then, under the hold, ALTER COLUMN … SET "
-                                              "NOT NULL (no scan: the valid CHECK proves it) and DROP "
-                                              "CONSTRAINT pgcutover_nn_<column>")
-                                     : osc_stmt_not_valid(sql, err, sizeof err);
-            snprintf(d, sizeof d, "run the statement with its CHECK / FOREIGN KEY constraints NOT "
-                                  "VALID, as %s under the proxy's hold (lock_timeout %d ms, up to "
-                                  "%d attempts)",
+        osc_warn_row(&o, "strategy", p.why, NULL, NULL, NULL);
+        osc_warn_estimate(&o, c, oid,
+                          p.strategy == OSC_STRATEGY_COPY       ? OSC_EST_COPY
+                          : p.strategy == OSC_STRATEGY_VALIDATE
+                              ? (p.stmt.ncmds == 1 && p.stmt.cmds[0].key_index ? OSC_EST_BUILD : OSC_EST_SCAN)
+                                                                : OSC_EST_CATALOG,
+                          p.rows_estimated, &s);
+        if (p.strategy == OSC_STRATEGY_VALIDATE)
+            plan_validate(&o, &p, &s, user, sql, wait);
+        else if (p.strategy == OSC_STRATEGY_INSTANT) {
+            snprintf(d, sizeof d, "run the statement as %s under the proxy's hold: lock_timeout "
+                                  "%d ms per attempt, up to %d attempts with jittered back-off; "
+                                  "recorded in pgcutover.migrations in the same transaction",
                      user, s.lock_timeout_ms, s.cutover_attempts);
-            ROW("validate", d, nv ? nv : err);
-            free(nv);
-            ROW("validate", "ALTER TABLE … VALIDATE CONSTRAINT for each, in its own transaction: "
-                            "SHARE UPDATE EXCLUSIVE, reads and writes go on; a violating row "
-                            "drops the constraints again and fails with PostgreSQL's error",
-                (const char *)NULL);
-            snprintf(r->tag, sizeof r->tag, "PLAN");
-            conf_free(&s);
-            osc_plan_free(&p);
-            return;
-        }
-        if (p.strategy == OSC_STRATEGY_INSTANT) {
-            snprintf(d, sizeof d, "run the statement as %s under the proxy's hold: ACCESS "
-                                  "EXCLUSIVE for a moment, lock_timeout %d ms per attempt (the "
-                                  "longest a client waits), up to %d attempts with jittered "
-                                  "back-off; recorded in pgcutover.migrations in the same "
-                                  "transaction",
-                     user, s.lock_timeout_ms, s.cutover_attempts);
-            ROW("instant", d, sql);
-            for (int i = 0; i < p.nwarnings; i++)
-                ROW("warning", p.warnings[i], (const char *)NULL);
-            snprintf(r->tag, sizeof r->tag, "PLAN");
-            conf_free(&s);
-            osc_plan_free(&p);
-            return;
-        }
-        ROW("state", "record the migration in pgcutover.migrations (id n; shadow named <table>_<n>_new)",
-            (const char *)NULL);
-        ROW("prepare", "create the shadow table: same columns, defaults, constraints, indexes, "
-                       "storage; reloptions; outgoing foreign keys NOT VALID",
-            p.create_sql);
-        ROW("prepare", "apply the change to the shadow table (tried now on an empty copy: it works)",
-            p.alter_sql);
-        char *lg = osc_sql_create_log(&p.map);
-        ROW("triggers", "the change log: the keys every application write touches", lg);
-        free(lg);
-        char *fn = osc_sql_trigger_function(&p.map, false), *trg = osc_sql_create_triggers(&p.map);
-        ROW("triggers", "the capture trigger function: logs keys in the writer's transaction, "
-                        "never reads or writes the shadow",
-            fn);
-        snprintf(d, sizeof d, "install the triggers: proxy hold, lock_timeout %d ms, retried with "
-                              "backoff", s.lock_timeout_ms);
-        ROW("triggers", d, trg);
-        free(fn);
-        free(trg);
-        char *bf = osc_sql_backfill(&p.map, true, true);
-        snprintf(d, sizeof d, "keyset batches (first %d rows, adapting to target_batch_ms %d, "
-                              "max_rows_per_second %d) up to the greatest key at start, checkpointed",
-                 s.batch_size, s.target_batch_ms, s.max_rows_per_second);
-        ROW("backfill", d, bf);
-        free(bf);
-        char *vf = osc_sql_verify(&p.map, false, true, true);
-        for (int step = 0; step < OSC_APPLY_STEPS; step++) {
-            bool oom;
-            char *ap = osc_sql_apply(&p.map, step, &oom);
-            if (ap)
-                ROW("apply", "between backfill rounds, in ready and under the cutover's lock: "
-                             "the logged keys' current rows, one REPEATABLE READ transaction, as "
-                             "the table's owner",
-                    ap);
-            free(ap);
-        }
-        ROW("verify", "apply the log, then compare counts and hashes per key range in the same "
-                      "REPEATABLE READ snapshot", vf);
-        free(vf);
-        snprintf(d, sizeof d, "%s: ANALYZE; proxy hold; LOCK TABLE … ACCESS EXCLUSIVE "
-                              "(lock_timeout %d ms, up to %d attempts); swap names and carry "
-                              "over grants, owner, RLS, triggers, views, foreign keys, sequences, "
-                              "publications, comments; release; old table kept until DROP MIGRATION",
-                 s.cutover == CONF_CUTOVER_MANUAL ? "on CUTOVER MIGRATION n" : "at once when ready",
-                 s.lock_timeout_ms, s.cutover_attempts);
-        ROW("cutover", d, (const char *)NULL);
-        for (int i = 0; i < p.nwarnings; i++)
-            ROW("warning", p.warnings[i], (const char *)NULL);
-#undef ROW
+            osc_warn_row(&o, "instant", d, sql, osc_warn_lock_name(osc_warn_stmt_lock(&p.stmt)), wait);
+        } else
+            plan_copy(&o, &p, &s, wait);
+        osc_warn_rows(&o, &p);
         snprintf(r->tag, sizeof r->tag, "PLAN");
     }
     conf_free(&s);

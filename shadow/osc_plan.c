@@ -9,6 +9,7 @@
 
 #include "osc_db.h"
 #include "osc_rights.h"
+#include "osc_warn.h"
 
 void osc_plan_free(osc_plan *p)
 {
@@ -34,15 +35,6 @@ void osc_plan_table_name(const char *table, int64_t id, const char *kind, char *
     while (keep > 0 && ((unsigned char)table[keep] & 0xC0) == 0x80)
         keep--;
     snprintf(buf, len, "%.*s%s", (int)keep, table, suffix);
-}
-
-static void warn(osc_plan *p, const char *fmt, const char *a, const char *b, const char *c)
-{
-    if (p->nwarnings >= OSC_MAX_WARNINGS)
-        return;
-    char buf[600];
-    snprintf(buf, sizeof buf, fmt, a, b ? b : "", c ? c : "");
-    p->warnings[p->nwarnings++] = strdup(buf);
 }
 
 /* $3: the oid the user's name resolved to (resolve_sql), on the engine's pinned path. */
@@ -372,14 +364,22 @@ static bool build_map(PGconn *c, osc_plan *p, PGresult *before, const char *shad
         else
             osc_sb_ident(&e, src);
         col->expr = osc_sb_take(&e);
-        if (!use && strcmp(PQgetvalue(before, attnum - 1, 2), col->type) != 0 &&
-            !widening(PQgetvalue(before, attnum - 1, 2), col->type))
-            warn(p, "type change of column \"%s\" from %s to %s may lose data or fail on some rows "
-                    "(assignment cast, as ALTER TABLE does); a row that fails fails the migration",
-                 src, PQgetvalue(before, attnum - 1, 2), col->type);
+        const char *from = PQgetvalue(before, attnum - 1, 2);
+        bool widens = strcmp(from, col->type) == 0 || widening(from, col->type);
+        if (!widens)
+            osc_warn_add(p, OSC_WARN_INCOMPATIBLE, "column \"%s\" changes type from %s to %s: "
+                         "running code may read or write values the new type does not take", src,
+                         from, col->type);
+        if (!use && !widens)
+            osc_warn_add(p, OSC_WARN_NARROWING, "column \"%s\" from %s to %s may lose data or fail "
+                         "on some rows (assignment cast, as ALTER TABLE does); a row that fails "
+                         "fails the change", src, from, col->type);
         if (use)
-            warn(p, "column \"%s\" becomes %s USING %s: check the expression on a copy first", src,
-                 col->type, use);
+            osc_warn_add(p, OSC_WARN_NARROWING, "column \"%s\" becomes %s USING %s: the expression "
+                         "decides every value and may fail on some rows", src, col->type, use);
+        if (strcmp(src, col->name) != 0)
+            osc_warn_add(p, OSC_WARN_INCOMPATIBLE, "column \"%s\" is renamed to \"%s\": the old "
+                         "name stops working at once for running code", src, col->name);
         for (int k = 0; k < p->map.nkeys && p->strategy == OSC_STRATEGY_COPY; k++)
             if (strcmp(p->map.key_name[k], src) == 0)
                 p->map.key_col[k] = i + 1; /* +1: 0 means not found */
@@ -398,11 +398,15 @@ static bool build_map(PGconn *c, osc_plan *p, PGresult *before, const char *shad
         bool kept = false;
         for (int j = 0; j < n; j++)
             kept |= atoi(PQgetvalue(after, j, 0)) == i + 1;
-        if (!kept)
-            warn(p, "column \"%s\" and its data are dropped (the original table keeps them until "
-                    "the cutover)",
-                 PQgetvalue(before, i, 1), NULL, NULL);
+        if (!kept) {
+            osc_warn_add(p, OSC_WARN_DESTRUCTIVE, "column \"%s\" and its data are dropped",
+                         PQgetvalue(before, i, 1));
+            osc_warn_add(p, OSC_WARN_INCOMPATIBLE, "column \"%s\" is dropped: running code that "
+                         "reads or writes it fails", PQgetvalue(before, i, 1));
+        }
     }
+    if (ok && !osc_warn_trial(c, p, shadow_rel, nbefore, r))
+        ok = false;
     PQclear(after);
     if (!ok && r->ok)
         osc_result_error(r, "53200", NULL, "out of memory");

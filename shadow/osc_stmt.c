@@ -86,6 +86,34 @@ static bool catalog_only(at_type t)
     }
 }
 
+/* The lock of subcommands AlterTableGetLockLevel (tablecmds.c, PostgreSQL 15) gives less
+ * than ACCESS EXCLUSIVE, but ADD FOREIGN KEY (decided on its constraint); 0 for the rest. */
+static int lock_level_of(at_type t)
+{
+    switch (t) {
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetStatistics:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetOptions:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetOptions:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_ClusterOn:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropCluster:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetRelOptions: /* fillfactor, autovacuum_*, …: the */
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetRelOptions: /* strongest option's, at most this */
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraint:
+        return OSC_LOCK_SHARE_UPDATE_EXCLUSIVE;
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrig:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableAlwaysTrig:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableReplicaTrig:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrig:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrigAll:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrigAll:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrigUser:
+    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrigUser:
+        return OSC_LOCK_SHARE_ROW_EXCLUSIVE;
+    default:
+        return 0;
+    }
+}
+
 static osc_cmd_kind kind_of(at_type t)
 {
     if (t == PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraint)
@@ -294,7 +322,7 @@ bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err,
         out->schema = dup_or_null(r->relation->schemaname);
         out->table = strdup(r->relation->relname);
         out->ncmds = 1;
-        out->cmds[0] = (osc_cmd){.kind = OSC_CMD_RENAME_COLUMN, .column = strdup(r->subname), .new_name = strdup(r->newname)};
+        out->cmds[0] = (osc_cmd){.kind = OSC_CMD_RENAME_COLUMN, .column = strdup(r->subname), .new_name = strdup(r->newname), .lock_level = OSC_LOCK_ACCESS_EXCLUSIVE};
         ok = true;
         goto done;
     }
@@ -322,6 +350,13 @@ bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err,
         osc_cmd *oc = &out->cmds[out->ncmds++];
         oc->kind = kind_of(c->subtype);
         oc->sets_not_null = c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull;
+        /* AlterTableGetLockLevel (tablecmds.c) for the subcommands accepted here. */
+        oc->lock_level = lock_level_of(c->subtype) ? lock_level_of(c->subtype)
+                         : c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint && c->def &&
+                                 c->def->constraint &&
+                                 c->def->constraint->contype == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN
+                             ? OSC_LOCK_SHARE_ROW_EXCLUSIVE
+                             : OSC_LOCK_ACCESS_EXCLUSIVE;
         oc->scans = c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull ||
                     c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint;
         if (c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint && c->def && c->def->constraint) {
@@ -631,4 +666,87 @@ done:
         pg_query__parse_result__free_unpacked(tree, NULL);
     pg_query_free_protobuf_parse_result(raw);
     return result;
+}
+
+/* Whether objects of type t are relations (a table's lock). */
+static bool relation_object(PgQuery__ObjectType t)
+{
+    return t == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE || t == PG_QUERY__OBJECT_TYPE__OBJECT_VIEW ||
+           t == PG_QUERY__OBJECT_TYPE__OBJECT_MATVIEW || t == PG_QUERY__OBJECT_TYPE__OBJECT_SEQUENCE ||
+           t == PG_QUERY__OBJECT_TYPE__OBJECT_FOREIGN_TABLE || t == PG_QUERY__OBJECT_TYPE__OBJECT_INDEX ||
+           t == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN;
+}
+
+/* Whether a CREATE TABLE's columns or table constraints have a FOREIGN KEY. */
+static bool has_foreign_key(const PgQuery__CreateStmt *cs)
+{
+    for (size_t i = 0; i < cs->n_table_elts; i++) {
+        const PgQuery__Node *e = cs->table_elts[i];
+        if (e->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
+            e->constraint->contype == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN)
+            return true;
+        for (size_t k = 0; e->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF &&
+                           k < e->column_def->n_constraints; k++)
+            if (e->column_def->constraints[k]->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
+                e->column_def->constraints[k]->constraint->contype == PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN)
+                return true;
+    }
+    return false;
+}
+
+bool osc_stmt_direct_facts(const char *sql, osc_direct_facts *out)
+{
+    memset(out, 0, sizeof *out);
+    char err[256];
+    PgQueryProtobufParseResult raw;
+    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, sizeof err);
+    bool ok = tree != NULL && tree->n_stmts == 1;
+    if (ok) {
+        PgQuery__Node *n = tree->stmts[0]->stmt;
+        switch (n->node_case) {
+        case PG_QUERY__NODE__NODE_DROP_STMT:
+            out->drops_table = n->drop_stmt->remove_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE;
+            out->lock_level = relation_object(n->drop_stmt->remove_type) ? OSC_LOCK_ACCESS_EXCLUSIVE : 0;
+            break;
+        case PG_QUERY__NODE__NODE_RENAME_STMT:
+            out->renames_table = n->rename_stmt->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE;
+            out->lock_level = n->rename_stmt->relation ? OSC_LOCK_ACCESS_EXCLUSIVE : 0;
+            break;
+        case PG_QUERY__NODE__NODE_ALTER_OWNER_STMT:
+            out->lock_level = relation_object(n->alter_owner_stmt->object_type) ? OSC_LOCK_ACCESS_EXCLUSIVE : 0;
+            break;
+        case PG_QUERY__NODE__NODE_ALTER_OBJECT_SCHEMA_STMT:
+            out->lock_level = relation_object(n->alter_object_schema_stmt->object_type)
+                                  ? OSC_LOCK_ACCESS_EXCLUSIVE : 0;
+            break;
+        case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT: /* of a view, sequence, index … */
+        case PG_QUERY__NODE__NODE_CREATE_POLICY_STMT:
+        case PG_QUERY__NODE__NODE_ALTER_POLICY_STMT:
+        case PG_QUERY__NODE__NODE_RULE_STMT:
+            out->lock_level = OSC_LOCK_ACCESS_EXCLUSIVE;
+            break;
+        case PG_QUERY__NODE__NODE_CREATE_TRIG_STMT:
+            out->lock_level = OSC_LOCK_SHARE_ROW_EXCLUSIVE;
+            break;
+        case PG_QUERY__NODE__NODE_CREATE_STMT:
+            out->lock_level = has_foreign_key(n->create_stmt) ? OSC_LOCK_SHARE_ROW_EXCLUSIVE : 0;
+            break;
+        case PG_QUERY__NODE__NODE_COMMENT_STMT:
+            out->lock_level = relation_object(n->comment_stmt->objtype) ? OSC_LOCK_SHARE_UPDATE_EXCLUSIVE : 0;
+            break;
+        case PG_QUERY__NODE__NODE_CREATE_STATS_STMT:
+            out->lock_level = OSC_LOCK_SHARE_UPDATE_EXCLUSIVE;
+            break;
+        case PG_QUERY__NODE__NODE_VIEW_STMT:
+        case PG_QUERY__NODE__NODE_CREATE_TABLE_AS_STMT:
+            out->lock_level = OSC_LOCK_ACCESS_SHARE;
+            break;
+        default:
+            break;
+        }
+    }
+    if (tree)
+        pg_query__parse_result__free_unpacked(tree, NULL);
+    pg_query_free_protobuf_parse_result(raw);
+    return ok;
 }

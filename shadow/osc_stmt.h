@@ -16,6 +16,14 @@
 
 #define OSC_MAX_SUBCMDS 32
 
+/* Table lock modes by their number in PostgreSQL's lockdefs.h ("Explicit Locking",
+ * table 13.2): a greater number conflicts with more. 0: none on an existing table. */
+#define OSC_LOCK_ACCESS_SHARE 1
+#define OSC_LOCK_ROW_SHARE 2
+#define OSC_LOCK_SHARE_UPDATE_EXCLUSIVE 4
+#define OSC_LOCK_SHARE_ROW_EXCLUSIVE 6
+#define OSC_LOCK_ACCESS_EXCLUSIVE 8
+
 /* What one subcommand does to the data, for the plan's warnings and column mapping. */
 typedef enum {
     OSC_CMD_ADD_COLUMN,
@@ -48,6 +56,9 @@ typedef struct {
     bool key_index;     /* ADD [CONSTRAINT n] PRIMARY KEY | UNIQUE (columns) without USING
                          * INDEX, WITH (…) or USING INDEX TABLESPACE: its index can be built
                          * CONCURRENTLY first and attached (osc_stmt_key) */
+    int lock_level;     /* the lock ALTER TABLE takes on the table for it, as PostgreSQL's
+                         * AlterTableGetLockLevel decides (the ALTER TABLE page): a lock mode
+                         * number of lockdefs.h, OSC_LOCK_* */
 } osc_cmd;
 
 typedef struct {
@@ -138,5 +149,21 @@ void osc_idx_free(osc_idx_stmt *s);
  * statement ("CREATE FUNCTION") or NULL. Pure.
  */
 bool osc_stmt_direct(const char *sql, const char **kind);
+
+/* What PLAN says of a direct statement (osc_warn.h). */
+typedef struct {
+    int lock_level;     /* the strongest lock it takes on an existing table (OSC_LOCK_*, 0
+                         * none), after the "Explicit Locking" table: DROP/RENAME/ALTER of a
+                         * relation, CREATE POLICY/RULE ACCESS EXCLUSIVE; CREATE TRIGGER, a
+                         * CREATE TABLE with a FOREIGN KEY (on the referenced table) SHARE ROW
+                         * EXCLUSIVE; COMMENT, CREATE STATISTICS SHARE UPDATE EXCLUSIVE; CREATE
+                         * VIEW / TABLE AS ACCESS SHARE (the tables it reads) */
+    bool drops_table;   /* DROP TABLE */
+    bool renames_table; /* ALTER TABLE … RENAME TO */
+} osc_direct_facts;
+
+/* osc_stmt_direct_facts — *out for sql (one statement osc_stmt_direct accepts); false
+ * (out zeroed) when sql does not parse as one statement. Pure. */
+bool osc_stmt_direct_facts(const char *sql, osc_direct_facts *out);
 
 #endif

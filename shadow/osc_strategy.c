@@ -9,6 +9,7 @@
 
 #include "osc_db.h"
 #include "osc_rights.h"
+#include "osc_warn.h"
 
 static double now_ms(void)
 {
@@ -360,19 +361,21 @@ void osc_strategy_direct(PGconn *c, const char *user, const char *sql, const cha
                          bool plan, const conf_t *s, osc_result *r)
 {
     if (plan) {
-        osc_result_col(r, "step", OSC_T_INT8);
-        osc_result_col(r, "phase", OSC_T_TEXT);
-        osc_result_col(r, "description", OSC_T_TEXT);
-        osc_result_col(r, "sql", OSC_T_TEXT);
-        char d[600];
+        osc_warn_out o;
+        osc_warn_begin(&o, r);
+        char d[600], wait[300];
         snprintf(d, sizeof d, "direct: %s changes no busy table's rows; it runs as it is", kind);
-        const char *row1[] = {"1", "strategy", d, NULL};
-        osc_result_row(r, row1);
+        osc_warn_row(&o, "strategy", d, NULL, NULL, NULL);
+        osc_warn_estimate(&o, c, NULL, OSC_EST_CATALOG, 0, s);
+        osc_direct_facts f;
+        osc_stmt_direct_facts(sql, &f);
+        osc_warn_held_wait(s, wait, sizeof wait);
         snprintf(d, sizeof d, "as %s under the proxy's hold: lock_timeout %d ms per attempt, up to "
                               "%d attempts with jittered back-off; recorded in pgcutover.migrations",
                  user, s->lock_timeout_ms, s->cutover_attempts);
-        const char *row2[] = {"2", "direct", d, sql};
-        osc_result_row(r, row2);
+        osc_warn_row(&o, "direct", d, sql, osc_warn_lock_name(f.lock_level),
+                     f.lock_level ? wait : "none");
+        osc_warn_direct_rows(&o, sql);
         snprintf(r->tag, sizeof r->tag, "PLAN");
         return;
     }
@@ -494,22 +497,21 @@ void osc_strategy_index(PGconn *c, const char *user, const char *sql, bool plan,
         goto out;
     }
     if (plan) {
-        osc_result_col(r, "step", OSC_T_INT8);
-        osc_result_col(r, "phase", OSC_T_TEXT);
-        osc_result_col(r, "description", OSC_T_TEXT);
-        osc_result_col(r, "sql", OSC_T_TEXT);
+        osc_warn_out o;
+        osc_warn_begin(&o, r);
         char d[600];
         snprintf(d, sizeof d, "concurrent: %s runs CONCURRENTLY on %s.%s — SHARE UPDATE EXCLUSIVE, "
                               "which no application read or write waits for; it waits for older "
                               "transactions as PostgreSQL's own does",
                  idx_verb(ix.kind), schema, table);
-        const char *row1[] = {"1", "strategy", d, NULL};
-        osc_result_row(r, row1);
+        osc_warn_row(&o, "strategy", d, NULL, NULL, NULL);
+        osc_warn_estimate(&o, c, oid, ix.kind == OSC_IDX_DROP ? OSC_EST_CATALOG : OSC_EST_BUILD, 0,
+                          NULL);
         snprintf(d, sizeof d, "as %s, outside a transaction; a failed or interrupted build drops "
                               "the INVALID index it left and says why",
                  user);
-        const char *row2[] = {"2", "concurrent", d, ix.sql};
-        osc_result_row(r, row2);
+        osc_warn_row(&o, "concurrent", d, ix.sql, osc_warn_lock_name(OSC_LOCK_SHARE_UPDATE_EXCLUSIVE),
+                     "none");
         snprintf(r->tag, sizeof r->tag, "PLAN");
         goto out;
     }

@@ -136,9 +136,12 @@ static void test_primary_key(void **state)
     h_execf(d, "ALTER TABLE kpk_t_copy ADD COLUMN note text");
 
     r = h_ctl_ok(ctl, "PLAN ALTER TABLE kpk_t ADD PRIMARY KEY (a)");
-    bool concurrently = false;
+    bool concurrently = false; /* the build's own step, with its lock: no client waits */
     for (int i = 0; i < PQntuples(r); i++)
-        concurrently |= strstr(PQgetvalue(r, i, h_col(r, "description")), "CONCURRENTLY") != NULL;
+        concurrently |= strstr(PQgetvalue(r, i, h_col(r, "description")),
+                               "CREATE UNIQUE INDEX CONCURRENTLY") != NULL &&
+                        strcmp(PQgetvalue(r, i, h_col(r, "lock")), "SHARE UPDATE EXCLUSIVE") == 0 &&
+                        strcmp(PQgetvalue(r, i, h_col(r, "client_wait")), "none") == 0;
     PQclear(r);
     assert_true(concurrently);
     r = h_ctl_ok(ctl, "ALTER TABLE kpk_t ADD PRIMARY KEY (a)");

@@ -47,78 +47,67 @@ static const char *refusal(at_type t)
     }
 }
 
+#define AT(x) PG_QUERY__ALTER_TABLE_TYPE__AT_##x
 /* Subcommands that change only the catalog by construction (tablecmds.c never rewrites or
  * scans for them): triggers, rules, row security, owner, options, replica identity,
  * cluster mark, constraint attributes. They name objects a shadow copy does not have
- * (triggers, index names), so they are run on the table itself (osc_plan_catalog_only). */
-static bool catalog_only(at_type t)
+ * (triggers, index names), so they are run on the table itself (osc_plan_catalog_only).
+ * With the lock AlterTableGetLockLevel (PostgreSQL 15) takes for each; 0: ACCESS EXCLUSIVE. */
+static const struct {
+    at_type t;
+    int lock;
+} catalog_subcmds[] = {
+    {AT(SetOptions), OSC_LOCK_SHARE_UPDATE_EXCLUSIVE},
+    {AT(ResetOptions), OSC_LOCK_SHARE_UPDATE_EXCLUSIVE},
+    /* fillfactor, autovacuum_*, …: the strongest option's lock, at most this */
+    {AT(SetRelOptions), OSC_LOCK_SHARE_UPDATE_EXCLUSIVE},
+    {AT(ResetRelOptions), OSC_LOCK_SHARE_UPDATE_EXCLUSIVE},
+    {AT(ClusterOn), OSC_LOCK_SHARE_UPDATE_EXCLUSIVE},
+    {AT(DropCluster), OSC_LOCK_SHARE_UPDATE_EXCLUSIVE},
+    {AT(ValidateConstraint), OSC_LOCK_SHARE_UPDATE_EXCLUSIVE},
+    {AT(EnableTrig), OSC_LOCK_SHARE_ROW_EXCLUSIVE},
+    {AT(EnableAlwaysTrig), OSC_LOCK_SHARE_ROW_EXCLUSIVE},
+    {AT(EnableReplicaTrig), OSC_LOCK_SHARE_ROW_EXCLUSIVE},
+    {AT(DisableTrig), OSC_LOCK_SHARE_ROW_EXCLUSIVE},
+    {AT(EnableTrigAll), OSC_LOCK_SHARE_ROW_EXCLUSIVE},
+    {AT(DisableTrigAll), OSC_LOCK_SHARE_ROW_EXCLUSIVE},
+    {AT(EnableTrigUser), OSC_LOCK_SHARE_ROW_EXCLUSIVE},
+    {AT(DisableTrigUser), OSC_LOCK_SHARE_ROW_EXCLUSIVE},
+    {AT(AlterConstraint), 0},
+    {AT(ChangeOwner), 0},
+    {AT(EnableRule), 0},
+    {AT(EnableAlwaysRule), 0},
+    {AT(EnableReplicaRule), 0},
+    {AT(DisableRule), 0},
+    {AT(ReplicaIdentity), 0},
+    {AT(EnableRowSecurity), 0},
+    {AT(DisableRowSecurity), 0},
+    {AT(ForceRowSecurity), 0},
+    {AT(NoForceRowSecurity), 0},
+};
+
+/* catalog_subcmds' entry for t, or -1. */
+static int catalog_entry(at_type t)
 {
-    switch (t) {
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetOptions:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetOptions:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetRelOptions:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetRelOptions:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterConstraint:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraint:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_ChangeOwner:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_ClusterOn:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropCluster:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrig:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableAlwaysTrig:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableReplicaTrig:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrig:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrigAll:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrigAll:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrigUser:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrigUser:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableRule:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableAlwaysRule:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableReplicaRule:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableRule:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_ReplicaIdentity:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableRowSecurity:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableRowSecurity:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_ForceRowSecurity:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_NoForceRowSecurity:
-        return true;
-    default:
-        return false;
-    }
+    for (size_t i = 0; i < sizeof catalog_subcmds / sizeof catalog_subcmds[0]; i++)
+        if (catalog_subcmds[i].t == t)
+            return (int)i;
+    return -1;
 }
 
-/* The lock of subcommands AlterTableGetLockLevel (tablecmds.c, PostgreSQL 15) gives less
- * than ACCESS EXCLUSIVE, but ADD FOREIGN KEY (decided on its constraint); 0 for the rest. */
+/* The lock of a subcommand when less than ACCESS EXCLUSIVE, but ADD FOREIGN KEY (decided on
+ * its constraint); 0 for the rest (AlterTableGetLockLevel, tablecmds.c). */
 static int lock_level_of(at_type t)
 {
-    switch (t) {
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetStatistics:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetOptions:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetOptions:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_ClusterOn:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_DropCluster:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_SetRelOptions: /* fillfactor, autovacuum_*, …: the */
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_ResetRelOptions: /* strongest option's, at most this */
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraint:
-        return OSC_LOCK_SHARE_UPDATE_EXCLUSIVE;
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrig:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableAlwaysTrig:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableReplicaTrig:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrig:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrigAll:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrigAll:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_EnableTrigUser:
-    case PG_QUERY__ALTER_TABLE_TYPE__AT_DisableTrigUser:
-        return OSC_LOCK_SHARE_ROW_EXCLUSIVE;
-    default:
-        return 0;
-    }
+    int i = catalog_entry(t);
+    return t == AT(SetStatistics) ? OSC_LOCK_SHARE_UPDATE_EXCLUSIVE : i >= 0 ? catalog_subcmds[i].lock : 0;
 }
 
 static osc_cmd_kind kind_of(at_type t)
 {
     if (t == PG_QUERY__ALTER_TABLE_TYPE__AT_ValidateConstraint)
         return OSC_CMD_VALIDATE_CONSTRAINT;
-    if (catalog_only(t))
+    if (catalog_entry(t) >= 0)
         return OSC_CMD_CATALOG;
     switch (t) {
     case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn:

@@ -166,32 +166,31 @@ static void plan_validate(osc_warn_out *o, const osc_plan *p, const conf_t *s, c
         osc_warn_row(o, "validate", d, sql, sue, "none");
         return;
     }
-    if (p->stmt.ncmds == 1 && p->stmt.cmds[0].sets_not_null) {
-        osc_warn_row(o, "validate", d, "ALTER TABLE … ADD CONSTRAINT pgcutover_nn_<column> CHECK "
-                                       "(<column> IS NOT NULL) NOT VALID", ae, wait);
-        osc_warn_row(o, "validate", "in its own transaction: reads and writes go on; a NULL drops "
-                                    "the helper again and fails with PostgreSQL's 23502",
-                     "ALTER TABLE … VALIDATE CONSTRAINT pgcutover_nn_<column>", sue, "none");
-        osc_warn_row(o, "validate", "under the hold: no scan, the valid CHECK proves it",
-                     "ALTER TABLE … ALTER COLUMN <column> SET NOT NULL; ALTER TABLE … DROP "
-                     "CONSTRAINT pgcutover_nn_<column>", ae, wait);
-        return;
-    }
-    bool fk = false;
-    for (int i = 0; i < p->stmt.ncmds; i++)
+    bool fk = false, nn = false;
+    for (int i = 0; i < p->stmt.ncmds; i++) {
         fk |= p->stmt.cmds[i].lock_level == OSC_LOCK_SHARE_ROW_EXCLUSIVE;
-    char err[256], *nv = osc_stmt_not_valid(sql, err, sizeof err);
+        nn |= p->stmt.cmds[i].sets_not_null;
+    }
+    char err[256], *nv = osc_stmt_not_valid(sql, err, sizeof err), text[1600];
+    snprintf(text, sizeof text, "%s%s%s", nv ? nv : err, nv && *nv && nn ? ", " : "",
+             nn ? "ADD CONSTRAINT pgcutover_nn_<column> CHECK (<column> IS NOT NULL) NOT VALID "
+                  "for each SET NOT NULL column" : "");
+    free(nv);
     snprintf(lock, sizeof lock, "%s%s", osc_warn_lock_name(osc_warn_stmt_lock(&p->stmt)),
              fk ? " (and SHARE ROW EXCLUSIVE on the referenced table)" : "");
     char d1[700];
-    snprintf(d1, sizeof d1, "run the statement with its CHECK / FOREIGN KEY constraints NOT VALID, %s", d);
-    osc_warn_row(o, "validate", d1, nv ? nv : err, lock, wait);
-    free(nv);
+    snprintf(d1, sizeof d1, "run the statement with its CHECK / FOREIGN KEY constraints NOT VALID%s, %s",
+             nn ? " and each SET NOT NULL as a helper CHECK" : "", d);
+    osc_warn_row(o, "validate", d1, text, lock, wait);
     snprintf(lock, sizeof lock, "%s%s", sue, fk ? " (and ROW SHARE on the referenced table)" : "");
     osc_warn_row(o, "validate", "ALTER TABLE … VALIDATE CONSTRAINT for each, in its own "
                                 "transaction: reads and writes go on; a violating row drops the "
-                                "constraints again and fails with PostgreSQL's error",
+                                "constraints again and fails with PostgreSQL's error (a NULL: 23502)",
                  NULL, lock, "none");
+    if (nn)
+        osc_warn_row(o, "validate", "under the hold: no scan, the valid CHECKs prove it",
+                     "ALTER TABLE … ALTER COLUMN <column> SET NOT NULL, …; ALTER TABLE … DROP "
+                     "CONSTRAINT pgcutover_nn_<column>, …", ae, wait);
 }
 
 /* PLAN's steps of the copy strategy (DESIGN.md §2); wait: the held bound. */

@@ -438,7 +438,7 @@ void osc_strategy_key(PGconn *c, const char *user, const char *sql, const osc_pl
         osc_sb_addf(&vb, "ALTER TABLE ");
         osc_sb_qualified(&vb, p->map.schema, p->map.table);
         char hname[64];
-        snprintf(hname, sizeof hname, "pgcutover_nn_%.40s", k.keys[i]);
+        osc_strat_nn_name(k.keys[i], hname);
         osc_sb_addf(&vb, " VALIDATE CONSTRAINT ");
         osc_sb_ident(&vb, hname);
         char *val = osc_sb_take(&vb);

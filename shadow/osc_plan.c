@@ -579,9 +579,11 @@ static bool decide(PGconn *c, osc_plan *p, const char *shadow_rel, const char *b
     free(after);
     const char *scanning = NULL;
     bool validatable = false;
-    /* One SET NOT NULL alone: a CHECK (col IS NOT NULL) validated apart lets PostgreSQL 12+
-     * set it without a scan (osc_strategy_validate). */
-    bool one_not_null = p->stmt.ncmds == 1 && p->stmt.cmds[0].sets_not_null;
+    /* SET NOT NULL: a CHECK (col IS NOT NULL) validated apart lets PostgreSQL 12+ set it
+     * without a scan (osc_strategy_validate). */
+    bool not_null = false;
+    for (int i = 0; i < p->stmt.ncmds; i++)
+        not_null |= p->stmt.cmds[i].sets_not_null;
     /* One ADD PRIMARY KEY / UNIQUE: its index built CONCURRENTLY first, then attached. */
     bool one_key = p->stmt.ncmds == 1 && p->stmt.cmds[0].key_index;
     if (one_key) {
@@ -594,7 +596,7 @@ static bool decide(PGconn *c, osc_plan *p, const char *shadow_rel, const char *b
         return true;
     }
     for (int i = 0; i < p->stmt.ncmds && scanning == NULL; i++) {
-        if (p->stmt.cmds[i].scans && (p->stmt.cmds[i].validatable || one_not_null))
+        if (p->stmt.cmds[i].scans && (p->stmt.cmds[i].validatable || p->stmt.cmds[i].sets_not_null))
             validatable = true;
         else if (p->stmt.cmds[i].scans)
             scanning = p->stmt.cmds[i].column ? p->stmt.cmds[i].column : "a constraint";
@@ -611,13 +613,11 @@ static bool decide(PGconn *c, osc_plan *p, const char *shadow_rel, const char *b
                                         "under ACCESS EXCLUSIVE",
                  scanning);
     else if (validatable)
-        snprintf(p->why, sizeof p->why, one_not_null
-                     ? "validate: SET NOT NULL as a CHECK (… IS NOT NULL) added NOT VALID under the "
-                       "hold, validated apart (SHARE UPDATE EXCLUSIVE: writes go on), then SET NOT "
-                       "NULL without a scan under the hold"
-                     : "validate: catalog only but for the CHECK or FOREIGN KEY it adds, which is "
-                       "added NOT VALID under the hold and validated apart (SHARE UPDATE "
-                       "EXCLUSIVE: writes go on)");
+        snprintf(p->why, sizeof p->why, "validate: catalog only but for the CHECK or FOREIGN KEY "
+                                        "it adds%s, added NOT VALID under the hold and validated "
+                                        "apart (SHARE UPDATE EXCLUSIVE: writes go on)%s",
+                 not_null ? " and its SET NOT NULL (each a CHECK (… IS NOT NULL))" : "",
+                 not_null ? ", then SET NOT NULL without a scan under the hold" : "");
     else
         snprintf(p->why, sizeof p->why, "instant: on an empty copy PostgreSQL changed only the "
                                         "catalog (no rewrite, no index built, nothing validated)");

@@ -639,8 +639,13 @@ char *osc_stmt_not_valid(const char *sql, char *err, size_t errlen)
         goto done;
     }
     PgQuery__AlterTableStmt *a = tree->stmts[0]->stmt->alter_table_stmt;
+    size_t kept = 0;
     for (size_t i = 0; i < a->n_cmds; i++) {
         PgQuery__AlterTableCmd *c = a->cmds[i]->alter_table_cmd;
+        if (c && c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull) {
+            pg_query__node__free_unpacked(a->cmds[i], NULL); /* the caller's helper CHECK */
+            continue;
+        }
         if (c && c->subtype == PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint && c->def &&
             c->def->constraint &&
             (c->def->constraint->contype == PG_QUERY__CONSTR_TYPE__CONSTR_CHECK ||
@@ -648,8 +653,12 @@ char *osc_stmt_not_valid(const char *sql, char *err, size_t errlen)
             c->def->constraint->skip_validation = true;
             c->def->constraint->initially_valid = false;
         }
+        a->cmds[kept++] = a->cmds[i];
     }
-    result = deparse_tree(tree, err, errlen);
+    a->n_cmds = kept;
+    result = kept ? deparse_tree(tree, err, errlen) : strdup("");
+    if (result == NULL && !kept)
+        snprintf(err, errlen, "out of memory");
 done:
     if (tree)
         pg_query__parse_result__free_unpacked(tree, NULL);

@@ -78,7 +78,9 @@ bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err,
 
 /*
  * osc_stmt_not_valid — sql (an ALTER TABLE) with every ADD CONSTRAINT … CHECK and FOREIGN
- * KEY made NOT VALID, deparsed. malloc'ed (caller frees), or NULL with err filled.
+ * KEY made NOT VALID and every ALTER COLUMN … SET NOT NULL left out (the caller proves
+ * those with helper CHECKs), deparsed; "" when no subcommand is left. malloc'ed (caller
+ * frees), or NULL with err filled.
  */
 char *osc_stmt_not_valid(const char *sql, char *err, size_t errlen);
 

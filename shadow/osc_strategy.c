@@ -227,11 +227,19 @@ void osc_strat_finish_row(PGconn *c, const char *ids, bool ok, const char *why, 
 }
 
 /* See osc_strategy_int.h. */
+void osc_strat_nn_name(const char *col, char name[64])
+{
+    snprintf(name, 64, "pgcutover_nn_%.40s", col);
+}
+
+/* See osc_strategy_int.h. */
 char *osc_strat_not_null_helper(const char *schema, const char *table, const char *col, char **finish,
                              char **drop)
 {
     osc_sb cn = {0}, b = {0}, q = {0};
-    osc_sb_addf(&cn, "pgcutover_nn_%.40s", col);
+    char hn[64];
+    osc_strat_nn_name(col, hn);
+    osc_sb_addf(&cn, "%s", hn);
     char *name = osc_sb_take(&cn);
     osc_sb_qualified(&q, schema, table);
     char *qt = osc_sb_take(&q);
@@ -269,18 +277,54 @@ void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const o
 {
     char err[1024], code[6] = "", oid[16];
     snprintf(oid, sizeof oid, "%u", p->table_oid);
-    /* A lone SET NOT NULL: a helper CHECK (col IS NOT NULL) instead, NOT VALID; once it is
+    /* Each SET NOT NULL: a helper CHECK (col IS NOT NULL) instead, NOT VALID; once it is
      * valid, SET NOT NULL needs no scan and the helper goes (PostgreSQL 12+). */
-    const char *nn_col = p->stmt.ncmds == 1 && p->stmt.cmds[0].sets_not_null ? p->stmt.cmds[0].column : NULL;
-    char *not_valid = NULL, *finish = NULL;
-    if (nn_col) {
-        not_valid = osc_strat_not_null_helper(p->map.schema, p->map.table, nn_col, &finish, NULL);
-        if (not_valid == NULL || finish == NULL)
+    char *finish = NULL, *base = osc_stmt_not_valid(sql, err, sizeof err), *not_valid = NULL;
+    osc_sb nvb = {0}, set = {0}, drop = {0}, qt = {0};
+    osc_sb_qualified(&qt, p->map.schema, p->map.table);
+    char *q = osc_sb_take(&qt);
+    int nn = 0;
+    if (base && q) {
+        osc_sb_addf(&nvb, "%s", *base ? base : "ALTER TABLE ");
+        osc_sb_addf(&nvb, "%s", *base ? "" : q);
+        for (int i = 0; i < p->stmt.ncmds; i++) {
+            const char *col = p->stmt.cmds[i].column;
+            if (!p->stmt.cmds[i].sets_not_null || col == NULL)
+                continue;
+            char h[64];
+            osc_strat_nn_name(col, h);
+            osc_sb_addf(&nvb, "%s ADD CONSTRAINT ", *base || nn ? "," : "");
+            osc_sb_ident(&nvb, h);
+            osc_sb_addf(&nvb, " CHECK (");
+            osc_sb_ident(&nvb, col);
+            osc_sb_addf(&nvb, " IS NOT NULL) NOT VALID");
+            osc_sb_addf(&set, "%s ALTER COLUMN ", nn ? "," : "");
+            osc_sb_ident(&set, col);
+            osc_sb_addf(&set, " SET NOT NULL");
+            osc_sb_addf(&drop, "%s DROP CONSTRAINT ", nn ? "," : "");
+            osc_sb_ident(&drop, h);
+            nn++;
+        }
+        not_valid = osc_sb_take(&nvb);
+        char *st = osc_sb_take(&set), *dr = osc_sb_take(&drop);
+        if (nn && st && dr) {
+            osc_sb f = {0};
+            osc_sb_addf(&f, "ALTER TABLE %s%s; ALTER TABLE %s%s", q, st, q, dr);
+            finish = osc_sb_take(&f);
+        }
+        free(st);
+        free(dr);
+        if (not_valid == NULL || (nn && finish == NULL))
             snprintf(err, sizeof err, "out of memory");
     } else {
-        not_valid = osc_stmt_not_valid(sql, err, sizeof err);
+        free(osc_sb_take(&nvb));
+        free(osc_sb_take(&set));
+        free(osc_sb_take(&drop));
     }
-    if (not_valid == NULL) {
+    free(base);
+    free(q);
+    if (not_valid == NULL || (nn && finish == NULL)) {
+        free(not_valid);
         free(finish);
         osc_result_error(r, "42601", NULL, "%s", err);
         return;
@@ -317,10 +361,16 @@ void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const o
             ok = false;
     if (ok && finish && !osc_strat_run_retried(c, user, finish, true, s, err, sizeof err, code))
         ok = false;
-    if (!ok && nn_col && strcmp(code, "23514") == 0) { /* as SET NOT NULL itself says it */
-        snprintf(code, sizeof code, "23502");
-        snprintf(err, sizeof err, "column \"%s\" of relation \"%s\" contains null values", nn_col,
-                 p->map.table);
+    for (int i = 0; !ok && strcmp(code, "23514") == 0 && i < p->stmt.ncmds; i++) {
+        char h[64];
+        if (!p->stmt.cmds[i].sets_not_null || p->stmt.cmds[i].column == NULL)
+            continue;
+        osc_strat_nn_name(p->stmt.cmds[i].column, h);
+        if (strstr(err, h) == NULL)
+            continue;
+        snprintf(code, sizeof code, "23502"); /* as SET NOT NULL itself says it */
+        snprintf(err, sizeof err, "column \"%s\" of relation \"%s\" contains null values",
+                 p->stmt.cmds[i].column, p->map.table);
     }
     free(finish);
     if (!ok) {

@@ -45,6 +45,10 @@ void osc_strat_set_job(PGconn *c, const char *ids);
  * requested'). A failure to write is logged. */
 void osc_strat_finish_row(PGconn *c, const char *ids, bool ok, const char *why, const char *phase);
 
+/* osc_strat_nn_name — the name of column col's helper CHECK (col IS NOT NULL):
+ * "pgcutover_nn_<col>" (col cut to 40 bytes). */
+void osc_strat_nn_name(const char *col, char name[64]);
+
 /* osc_strat_not_null_helper — what lets PostgreSQL 12+ set NOT NULL on column col of
  * schema.table without a scan: returns `ALTER TABLE … ADD CONSTRAINT pgcutover_nn_<col>
  * CHECK (col IS NOT NULL) NOT VALID`; *finish (when not NULL) gets `ALTER TABLE … ALTER

@@ -4,7 +4,7 @@
  * on a trial on an empty copy: storage unchanged, nothing validated) runs as it is under
  * the proxy's hold, with no shadow table; everything else still goes through the copy.
  *
- *   matrix         36 statements: the expected strategy in PLAN; each instant one run
+ *   matrix         38 statements: the expected strategy in PLAN; each instant one run
  *                  through the console on t and directly on an identical t_copy, then the
  *                  catalogs compared (columns with types, NOT NULL and defaults;
  *                  constraints; indexes), t's storage unchanged, no shadow created, the
@@ -63,7 +63,10 @@ static const struct {
     {"ALTER COLUMN a TYPE bigint", "copy"},
     {"ADD COLUMN r float8 DEFAULT random()", "copy"},
     {"ALTER COLUMN a SET NOT NULL", "validate"},
-    {"ALTER COLUMN a SET NOT NULL, ADD COLUMN n int", "copy"}, /* only a lone SET NOT NULL */
+    {"ALTER COLUMN a SET NOT NULL, ADD COLUMN n int", "validate"},
+    {"ALTER COLUMN a SET NOT NULL, ALTER COLUMN s SET NOT NULL, ADD CONSTRAINT a_nn CHECK (a > 0)",
+     "validate"},
+    {"ALTER COLUMN a SET NOT NULL, ALTER COLUMN a TYPE bigint", "copy"},
     {"ADD CONSTRAINT a_pos CHECK (a >= 0)", "validate"},
     {"ALTER COLUMN s TYPE varchar(10)", "copy"},
     {"ADD COLUMN n int, ALTER COLUMN a TYPE bigint", "copy"},
@@ -228,6 +231,13 @@ static void test_validate_violated(void **state)
     h_ctl_err(ctl, "ALTER TABLE t ALTER COLUMN a SET NOT NULL", code, msg, sizeof msg);
     assert_string_equal(code, "23502");
     assert_non_null(strstr(msg, "contains null values"));
+    /* several: the NULL's column named, none of them set, no helper left */
+    h_ctl_err(ctl, "ALTER TABLE t ALTER COLUMN s SET NOT NULL, ALTER COLUMN a SET NOT NULL", code,
+              msg, sizeof msg);
+    assert_string_equal(code, "23502");
+    assert_non_null(strstr(msg, "column \"a\""));
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass "
+                               "AND attname = 's' AND attnotnull"), 0);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass "
                                "AND attname = 'a' AND attnotnull"), 0);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conrelid = 't'::regclass "

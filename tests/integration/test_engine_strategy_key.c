@@ -12,7 +12,8 @@
  *                  PRIMARY KEY) but ADD COLUMN is instant; ADD PRIMARY KEY on a nullable
  *                  column → validate, done; catalog and constraint/index names equal the
  *                  plain statement's on a copy; no helper CHECK or pgcutover index left; no
- *                  scan; then a lone SET NOT NULL, again without a scan; then the copy works.
+ *                  scan; then SET NOT NULL of two columns, again without a scan; then the
+ *                  copy works.
  *   unique_failed  ADD UNIQUE over duplicates: 23505 naming the constraint's index (not
  *                  pgcutover's) and the duplicated key; ADD PRIMARY KEY over a NULL: 23502;
  *                  nothing left behind (no index, no helper CHECK, column still nullable),
@@ -160,15 +161,16 @@ static void test_primary_key(void **state)
     if (scanned("kpk_t", true))
         h_eng_fail("ADD PRIMARY KEY through pgcutover scanned the table under ACCESS EXCLUSIVE");
 
-    h_execf(d, "ALTER TABLE kpk_t_copy ALTER COLUMN b SET NOT NULL");
-    r = h_ctl_ok(ctl, "ALTER TABLE kpk_t ALTER COLUMN b SET NOT NULL");
+    h_execf(d, "ALTER TABLE kpk_t_copy ALTER COLUMN b SET NOT NULL, ALTER COLUMN c SET NOT NULL");
+    r = h_ctl_ok(ctl, "ALTER TABLE kpk_t ALTER COLUMN b SET NOT NULL, ALTER COLUMN c SET NOT NULL");
     assert_string_equal(PQgetvalue(r, 0, h_col(r, "strategy")), "validate");
     PQclear(r);
-    same_catalog(d, "kpk_t", "kpk_t_copy", "SET NOT NULL");
+    same_catalog(d, "kpk_t", "kpk_t_copy", "SET NOT NULL, SET NOT NULL");
     assert_int_equal(leftovers(d, "kpk_t"), 0);
     assert_true(proven("kpk_t", "b"));
+    assert_true(proven("kpk_t", "c"));
     if (scanned("kpk_t", true))
-        h_eng_fail("a lone SET NOT NULL through pgcutover scanned the table under ACCESS EXCLUSIVE");
+        h_eng_fail("SET NOT NULL of two columns through pgcutover scanned the table under ACCESS EXCLUSIVE");
 
     /* With its key, the table can now be copied. */
     char plan[32];

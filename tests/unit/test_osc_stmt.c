@@ -123,6 +123,27 @@ static void test_catalog_only_kinds(void **state)
     }
 }
 
+/* NOT VALID for CHECK and FOREIGN KEY, SET NOT NULL left out (the caller's helper CHECKs). */
+static void test_not_valid(void **state)
+{
+    (void)state;
+    char err[256];
+    char *q = osc_stmt_not_valid("ALTER TABLE t ALTER COLUMN a SET NOT NULL, ADD CONSTRAINT c CHECK "
+                                 "(b > 0), ADD FOREIGN KEY (r) REFERENCES u (id), ADD COLUMN n int",
+                                 err, sizeof err);
+    assert_non_null(q);
+    assert_null(strstr(q, "SET NOT NULL"));
+    assert_non_null(strstr(q, "CHECK (b > 0) NOT VALID"));
+    assert_non_null(strstr(q, "REFERENCES u (id) NOT VALID"));
+    assert_non_null(strstr(q, "ADD COLUMN n int"));
+    free(q);
+    q = osc_stmt_not_valid("ALTER TABLE t ALTER COLUMN a SET NOT NULL", err, sizeof err);
+    assert_non_null(q);
+    assert_string_equal(q, ""); /* nothing left */
+    free(q);
+    assert_null(osc_stmt_not_valid("CREATE INDEX ON t (a)", err, sizeof err));
+}
+
 static void test_retarget_rewrites_only_the_relation(void **state)
 {
     (void)state;
@@ -149,6 +170,7 @@ int main(void)
         cmocka_unit_test(test_using_expression_text),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_catalog_only_kinds),
+        cmocka_unit_test(test_not_valid),
         cmocka_unit_test(test_retarget_rewrites_only_the_relation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -190,23 +190,24 @@ static void end_job(PGconn *c, const char *ids, bool cancel)
 }
 
 /* What an interrupted validate or concurrent migration left, and whether it completed:
- * the key variant when its PRIMARY KEY / UNIQUE constraint exists; the others when every
- * constraint it added is valid and no helper is left (a lone SET NOT NULL: the column is
- * NOT NULL). One row: complete, then the undo statements (text[]) — DROP CONSTRAINT of
+ * the key variant ($2) when its PRIMARY KEY / UNIQUE constraint exists; the others (only
+ * validations, osc_plan decide) when every constraint it added is valid, no helper is left
+ * and every column of its SET NOT NULLs ($3, text[]) is NOT NULL — or, with none, it added
+ * something. One row: complete, then the undo statements (text[]) — DROP CONSTRAINT of
  * what it added, DROP INDEX of its own index. */
 static const char leftover_sql[] =
-    "WITH m AS (SELECT id, table_oid, statement, settings FROM pgcutover.migrations WHERE id = "
-    "$1), added AS (SELECT k.* FROM m JOIN pg_constraint k ON k.conrelid = m.table_oid WHERE "
-    "k.oid::text NOT IN (SELECT jsonb_array_elements_text(coalesce(m.settings->'constraints_before', "
-    "'[]')))) SELECT CASE WHEN $2 THEN EXISTS (SELECT 1 FROM added WHERE contype IN ('p', 'u')) "
-    "WHEN $3 <> '' THEN NOT EXISTS (SELECT 1 FROM added WHERE conname LIKE 'pgcutover\\_nn\\_%') "
-    "AND EXISTS (SELECT 1 FROM m JOIN pg_attribute a ON a.attrelid = m.table_oid WHERE a.attname "
-    "= $3 AND a.attnotnull) ELSE EXISTS (SELECT 1 FROM added) AND NOT EXISTS (SELECT 1 FROM added "
-    "WHERE NOT convalidated OR conname LIKE 'pgcutover\\_nn\\_%') END, ARRAY(SELECT format('ALTER "
-    "TABLE %s DROP CONSTRAINT IF EXISTS %I', conrelid::regclass, conname) FROM added UNION ALL "
-    "SELECT format('DROP INDEX CONCURRENTLY IF EXISTS %s', i.indexrelid::regclass) FROM m JOIN "
-    "pg_index i ON i.indrelid = m.table_oid JOIN pg_class ci ON ci.oid = i.indexrelid WHERE "
-    "ci.relname = 'pgcutover_m' || m.id || '_key')";
+    "WITH m AS (SELECT id, table_oid, settings FROM pgcutover.migrations WHERE id = $1), added AS "
+    "(SELECT k.* FROM m JOIN pg_constraint k ON k.conrelid = m.table_oid WHERE k.oid::text NOT IN "
+    "(SELECT jsonb_array_elements_text(coalesce(m.settings->'constraints_before', '[]')))) SELECT "
+    "CASE WHEN $2 THEN EXISTS (SELECT 1 FROM added WHERE contype IN ('p', 'u')) ELSE NOT EXISTS "
+    "(SELECT 1 FROM added WHERE NOT convalidated OR conname LIKE 'pgcutover\\_nn\\_%') AND CASE "
+    "WHEN cardinality($3::text[]) = 0 THEN EXISTS (SELECT 1 FROM added) ELSE NOT EXISTS (SELECT 1 "
+    "FROM m, unnest($3::text[]) col WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid "
+    "= m.table_oid AND a.attname = col AND a.attnotnull)) END END, ARRAY(SELECT format('ALTER TABLE "
+    "%s DROP CONSTRAINT IF EXISTS %I', conrelid::regclass, conname) FROM added UNION ALL SELECT "
+    "format('DROP INDEX CONCURRENTLY IF EXISTS %s', i.indexrelid::regclass) FROM m JOIN pg_index i "
+    "ON i.indrelid = m.table_oid JOIN pg_class ci ON ci.oid = i.indexrelid WHERE ci.relname = "
+    "'pgcutover_m' || m.id || '_key')";
 
 /* Undo (or, when complete, just close) migration ids of strategy validate or concurrent,
  * interrupted: its job's backend ended, what it left dropped (DROP CONSTRAINT under the
@@ -228,12 +229,21 @@ static void recover_one(PGconn *c, const char *ids, const char *strategy, const 
     osc_key_stmt k;
     bool key = osc_stmt_key(stmt, &k);
     osc_key_free(&k);
-    osc_stmt st;
-    const char *nn = "";
-    if (!key && osc_stmt_parse(stmt, &st, code, err, sizeof err)) {
-        nn = st.ncmds == 1 && st.cmds[0].sets_not_null && st.cmds[0].column ? st.cmds[0].column : "";
-    }
-    const char *v[] = {ids, key ? "t" : "f", nn};
+    /* the columns of its SET NOT NULLs, as a text[] literal */
+    osc_stmt st = {0};
+    osc_sb nb = {0};
+    osc_sb_addf(&nb, "{");
+    if (!key && osc_stmt_parse(stmt, &st, code, err, sizeof err))
+        for (int i = 0, n = 0; i < st.ncmds; i++)
+            if (st.cmds[i].sets_not_null && st.cmds[i].column) {
+                osc_sb_addf(&nb, "%s\"", n++ ? "," : "");
+                for (const char *ch = st.cmds[i].column; *ch; ch++)
+                    osc_sb_addf(&nb, "%s%c", *ch == '"' || *ch == '\\' ? "\\" : "", *ch);
+                osc_sb_addf(&nb, "\"");
+            }
+    osc_sb_addf(&nb, "}");
+    char *nn = osc_sb_take(&nb);
+    const char *v[] = {ids, key ? "t" : "f", nn ? nn : "{}"};
     PGresult *t = osc_exec(c, leftover_sql, 3, v, err, sizeof err, code);
     if (t && PQgetvalue(t, 0, 0)[0] == 't') {
         osc_strat_finish_row(c, ids, true, NULL, "completed before the restart");
@@ -262,8 +272,8 @@ static void recover_one(PGconn *c, const char *ids, const char *strategy, const 
         osc_log(CONF_LOG_WARNING, "m%s: recovering: %s", ids, err);
     }
     PQclear(t);
-    if (!key)
-        osc_stmt_free(&st);
+    free(nn);
+    osc_stmt_free(&st);
 }
 
 void osc_strategy_recover(PGconn *c, const char *db, const conf_t *s)

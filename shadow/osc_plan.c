@@ -595,12 +595,20 @@ static bool decide(PGconn *c, osc_plan *p, const char *shadow_rel, const char *b
                  "… USING INDEX under the hold (no build, no scan)");
         return true;
     }
+    /* validate only when the statement is nothing but validations: a violating row then
+     * takes back all of it by dropping what it added, as the plain ALTER would fail whole */
+    bool others = false;
     for (int i = 0; i < p->stmt.ncmds && scanning == NULL; i++) {
         if (p->stmt.cmds[i].scans && (p->stmt.cmds[i].validatable || p->stmt.cmds[i].sets_not_null))
             validatable = true;
         else if (p->stmt.cmds[i].scans)
             scanning = p->stmt.cmds[i].column ? p->stmt.cmds[i].column : "a constraint";
+        else
+            others = true;
     }
+    if (validatable && others && !rewritten && !scanning)
+        scanning = "a validation beside other changes, which a violating row could not take back "
+                   "one by one: the copy applies all or nothing";
     p->strategy = rewritten || scanning ? OSC_STRATEGY_COPY
                   : validatable         ? OSC_STRATEGY_VALIDATE
                                         : OSC_STRATEGY_INSTANT;
@@ -608,14 +616,16 @@ static bool decide(PGconn *c, osc_plan *p, const char *shadow_rel, const char *b
         snprintf(p->why, sizeof p->why, "copy: on an empty copy PostgreSQL rewrote the table or "
                                         "built an index (its storage changed), so on the table it "
                                         "would hold ACCESS EXCLUSIVE for the whole rewrite");
+    else if (validatable && others)
+        snprintf(p->why, sizeof p->why, "copy: %s", scanning);
     else if (scanning)
         snprintf(p->why, sizeof p->why, "copy: a subcommand (on %s) validates every existing row "
                                         "under ACCESS EXCLUSIVE",
                  scanning);
     else if (validatable)
-        snprintf(p->why, sizeof p->why, "validate: catalog only but for the CHECK or FOREIGN KEY "
-                                        "it adds%s, added NOT VALID under the hold and validated "
-                                        "apart (SHARE UPDATE EXCLUSIVE: writes go on)%s",
+        snprintf(p->why, sizeof p->why, "validate: nothing but the CHECK or FOREIGN KEY "
+                                        "constraints it adds%s, added NOT VALID under the hold and "
+                                        "validated apart (SHARE UPDATE EXCLUSIVE: writes go on)%s",
                  not_null ? " and its SET NOT NULL (each a CHECK (… IS NOT NULL))" : "",
                  not_null ? ", then SET NOT NULL without a scan under the hold" : "");
     else

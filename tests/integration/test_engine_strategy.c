@@ -4,7 +4,7 @@
  * on a trial on an empty copy: storage unchanged, nothing validated) runs as it is under
  * the proxy's hold, with no shadow table; everything else still goes through the copy.
  *
- *   matrix         38 statements: the expected strategy in PLAN; each instant one run
+ *   matrix         39 statements: the expected strategy in PLAN; each instant one run
  *                  through the console on t and directly on an identical t_copy, then the
  *                  catalogs compared (columns with types, NOT NULL and defaults;
  *                  constraints; indexes), t's storage unchanged, no shadow created, the
@@ -63,7 +63,7 @@ static const struct {
     {"ALTER COLUMN a TYPE bigint", "copy"},
     {"ADD COLUMN r float8 DEFAULT random()", "copy"},
     {"ALTER COLUMN a SET NOT NULL", "validate"},
-    {"ALTER COLUMN a SET NOT NULL, ADD COLUMN n int", "validate"},
+    {"ALTER COLUMN a SET NOT NULL, ADD COLUMN n int", "copy"}, /* validations only, or copy */
     {"ALTER COLUMN a SET NOT NULL, ALTER COLUMN s SET NOT NULL, ADD CONSTRAINT a_nn CHECK (a > 0)",
      "validate"},
     {"ALTER COLUMN a SET NOT NULL, ALTER COLUMN a TYPE bigint", "copy"},
@@ -83,7 +83,9 @@ static const struct {
     {"ALTER COLUMN a TYPE int USING a + 1", "copy"},
     {"ALTER COLUMN d SET DEFAULT 5, ALTER COLUMN d DROP NOT NULL", "instant"},
     {"ADD CONSTRAINT s_fk FOREIGN KEY (a) REFERENCES t (id)", "validate"},
-    {"ADD COLUMN m int DEFAULT 1, ADD CONSTRAINT m_pos CHECK (m > 0)", "validate"},
+    {"ADD COLUMN m int DEFAULT 1, ADD CONSTRAINT m_pos CHECK (m > 0)", "copy"},
+    {"ADD CONSTRAINT a_pos CHECK (a >= 0), ADD CONSTRAINT s_fk2 FOREIGN KEY (a) REFERENCES t (id)",
+     "validate"},
     {"ADD CONSTRAINT a_pos CHECK (a >= 0) NOT VALID", "instant"},
     {"ALTER COLUMN s TYPE varchar(20) COLLATE \"C\"", "copy"}, /* the index is rebuilt */
     {"ADD UNIQUE (a)", "validate"}, /* built concurrently, attached (test_engine_strategy_key) */

@@ -26,6 +26,8 @@
  *                  concurrent build: cancelled, nothing left, state aborted.
  *   sigkill        SIGKILL of pgcutover during ADD PRIMARY KEY's build: the next one ends the
  *                  build and drops the index and the helper CHECK; the change then works.
+ *   validate_sigkill  SIGKILL while a SET NOT NULL + CHECK validation runs (a slow CHECK): the
+ *                  next pgcutover drops what it added; the table as it was.
  *   unique_forms   two columns, INCLUDE, NULLS NOT DISTINCT, DEFERRABLE INITIALLY DEFERRED, a
  *                  named constraint, a two-column PRIMARY KEY on nullable columns: equal to the
  *                  plain statement's; WITH (fillfactor) stays copy.
@@ -414,6 +416,54 @@ static void test_catalog_only(void **state)
     assert_string_equal(code, "0A000"); /* moves the table: refused, with what to do */
 }
 
+/* SIGKILL of pgcutover while a validation runs (its CHECK takes 5 ms a row): the next
+ * pgcutover ends the validating backend, drops the NOT VALID constraint and the helper it
+ * added; the table as it was, the migration failed. */
+static void test_validate_sigkill(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "CREATE TABLE kv_t (id int PRIMARY KEY, a int, b int); INSERT INTO kv_t SELECT i, i, "
+               "i FROM generate_series(1, 2000) i; CREATE FUNCTION kv_slow(int) RETURNS bool "
+               "IMMUTABLE LANGUAGE sql AS 'SELECT true FROM pg_sleep(0.005)'");
+    const char *sets[] = {"instant_ddl=on", NULL};
+    h_proxy_start(&h_eng_case.px, sets);
+    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
+    char got[32];
+    const char *stmt = "ALTER TABLE kv_t ALTER COLUMN b SET NOT NULL, ADD CONSTRAINT kv_pos CHECK "
+                       "(kv_slow(a))";
+    h_plan_strategy(ctl, stmt, got, sizeof got);
+    assert_string_equal(got, "validate");
+    assert_int_equal(PQsendQuery(ctl, stmt), 1);
+    long long validating = 0; /* both NOT VALID constraints in, the job validating */
+    for (int i = 0; i < 100 && validating == 0; i++) {
+        usleep(100000);
+        validating = h_qint(d, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
+                               "'pgcutover m%% job' AND state = 'active'") *
+                     (h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conrelid = "
+                                "'kv_t'::regclass AND NOT convalidated") == 2);
+    }
+    assert_int_equal(validating, 1);
+    h_eng_drop_conn(&h_eng_case, ctl);
+    h_proxy_signal(&h_eng_case.px, SIGKILL);
+    h_proxy_stop(&h_eng_case.px);
+    h_proxy_start(&h_eng_case.px2, sets);
+    bool clean = false;
+    for (int i = 0; i < 150 && !clean; i++) {
+        clean = h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conrelid = 'kv_t'::regclass AND "
+                          "contype = 'c'") == 0 &&
+                h_qint(d, "SELECT count(*) FROM pgcutover.migrations WHERE state = 'failed' AND "
+                          "error LIKE '%%restart%%'") == 1;
+        if (!clean)
+            usleep(100000);
+    }
+    if (!clean)
+        h_eng_fail("after the restart: the validation's constraints are still there");
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_attribute WHERE attrelid = 'kv_t'::regclass "
+                               "AND attname = 'b' AND attnotnull"), 0);
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px2);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -438,6 +488,7 @@ int main(void)
         H_ENG_CASE(test_catalog_only, "eng_key_catalog"),
         H_ENG_CASE(test_abort, "eng_key_abort"),
         H_ENG_CASE(test_sigkill, "eng_key_kill"),
+        H_ENG_CASE(test_validate_sigkill, "eng_key_vkill"),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

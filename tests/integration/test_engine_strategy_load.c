@@ -8,7 +8,8 @@
  *
  *   instant     ALTER TABLE pgbench_accounts ADD COLUMN note text
  *   validate    ADD CONSTRAINT … CHECK (abalance > -100000000); a lone
- *               ALTER COLUMN filler SET NOT NULL (after filling NULLs, if any)
+ *               ALTER COLUMN filler SET NOT NULL (after filling NULLs, if any); ADD
+ *               CONSTRAINT … UNIQUE (aid, bid) (built CONCURRENTLY, attached USING INDEX)
  *   concurrent  CREATE INDEX ON pgbench_accounts (bid)
  *   direct      CREATE VIEW pgbench_acc_view AS SELECT aid, abalance FROM pgbench_accounts
  *   copy        ALTER COLUMN filler TYPE text (bpchar → text: PostgreSQL rewrites; the
@@ -390,6 +391,9 @@ static void run_case(const char *mode)
     h_execf(d, "UPDATE pgbench_accounts SET filler = '' WHERE filler IS NULL");
     step(ctl, "ALTER TABLE pgbench_accounts ALTER COLUMN filler SET NOT NULL", "validate");
     step(ctl, "CREATE INDEX pgbench_accounts_bid_idx ON pgbench_accounts (bid)", "concurrent");
+    /* the key variant: CREATE UNIQUE INDEX CONCURRENTLY, then ADD CONSTRAINT … USING INDEX */
+    step(ctl, "ALTER TABLE pgbench_accounts ADD CONSTRAINT pgbench_accounts_aid_bid_key UNIQUE "
+              "(aid, bid)", "validate");
     step(ctl, "CREATE VIEW pgbench_acc_view AS SELECT aid, abalance FROM pgbench_accounts",
          "direct");
     copy_step(ctl, "ALTER TABLE pgbench_accounts ALTER COLUMN filler TYPE text");
@@ -433,6 +437,10 @@ static void run_case(const char *mode)
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_index WHERE indrelid = "
                                "'public.pgbench_accounts'::regclass AND NOT indisvalid"),
                      0);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conrelid = "
+                               "'public.pgbench_accounts'::regclass AND contype = 'u' AND conname = "
+                               "'pgbench_accounts_aid_bid_key'"),
+                     1);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pgbench_acc_view"), ROWS);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pgbench_accounts"), ROWS);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.migrations WHERE state <> 'done'"),

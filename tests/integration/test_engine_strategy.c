@@ -416,6 +416,12 @@ static void test_direct(void **state)
 static int group_setup(void **state)
 {
     (void)state;
+    /* the index and direct cases grant pgcutover_admin: make it when no other test file
+     * has yet (it is cluster-wide and shared; errors of a concurrent CREATE ignored) */
+    PGconn *c = h_direct_connect("postgres");
+    PQclear(PQexec(c, "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
+                      "'pgcutover_admin') THEN CREATE ROLE pgcutover_admin; END IF; END$$"));
+    PQfinish(c);
     const char *sets[] = {"instant_ddl=on", "cutover=manual", "lock_timeout_ms=150", NULL};
     h_proxy_start(&px, sets);
     return 0;

@@ -113,9 +113,9 @@ const conf_setting conf_settings[] = {
         "Cutover lock attempts, with back-off, before the cutover gives up."),
     ENUM(cutover, "auto", true, cutover_values,
          "auto = swap as soon as verified; manual = wait for CUTOVER MIGRATION n."),
-    ENUM(instant_ddl, "off", true, off_on_values,
-         "on = an ALTER TABLE that PostgreSQL runs on its catalog alone runs as it is, under "
-         "the hold (PLAN shows the verdict); off = every ALTER TABLE goes through the shadow copy."),
+    ENUM(instant_ddl, "on", true, off_on_values,
+         "on = each ALTER TABLE takes the cheapest safe strategy PLAN shows (instant, validate "
+         "or copy); off = every ALTER TABLE goes through the shadow copy."),
 };
 
 const int conf_nsettings = (int)(sizeof(conf_settings) / sizeof(conf_settings[0]));

@@ -60,7 +60,7 @@ typedef struct {
     int lock_timeout_ms;       /* 200 */
     int cutover_attempts;      /* 10 */
     conf_cutover_mode cutover; /* auto */
-    conf_instant_ddl instant_ddl; /* off */
+    conf_instant_ddl instant_ddl; /* on */
 } conf_t;
 
 typedef enum { CONF_T_STRING, CONF_T_INT, CONF_T_ENUM } conf_type;

@@ -5,7 +5,8 @@
  * transaction) lost a write, corrupted one or failed, and checks the table after the
  * cutover against an oracle that does not use pgcutover: explicit expected rows, or a
  * reference table that got the same writes directly and then the plain ALTER TABLE in a
- * session with the server's default settings.
+ * session with the server's default settings. Every change here is one PostgreSQL rewrites
+ * (a type change, a volatile default), so it goes through the copy with instant_ddl = on.
  *
  *   rr_delete_update   REPEATABLE READ and SERIALIZABLE clients whose snapshot predates the
  *                      backfill of the rows they DELETE, re-key and UPDATE: no row comes
@@ -116,7 +117,7 @@ static void rr_case(const char *level)
     /* The client's snapshot comes before the migration copies anything. */
     h_execf(a, "BEGIN ISOLATION LEVEL %s", level);
     assert_int_equal(h_qint(a, "SELECT count(*) FROM t"), 3000);
-    long long id = h_start_migration(ctl, "ALTER TABLE t ADD COLUMN note text");
+    long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN v TYPE bigint");
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 1000", id));
     h_mig m;
     wait_copied(ctl, id, 1000, &m); /* rows 500, 700 and 900 are in the shadow now */
@@ -153,8 +154,8 @@ static void test_equal_keys(void **state)
                "CREATE TABLE n (k numeric PRIMARY KEY, v int);"
                "INSERT INTO n SELECT i, i FROM generate_series(1, 500) i");
     PGconn *ctl = h_eng_console(&h_eng_case, &px);
-    long long iu = h_start_migration(ctl, "ALTER TABLE u ADD COLUMN note text");
-    long long in = h_start_migration(ctl, "ALTER TABLE n ADD COLUMN note text");
+    long long iu = h_start_migration(ctl, "ALTER TABLE u ALTER COLUMN v TYPE bigint");
+    long long in = h_start_migration(ctl, "ALTER TABLE n ALTER COLUMN v TYPE bigint");
     h_mig m;
     h_mig_wait(ctl, iu, "ready", -1, WAIT_MS, &m);
     h_mig_wait(ctl, in, "ready", -1, WAIT_MS, &m);
@@ -232,7 +233,7 @@ static void test_second_unique(void **state)
     h_execf(d, "CREATE TABLE w (id int PRIMARY KEY, u int NOT NULL UNIQUE, v int);"
                "INSERT INTO w SELECT i, i * 10, 0 FROM generate_series(1, 6000) i");
     PGconn *ctl = h_eng_console(&h_eng_case, &px);
-    long long id = h_start_migration(ctl, "ALTER TABLE w ADD COLUMN note text");
+    long long id = h_start_migration(ctl, "ALTER TABLE w ALTER COLUMN v TYPE bigint");
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 3000", id));
     h_mig m;
     wait_copied(ctl, id, 1, &m);
@@ -318,8 +319,12 @@ static void test_second_change(void **state)
                "INSERT INTO a (u, v) SELECT i, i FROM generate_series(1, 200) i;"
                "INSERT INTO other.a SELECT i, i FROM generate_series(1, 50) i");
     PGconn *ctl = h_eng_console(&h_eng_case, &px);
-    const char *changes[] = {"ALTER TABLE a ADD COLUMN a1 int", "ALTER TABLE a ADD COLUMN a2 int",
-                             "ALTER TABLE other.a ADD COLUMN b1 int", "ALTER TABLE a ADD COLUMN a3 int"};
+    /* a volatile default: PostgreSQL rewrites the table, so each one is a copy */
+#define VOLATILE " timestamptz DEFAULT clock_timestamp()"
+    const char *changes[] = {
+        "ALTER TABLE a ADD COLUMN a1" VOLATILE, "ALTER TABLE a ADD COLUMN a2" VOLATILE,
+        "ALTER TABLE other.a ADD COLUMN b1" VOLATILE, "ALTER TABLE a ADD COLUMN a3" VOLATILE};
+#undef VOLATILE
     for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++)
         finish(ctl, h_start_migration(ctl, changes[i])); /* no DROP MIGRATION in between */
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.migrations WHERE state = 'done'"), 4);
@@ -338,7 +343,8 @@ static void test_bound_objects(void **state)
 {
     (void)state;
     PGconn *d = h_eng_direct(&h_eng_case);
-    h_execf(d, "CREATE TABLE t (id int PRIMARY KEY, v int); CREATE TABLE audit_in (id int);"
+    /* w's type change is a copy (a rewrite); the view reads id and v only */
+    h_execf(d, "CREATE TABLE t (id int PRIMARY KEY, v int, w int); CREATE TABLE audit_in (id int);"
                "CREATE VIEW t_view AS SELECT id, v FROM t");
     PGconn *ctl = h_eng_console(&h_eng_case, &px);
     struct {
@@ -360,7 +366,9 @@ static void test_bound_objects(void **state)
         h_execf(d, "%s", bound[i].create);
         char code[6], msg[1024];
         for (int plan = 0; plan < 2; plan++) {
-            h_ctl_err(ctl, plan ? "PLAN ALTER TABLE t ADD COLUMN n int" : "ALTER TABLE t ADD COLUMN n int",
+            h_ctl_err(ctl,
+                      plan ? "PLAN ALTER TABLE t ALTER COLUMN w TYPE bigint"
+                           : "ALTER TABLE t ALTER COLUMN w TYPE bigint",
                       code, msg, sizeof msg);
             if (strcmp(code, "0A000") != 0 || strstr(msg, bound[i].named) == NULL)
                 h_eng_fail("with %s: [%s] %s (want 0A000 naming it)", bound[i].named, code, msg);
@@ -371,7 +379,7 @@ static void test_bound_objects(void **state)
         h_execf(d, "%s", bound[i].drop);
     }
     /* A view is carried over: accepted. */
-    finish(ctl, h_start_migration(ctl, "ALTER TABLE t ADD COLUMN n int"));
+    finish(ctl, h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN w TYPE bigint"));
 }
 
 /* ---------- 9. the batch size with a tiny target_batch_ms ---------- */
@@ -383,7 +391,8 @@ static void test_batch_floor(void **state)
     h_execf(d, "CREATE TABLE b (id int PRIMARY KEY, v text); INSERT INTO b SELECT i, repeat('x', 200) "
                "FROM generate_series(1, 60000) i");
     PGconn *ctl = h_eng_console(&h_eng_case, &px);
-    long long id = h_start_migration(ctl, "ALTER TABLE b ADD COLUMN n int DEFAULT 7");
+    long long id = h_start_migration(
+        ctl, "ALTER TABLE b ALTER COLUMN id TYPE bigint, ADD COLUMN n int DEFAULT 7");
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld target_batch_ms = 1", id));
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld batch_size = 2000", id));
     long long smallest = -1, samples = 0;
@@ -419,7 +428,8 @@ static void test_post_commit_durable(void **state)
                "pid int REFERENCES parent); INSERT INTO parent SELECT generate_series(1, 100);"
                "INSERT INTO child SELECT i, i FROM generate_series(1, 100) i");
     PGconn *ctl = h_eng_console(&h_eng_case, &px);
-    long long id = h_start_migration(ctl, "ALTER TABLE parent ADD COLUMN note text");
+    long long id = h_start_migration(ctl, "ALTER TABLE parent ADD COLUMN note timestamptz DEFAULT "
+                                          "clock_timestamp()");
     finish(ctl, id);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conname = 'child_pid_fkey' "
                                "AND convalidated"), 1);
@@ -458,7 +468,7 @@ static void test_verify_mismatch_cleanup(void **state)
     h_execf(d, "CREATE TABLE vm (id int PRIMARY KEY, v int); INSERT INTO vm SELECT i, i FROM "
                "generate_series(1, 2000) i");
     PGconn *ctl = h_eng_console(&h_eng_case, &px);
-    long long id = h_start_migration(ctl, "ALTER TABLE vm ADD COLUMN note text");
+    long long id = h_start_migration(ctl, "ALTER TABLE vm ALTER COLUMN v TYPE bigint");
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 1000", id));
     h_mig m;
     wait_copied(ctl, id, 100, &m);
@@ -494,7 +504,8 @@ static void test_table_replaced(void **state)
     h_execf(d, "CREATE TABLE rp (id int PRIMARY KEY, v int); INSERT INTO rp SELECT i, i FROM "
                "generate_series(1, 100) i");
     PGconn *ctl = h_eng_console(&h_eng_case, &px);
-    long long id = h_start_migration(ctl, "ALTER TABLE rp ADD COLUMN note text");
+    long long id = h_start_migration(
+        ctl, "ALTER TABLE rp ADD COLUMN note timestamptz DEFAULT clock_timestamp()");
     h_mig m;
     h_mig_wait(ctl, id, "ready", -1, WAIT_MS, &m);
     /* as `pgbench -i` does to its tables */
@@ -521,7 +532,7 @@ static void test_truncate(void **state)
     h_execf(d, "CREATE TABLE r (id int PRIMARY KEY, v int); INSERT INTO r SELECT i, i FROM "
                "generate_series(1, 3000) i");
     PGconn *ctl = h_eng_console(&h_eng_case, &px);
-    long long id = h_start_migration(ctl, "ALTER TABLE r ADD COLUMN note text");
+    long long id = h_start_migration(ctl, "ALTER TABLE r ALTER COLUMN v TYPE bigint");
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 1000", id));
     h_mig m;
     wait_copied(ctl, id, 500, &m);

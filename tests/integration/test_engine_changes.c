@@ -17,8 +17,9 @@
  *   - rows: equal counts and both EXCEPT ALL directions empty;
  *   - rows_copied of SHOW MIGRATION equals the row count (nothing writes meanwhile).
  * The original's columns and row count are unchanged; then ABORT MIGRATION n cleans up
- * and the database is dropped. pgcutover runs with batch_size=500, target_batch_ms=2 and
- * cutover=manual (the swap is test_engine_cutover.c's),
+ * and the database is dropped. pgcutover runs with batch_size=500, target_batch_ms=2,
+ * cutover=manual (the swap is test_engine_cutover.c's) and instant_ddl=off (the copy of
+ * each change, the catalog-only ones too, is what this file checks),
  * so each backfill takes about ten keyset batches (boundaries fall inside composite-key
  * groups too).
  *
@@ -261,7 +262,10 @@ static const char *indexes_of(PGconn *c, const char *rel, char *out, size_t cap)
 static int setup(void **state)
 {
     (void)state;
-    const char *sets[] = {"batch_size=500", "target_batch_ms=2", "cutover=manual", NULL};
+    /* instant_ddl=off: every case goes through the copy, the catalog-only ones included
+     * (their instant and validate runs are test_engine_strategy.c's matrix) */
+    const char *sets[] = {"batch_size=500", "target_batch_ms=2", "cutover=manual",
+                          "instant_ddl=off", NULL};
     h_proxy_start(&px, sets);
     h_eng_fail_hook = print_log_tail;
     return 0;

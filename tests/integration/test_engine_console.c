@@ -177,7 +177,7 @@ static void test_sigint_during_abort_wait(void **state)
     create_table(dc, "t", 2000);
     h_proxy_start(&e.px, sets);
     PGconn *ctl = h_eng_console(&e, &e.px), *watch = h_eng_console(&e, &e.px);
-    long long id = h_start_migration(ctl, "ALTER TABLE t ADD COLUMN x int");
+    long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint");
     h_mig m;
     wait_state(watch, id, "ready", &m);
 
@@ -291,8 +291,8 @@ static void test_migration_ownership(void **state)
     PGconn *ca = console_as("eng_con_a"), *cb = console_as("eng_con_b");
     PGconn *ca2 = console_as("eng_con_a2"), *su = h_eng_console(&e, &e.px);
 
-    long long ida = h_start_migration(ca, "ALTER TABLE ta ADD COLUMN x int");
-    long long idb = h_start_migration(cb, "ALTER TABLE tb ADD COLUMN y int");
+    long long ida = h_start_migration(ca, "ALTER TABLE ta ALTER COLUMN a TYPE bigint");
+    long long idb = h_start_migration(cb, "ALTER TABLE tb ALTER COLUMN a TYPE bigint");
     h_mig m;
     wait_state(su, ida, "copying", &m);
 

@@ -17,6 +17,10 @@
  *   - a CHECK added by the ALTER that a live INSERT violates: the INSERT succeeds and
  *     the migration fails naming the constraint.
  *
+ * Every change is one PostgreSQL rewrites (a type change), so it is a copy with the
+ * default instant_ddl = on; the refusals and the CHECK case run with instant_ddl = off,
+ * since their statements are catalog-only (or validate) changes the copy answers.
+ *
  * Each test uses its own database (eng_live_*) and its own pgcutover, because test
  * files run in parallel; the teardown stops what a failed test left running.
  */
@@ -539,7 +543,8 @@ static void test_pause_resume(void **state)
     create_table(dc, "t", 100000);
     h_proxy_start(&ctx.e.px, sets);
     PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
-    long long id = h_start_migration(ctl, "ALTER TABLE t ADD COLUMN z int");
+    long long id =
+        h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint, ADD COLUMN z int");
     h_mig m;
     wait_copying(ctl, id, 1, &m);
 
@@ -583,7 +588,7 @@ static void test_pause_resume(void **state)
     assert_true(moved);
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
     h_mig_wait(ctl, id, "ready", copied, WAIT_READY_MS, &m);
-    assert_same_rows(dc, "t", "id, a, b, c", m.shadow, "id, a, b, c");
+    assert_same_rows(dc, "t", "id, a::bigint, b, c", m.shadow, "id, a, b, c");
     assert_int_equal(h_qint(dc, "SELECT count(*) FROM %s WHERE z IS NOT NULL", m.shadow), 0);
     h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
@@ -706,7 +711,9 @@ static void test_engine_connection_drop(void **state)
     create_table(dc, "t", rows);
     h_proxy_start(&ctx.e.px, sets);
     PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
-    long long id = h_start_migration(ctl, "ALTER TABLE t ADD COLUMN d text DEFAULT 'x'");
+    long long id =
+        h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint, ADD COLUMN d text "
+                               "DEFAULT 'x'");
     h_mig m;
     wait_copying(ctl, id, rows / 10, &m);
 
@@ -751,7 +758,7 @@ static void test_engine_connection_drop(void **state)
               m.state);
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
     h_mig_wait(ctl, id, "ready", at_drop, WAIT_READY_MS, &m);
-    assert_same_rows(dc, "t", "id, a, b, c", m.shadow, "id, a, b, c");
+    assert_same_rows(dc, "t", "id, a::bigint, b, c", m.shadow, "id, a, b, c");
     assert_int_equal(h_qint(dc, "SELECT count(*) FROM %s WHERE d IS DISTINCT FROM 'x'", m.shadow),
                      0);
     h_eng_stop_proxy(&ctx.e, &ctx.e.px);
@@ -900,7 +907,7 @@ static void test_abort_each_state(void **state)
     abort_and_check(ctl, dc, id, m.shadow, &before, "ABORT while copying");
 
     /* paused */
-    id = h_start_migration(ctl, "ALTER TABLE t DROP COLUMN e");
+    id = h_start_migration(ctl, "ALTER TABLE t DROP COLUMN e, ALTER COLUMN a TYPE bigint");
     wait_copying(ctl, id, 1, &m);
     PQclear(h_ctl_ok(ctl, "PAUSE MIGRATION %lld", id));
     h_mig_show(ctl, id, &m);
@@ -908,10 +915,10 @@ static void test_abort_each_state(void **state)
     abort_and_check(ctl, dc, id, m.shadow, &before, "ABORT while paused");
 
     /* ready */
-    id = h_start_migration(ctl, "ALTER TABLE t RENAME COLUMN b TO bb");
+    id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN a TYPE bigint");
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld max_rows_per_second = 0", id));
     h_mig_wait(ctl, id, "ready", -1, WAIT_READY_MS, &m);
-    assert_same_rows(dc, "t", "id, a, b, c, e", m.shadow, "id, a, bb, c, e");
+    assert_same_rows(dc, "t", "id, a::bigint, b, c, e", m.shadow, "id, a, b, c, e");
     abort_and_check(ctl, dc, id, m.shadow, &before, "ABORT in ready");
 
     /* failed: the cast fails on the first row it copies */
@@ -1015,11 +1022,11 @@ static void refused(PGconn *ctl, PGconn *dc, const char *cmd, const char *want1,
 }
 
 /*
- * Refusals, each with its SQLSTATE and nothing created (no pgcutover.migrations row for
- * the table, no table in schema pgcutover, no trigger on the table): partitioned table
- * and a partition (0A000), inheritance child and parent (0A000), another session's
- * temporary table by its pg_temp_N schema and as pg_temp.x (42P01 or 0A000), no primary
- * key and only a nullable unique key (0A000), SET TABLESPACE, SET LOGGED, SET UNLOGGED
+ * With instant_ddl = off (every ALTER TABLE a copy): refusals, each with its SQLSTATE and nothing
+ * created (no pgcutover.migrations row for the table, no table in schema pgcutover, no trigger on
+ * the table): partitioned table and a partition (0A000), inheritance child and parent (0A000),
+ * another session's temporary table by its pg_temp_N schema and as pg_temp.x (42P01 or 0A000), no
+ * primary key and only a nullable unique key (0A000), SET TABLESPACE, SET LOGGED, SET UNLOGGED
  * (0A000), ALTER TABLE t ADD COLUMN without a definition (42601), PLAN SELECT … (not DDL)
  * (42601), unknown table (42P01), a second migration of a table while one is in
  * progress (55000, and still only one migration row and one shadow).
@@ -1030,7 +1037,10 @@ static void refused(PGconn *ctl, PGconn *dc, const char *cmd, const char *want1,
 static void test_refusals_and_plan(void **state)
 {
     (void)state;
-    static const char *const sets[] = {"batch_size=200", "max_rows_per_second=1000", "cutover=manual", NULL};
+    /* instant_ddl=off: these ADD COLUMNs are catalog-only for PostgreSQL; the copy's
+     * refusals and its PLAN are what is tested */
+    static const char *const sets[] = {"batch_size=200", "max_rows_per_second=1000",
+                                       "cutover=manual", "instant_ddl=off", NULL};
     PGconn *dc = h_eng_direct(&ctx.e);
     h_exec_ok(dc, "CREATE TABLE pt (id int PRIMARY KEY, v text) PARTITION BY RANGE (id)");
     h_exec_ok(dc, "CREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (1000)");
@@ -1157,15 +1167,18 @@ static int setup_refusals(void **state)
 /* ---------- 7. a live write the new CHECK rejects ---------- */
 
 /*
- * ALTER TABLE t ADD CONSTRAINT c_pos CHECK (a > 0) on data where every a > 0, backfill
- * slowed; a live INSERT through the proxy with a = -1 succeeds (the row is in t), the
- * migration becomes failed with an error naming c_pos, later writes still succeed, and
- * no pgcutover trigger is left on t.
+ * ALTER TABLE t ADD CONSTRAINT c_pos CHECK (a > 0) on data where every a > 0 through the
+ * copy (instant_ddl = off), backfill slowed; a live INSERT through the proxy with a = -1 succeeds
+ * (the row is in t), the migration becomes failed with an error naming c_pos, later writes still
+ * succeed, and no pgcutover trigger is left on t.
  */
 static void test_check_violated_by_live_insert(void **state)
 {
     (void)state;
-    static const char *const sets[] = {"batch_size=500", "max_rows_per_second=5000", "cutover=manual", NULL};
+    /* instant_ddl=off: a lone ADD CHECK is the validate strategy by default (NOT VALID
+     * first, so PostgreSQL itself rejects the INSERT); the copy's answer is tested here */
+    static const char *const sets[] = {"batch_size=500", "max_rows_per_second=5000",
+                                       "cutover=manual", "instant_ddl=off", NULL};
     PGconn *dc = h_eng_direct(&ctx.e);
     create_table(dc, "t", 100000);
     h_proxy_start(&ctx.e.px, sets);

@@ -8,7 +8,8 @@
  * unique index on u (sometimes), a SQL-standard function body that updates t (an
  * oid-bound writer, sometimes), one ALTER from a list a shadow copy handles (v → bigint,
  * ADD COLUMN … DEFAULT, DROP COLUMN, timestamptz → timestamp, ADD CHECK, int key →
- * bigint, float8 → text, date → text, ADD UNIQUE), cutover auto or manual, and faults:
+ * bigint, float8 → text, date → text, ADD UNIQUE; pgcutover runs with instant_ddl = off, so
+ * the catalog-only ones are copied too), cutover auto or manual, and faults:
  * PAUSE/RESUME, pg_terminate_backend of the engine's backends ('pgcutover m%'), SIGKILL
  * of pgcutover while copying and a new pgcutover.
  *
@@ -367,7 +368,10 @@ static bool run_seed(unsigned seed)
                 sc.key == H_RND_K_COMP ? "k1 = p1 AND k2 = p2" : "id = p1");
     static char cut[32];
     snprintf(cut, sizeof cut, "cutover=%s", sc.manual ? "manual" : "auto");
-    const char *const sets[] = {"batch_size=200", "max_rows_per_second=2500", cut, NULL};
+    /* instant_ddl=off: the catalog-only ALTERs of the list (ADD COLUMN … DEFAULT, DROP
+     * COLUMN) and ADD CHECK (validate) go through the copy too, which is what is tested */
+    const char *const sets[] = {"batch_size=200", "max_rows_per_second=2500", cut,
+                                "instant_ddl=off", NULL};
     h_proxy_start(&ectx.px, sets);
     h_rnd_clients_start(&ectx.px, ectx.db);
     h_rnd_run_for(300, 5000); /* writes before the change */

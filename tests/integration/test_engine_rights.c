@@ -20,6 +20,9 @@
  *   resume         a migration whose dual-write function an earlier build made (the
  *                  engine's, search_path FROM CURRENT) gets this build's on resume.
  *
+ * The migrations that must reach ready are changes PostgreSQL rewrites (a type change, a
+ * volatile default), so they go through the copy with the default instant_ddl = on.
+ *
  * The oracle is PostgreSQL's catalog (pg_roles.rolsuper) and the rows themselves, not
  * pgcutover's answers. Roles are cluster-wide, so their names carry this file's prefix
  * rt_; the console users log in with SCRAM passwords.
@@ -144,11 +147,15 @@ static void test_user_text(void **state)
                "CREATE FUNCTION public.rt_evil() RETURNS int LANGUAGE plpgsql VOLATILE AS $$\n"
                "BEGIN\n"
                "  BEGIN EXECUTE 'RESET ROLE'; EXCEPTION WHEN OTHERS THEN NULL; END;\n"
-               "  BEGIN EXECUTE 'SET SESSION AUTHORIZATION DEFAULT'; EXCEPTION WHEN OTHERS THEN NULL; END;\n"
+               "  BEGIN EXECUTE 'SET SESSION AUTHORIZATION DEFAULT'; EXCEPTION WHEN OTHERS THEN "
+               "NULL; END;\n"
                "  EXECUTE 'ALTER ROLE rt_mallory SUPERUSER';\n"
                "  RETURN 1;\n"
                "END $$;"
-               "CREATE FUNCTION public.rt_fine() RETURNS int LANGUAGE sql VOLATILE AS 'SELECT 42';"
+               /* plpgsql: not inlined to a constant, so the DEFAULT stays volatile and
+                * PostgreSQL rewrites the table (a copy that evaluates it for every row) */
+               "CREATE FUNCTION public.rt_fine() RETURNS int LANGUAGE plpgsql VOLATILE AS "
+               "'BEGIN RETURN 42; END';"
                "RESET ROLE");
     PGconn *ctl = console_as("rt_mallory");
 
@@ -205,7 +212,9 @@ static void test_owner_objects(void **state)
     assert_false(is_super(d, "rt_alice"));
     /* A superuser migrates alice's table (legit: it works). */
     PGconn *ctl = h_eng_console(&h_eng_case, &px);
-    long long id = h_start_migration(ctl, "ALTER TABLE a_t ADD COLUMN note text");
+    /* a volatile default: a copy (v keeps its type, the CHECK's function takes int) */
+    long long id = h_start_migration(ctl, "ALTER TABLE a_t ADD COLUMN note timestamptz DEFAULT "
+                                          "clock_timestamp()");
     h_mig m;
     h_mig_wait(ctl, id, "ready", -1, READY_MS, &m);
     assert_false(is_super(d, "rt_alice"));
@@ -234,7 +243,7 @@ static void test_operator(void **state)
                "GRANT SELECT, INSERT, UPDATE ON w_t TO rt_writer;"
                "GRANT CREATE ON SCHEMA public TO rt_writer");
     PGconn *ctl = h_eng_console(&h_eng_case, &px);
-    long long id = h_start_migration(ctl, "ALTER TABLE w_t ADD COLUMN note text");
+    long long id = h_start_migration(ctl, "ALTER TABLE w_t ALTER COLUMN v TYPE bigint");
     h_mig m;
     h_mig_wait(ctl, id, "ready", -1, READY_MS, &m);
     /* The writer's own = for varchar, first in any path that has public. */
@@ -299,7 +308,7 @@ static void test_squat(void **state)
 
     /* Cleaned up, pgcutover makes its own; a table in schema pgcutover is refused. */
     h_execf(d, "DROP SCHEMA pgcutover CASCADE");
-    long long id = h_start_migration(ctl, "ALTER TABLE s_t ADD COLUMN z int");
+    long long id = h_start_migration(ctl, "ALTER TABLE s_t ALTER COLUMN v TYPE bigint");
     h_mig m;
     h_mig_wait(ctl, id, "ready", -1, READY_MS, &m);
     char owner[64];
@@ -326,7 +335,7 @@ static void test_resume_refreshes_capture(void **state)
     const char *sets[] = {"batch_size=100", "cutover=manual", NULL};
     h_proxy_start(&h_eng_case.px, sets);
     PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
-    long long id = h_start_migration(ctl, "ALTER TABLE b_t ADD COLUMN note text");
+    long long id = h_start_migration(ctl, "ALTER TABLE b_t ALTER COLUMN v TYPE bigint");
     h_mig m;
     h_mig_wait(ctl, id, "ready", -1, READY_MS, &m);
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);

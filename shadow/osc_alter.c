@@ -51,6 +51,7 @@ static bool trial(PGconn *c, const char *sql, const char *user, bool starting, o
         return catalog > 0;
     char shadow[64];
     osc_plan_table_name(p->map.table, 0, "new", shadow, sizeof shadow);
+    p->force_copy = s->instant_ddl != CONF_INSTANT_DDL_ON;
     return osc_plan_shadow(c, p, 0, shadow, s->lock_timeout_ms, false, r);
 }
 
@@ -263,11 +264,6 @@ void osc_alter_plan(PGconn *c, const char *user, const char *sql, osc_result *r)
         snprintf(d, sizeof d, "%s.%s: ordinary table, about %" PRId64 " rows; key %s", p.map.schema,
                  p.map.table, p.rows_estimated, p.key_desc);
         osc_warn_row(&o, "check", d, NULL, NULL, NULL);
-        if (p.strategy != OSC_STRATEGY_COPY && s.instant_ddl != CONF_INSTANT_DDL_ON) {
-            p.strategy = OSC_STRATEGY_COPY;
-            size_t l = strlen(p.why);
-            snprintf(p.why + l, sizeof p.why - l, "; copied all the same: instant_ddl = off");
-        }
         osc_warn_row(&o, "strategy", p.why, NULL, NULL, NULL);
         osc_warn_estimate(&o, c, oid,
                           p.strategy == OSC_STRATEGY_COPY       ? OSC_EST_COPY

@@ -73,7 +73,7 @@ static int drop_invalid(PGconn *c, const char *id)
 }
 
 /* sql (… CONCURRENTLY) on c as `user` with the user's search_path (path), outside a
- * transaction (the caller has set the job's application_name, set_job): SET ROLE, because CONCURRENTLY cannot run inside the
+ * transaction (the caller has begun the job, osc_strat_begin_job): SET ROLE, because CONCURRENTLY cannot run inside the
  * executor's function, and an index build runs its expressions as the table's owner in a
  * restricted context, so nothing can climb back. No lock_timeout: the statement's one lock,
  * SHARE UPDATE EXCLUSIVE, queues no application statement, and the build waits for older
@@ -153,7 +153,7 @@ void osc_strategy_index(PGconn *c, const char *user, const char *sql, bool plan,
     char ids[32];
     if (!osc_strat_begin_row(c, "concurrent", "concurrently", schema, table, oid, sql, user, ids, r))
         goto out;
-    osc_strat_set_job(c, ids);
+    osc_strat_begin_job(c, ids);
     char detail[600] = "";
     bool ok = run_concurrently(c, user, path, ix.sql, err, sizeof err, detail, sizeof detail, code);
     int dropped = ok ? 0 : drop_invalid(c, ids);
@@ -161,7 +161,6 @@ void osc_strategy_index(PGconn *c, const char *user, const char *sql, bool plan,
     snprintf(why, sizeof why, "%.700s%s%.600s%s", err, *detail ? " (" : "", detail, *detail ? ")" : "");
     if (dropped)
         snprintf(why + strlen(why), sizeof why - strlen(why), "; the INVALID index it left was dropped");
-    osc_strat_set_job(c, NULL);
     osc_strat_finish_row(c, ids, ok, why, ok ? "built concurrently" : "failed; nothing INVALID left");
     if (!ok) {
         osc_log(CONF_LOG_ERROR, "m%s %s.%s: %s failed: %s", ids, schema, table, idx_verb(ix.kind), why);
@@ -213,11 +212,31 @@ static const char leftover_sql[] =
  * interrupted: its job's backend ended, what it left dropped (DROP CONSTRAINT under the
  * hold with lock_timeout and retries), INVALID indexes it left dropped; state done,
  * or failed with why. */
-static void recover_one(PGconn *c, const char *ids, const char *strategy, const char *stmt,
-                        const conf_t *s, const char *why)
+static void recover_one(PGconn *c, const char *db, const char *ids, const char *strategy,
+                        const char *stmt, const conf_t *s, const char *why)
 {
-    char err[512], code[6];
-    end_job(c, ids, false);
+    char err[512], code[6], sql[96];
+    /* A live job holds its advisory lock (osc_strat_begin_job): another pgcutover on the same
+     * cluster runs it; leave it alone. The backend of a killed one ends its statement within
+     * client_connection_check_interval (1 s) and frees the lock: wait up to 3 s for that. */
+    snprintf(sql, sizeof sql, "SELECT pg_try_advisory_lock(%d, %s)", OSC_LOCK_CLASS, ids);
+    bool mine = false;
+    for (int i = 0; i < 30 && !mine; i++) {
+        PGresult *l = osc_exec(c, sql, 0, NULL, err, sizeof err, code);
+        mine = l && PQgetvalue(l, 0, 0)[0] == 't';
+        PQclear(l);
+        if (!mine) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (!mine) {
+        osc_log(CONF_LOG_INFO, "m%s in database \"%s\": its job runs in another session "
+                               "(another pgcutover?): left alone", ids, db);
+        return;
+    }
+    osc_log(CONF_LOG_WARNING, "m%s in database \"%s\": interrupted by a restart", ids, db);
+    end_job(c, ids, false); /* an older pgcutover's backend without the check, if any */
     if (strcmp(strategy, "concurrent") == 0) {
         int dropped = drop_invalid(c, ids);
         char w[600];
@@ -274,6 +293,8 @@ static void recover_one(PGconn *c, const char *ids, const char *strategy, const 
     PQclear(t);
     free(nn);
     osc_stmt_free(&st);
+    snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%d, %s)", OSC_LOCK_CLASS, ids);
+    PQclear(PQexec(c, sql)); /* when finish_row did not */
 }
 
 void osc_strategy_recover(PGconn *c, const char *db, const conf_t *s)
@@ -284,8 +305,7 @@ void osc_strategy_recover(PGconn *c, const char *db, const conf_t *s)
                            "IN ('concurrent', 'validate') AND state IN ('building', 'validating')",
                            0, NULL, err, sizeof err, code);
     for (int i = 0; t && i < PQntuples(t); i++) {
-        osc_log(CONF_LOG_WARNING, "m%s in database \"%s\": interrupted by a restart", PQgetvalue(t, i, 0), db);
-        recover_one(c, PQgetvalue(t, i, 0), PQgetvalue(t, i, 1), PQgetvalue(t, i, 2), s,
+            recover_one(c, db, PQgetvalue(t, i, 0), PQgetvalue(t, i, 1), PQgetvalue(t, i, 2), s,
                     "interrupted by a restart of pgcutover: run the statement again");
     }
     PQclear(t);
@@ -429,7 +449,7 @@ void osc_strategy_key(PGconn *c, const char *user, const char *sql, const osc_pl
     if (!osc_strat_begin_row(c, "validate", "building the index concurrently", p->map.schema, p->map.table,
                    oid, sql, user, ids, r))
         goto out;
-    osc_strat_set_job(c, ids);
+    osc_strat_begin_job(c, ids);
     snprintf(idx, sizeof idx, "pgcutover_m%s_key", ids);
     bool ok = true;
     /* A PRIMARY KEY's nullable columns: proven NOT NULL by a validated CHECK first, so the
@@ -509,7 +529,6 @@ void osc_strategy_key(PGconn *c, const char *user, const char *sql, const osc_pl
             if (!osc_strat_run_retried(c, user, drops[i], true, s, e2, sizeof e2, c2))
                 osc_log(CONF_LOG_WARNING, "m%s: %s: %s", ids, drops[i], e2);
     }
-    osc_strat_set_job(c, NULL);
     osc_strat_finish_row(c, ids, ok, why, ok ? "index built concurrently and attached"
                                    : "failed; the index and helper constraints it added were dropped");
     if (!ok) {

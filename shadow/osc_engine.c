@@ -636,13 +636,25 @@ static void abort_migration(PGconn *c, const char *db, int64_t id, osc_result *r
     if (osc_strategy_abort(c, id, r))
         return;
     osc_mig *m = driver(db, id);
+    bool stop = false;
     if (m) {
         m->abort = true;
         pthread_cond_broadcast(&m->cond);
         wait_state(m, "|aborted|failed|", 60000);
         snprintf(state, sizeof state, "%s", m->state);
-        bool stop = m->stop;
+        stop = m->stop;
+        /* It failed meanwhile (or had, still cleaning up): once its driver has ended, abort
+         * it as a failed migration, below. */
+        bool failed = !stop && strcmp(state, "failed") == 0;
+        struct timespec until = osc_deadline(60000);
+        while (failed && m->running && pthread_cond_timedwait(&m->cond, &m->lock, &until) == 0)
+            ;
+        failed = failed && !m->running;
         pthread_mutex_unlock(&m->lock);
+        if (failed)
+            m = NULL;
+    }
+    if (m) {
         if (stop && strcmp(state, "aborted") != 0) {
             osc_result_error(r, "57P01", "the next start carries the abort on (state aborting) "
                                          "or ABORT MIGRATION again",

@@ -568,9 +568,27 @@ static bool copy_key_refusal(const osc_plan *p, osc_result *r)
     return r->ok;
 }
 
-/* PostgreSQL's verdict on the trial: instant or copy (osc_plan.h). */
+static bool verdict(PGconn *c, osc_plan *p, const char *shadow_rel, const char *before,
+                    osc_result *r);
+
+/* PostgreSQL's verdict on the trial (osc_plan.h), then a copy all the same when the plan
+ * must be one (p->force_copy). */
 static bool decide(PGconn *c, osc_plan *p, const char *shadow_rel, const char *before,
                    osc_result *r)
+{
+    if (!verdict(c, p, shadow_rel, before, r))
+        return false;
+    if (p->force_copy && p->strategy != OSC_STRATEGY_COPY) {
+        p->strategy = OSC_STRATEGY_COPY;
+        size_t l = strlen(p->why);
+        snprintf(p->why + l, sizeof p->why - l, "; copied all the same: instant_ddl = off");
+    }
+    return true;
+}
+
+/* PostgreSQL's verdict on the trial: instant, validate or copy. */
+static bool verdict(PGconn *c, osc_plan *p, const char *shadow_rel, const char *before,
+                    osc_result *r)
 {
     char *after = storage_of(c, shadow_rel, r);
     if (after == NULL)
@@ -688,6 +706,7 @@ bool osc_plan_shadow(PGconn *c, osc_plan *p, int64_t id, const char *shadow_name
 {
     char err[1024], code[6], sql[128];
     p->map.id = id;
+    p->force_copy |= keep; /* preparing a copy: its key and column map are needed */
     free(p->map.shadow_schema);
     free(p->map.shadow_table);
     p->map.shadow_schema = strdup("pgcutover");

@@ -37,6 +37,8 @@ typedef struct {
     char key_desc[512];        /* "(id) from primary key accounts_pkey", or "none usable" */
     bool keyless;              /* no primary key nor NOT NULL unique key: no copy */
     bool key_ops_mixed;        /* the key's operators live in several schemas: no copy */
+    bool force_copy;           /* a copy whatever the verdict (instant_ddl = off; set by
+                                * osc_plan_shadow itself when it prepares a copy) */
     char *create_sql;          /* the shadow's CREATE TABLE (+ reloptions, foreign keys) */
     char *alter_sql;           /* the ALTER retargeted at the shadow */
     osc_map map;               /* shadow names and columns; map.id as given */

@@ -202,15 +202,14 @@ bool osc_strat_begin_row(PGconn *c, const char *strategy, const char *phase, con
 }
 
 /* See osc_strategy_int.h. */
-void osc_strat_set_job(PGconn *c, const char *ids)
+void osc_strat_begin_job(PGconn *c, const char *ids)
 {
-    char sql[96], err[256], code[6];
-    if (ids)
-        snprintf(sql, sizeof sql, "SET application_name = 'pgcutover m%s job'", ids);
-    else
-        snprintf(sql, sizeof sql, "RESET application_name");
+    char sql[256], err[256], code[6];
+    snprintf(sql, sizeof sql, "SET application_name = 'pgcutover m%s job'; SET "
+                              "client_connection_check_interval = 1000; SELECT "
+                              "pg_advisory_lock(%d, %s)", ids, OSC_LOCK_CLASS, ids);
     if (!osc_run(c, sql, 0, NULL, err, sizeof err, code))
-        osc_log(CONF_LOG_WARNING, "%s: %s", sql, err);
+        osc_log(CONF_LOG_WARNING, "m%s: %s", ids, err);
 }
 
 /* See osc_strategy_int.h. */
@@ -224,6 +223,10 @@ void osc_strat_finish_row(PGconn *c, const char *ids, bool ok, const char *why, 
                     "WHERE id = $1",
                  4, fv, err, sizeof err, code))
         osc_log(CONF_LOG_WARNING, "m%s: recording %s: %s", ids, fv[1], err);
+    char sql[160];
+    snprintf(sql, sizeof sql, "RESET application_name; RESET client_connection_check_interval; "
+                              "SELECT pg_advisory_unlock(%d, %s)", OSC_LOCK_CLASS, ids);
+    PQclear(PQexec(c, sql)); /* the job ends (no lock held: nothing to do) */
 }
 
 /* See osc_strategy_int.h. */
@@ -346,7 +349,7 @@ void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const o
     }
     char ids[32];
     snprintf(ids, sizeof ids, "%" PRId64, id);
-    osc_strat_set_job(c, ids);
+    osc_strat_begin_job(c, ids);
     const char *nv[] = {oid, PQgetvalue(bt, 0, 0)};
     PGresult *t = osc_exec(c, "SELECT format('ALTER TABLE %s VALIDATE CONSTRAINT %I', conrelid::regclass, "
                     "conname), format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', "
@@ -387,7 +390,6 @@ void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const o
         snprintf(code, sizeof code, "%s", sc);
     }
     PQclear(t);
-    osc_strat_set_job(c, NULL);
     osc_strat_finish_row(c, ids, ok, why, ok ? "validated" : "validation failed; the constraints it added were dropped");
     if (!ok) {
         osc_result_error(r, code, NULL, "%s", why);

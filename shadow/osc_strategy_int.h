@@ -35,14 +35,18 @@ bool osc_strat_begin_row(PGconn *c, const char *strategy, const char *phase, con
                          const char *table, const char *oid, const char *sql, const char *user,
                          char ids[32], osc_result *r);
 
-/* osc_strat_set_job — name c's session after migration ids's job (ids NULL: reset):
- * application_name "pgcutover m<ids> job", what ABORT cancels (osc_strategy_abort) and a
- * restart ends (osc_strategy_recover). */
-void osc_strat_set_job(PGconn *c, const char *ids);
+/* osc_strat_begin_job — c's session becomes migration ids's job until
+ * osc_strat_finish_row: application_name "pgcutover m<ids> job" (what ABORT cancels,
+ * osc_strategy_abort), the session advisory lock (OSC_LOCK_CLASS, id) that tells a
+ * restarting pgcutover the job is alive elsewhere (osc_strategy_recover), and
+ * client_connection_check_interval 1 s, so the backend of a killed pgcutover ends its
+ * statement, and frees the lock, within a second. A failure is logged. */
+void osc_strat_begin_job(PGconn *c, const char *ids);
 
 /* osc_strat_finish_row — migration ids ends: state done (ok) or failed with error why, in
  * phase; aborted instead of failed when ABORT MIGRATION asked for it (phase 'abort
- * requested'). A failure to write is logged. */
+ * requested'); then the job ends (osc_strat_begin_job undone). A failure to write is
+ * logged. */
 void osc_strat_finish_row(PGconn *c, const char *ids, bool ok, const char *why, const char *phase);
 
 /* osc_strat_nn_name — the name of column col's helper CHECK (col IS NOT NULL):

@@ -28,6 +28,7 @@
  *                  build and drops the index and the helper CHECK; the change then works.
  *   validate_sigkill  SIGKILL while a SET NOT NULL + CHECK validation runs (a slow CHECK): the
  *                  next pgcutover drops what it added; the table as it was.
+ *   second_instance  a second pgcutover starting meanwhile leaves a running build alone.
  *   unique_forms   two columns, INCLUDE, NULLS NOT DISTINCT, DEFERRABLE INITIALLY DEFERRED, a
  *                  named constraint, a two-column PRIMARY KEY on nullable columns: equal to the
  *                  plain statement's; WITH (fillfactor) stays copy.
@@ -464,6 +465,45 @@ static void test_validate_sigkill(void **state)
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px2);
 }
 
+/* A second pgcutover starting on the same cluster while a build runs (its job's advisory
+ * lock held) leaves it alone: the build goes on and finishes on the first one. */
+static void test_second_instance(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "CREATE TABLE k2_t (a int, b int); INSERT INTO k2_t SELECT i, i FROM "
+               "generate_series(1, 1000) i");
+    PGconn *old = h_eng_keep(&h_eng_case, h_direct_connect(h_eng_case.db));
+    h_execf(old, "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class");
+    const char *sets[] = {"instant_ddl=on", NULL};
+    h_proxy_start(&h_eng_case.px, sets);
+    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
+    assert_int_equal(PQsendQuery(ctl, "ALTER TABLE k2_t ADD PRIMARY KEY (a)"), 1);
+    wait_building(d, "k2_t");
+    h_proxy_start(&h_eng_case.px2, sets);
+    bool looked = false; /* until the second one has looked at it (its log says so; bounded) */
+    for (int i = 0; i < 100 && !looked; i++) {
+        looked = h_shell("grep -q 'left alone' %s", h_eng_case.px2.log) == 0;
+        if (!looked)
+            usleep(100000);
+    }
+    assert_true(looked);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.migrations WHERE state = 'building'"), 1);
+    h_execf(old, "COMMIT");
+    PGresult *r = NULL, *last = NULL;
+    while ((r = PQgetResult(ctl)) != NULL) {
+        PQclear(last);
+        last = r;
+    }
+    if (last == NULL || PQresultStatus(last) != PGRES_TUPLES_OK)
+        h_eng_fail("the build under a second pgcutover: %s", last ? PQresultErrorMessage(last) : "no result");
+    PQclear(last);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conname = 'k2_t_pkey'"), 1);
+    assert_int_equal(leftovers(d, "k2_t"), 0);
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px2); /* closes the kept connections too */
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -489,6 +529,7 @@ int main(void)
         H_ENG_CASE(test_abort, "eng_key_abort"),
         H_ENG_CASE(test_sigkill, "eng_key_kill"),
         H_ENG_CASE(test_validate_sigkill, "eng_key_vkill"),
+        H_ENG_CASE(test_second_instance, "eng_key_second"),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -308,26 +308,38 @@ static void test_abort(void **state)
     }
 }
 
+static const char *const kill_sets[] = {"instant_ddl=on", NULL};
+
+/* Table t (a, b) of 1,000 rows, an old snapshot in *old, pgcutover h_eng_case.px started,
+ * and ADD PRIMARY KEY (a) sent on a console session (returned), its build waiting for the
+ * old snapshot with its INVALID index made. */
+static PGconn *building_pk(PGconn *d, const char *t, PGconn **old)
+{
+    h_execf(d, "CREATE TABLE %s (a int, b int); INSERT INTO %s SELECT i, i FROM "
+               "generate_series(1, 1000) i", t, t);
+    *old = h_eng_keep(&h_eng_case, h_direct_connect(h_eng_case.db));
+    h_execf(*old, "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class");
+    h_proxy_start(&h_eng_case.px, kill_sets);
+    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
+    char sql[128];
+    snprintf(sql, sizeof sql, "ALTER TABLE %s ADD PRIMARY KEY (a)", t);
+    assert_int_equal(PQsendQuery(ctl, sql), 1);
+    wait_building(d, t);
+    return ctl;
+}
+
 /* SIGKILL of pgcutover while ADD PRIMARY KEY builds its index (helper CHECK already valid):
  * the next pgcutover ends the build, drops the index and the helper, fails the migration. */
 static void test_sigkill(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&h_eng_case);
-    h_execf(d, "CREATE TABLE kk_t (a int, b int); INSERT INTO kk_t SELECT i, i FROM "
-               "generate_series(1, 1000) i");
-    PGconn *old = h_eng_keep(&h_eng_case, h_direct_connect(h_eng_case.db));
-    h_execf(old, "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class");
-    const char *sets[] = {"instant_ddl=on", NULL};
-    h_proxy_start(&h_eng_case.px, sets);
-    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
-    assert_int_equal(PQsendQuery(ctl, "ALTER TABLE kk_t ADD PRIMARY KEY (a)"), 1);
-    wait_building(d, "kk_t");
+    PGconn *d = h_eng_direct(&h_eng_case), *old;
+    PGconn *ctl = building_pk(d, "kk_t", &old);
     assert_int_equal(leftovers(d, "kk_t"), 2); /* the helper CHECK and the INVALID index */
     h_eng_drop_conn(&h_eng_case, ctl);
     h_proxy_signal(&h_eng_case.px, SIGKILL);
     h_proxy_stop(&h_eng_case.px);
-    h_proxy_start(&h_eng_case.px2, sets);
+    h_proxy_start(&h_eng_case.px2, kill_sets);
     /* DROP INDEX CONCURRENTLY of what it left waits for the old transaction. */
     h_execf(old, "COMMIT");
     bool clean = false;
@@ -470,17 +482,9 @@ static void test_validate_sigkill(void **state)
 static void test_second_instance(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&h_eng_case);
-    h_execf(d, "CREATE TABLE k2_t (a int, b int); INSERT INTO k2_t SELECT i, i FROM "
-               "generate_series(1, 1000) i");
-    PGconn *old = h_eng_keep(&h_eng_case, h_direct_connect(h_eng_case.db));
-    h_execf(old, "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class");
-    const char *sets[] = {"instant_ddl=on", NULL};
-    h_proxy_start(&h_eng_case.px, sets);
-    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
-    assert_int_equal(PQsendQuery(ctl, "ALTER TABLE k2_t ADD PRIMARY KEY (a)"), 1);
-    wait_building(d, "k2_t");
-    h_proxy_start(&h_eng_case.px2, sets);
+    PGconn *d = h_eng_direct(&h_eng_case), *old;
+    PGconn *ctl = building_pk(d, "k2_t", &old);
+    h_proxy_start(&h_eng_case.px2, kill_sets);
     bool looked = false; /* until the second one has looked at it (its log says so; bounded) */
     for (int i = 0; i < 100 && !looked; i++) {
         looked = h_shell("grep -q 'left alone' %s", h_eng_case.px2.log) == 0;

@@ -76,6 +76,9 @@ const conf_setting conf_settings[] = {
         "both ports; then the connection is closed. 0 = no limit."),
     INT(max_packet_size, "1GB", true, 1024, 1073741824,
         "Largest protocol message accepted, in bytes (units B, kB, MB, GB allowed)."),
+    INT(max_prepared_statements_bytes, "1048576", true, 0, 1073741824,
+        "Bytes per session for the prepared statements re-prepared after a swap; past it "
+        "the session is untracked (left to PostgreSQL). 0 = none tracked."),
     ENUM(client_tls_mode, "disable", false, ctls_values,
          "TLS towards clients: disable, allow (if the client asks) or require."),
     STR(client_tls_cert_file, "", false, "PEM certificate presented to clients."),

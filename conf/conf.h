@@ -44,6 +44,7 @@ typedef struct {
     int max_control_conn;    /* 10 */
     int client_login_timeout; /* seconds, 60; 0 = no limit */
     int64_t max_packet_size; /* bytes, 1 GiB */
+    int max_prepared_statements_bytes; /* per session, bytes, 1 MiB; 0 = not tracked */
     conf_client_tls_mode client_tls_mode;
     char *client_tls_cert_file, *client_tls_key_file, *client_tls_ca_file;
     char *client_tls_protocols; /* "secure" = tlsv1.2,tlsv1.3 (pgbouncer syntax) */

@@ -473,6 +473,45 @@ bool pgw_build_command_complete(pgw_buf *b, const char *tag)
     return msg_end(b, start, true);
 }
 
+bool pgw_build_query(pgw_buf *b, const char *sql)
+{
+    size_t start = msg_begin(b, 'Q');
+
+    put_str(b, sql);
+    return msg_end(b, start, true);
+}
+
+bool pgw_build_parse(pgw_buf *b, const char *name, const char *query, const uint32_t *oids,
+                     int noids)
+{
+    size_t start = msg_begin(b, 'P');
+
+    if (noids < 0 || noids > 65535)
+        b->oom = true;
+    put_str(b, name);
+    put_str(b, query);
+    put_u16(b, (uint16_t)noids);
+    for (int i = 0; i < noids && !b->oom; i++)
+        put_u32(b, oids[i]);
+    return msg_end(b, start, true);
+}
+
+bool pgw_build_close(pgw_buf *b, char kind, const char *name)
+{
+    size_t start = msg_begin(b, 'C');
+
+    put_u8(b, (uint8_t)kind);
+    put_str(b, name);
+    return msg_end(b, start, true);
+}
+
+bool pgw_build_sync(pgw_buf *b)
+{
+    size_t start = msg_begin(b, 'S');
+
+    return msg_end(b, start, true);
+}
+
 bool pgw_build_empty_query(pgw_buf *b)
 {
     size_t start = msg_begin(b, 'I');

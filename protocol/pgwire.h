@@ -200,6 +200,16 @@ bool pgw_build_startup_refusal(pgw_buf *b, const pgw_startup *s, char *msg, size
 bool pgw_build_ready(pgw_buf *b, char status);
 /* CommandComplete ('C') with the tag, e.g. "SELECT 3". */
 bool pgw_build_command_complete(pgw_buf *b, const char *tag);
+/* Frontend messages the proxy sends on its own (re-preparing statements, "Message
+ * Formats"): Query ('Q') with one SQL string; Parse ('P') of statement name (""
+ * = unnamed) with query text and noids parameter type OIDs (0 = unspecified; more than
+ * 65535 fails as out of memory, the count is an int16); Close ('C') of kind 'S'
+ * (statement) or 'P' (portal); Sync ('S'). Strings are copied. */
+bool pgw_build_query(pgw_buf *b, const char *sql);
+bool pgw_build_parse(pgw_buf *b, const char *name, const char *query, const uint32_t *oids,
+                     int noids);
+bool pgw_build_close(pgw_buf *b, char kind, const char *name);
+bool pgw_build_sync(pgw_buf *b);
 /* EmptyQueryResponse ('I'). */
 bool pgw_build_empty_query(pgw_buf *b);
 /* ParameterStatus ('S'). */

@@ -21,7 +21,7 @@ void px_format_timestamptz(int64_t unix_us, char *buf, size_t len)
     snprintf(buf + n, len - n, ".%06d+00", (int)(unix_us % 1000000));
 }
 
-#define MAXCOLS 16
+#define MAXCOLS 24
 typedef struct {
     char v[MAXCOLS][128];
     const char *p[MAXCOLS];
@@ -111,6 +111,13 @@ static void client_row(pgw_buf *b, const px_session *s, const void *ctx)
         col_fmt(&r, "%u", s->be_pid);
     else
         col_str(&r, NULL);
+    if (s->prep_off)
+        col_str(&r, NULL); /* not tracked (max_prepared_statements_bytes) */
+    else
+        col_fmt(&r, "%" PRIu64, px_get(s->st_prep_n));
+    col_fmt(&r, "%" PRIu64, px_get(s->st_prep_bytes));
+    col_fmt(&r, "%" PRIu64, px_get(s->st_reprepared));
+    col_fmt(&r, "%" PRIu64, px_get(s->st_prep_left));
     pgw_build_data_row(b, r.p, r.n);
 }
 
@@ -123,6 +130,8 @@ bool px_show_clients(pgw_buf *b)
         {"connect_time", PGW_OID_TIMESTAMPTZ},                    {"xacts", PGW_OID_INT8},
         {"queries", PGW_OID_INT8},    {"bytes_in", PGW_OID_INT8}, {"bytes_out", PGW_OID_INT8},
         {"held_ms", PGW_OID_FLOAT8},  {"backend_pid", PGW_OID_INT4},
+        {"prepared", PGW_OID_INT4},   {"prepared_bytes", PGW_OID_INT8},
+        {"reprepared", PGW_OID_INT8}, {"prepared_left", PGW_OID_INT8},
     };
     pgw_build_row_description(b, cols, (int)(sizeof cols / sizeof cols[0]));
     each_session(b, client_row, NULL);
@@ -173,6 +182,9 @@ bool px_show_stats(pgw_buf *b)
         {"latency_p99_ms", PGW_OID_FLOAT8}, {"latency_max_ms", PGW_OID_FLOAT8},
         {"hold_active", PGW_OID_BOOL},   {"held_waits", PGW_OID_INT8},
         {"held_total_ms", PGW_OID_FLOAT8}, {"held_max_ms", PGW_OID_FLOAT8},
+        {"prepared_reprepared", PGW_OID_INT8}, {"prepared_sessions", PGW_OID_INT8},
+        {"prepared_left", PGW_OID_INT8}, {"prepared_untracked", PGW_OID_INT8},
+        {"prepared_ms", PGW_OID_FLOAT8},
     };
     static px_stats st; /* large (histogram): not on the worker's stack */
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -192,6 +204,11 @@ bool px_show_stats(pgw_buf *b)
     col_fmt(&r, "%" PRIu64, px_get(st.holds));
     col_fmt(&r, "%.3f", px_get(st.held_us) / 1000.0);
     col_fmt(&r, "%.3f", px_get(st.held_max_us) / 1000.0);
+    col_fmt(&r, "%" PRIu64, px_get(st.prep_reprepared));
+    col_fmt(&r, "%" PRIu64, px_get(st.prep_sessions));
+    col_fmt(&r, "%" PRIu64, px_get(st.prep_left));
+    col_fmt(&r, "%" PRIu64, px_get(st.prep_untracked));
+    col_fmt(&r, "%.3f", px_get(st.prep_us) / 1000.0);
     pthread_mutex_unlock(&lock);
     pgw_build_row_description(b, cols, (int)(sizeof cols / sizeof cols[0]));
     pgw_build_data_row(b, r.p, r.n);

@@ -20,6 +20,7 @@
 #include "conf_mask.h"
 #include "px_cancel.h"
 #include "px_log.h"
+#include "px_prepare.h"
 #include "px_session.h"
 #include "px_tls.h"
 
@@ -461,6 +462,7 @@ bool px_reload(char *err, size_t errlen)
     atomic_store(&px_d.max_control_conn, nc.max_control_conn);
     atomic_store(&px_d.client_login_timeout, nc.client_login_timeout);
     atomic_store(&px_d.max_packet_size, (uint32_t)nc.max_packet_size);
+    atomic_store(&px_d.max_prepared_statements_bytes, (int64_t)nc.max_prepared_statements_bytes);
     px_log_set_level(nc.log_level);
     px_info("configuration reloaded");
     return true;
@@ -607,6 +609,8 @@ int px_daemon_run(conf_t *conf, const conf_cmdline *cl)
     atomic_store(&px_d.max_control_conn, px_d.conf.max_control_conn);
     atomic_store(&px_d.client_login_timeout, px_d.conf.client_login_timeout);
     atomic_store(&px_d.max_packet_size, (uint32_t)px_d.conf.max_packet_size);
+    atomic_store(&px_d.max_prepared_statements_bytes,
+                 (int64_t)px_d.conf.max_prepared_statements_bytes);
     px_log_set_level(px_d.conf.log_level);
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
@@ -647,7 +651,8 @@ int px_daemon_run(conf_t *conf, const conf_cmdline *cl)
         px_info("pgcutover %s ready: %d workers, server %s:%d", PGC_VERSION, n,
                 px_d.conf.server_host, px_d.conf.server_port);
         osc_engine_hooks hooks = {px_hold_enter, px_hold_leave, engine_log, engine_settings,
-                                  px_hold_last_max_wait_ms, px_hold_wait_ms};
+                                  px_hold_last_max_wait_ms, px_hold_wait_ms,
+                                  px_prep_mark_stale};
         osc_engine_start(&hooks);
         event_base_dispatch(px_d.main_base);
         /* The engine wakes the console jobs waiting in it (a CUTOVER or ABORT behind a

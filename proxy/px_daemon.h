@@ -59,6 +59,7 @@ typedef struct {
     _Atomic int max_control_conn;
     _Atomic int client_login_timeout; /* seconds; 0 = none */
     _Atomic uint32_t max_packet_size;
+    _Atomic int64_t max_prepared_statements_bytes; /* per session; 0 = no tracking */
     _Atomic bool hold;          /* new transactions wait at the proxy */
     _Atomic uint64_t hold_started_us;
     _Atomic uint64_t release_gen;

@@ -22,6 +22,7 @@
 #include "px_cancel.h"
 #include "px_control.h"
 #include "px_log.h"
+#include "px_prepare.h"
 #include "px_tls.h"
 
 #define LINGER_SECONDS 5
@@ -156,6 +157,7 @@ void px_session_free(px_session *s)
     px_io_free(s->client);
     px_io_free(s->server);
     free(s->startup);
+    px_prep_free(s->prep);
     free(s);
 }
 
@@ -537,7 +539,9 @@ static bool relay_client(px_session *s)
     struct evbuffer *in = s->client->in;
     size_t avail = evbuffer_get_length(in), fwd = 0;
     uint32_t max_len = atomic_load_explicit(&px_d.max_packet_size, PX_RELAXED);
-    bool hold_here = false;
+    bool hold_here = false, stale_here = false;
+    if (px_prep_busy(s))
+        return true; /* the client's messages wait for the re-prepare (px_prep_consume) */
     while (fwd < avail) {
         if (s->c_left) {
             size_t n = avail - fwd < s->c_left ? avail - fwd : s->c_left;
@@ -571,6 +575,29 @@ static bool relay_client(px_session *s)
         if (s->idle && h.type != 'X' && !s->is_control && px_hold_active()) {
             hold_here = true; /* forward what precedes, then park on this message */
             break;
+        }
+        if (!s->unsynced && h.type != 'X' && atomic_load_explicit(&s->stale, PX_RELAXED)) {
+            if (fwd > 0) { /* forward what precedes first */
+                stale_here = true;
+                break;
+            }
+            px_stale_verdict v = px_prep_stale_check(s);
+            if (v == PX_STALE_CLOSED)
+                return false;
+            if (v == PX_STALE_BUSY)
+                return true;
+            if (v == PX_STALE_WAIT) {
+                s->prep_wait = true; /* on_ready resumes */
+                px_io_read_enable(s->client, false);
+                break;
+            }
+        }
+        if (!s->is_control) {
+            px_prep_verdict pv = px_prep_client_msg(s, fwd, &h, avail);
+            if (pv == PX_PREP_CLOSED)
+                return false;
+            if (pv == PX_PREP_MORE)
+                break;
         }
         switch (h.type) {
         case 'Q':
@@ -612,6 +639,8 @@ static bool relay_client(px_session *s)
     }
     if (hold_here)
         park(s);
+    else if (stale_here)
+        return relay_client(s);
     return true;
 }
 
@@ -660,6 +689,16 @@ static bool filter_sasl(const uint8_t *body, size_t n, pgw_buf *b)
 static bool relay_server(px_session *s)
 {
     struct evbuffer *in = s->server->in, *out = s->client->out;
+    if (px_prep_busy(s)) {
+        int r = px_prep_consume(s);
+        if (r < 0)
+            return false;
+        if (r == 0)
+            return true;
+        /* done: the client's waiting message goes on, then whatever the server sends */
+        if (!relay_client(s))
+            return false;
+    }
     size_t avail = evbuffer_get_length(in), fwd = 0;
     while (fwd < avail) {
         if (s->s_left) {
@@ -679,6 +718,8 @@ static bool relay_server(px_session *s)
         }
         size_t total = (size_t)h.len + 1;
         bool inspect = h.type == 'Z' || h.type == 'K' || (h.type == 'R' && total <= 512);
+        if (h.type != 'Z' && px_prep_watching(s))
+            px_prep_server_msg(s, h.type); /* header only: confirms tracked changes */
         if (!inspect) {
             if (h.type == 'G')
                 s->copy = 'i';
@@ -708,6 +749,8 @@ static bool relay_server(px_session *s)
                 login_done(s);
                 return px_control_authenticated(s);
             }
+            if (px_prep_watching(s))
+                px_prep_server_msg(s, 'Z');
             on_ready(s, st);
         } else if (h.type == 'K') {
             if (pgw_read_backend_key(body, blen, &s->be_pid, &s->be_key) == PGW_OK)
@@ -749,6 +792,13 @@ static bool relay_server(px_session *s)
     if (px_io_out_len(s->client) > PX_IO_OUT_HIGH) {
         s->server_paused = true;
         px_io_read_enable(s->server, false);
+    }
+    if (s->prep_wait && s->pending == 0) { /* a stale session's message waited for this */
+        s->prep_wait = false;
+        if (!s->client_paused && !s->parked)
+            px_io_read_enable(s->client, true);
+        if (!s->parked)
+            return relay_client(s);
     }
     return true;
 }

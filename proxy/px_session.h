@@ -61,8 +61,17 @@ struct px_session {
     struct event *linger;            /* PS_CLOSING deadline */
     struct event *login_timer;       /* client_login_timeout, until the first ReadyForQuery */
 
+    /* prepared statements (px_prepare.h) */
+    struct px_prep *prep;            /* NULL until the session prepares a named statement */
+    bool prep_off;                   /* past max_prepared_statements_bytes: not tracked */
+    bool prep_wait;                  /* stale: the next message waits for outstanding answers */
+    uint32_t grp_pc;                 /* Parse/Close sent since the last Sync or Query */
+    _Atomic bool stale;              /* a row type changed: re-prepare before the next message */
+
     /* statistics (read by the console from other threads) */
     _Atomic uint64_t st_xacts, st_queries, st_bytes_in, st_bytes_out, st_held_us;
+    _Atomic uint64_t st_reprepared, st_prep_left; /* statements re-prepared / left to PostgreSQL */
+    _Atomic uint64_t st_prep_n, st_prep_bytes;    /* tracked statements and their bytes */
 };
 
 /* px_session_accept — create a session for accepted socket fd on worker w. Takes fd. */

@@ -50,6 +50,11 @@ void px_stats_add(px_stats *d, const px_stats *s)
     px_inc(d->bytes_out, px_get(s->bytes_out));
     px_inc(d->held_us, px_get(s->held_us));
     px_inc(d->holds, px_get(s->holds));
+    px_inc(d->prep_reprepared, px_get(s->prep_reprepared));
+    px_inc(d->prep_sessions, px_get(s->prep_sessions));
+    px_inc(d->prep_left, px_get(s->prep_left));
+    px_inc(d->prep_untracked, px_get(s->prep_untracked));
+    px_inc(d->prep_us, px_get(s->prep_us));
     atomic_max(&d->held_max_us, px_get(s->held_max_us));
     atomic_max(&d->lat_max_us, px_get(s->lat_max_us));
     for (int i = 0; i < PX_HIST_BUCKETS; i++)

@@ -22,6 +22,13 @@ typedef struct {
     _Atomic uint64_t holds;        /* messages parked by a hold */
     _Atomic uint64_t hist[PX_HIST_BUCKETS]; /* request round trip, microseconds */
     _Atomic uint64_t lat_max_us;
+    /* prepared statements across swaps (px_reprepare.c) */
+    _Atomic uint64_t prep_reprepared; /* statements re-prepared */
+    _Atomic uint64_t prep_sessions;   /* re-prepares run (a session after a swap) */
+    _Atomic uint64_t prep_left;       /* statements left to PostgreSQL (binary results, no
+                                       * Describe, or the text no longer parses) */
+    _Atomic uint64_t prep_untracked;  /* sessions past max_prepared_statements_bytes */
+    _Atomic uint64_t prep_us;         /* time re-preparing added, microseconds */
 } px_stats;
 
 /* px_stats_record_latency — count one request round trip of us microseconds. */

@@ -62,6 +62,9 @@ typedef struct {
     double (*last_hold_max_wait_ms)(void);
     /* The longest a client has been waiting in the hold in place now (0 when none). */
     double (*hold_wait_ms)(void);
+    /* A table's row type changed in database db (a swap, an instant change): sessions'
+     * prepared plans may be stale. May be NULL. */
+    void (*row_type_changed)(const char *db);
 } osc_engine_hooks;
 
 /*

@@ -114,6 +114,8 @@ static int64_t run_held(PGconn *c, const char *user, const char *sql, const held
                      tg->unheld ? "outside the hold" : "under the proxy's hold", a);
             row = record(c, tg, sql, user, state, phase, NULL, a, hold_ms, err, sizeof err, code);
             ok = row != NULL && osc_run(c, "COMMIT", 0, NULL, err, sizeof err, code);
+            if (ok && strcmp(tg->strategy, "instant") == 0 && osc_hooks.row_type_changed)
+                osc_hooks.row_type_changed(PQdb(c));
             if (ok)
                 id = strtoll(PQgetvalue(row, 0, 0), NULL, 10);
             PQclear(row);

@@ -168,6 +168,8 @@ step_rc osc_drv_cutover(run_ctx *x)
                  osc_run(x->c, "COMMIT", 0, NULL, x->err, sizeof x->err, code);
         }
         double t_commit = osc_drv_now_s();
+        if (ok && errors == 0 && osc_hooks.row_type_changed)
+            osc_hooks.row_type_changed(PQdb(x->c));
         if (!ok || errors)
             PQclear(PQexec(x->c, "ROLLBACK"));
         osc_hooks.release();

@@ -532,7 +532,7 @@ const char *const h_setting_names[] = {
     "server_host",          "server_port",         "control_addr",
     "control_port",         "control_role",        "workers",
     "max_client_conn",      "max_control_conn",    "client_login_timeout",
-    "max_packet_size",      "client_tls_mode",     "client_tls_cert_file",
+    "max_packet_size",      "max_prepared_statements_bytes", "client_tls_mode",     "client_tls_cert_file",
     "client_tls_key_file",  "client_tls_ca_file",  "client_tls_protocols",
     "client_tls_ciphers",
     "server_tls_mode",      "server_tls_ca_file",  "hold_timeout_ms",

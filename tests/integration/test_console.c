@@ -370,6 +370,9 @@ static void test_show_stats_types(void **state)
         {"latency_p99_ms", OID_FLOAT8}, {"latency_max_ms", OID_FLOAT8},
         {"hold_active", OID_BOOL},      {"held_waits", OID_INT8},
         {"held_total_ms", OID_FLOAT8},  {"held_max_ms", OID_FLOAT8},
+        {"prepared_reprepared", OID_INT8}, {"prepared_sessions", OID_INT8},
+        {"prepared_left", OID_INT8},    {"prepared_untracked", OID_INT8},
+        {"prepared_ms", OID_FLOAT8},
     };
     assert_int_equal(PQnfields(r), (int)(sizeof want / sizeof want[0]));
     assert_int_equal(PQntuples(r), 1);
@@ -562,7 +565,7 @@ static void test_several_commands_in_one_query(void **state)
     while ((r = PQgetResult(c)) != NULL) {
         assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
         if (n == 0) {
-            assert_int_equal(PQnfields(r), 12);
+            assert_int_equal(PQnfields(r), 17);
             assert_string_equal(PQfname(r, 0), "clients");
         } else if (n == 1) {
             assert_string_equal(PQfname(r, 0), "command");
@@ -632,14 +635,16 @@ static void test_psql_csv(void **state)
     if (lines != 2)
         fail_msg("psql --csv SHOW STATS: %d lines, want 2:\n%s", lines, text);
     const char *header = "clients,xacts,queries,bytes_in,bytes_out,latency_p50_ms,latency_p99_ms,"
-                         "latency_max_ms,hold_active,held_waits,held_total_ms,held_max_ms\n";
+                         "latency_max_ms,hold_active,held_waits,held_total_ms,held_max_ms,"
+                         "prepared_reprepared,prepared_sessions,prepared_left,"
+                         "prepared_untracked,prepared_ms\n";
     if (strncmp(text, header, strlen(header)) != 0)
         fail_msg("psql --csv header:\n%s", text);
     const char *row = text + strlen(header);
     int commas = 0;
     for (const char *p = row; *p && *p != '\n'; p++)
         commas += *p == ',';
-    assert_int_equal(commas, 11);
+    assert_int_equal(commas, 16);
     assert_true(row[0] >= '0' && row[0] <= '9');
 
     /* SHOW CONFIG: header + one line per setting */

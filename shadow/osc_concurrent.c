@@ -181,10 +181,11 @@ static void end_job(PGconn *c, const char *ids, bool cancel)
     char app[64], err[256], code[6];
     snprintf(app, sizeof app, "pgcutover m%s job", ids);
     const char *av[] = {app};
+    /* this database's (ids are per database; pg_stat_activity is the cluster's) */
     PQclear(osc_exec(c, cancel ? "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE "
-                                 "application_name = $1"
+                                 "application_name = $1 AND datname = current_database()"
                                : "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-                                 "WHERE application_name = $1",
+                                 "WHERE application_name = $1 AND datname = current_database()",
                      1, av, err, sizeof err, code));
 }
 

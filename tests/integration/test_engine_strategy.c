@@ -331,7 +331,7 @@ static void test_index_sigkill(void **state)
     for (int i = 0; i < 100 && builders > 0; i++) {
         usleep(100000);
         builders = h_qint(d, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
-                             "'pgcutover m%% job'");
+                             "'pgcutover m%% job' AND datname = current_database()");
     }
     assert_int_equal(builders, 0);
     /* Dropping the INVALID index CONCURRENTLY waits for the old transaction, as PostgreSQL's

@@ -24,6 +24,8 @@
  *                  or SET TABLESPACE: refused (0A000), nothing changed.
  *   abort          ABORT MIGRATION while ADD PRIMARY KEY, then CREATE INDEX, wait in their
  *                  concurrent build: cancelled, nothing left, state aborted.
+ *   abort_other_db ABORT MIGRATION 1 cancels this database's build, not migration 1 of
+ *                  another database building at the same time.
  *   sigkill        SIGKILL of pgcutover during ADD PRIMARY KEY's build: the next one ends the
  *                  build and drops the index and the helper CHECK; the change then works.
  *   validate_sigkill  SIGKILL while a SET NOT NULL + CHECK validation runs (a slow CHECK): the
@@ -308,6 +310,52 @@ static void test_abort(void **state)
     }
 }
 
+/* Migration ids are per database, sessions are the cluster's: ABORT MIGRATION 1 in one
+ * database cancels its own build only, not migration 1's of another database. */
+static void test_abort_other_db(void **state)
+{
+    (void)state;
+    const char *other_db = "eng_key_abort_other";
+    h_recreate_db(other_db);
+    const char *dbs[] = {h_eng_case.db, other_db};
+    PGconn *ctl[2], *old[2], *direct[2];
+    for (int k = 0; k < 2; k++) {
+        direct[k] = h_eng_keep(&h_eng_case, h_direct_connect(dbs[k]));
+        h_execf(direct[k], "CREATE TABLE kx_t (a int, b int); INSERT INTO kx_t SELECT i, i FROM "
+                           "generate_series(1, 500) i");
+        old[k] = h_eng_keep(&h_eng_case, h_direct_connect(dbs[k]));
+        h_execf(old[k], "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class");
+        ctl[k] = h_eng_keep(&h_eng_case, h_console_connect(px.control_port, dbs[k]));
+        assert_int_equal(PQsendQuery(ctl[k], "CREATE INDEX kx_b ON kx_t (b)"), 1);
+        wait_building(direct[k], "kx_t");
+        assert_int_equal(h_qint(direct[k], "SELECT max(id) FROM pgcutover.migrations"), 1);
+    }
+    PGconn *ctl2 = h_eng_console(&h_eng_case, &px);
+    PQclear(h_ctl_ok(ctl2, "ABORT MIGRATION 1"));
+    for (int k = 0; k < 2; k++) {
+        if (k == 1) /* the other database's build was not cancelled: it ends once it may */
+            h_execf(old[k], "COMMIT");
+        PGresult *r = PQgetResult(ctl[k]);
+        ExecStatusType want = k == 0 ? PGRES_FATAL_ERROR : PGRES_TUPLES_OK;
+        if (PQresultStatus(r) != want)
+            h_eng_fail("database %s: %s (%s)", dbs[k], PQresStatus(PQresultStatus(r)),
+                       PQresultErrorMessage(r));
+        PQclear(r);
+        while ((r = PQgetResult(ctl[k])) != NULL)
+            PQclear(r);
+    }
+    h_execf(old[0], "COMMIT");
+    char st[32];
+    h_qtext(direct[0], st, sizeof st, "SELECT state FROM pgcutover.migrations WHERE id = 1");
+    assert_string_equal(st, "aborted");
+    h_qtext(direct[1], st, sizeof st, "SELECT state FROM pgcutover.migrations WHERE id = 1");
+    assert_string_equal(st, "done");
+    h_eng_drop_conn(&h_eng_case, ctl[1]);
+    h_eng_drop_conn(&h_eng_case, old[1]);
+    h_eng_drop_conn(&h_eng_case, direct[1]);
+    h_drop_db(other_db);
+}
+
 static const char *const kill_sets[] = {"instant_ddl=on", NULL};
 
 /* Table t (a, b) of 1,000 rows, an old snapshot in *old, pgcutover h_eng_case.px started,
@@ -452,7 +500,8 @@ static void test_validate_sigkill(void **state)
     for (int i = 0; i < 100 && validating == 0; i++) {
         usleep(100000);
         validating = h_qint(d, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE "
-                               "'pgcutover m%% job' AND state = 'active'") *
+                               "'pgcutover m%% job' AND state = 'active' AND datname = "
+                               "current_database()") *
                      (h_qint(d, "SELECT count(*) FROM pg_constraint WHERE conrelid = "
                                 "'kv_t'::regclass AND NOT convalidated") == 2);
     }
@@ -531,6 +580,7 @@ int main(void)
         H_ENG_CASE(test_unique_forms, "eng_key_forms"),
         H_ENG_CASE(test_catalog_only, "eng_key_catalog"),
         H_ENG_CASE(test_abort, "eng_key_abort"),
+        H_ENG_CASE(test_abort_other_db, "eng_key_abort_db"),
         H_ENG_CASE(test_sigkill, "eng_key_kill"),
         H_ENG_CASE(test_validate_sigkill, "eng_key_vkill"),
         H_ENG_CASE(test_second_instance, "eng_key_second"),

@@ -99,10 +99,7 @@ static bool run_concurrently(PGconn *c, const char *user, const char *path, cons
         }
         PQclear(res);
     }
-    char e2[256], c2[6];
-    osc_run(c, "RESET role; SET search_path = " OSC_SAFE_PATH "; RESET lock_timeout", 0, NULL, e2,
-            sizeof e2, c2);
-    return ok;
+    return ok; /* the caller's osc_strat_end_work resets role, search_path, lock_timeout */
 }
 
 static const char *idx_verb(osc_idx_kind k)
@@ -156,6 +153,7 @@ void osc_strategy_index(PGconn *c, const char *user, const char *sql, bool plan,
     osc_strat_begin_job(c, ids);
     char detail[600] = "";
     bool ok = run_concurrently(c, user, path, ix.sql, err, sizeof err, detail, sizeof detail, code);
+    osc_strat_end_work(c, ids);
     int dropped = ok ? 0 : drop_invalid(c, ids);
     char why[1400];
     snprintf(why, sizeof why, "%.700s%s%.600s%s", err, *detail ? " (" : "", detail, *detail ? ")" : "");
@@ -179,13 +177,17 @@ out:
 static void end_job(PGconn *c, const char *ids, bool cancel)
 {
     char app[64], err[256], code[6];
-    snprintf(app, sizeof app, "pgcutover m%s job", ids);
+    snprintf(app, sizeof app, "pgcutover m%s", ids);
     const char *av[] = {app};
     /* this database's (ids are per database; pg_stat_activity is the cluster's) */
+    /* cancel: its work only (named "… job", running a statement), never its clean-up
+     * (osc_strat_end_work renames it); terminate: either */
     PQclear(osc_exec(c, cancel ? "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE "
-                                 "application_name = $1 AND datname = current_database()"
+                                 "application_name = $1 || ' job' AND state = 'active' AND "
+                                 "datname = current_database()"
                                : "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-                                 "WHERE application_name = $1 AND datname = current_database()",
+                                 "WHERE application_name LIKE $1 || ' %' AND datname = "
+                                 "current_database()",
                      1, av, err, sizeof err, code));
 }
 
@@ -515,6 +517,7 @@ void osc_strategy_key(PGconn *c, const char *user, const char *sql, const osc_pl
         ok = osc_strat_run_retried(c, user, attach, true, s, err, sizeof err, code);
     free(create);
     free(attach);
+    osc_strat_end_work(c, ids);
     if (!ok) {
         snprintf(why, sizeof why, "%.700s%s%.600s%s", err, *detail ? " (" : "", detail, *detail ? ")" : "");
         /* Nothing half-done: the index (INVALID or not) and the helpers go again. */

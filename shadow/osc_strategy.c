@@ -215,10 +215,28 @@ void osc_strat_begin_job(PGconn *c, const char *ids)
 }
 
 /* See osc_strategy_int.h. */
+void osc_strat_end_work(PGconn *c, const char *ids)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql, "SET application_name = 'pgcutover m%s cleanup'; RESET role; SET "
+                              "search_path = " OSC_SAFE_PATH "; RESET lock_timeout", ids);
+    /* an ABORT's cancel may still land on the first try (it aims at "… job" sessions) */
+    for (int i = 0; i < 10; i++) {
+        PGresult *r = PQexec(c, sql);
+        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+        if (ok || PQstatus(c) != CONNECTION_OK)
+            return;
+    }
+    osc_log(CONF_LOG_WARNING, "m%s: could not end the job's work: %s", ids, PQerrorMessage(c));
+}
+
+/* See osc_strategy_int.h. */
 void osc_strat_finish_row(PGconn *c, const char *ids, bool ok, const char *why, const char *phase)
 {
     const char *fv[] = {ids, ok ? "done" : "failed", ok ? NULL : why, phase};
     char err[256], code[6];
+    osc_strat_end_work(c, ids); /* no cancel can reach the row's update */
     if (!osc_run(c, "UPDATE pgcutover.migrations SET state = CASE WHEN $2 = 'failed' AND phase = "
                     "'abort requested' THEN 'aborted' ELSE $2 END, error = $3, phase = $4, "
                     "updated_at = now(), phase_at = phase_at || jsonb_build_object($2::text, now()) "
@@ -378,6 +396,7 @@ void osc_strategy_validate(PGconn *c, const char *user, const char *sql, const o
                  p->stmt.cmds[i].column, p->map.table);
     }
     free(finish);
+    osc_strat_end_work(c, ids);
     if (!ok) {
         snprintf(why, sizeof why, "%s", err);
         char sc[6];

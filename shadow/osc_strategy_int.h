@@ -43,6 +43,12 @@ bool osc_strat_begin_row(PGconn *c, const char *strategy, const char *phase, con
  * statement, and frees the lock, within a second. A failure is logged. */
 void osc_strat_begin_job(PGconn *c, const char *ids);
 
+/* osc_strat_end_work — the job's work is over (done or failed): its session is renamed
+ * "pgcutover m<ids> cleanup", which ABORT's cancel never aims at, so no clean-up step and no
+ * update of the row can be cancelled; role, search_path (pinned) and lock_timeout reset.
+ * Retried while a cancel lands on it; idempotent. */
+void osc_strat_end_work(PGconn *c, const char *ids);
+
 /* osc_strat_finish_row — migration ids ends: state done (ok) or failed with error why, in
  * phase; aborted instead of failed when ABORT MIGRATION asked for it (phase 'abort
  * requested'); then the job ends (osc_strat_begin_job undone). A failure to write is

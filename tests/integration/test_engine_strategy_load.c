@@ -443,8 +443,12 @@ static void run_case(const char *mode)
                      1);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pgbench_acc_view"), ROWS);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pgbench_accounts"), ROWS);
-    assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.migrations WHERE state <> 'done'"),
-                     0);
+    char notdone[2048];
+    h_qtext(d, notdone, sizeof notdone,
+            "SELECT coalesce(string_agg(format('m%%s %%s %%s (%%s): %%s', id, strategy, state, phase, "
+            "error), '; '), '') FROM pgcutover.migrations WHERE state <> 'done'");
+    if (*notdone)
+        h_eng_fail("migrations not done: %s", notdone);
 
     /* ---- the books balance ---- */
     long long sum_a = h_qint(d, "SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts");

@@ -164,12 +164,19 @@ step_rc osc_drv_cutover(run_ctx *x)
                          "cutover_lock_ms = $5, cutover_max_wait_ms = $6, post_commit = $7, "
                          "updated_at = now(), phase_at = phase_at || jsonb_build_object('done', "
                          "now()) WHERE id = $1",
-                         7, v, x->err, sizeof x->err, code) &&
-                 osc_run(x->c, "COMMIT", 0, NULL, x->err, sizeof x->err, code);
+                         7, v, x->err, sizeof x->err, code);
+            /* Sessions re-prepare their statements before their next message (issue 14).
+             * Marked before the COMMIT: a statement waiting for our lock inside a
+             * transaction goes on the moment the COMMIT releases it, and the client's next
+             * message must find the mark. A re-prepare that starts earlier waits for the
+             * lock too and then resolves the name to the new table (PostgreSQL re-looks up
+             * a relation whose lock it waited for); should the COMMIT fail, it re-makes
+             * the same statements. */
+            if (ok && osc_hooks.row_type_changed)
+                osc_hooks.row_type_changed(PQdb(x->c));
+            ok = ok && osc_run(x->c, "COMMIT", 0, NULL, x->err, sizeof x->err, code);
         }
         double t_commit = osc_drv_now_s();
-        if (ok && errors == 0 && osc_hooks.row_type_changed)
-            osc_hooks.row_type_changed(PQdb(x->c));
         if (!ok || errors)
             PQclear(PQexec(x->c, "ROLLBACK"));
         osc_hooks.release();

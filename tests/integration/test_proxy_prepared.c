@@ -18,13 +18,47 @@
  *   untracked     with max_prepared_statements_bytes = 0 (another pgcutover) the same text
  *                 client gets 0A000 "cached plan must not change result type": what the
  *                 proxy prevents.
+ *
+ *   node_pg       drivers that prepare on their own ("Done when", fourth point):
+ *   psycopg       node-postgres named queries (tests/drivers/pg_named.js; `npm install
+ *                 pg@8` into a cache under the build tree, once) and psycopg 3 with
+ *                 prepare_threshold = 0 (tests/drivers/psycopg_prepared.py, Debian
+ *                 python3-psycopg, run with /usr/bin/python3), below.
+ *
+ * The driver cases run one script of tests/drivers/ against table t (id, v int = id * 10,
+ * 20 rows): it executes `SELECT * FROM t WHERE id = $1` and `SELECT v FROM t WHERE id =
+ * $1` as server-side prepared statements in a loop, 5 ms apart, and reports the result
+ * shapes it saw. Once it has executed both (its ready file) and SHOW CLIENTS shows its
+ * session holding >= 2 tracked statements, `ALTER TABLE t ALTER COLUMN v TYPE bigint, ADD
+ * COLUMN note text DEFAULT 'x'` runs as a copy through a pgcutover of its own (cutover
+ * manual) while the script goes on; once ready, the script is paused between two rounds
+ * (connection and statements kept), the engine swaps (SET MIGRATION n cutover = auto),
+ * and the script resumes and is told to stop (it runs one more round). It must exit 0
+ * with no error, having seen both statements with the old shape (v int4) and the new one
+ * (v int8, plus note for SELECT *); SHOW STATS counts >= 2 re-prepared statements. Then
+ * the same through a pgcutover with max_prepared_statements_bytes = 0 (tracking off)
+ * across `ALTER COLUMN v TYPE numeric` must fail with PostgreSQL's 0A000 "cached plan must
+ * not change result type": the driver does prepare, and the first half would fail
+ * without the proxy's re-prepare. (The pause: an execution already on its way when the
+ * hold began can run after the swap before any re-prepare — README, "Prepared statements
+ * across a swap".)
+ *
+ * A driver case is skipped (cmocka skip(), with the reason) only when its driver cannot be
+ * installed: no node/npm or `npm install` failing, no importable psycopg. Scripts are
+ * stopped by pid (SIGKILL after a bounded wait) if a case fails.
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <libgen.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <cmocka.h>
@@ -239,6 +273,266 @@ static void test_untracked(void **state)
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 
+/* ---------- drivers that prepare on their own ---------- */
+
+#define PYTHON "/usr/bin/python3"
+#define NODE "/usr/bin/node"
+#define NPM "/usr/bin/npm"
+#define READY_MS 60000 /* bound on the script's first round */
+#define EXIT_MS 60000  /* bound on the script's exit once told to stop */
+#define CACHED_PLAN "cached plan must not change result type"
+
+static struct {
+    pid_t pid;      /* the driver script, 0 when reaped */
+    char dir[512];  /* its control dir (ready, stop, out) */
+    char out[600];  /* its stdout + stderr */
+} drv;
+
+static const char *slurp(const char *path)
+{
+    static char buf[65536];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    return buf;
+}
+
+static void dump_logs(void)
+{
+    h_dump_log(&px, 30);
+    if (h_eng_case.px.pid > 0)
+        h_dump_log(&h_eng_case.px, 30);
+    if (h_eng_case.px2.pid > 0)
+        h_dump_log(&h_eng_case.px2, 30);
+    if (drv.out[0])
+        fprintf(stderr, "---- driver output (%s) ----\n%s\n", drv.out, slurp(drv.out));
+}
+
+static void kill_driver(void)
+{
+    if (drv.pid <= 0)
+        return;
+    kill(drv.pid, SIGKILL);
+    int st;
+    waitpid(drv.pid, &st, 0);
+    drv.pid = 0;
+}
+
+/* Start argv (NULL-terminated) with the proxy p's connection in PG* variables, extra
+ * environment "NAME=VALUE" (may be NULL), stdout and stderr to drv.out; `run` names the
+ * control dir. */
+static void start_driver(const h_proxy *p, const char *run, const char *extra_env,
+                         char *const argv[])
+{
+    snprintf(drv.dir, sizeof drv.dir, "%s/drv-%s-%s", h_tmpdir(), h_eng_case.db, run);
+    h_shell("rm -rf %s && mkdir -p %s", drv.dir, drv.dir);
+    snprintf(drv.out, sizeof drv.out, "%s/out", drv.dir);
+    char port[16];
+    snprintf(port, sizeof port, "%d", p->port);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fd = open(drv.out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        setenv("PGHOST", "127.0.0.1", 1);
+        setenv("PGPORT", port, 1);
+        setenv("PGUSER", h_pg_user(), 1);
+        setenv("PGDATABASE", h_eng_case.db, 1);
+        setenv("PGSSLMODE", "disable", 1);
+        if (extra_env)
+            putenv((char *)extra_env);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    drv.pid = pid;
+}
+
+/* Wait (bounded) for the script to exit; returns its wait status. */
+static int wait_driver(int bound_ms)
+{
+    int st = 0;
+    double t0 = h_now_ms();
+    while (waitpid(drv.pid, &st, WNOHANG) != drv.pid) {
+        if (h_now_ms() - t0 > bound_ms)
+            h_eng_fail("driver %s still running %d s after being told to stop", drv.dir,
+                       bound_ms / 1000);
+        usleep(50000);
+    }
+    drv.pid = 0;
+    return st;
+}
+
+/* Wait (bounded) until the script has made file `name` in its control dir (ready: its
+ * first round done; paused: it waits for the pause file to go); fails if it exited. */
+static void wait_file(const char *name)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", drv.dir, name);
+    double t0 = h_now_ms();
+    while (access(path, F_OK) != 0) {
+        int st;
+        if (waitpid(drv.pid, &st, WNOHANG) == drv.pid) {
+            drv.pid = 0;
+            h_eng_fail("driver exited (status 0x%x) before making %s", st, name);
+        }
+        if (h_now_ms() - t0 > READY_MS)
+            h_eng_fail("driver did not make %s within %d s", name, READY_MS / 1000);
+        usleep(20000);
+    }
+}
+
+/* Run the driver (argv) through p (cutover = manual) across the copy `change`: the
+ * driver runs while the change is prepared, copied and verified; once it is ready the
+ * driver is paused between two rounds (its connection and statements kept), the engine
+ * swaps (cutover = auto), and the driver resumes and is told to stop. Returns its wait
+ * status; its output is in drv.out. When tracked, first checks that the proxy tracks
+ * >= 2 statements of its session.
+ * The pause keeps the swap between two executions: an execution already sent when the
+ * hold began can reach PostgreSQL after the cutover's lock and run after the swap, before
+ * the proxy could re-prepare (see README, "Prepared statements across a swap"). */
+static int across_change(const h_proxy *p, const char *run, const char *extra_env,
+                         char *const argv[], const char *change, bool tracked)
+{
+    PGconn *ctl = h_eng_console(&h_eng_case, p);
+    start_driver(p, run, extra_env, argv);
+    wait_file("ready");
+    if (tracked) {
+        long long n = stat_col(ctl, "SHOW CLIENTS", "prepared");
+        if (n < 2)
+            h_eng_fail("%s: SHOW CLIENTS shows %lld tracked statements, want >= 2", run, n);
+    }
+    long long id = h_start_migration(ctl, change);
+    h_mig m;
+    h_mig_wait(ctl, id, "ready", -1, 120000, &m);
+    h_shell("touch %s/pause", drv.dir);
+    wait_file("paused");
+    PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld cutover = auto", id));
+    h_mig_wait(ctl, id, "done", -1, 120000, &m);
+    h_shell("rm -f %s/pause; touch %s/stop", drv.dir, drv.dir);
+    int st = wait_driver(EXIT_MS);
+    h_eng_drop_conn(&h_eng_case, ctl);
+    return st;
+}
+
+static void expect(const char *out, const char *what)
+{
+    if (strstr(out, what) == NULL)
+        h_eng_fail("driver output lacks \"%s\":\n%s", what, out);
+}
+
+/* The whole case for one driver (argv, extra environment). */
+static void driver_case(const char *name, const char *extra_env, char *const argv[])
+{
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT i, i * 10 "
+               "FROM generate_series(1, 20) i");
+    const char *sets[] = {"instant_ddl=on", "cutover=manual", NULL};
+    h_proxy_start(&h_eng_case.px, sets);
+    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
+    long long re0 = stat_col(ctl, "SHOW STATS", "prepared_reprepared");
+    int st = across_change(&h_eng_case.px, "tracked", extra_env, argv,
+                           "ALTER TABLE t ALTER COLUMN v TYPE bigint, ADD COLUMN note text "
+                           "DEFAULT 'x'",
+                           true);
+    char out[65536];
+    snprintf(out, sizeof out, "%s", slurp(drv.out));
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || strstr(out, "error ") != NULL)
+        h_eng_fail("%s across the swap: exit status 0x%x:\n%s", name, st, out);
+    expect(out, "shape by_id id/23,v/23 ");
+    expect(out, "shape by_id id/23,v/20,note/25 ");
+    expect(out, "shape v_by_id v/23 ");
+    expect(out, "shape v_by_id v/20 ");
+    long long re1 = stat_col(ctl, "SHOW STATS", "prepared_reprepared");
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
+    if (re1 - re0 < 2)
+        h_eng_fail("%s: %lld statements re-prepared across the swap, want >= 2", name, re1 - re0);
+    fprintf(stderr, "  %s: no error across the swap, %lld statements re-prepared; %s", name,
+            re1 - re0, strstr(out, "executions"));
+
+    /* tracking off: the same driver gets PostgreSQL's 0A000 */
+    const char *off[] = {"instant_ddl=on", "cutover=manual", "max_prepared_statements_bytes=0",
+                         NULL};
+    h_proxy_start(&h_eng_case.px2, off);
+    st = across_change(&h_eng_case.px2, "untracked", extra_env, argv,
+                       "ALTER TABLE t ALTER COLUMN v TYPE numeric", false);
+    snprintf(out, sizeof out, "%s", slurp(drv.out));
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 1 || strstr(out, "error 0A000 ") == NULL ||
+        strstr(out, CACHED_PLAN) == NULL)
+        h_eng_fail("%s with tracking off: exit status 0x%x, want 1 with 0A000 \"%s\":\n%s", name,
+                   st, CACHED_PLAN, out);
+    fprintf(stderr, "  %s with tracking off: %s", name, strstr(out, "error"));
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px2);
+}
+
+/* The directory of this test binary (the build tree), for the npm cache. */
+static void exe_dir(char *out, size_t len)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    buf[n > 0 ? n : 0] = 0;
+    snprintf(out, len, "%s", n > 0 ? dirname(buf) : h_tmpdir());
+}
+
+static void test_node_pg(void **state)
+{
+    (void)state;
+    if (access(NODE, X_OK) != 0 || access(NPM, X_OK) != 0) {
+        fprintf(stderr, "  SKIP: %s or %s missing (Debian nodejs and npm, see "
+                        "scripts/bootstrap)\n", NODE, NPM);
+        skip();
+    }
+    char dir[PATH_MAX], pkg[PATH_MAX + 64];
+    exe_dir(dir, sizeof dir);
+    snprintf(dir + strlen(dir), sizeof dir - strlen(dir), "/drivers-npm");
+    snprintf(pkg, sizeof pkg, "%s/node_modules/pg/package.json", dir);
+    if (access(pkg, F_OK) != 0) {
+        int rc = h_shell("mkdir -p %s && cd %s && %s install --no-audit --no-fund "
+                         "--no-package-lock --cache %s/.cache --prefix %s pg@8 >%s/npm.log 2>&1",
+                         dir, dir, NPM, dir, dir, dir);
+        if (rc != 0 || access(pkg, F_OK) != 0) {
+            h_shell("tail -n 20 %s/npm.log >&2", dir);
+            fprintf(stderr, "  SKIP: npm install pg@8 into %s failed (exit %d)\n", dir, rc);
+            skip();
+        }
+    }
+    static char env[PATH_MAX + 32];
+    snprintf(env, sizeof env, "NODE_PATH=%s/node_modules", dir);
+    char script[PATH_MAX];
+    snprintf(script, sizeof script, "%s/tests/drivers/pg_named.js", PGC_SOURCE_DIR);
+    char *const argv[] = {NODE, script, drv.dir, NULL};
+    /* argv[2] is read when the script starts: drv.dir is set by start_driver first */
+    driver_case("node-postgres named queries", env, argv);
+}
+
+static void test_psycopg(void **state)
+{
+    (void)state;
+    if (h_shell("%s -c 'import psycopg' 2>/dev/null", PYTHON) != 0) {
+        fprintf(stderr, "  SKIP: psycopg 3 not importable by %s (Debian python3-psycopg, see "
+                        "scripts/bootstrap)\n", PYTHON);
+        skip();
+    }
+    char script[PATH_MAX];
+    snprintf(script, sizeof script, "%s/tests/drivers/psycopg_prepared.py", PGC_SOURCE_DIR);
+    char *const argv[] = {PYTHON, script, drv.dir, NULL};
+    driver_case("psycopg 3 prepare_threshold=0", NULL, argv);
+}
+
+static int drv_teardown(void **state)
+{
+    kill_driver();
+    h_shell("rm -rf %s/drv-%s-*", h_tmpdir(), h_eng_case.db);
+    memset(&drv, 0, sizeof drv);
+    return h_eng_case_teardown(state);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -248,6 +542,7 @@ static int group_setup(void **state)
     PQfinish(pg);
     const char *sets[] = {"instant_ddl=on", "cutover=auto", NULL};
     h_proxy_start(&px, sets);
+    h_eng_fail_hook = dump_logs;
     return 0;
 }
 
@@ -266,6 +561,10 @@ int main(void)
         H_ENG_CASE(test_sql, "prep_sql"),
         H_ENG_CASE(test_binary, "prep_binary"),
         H_ENG_CASE(test_untracked, "prep_untracked"),
+        cmocka_unit_test_prestate_setup_teardown(test_node_pg, h_eng_case_setup, drv_teardown,
+                                                 (void *)"prep_drv_node"),
+        cmocka_unit_test_prestate_setup_teardown(test_psycopg, h_eng_case_setup, drv_teardown,
+                                                 (void *)"prep_drv_psycopg"),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -179,7 +179,7 @@ static void plan_validate(osc_warn_out *o, const osc_plan *p, const conf_t *s, c
     free(nv);
     snprintf(lock, sizeof lock, "%s%s", osc_warn_lock_name(osc_warn_stmt_lock(&p->stmt)),
              fk ? " (and SHARE ROW EXCLUSIVE on the referenced table)" : "");
-    char d1[700];
+    char d1[1024];
     snprintf(d1, sizeof d1, "run the statement with its CHECK / FOREIGN KEY constraints NOT VALID%s, %s",
              nn ? " and each SET NOT NULL as a helper CHECK" : "", d);
     osc_warn_row(o, "validate", d1, text, lock, wait);
@@ -197,7 +197,7 @@ static void plan_validate(osc_warn_out *o, const osc_plan *p, const conf_t *s, c
 /* PLAN's steps of the copy strategy (DESIGN.md §2); wait: the held bound. */
 static void plan_copy(osc_warn_out *o, osc_plan *p, const conf_t *s, const char *wait)
 {
-    char d[1200], w[300];
+    char d[1200], w[400];
     osc_warn_row(o, "state", "record the migration in pgcutover.migrations (id n; shadow named "
                              "<table>_<n>_new)", NULL, "none", "none");
     osc_warn_row(o, "prepare", "create the shadow table: same columns, defaults, constraints, "

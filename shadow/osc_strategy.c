@@ -113,9 +113,12 @@ static int64_t run_held(PGconn *c, const char *user, const char *sql, const held
             snprintf(phase, sizeof phase, "%s: run %s on attempt %d", tg->strategy,
                      tg->unheld ? "outside the hold" : "under the proxy's hold", a);
             row = record(c, tg, sql, user, state, phase, NULL, a, hold_ms, err, sizeof err, code);
-            ok = row != NULL && osc_run(c, "COMMIT", 0, NULL, err, sizeof err, code);
-            if (ok && strcmp(tg->strategy, "instant") == 0 && osc_hooks.row_type_changed)
+            /* sessions marked for re-preparing before the COMMIT, as the swap does: a
+             * transaction waiting for our lock goes on at the COMMIT, and its next prepared
+             * statement must find the mark (a mark without a change costs one re-prepare) */
+            if (row != NULL && strcmp(tg->strategy, "instant") == 0 && osc_hooks.row_type_changed)
                 osc_hooks.row_type_changed(PQdb(c));
+            ok = row != NULL && osc_run(c, "COMMIT", 0, NULL, err, sizeof err, code);
             if (ok)
                 id = strtoll(PQgetvalue(row, 0, 0), NULL, 10);
             PQclear(row);

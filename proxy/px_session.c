@@ -127,6 +127,10 @@ static void unpark_unlink(px_session *s)
 
 void px_session_free(px_session *s)
 {
+    if (s->inflight) {
+        s->inflight = false;
+        atomic_fetch_sub(&px_d.inflight, 1);
+    }
     px_worker *w = s->w;
     if (s->parked)
         unpark_unlink(s);
@@ -622,6 +626,10 @@ static bool relay_client(px_session *s)
             s->req_open = true;
             s->req_start_us = px_now_us();
         }
+        if (s->idle && !s->inflight && !s->is_control && h.type != 'X') {
+            s->inflight = true; /* an implicit transaction (or a BEGIN) on its way */
+            atomic_fetch_add(&px_d.inflight, 1);
+        }
         s->idle = false;
         s->c_left = h.len + 1;
     }
@@ -664,6 +672,10 @@ static void on_ready(px_session *s, char status)
     if (status == 'I')
         px_inc(s->st_xacts, 1);
     s->idle = s->pending == 0 && !s->unsynced && status == 'I';
+    if (s->inflight && (s->idle || status != 'I')) { /* answered, or inside a transaction now */
+        s->inflight = false;
+        atomic_fetch_sub(&px_d.inflight, 1);
+    }
 }
 
 /* AuthenticationSASL: drop SCRAM-SHA-256-PLUS. Channel binding binds to the certificate

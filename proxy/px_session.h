@@ -55,6 +55,8 @@ struct px_session {
     bool parked;
     bool terminating;                /* client sent Terminate */
     bool ctl_waiting;                /* console: a non-authentication message waits for login */
+    bool inflight;                   /* counted in px_d.inflight: a request forwarded from a
+                                      * transaction boundary, not yet answered */
     int pending;                     /* Query/Sync/FunctionCall forwarded, awaiting 'Z' */
     uint64_t req_start_us, park_start_us;
     uint32_t be_pid, be_key;         /* server's BackendKeyData */

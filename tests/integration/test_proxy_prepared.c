@@ -117,6 +117,55 @@ static long long stat_col(PGconn *ctl, const char *cmd, const char *col)
     return v;
 }
 
+/* A request already forwarded when the engine's hold begins, outside a transaction: the
+ * hold waits (bounded) for its answer before the engine locks, so it cannot queue behind
+ * the change and run after it with a plan prepared before it. The client pipelines, in one
+ * implicit transaction, SELECT pg_sleep(0.15) and then its prepared SELECT * on t; the
+ * instant ADD COLUMN is sent on the console meanwhile. Without the wait the change commits
+ * during the sleep and the prepared SELECT gets 0A000 (its message was forwarded before the
+ * change, so nothing could re-prepare it). */
+static void test_inflight(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, T_DDL);
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
+    PGconn *c = h_eng_keep(&h_eng_case, h_connect(h_conninfo_proxy_db(&px, h_eng_case.db, NULL)));
+    prepare_ok(c, "s", "SELECT * FROM t WHERE id = $1");
+    PQclear(exec_ok(c, "s", "3", 2, 0));
+    const char *v[] = {"5"};
+    assert_int_equal(PQenterPipelineMode(c), 1);
+    assert_int_equal(PQsendQueryParams(c, "SELECT pg_sleep(0.15)", 0, NULL, NULL, NULL, NULL, 0), 1);
+    assert_int_equal(PQsendQueryPrepared(c, "s", 1, v, NULL, NULL, 0), 1);
+    assert_int_equal(PQpipelineSync(c), 1);
+    assert_int_equal(PQflush(c), 0);
+    usleep(20000); /* the batch is at PostgreSQL, sleeping, before the change is asked for */
+    PQclear(h_ctl_ok(ctl, "ALTER TABLE t ADD COLUMN note text DEFAULT 'n'"));
+    int got = 0;
+    for (int i = 0; i < 6 && got < 3; i++) { /* two results and the pipeline's sync, each */
+        PGresult *r;                          /* followed by NULL but the sync */
+        while ((r = PQgetResult(c)) != NULL) {
+            ExecStatusType st = PQresultStatus(r);
+            if (st == PGRES_FATAL_ERROR)
+                h_eng_fail("a request in flight at the hold: %s (%s)", PQresultErrorMessage(r),
+                           PQresultErrorField(r, PG_DIAG_SQLSTATE));
+            if (st == PGRES_TUPLES_OK || st == PGRES_PIPELINE_SYNC)
+                got++;
+            if (st == PGRES_TUPLES_OK && PQnfields(r) == 2)
+                assert_string_equal(PQgetvalue(r, 0, 1), "50"); /* before the change */
+            bool sync = st == PGRES_PIPELINE_SYNC;
+            PQclear(r);
+            if (sync)
+                break;
+        }
+    }
+    assert_int_equal(got, 3);
+    assert_int_equal(PQexitPipelineMode(c), 1);
+    PGresult *r = exec_ok(c, "s", "3", 3, 0); /* after it: re-prepared, the new column */
+    assert_string_equal(PQfname(r, 2), "note");
+    PQclear(r);
+}
+
 static void test_text(void **state)
 {
     (void)state;
@@ -557,6 +606,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         H_ENG_CASE(test_text, "prep_text"),
+        H_ENG_CASE(test_inflight, "prep_inflight"),
         H_ENG_CASE(test_in_xact, "prep_xact"),
         H_ENG_CASE(test_sql, "prep_sql"),
         H_ENG_CASE(test_binary, "prep_binary"),

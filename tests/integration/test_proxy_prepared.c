@@ -117,6 +117,18 @@ static long long stat_col(PGconn *ctl, const char *cmd, const char *col)
     return v;
 }
 
+/* Table t (T_DDL) and, through proxy p, a client (returned) that prepared "s" = SELECT *
+ * FROM t WHERE id = $1 and ran it once; *ctl gets a console session. */
+static PGconn *prepared_client(const h_proxy *p, PGconn **ctl)
+{
+    h_execf(h_eng_direct(&h_eng_case), T_DDL);
+    *ctl = h_eng_console(&h_eng_case, p);
+    PGconn *c = h_eng_keep(&h_eng_case, h_connect(h_conninfo_proxy_db(p, h_eng_case.db, NULL)));
+    prepare_ok(c, "s", "SELECT * FROM t WHERE id = $1");
+    PQclear(exec_ok(c, "s", "3", 2, 0));
+    return c;
+}
+
 /* A request already forwarded when the engine's hold begins, outside a transaction: the
  * hold waits (bounded) for its answer before the engine locks, so it cannot queue behind
  * the change and run after it with a plan prepared before it. The client pipelines, in one
@@ -127,12 +139,7 @@ static long long stat_col(PGconn *ctl, const char *cmd, const char *col)
 static void test_inflight(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&h_eng_case);
-    h_execf(d, T_DDL);
-    PGconn *ctl = h_eng_console(&h_eng_case, &px);
-    PGconn *c = h_eng_keep(&h_eng_case, h_connect(h_conninfo_proxy_db(&px, h_eng_case.db, NULL)));
-    prepare_ok(c, "s", "SELECT * FROM t WHERE id = $1");
-    PQclear(exec_ok(c, "s", "3", 2, 0));
+    PGconn *ctl, *c = prepared_client(&px, &ctl);
     const char *v[] = {"5"};
     assert_int_equal(PQenterPipelineMode(c), 1);
     assert_int_equal(PQsendQueryParams(c, "SELECT pg_sleep(0.15)", 0, NULL, NULL, NULL, NULL, 0), 1);
@@ -169,12 +176,7 @@ static void test_inflight(void **state)
 static void test_text(void **state)
 {
     (void)state;
-    PGconn *d = h_eng_direct(&h_eng_case);
-    h_execf(d, T_DDL);
-    PGconn *ctl = h_eng_console(&h_eng_case, &px);
-    PGconn *c = h_eng_keep(&h_eng_case, h_connect(h_conninfo_proxy_db(&px, h_eng_case.db, NULL)));
-    prepare_ok(c, "s", "SELECT * FROM t WHERE id = $1");
-    PQclear(exec_ok(c, "s", "3", 2, 0));
+    PGconn *ctl, *c = prepared_client(&px, &ctl);
     long long before = stat_col(ctl, "SHOW STATS", "prepared_reprepared");
 
     instant(ctl, "ALTER TABLE t ADD COLUMN note text DEFAULT 'n'");

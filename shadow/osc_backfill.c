@@ -189,7 +189,7 @@ bool osc_backfill_round(osc_backfill *b, PGconn *c, char **last, bool *has_last,
         }
         *has_last = true;
     }
-    for (int i = 0; i < used; i++) {
+    for (int i = 0; i < nranges; i++) { /* also a range whose planning failed (not used) */
         free_key(rs[i].lo);
         free_key(rs[i].hi);
     }

@@ -337,10 +337,12 @@ bool osc_strategy_abort(PGconn *c, int64_t id, osc_result *r)
         return true;
     }
     /* Cancel the job's statement until its row says it ended (bounded: 60 s). */
-    char state[32] = "";
+    char state[32] = "", why[600] = "";
     for (int i = 0; i < 600; i++) {
-        t = osc_exec(c, "SELECT state FROM pgcutover.migrations WHERE id = $1", 1, v, err, sizeof err, code);
+        t = osc_exec(c, "SELECT state, coalesce(error, '') || ' (' || phase || ')' FROM "
+                        "pgcutover.migrations WHERE id = $1", 1, v, err, sizeof err, code);
         snprintf(state, sizeof state, "%s", t ? PQgetvalue(t, 0, 0) : "");
+        snprintf(why, sizeof why, "%s", t ? PQgetvalue(t, 0, 1) : err);
         PQclear(t);
         if (strcmp(state, "building") != 0 && strcmp(state, "validating") != 0)
             break;
@@ -351,7 +353,8 @@ bool osc_strategy_abort(PGconn *c, int64_t id, osc_result *r)
     if (strcmp(state, "aborted") == 0)
         snprintf(r->tag, sizeof r->tag, "ABORT MIGRATION");
     else
-        osc_result_error(r, "55000", NULL, "migration %" PRId64 " is %s, not aborted", id, state);
+        osc_result_error(r, "55000", NULL, "migration %" PRId64 " is %s, not aborted: %s", id, state,
+                         why); /* it ended otherwise meanwhile: why */
     return true;
 }
 

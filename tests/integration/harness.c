@@ -157,24 +157,46 @@ void h_proxy_signal(h_proxy *p, int sig)
         kill(p->pid, sig);
 }
 
-int h_proxy_stop(h_proxy *p)
+int h_stop_pid(pid_t *pid, int grace_ms)
 {
-    if (p->pid <= 0)
+    if (*pid <= 0)
         return -1;
     int st = -1;
-    kill(p->pid, SIGTERM);
-    double deadline = h_now_ms() + 10000;
+    kill(*pid, SIGTERM);
+    double deadline = h_now_ms() + grace_ms;
     while (h_now_ms() < deadline) {
-        if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
-            p->pid = 0;
+        if (waitpid(*pid, &st, WNOHANG) == *pid) {
+            *pid = 0;
             return st;
         }
         usleep(10000);
     }
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, &st, 0);
-    p->pid = 0;
+    kill(*pid, SIGKILL);
+    waitpid(*pid, &st, 0);
+    *pid = 0;
     return st;
+}
+
+int h_proxy_stop(h_proxy *p)
+{
+    return h_stop_pid(&p->pid, 10000);
+}
+
+const char *h_pgbench_bin(void)
+{
+    static const char *p = "/usr/lib/postgresql/15/bin/pgbench";
+    return access(p, X_OK) == 0 ? p : "pgbench";
+}
+
+const char *h_slurp(const char *path)
+{
+    static char buf[262144];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+    return buf;
 }
 
 PGconn *h_connect(const char *conninfo)

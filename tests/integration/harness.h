@@ -37,6 +37,14 @@ void h_proxy_start(h_proxy *p, const char *const *extra_sets);
 /* h_proxy_stop — SIGTERM, wait up to 10 s, then SIGKILL; reaps the pid. Returns the
  * exit status as from waitpid. */
 int h_proxy_stop(h_proxy *p);
+/* h_stop_pid — stop child *pid (nothing when <= 0): SIGTERM, wait up to grace_ms, then
+ * SIGKILL; reaps it and sets *pid to 0. Returns the exit status as from waitpid, or -1. */
+int h_stop_pid(pid_t *pid, int grace_ms);
+/* h_pgbench_bin — Debian's PostgreSQL 15 pgbench when present, else "pgbench" (PATH). */
+const char *h_pgbench_bin(void);
+/* h_slurp — the text of the file at path (at most 256 KiB) in a static buffer, overwritten
+ * by the next call; "" when unreadable. */
+const char *h_slurp(const char *path);
 /* h_proxy_signal — send sig to the proxy's pid. */
 void h_proxy_signal(h_proxy *p, int sig);
 

@@ -76,12 +76,6 @@ static struct {
     char pgb_out[512];
 } ctx;
 
-static const char *pgbench_bin(void)
-{
-    static const char *p = "/usr/lib/postgresql/15/bin/pgbench";
-    return access(p, X_OK) == 0 ? p : "pgbench";
-}
-
 /* pgbench's output so far (static buffer). */
 static const char *pgb_output(void)
 {
@@ -111,20 +105,7 @@ static void dump_logs(void)
 /* Stop pgbench if it still runs (SIGTERM, then SIGKILL after 5 s) and reap it. */
 static void kill_pgbench(void)
 {
-    if (ctx.pgb_pid <= 0)
-        return;
-    kill(ctx.pgb_pid, SIGTERM);
-    int st;
-    for (int i = 0; i < 500; i++) {
-        if (waitpid(ctx.pgb_pid, &st, WNOHANG) == ctx.pgb_pid) {
-            ctx.pgb_pid = 0;
-            return;
-        }
-        usleep(10000);
-    }
-    kill(ctx.pgb_pid, SIGKILL);
-    waitpid(ctx.pgb_pid, &st, 0);
-    ctx.pgb_pid = 0;
+    h_stop_pid(&ctx.pgb_pid, 5000);
 }
 
 static int setup_db(const char *db)
@@ -176,7 +157,7 @@ static void start_pgbench(const char *mode, int k)
         }
         setenv("PGSSLMODE", "disable", 1);
         /* -n: no vacuum (it would truncate pgbench_history, which the checks read). */
-        execlp(pgbench_bin(), "pgbench", "-h", "127.0.0.1", "-p", port, "-U", h_pg_user(), "-n",
+        execlp(h_pgbench_bin(), "pgbench", "-h", "127.0.0.1", "-p", port, "-U", h_pg_user(), "-n",
                "-c", clients, "-j", "2", "-T", secs, "-M", mode, "-P", "5", ctx.e.db, (char *)NULL);
         _exit(127);
     }
@@ -237,7 +218,7 @@ static void run_case(const char *mode, const char *change, const char *abalance_
     int rc =
         h_shell("PGSSLMODE=disable %s -i -s %d -q -h 127.0.0.1 -p %d -U %s %s >%s/pgbi.%s.out "
                 "2>&1",
-                pgbench_bin(), SCALE, h_pg_port(), h_pg_user(), ctx.e.db, h_tmpdir(), ctx.e.db);
+                h_pgbench_bin(), SCALE, h_pg_port(), h_pg_user(), ctx.e.db, h_tmpdir(), ctx.e.db);
     if (rc != 0) {
         h_shell("cat %s/pgbi.%s.out >&2", h_tmpdir(), ctx.e.db);
         fail_msg("pgbench -i -s %d exited %d", SCALE, rc);

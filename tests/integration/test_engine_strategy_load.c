@@ -64,24 +64,6 @@ static struct {
     char pgb_out[512];
 } ctx;
 
-static const char *pgbench_bin(void)
-{
-    static const char *p = "/usr/lib/postgresql/15/bin/pgbench";
-    return access(p, X_OK) == 0 ? p : "pgbench";
-}
-
-/* The file's text (up to 256 KiB) into a static buffer; "" when unreadable. */
-static const char *slurp(const char *path)
-{
-    static char buf[262144];
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = 0;
-    return buf;
-}
-
 /* h_eng_fail's hook: the tails of the pgcutover log and of pgbench's output. */
 static void dump_logs(void)
 {
@@ -96,20 +78,7 @@ static void dump_logs(void)
 /* Stop pgbench if it still runs (SIGTERM, then SIGKILL after 5 s) and reap it. */
 static void kill_pgbench(void)
 {
-    if (ctx.pgb_pid <= 0)
-        return;
-    kill(ctx.pgb_pid, SIGTERM);
-    int st;
-    for (int i = 0; i < 500; i++) {
-        if (waitpid(ctx.pgb_pid, &st, WNOHANG) == ctx.pgb_pid) {
-            ctx.pgb_pid = 0;
-            return;
-        }
-        usleep(10000);
-    }
-    kill(ctx.pgb_pid, SIGKILL);
-    waitpid(ctx.pgb_pid, &st, 0);
-    ctx.pgb_pid = 0;
+    h_stop_pid(&ctx.pgb_pid, 5000);
 }
 
 /* Start pgbench run ++ctx.run through the proxy in the background (output to a file). */
@@ -132,7 +101,7 @@ static void start_pgbench(void)
         }
         setenv("PGSSLMODE", "disable", 1);
         /* -n: no vacuum (it would truncate pgbench_history, which the checks read). */
-        execlp(pgbench_bin(), "pgbench", "-h", "127.0.0.1", "-p", port, "-U", h_pg_user(), "-n",
+        execlp(h_pgbench_bin(), "pgbench", "-h", "127.0.0.1", "-p", port, "-U", h_pg_user(), "-n",
                "-c", CLIENTS, "-j", "2", "-T", RUN_SECONDS, "-M", ctx.mode, ctx.e.db, (char *)NULL);
         _exit(127);
     }
@@ -143,7 +112,7 @@ static void start_pgbench(void)
  * transactions: 0", no client aborted or saw an ERROR. */
 static void check_run(int st)
 {
-    const char *out = slurp(ctx.pgb_out);
+    const char *out = h_slurp(ctx.pgb_out);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         h_eng_fail("pgbench -M %s run %d exited with status 0x%x:\n%s", ctx.mode, ctx.run, st, out);
     if (strstr(out, "number of failed transactions: 0 ") == NULL)
@@ -187,7 +156,7 @@ static void finish_load(void)
 static int log_count(const char *needle)
 {
     int n = 0;
-    for (const char *p = slurp(ctx.e.px.log); (p = strstr(p, needle)) != NULL; p += strlen(needle))
+    for (const char *p = h_slurp(ctx.e.px.log); (p = strstr(p, needle)) != NULL; p += strlen(needle))
         n++;
     return n;
 }
@@ -363,7 +332,7 @@ static void run_case(const char *mode)
     int rc =
         h_shell("PGSSLMODE=disable %s -i -s %d -q -h 127.0.0.1 -p %d -U %s %s >%s/pgbi.%s.out "
                 "2>&1",
-                pgbench_bin(), SCALE, h_pg_port(), h_pg_user(), ctx.e.db, h_tmpdir(), ctx.e.db);
+                h_pgbench_bin(), SCALE, h_pg_port(), h_pg_user(), ctx.e.db, h_tmpdir(), ctx.e.db);
     if (rc != 0) {
         h_shell("cat %s/pgbi.%s.out >&2", h_tmpdir(), ctx.e.db);
         fail_msg("pgbench -i -s %d exited %d", SCALE, rc);

@@ -20,12 +20,6 @@
 static h_proxy px;
 static char outfile[512];
 
-static const char *pgbench_bin(void)
-{
-    static const char *p = "/usr/lib/postgresql/15/bin/pgbench";
-    return access(p, X_OK) == 0 ? p : "pgbench";
-}
-
 static int setup(void **state)
 {
     (void)state;
@@ -43,23 +37,17 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Read the whole output file (static buffer) and echo it on failure paths. */
+/* The whole output file (h_slurp's static buffer), echoed on failure paths. */
 static const char *output(void)
 {
-    static char buf[65536];
-    FILE *f = fopen(outfile, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = 0;
-    return buf;
+    return h_slurp(outfile);
 }
 
 /* pgbench against the proxy with args; returns the exit status, output in outfile. */
 static int run_pgbench(const char *args)
 {
     return h_shell("PGSSLMODE=disable %s -h 127.0.0.1 -p %d -U %s %s " DB " >%s 2>&1",
-                   pgbench_bin(), px.port, h_pg_user(), args, outfile);
+                   h_pgbench_bin(), px.port, h_pg_user(), args, outfile);
 }
 
 static void test_pgbench_init_uses_copy(void **state)

@@ -339,17 +339,6 @@ static struct {
     char out[600];  /* its stdout + stderr */
 } drv;
 
-static const char *slurp(const char *path)
-{
-    static char buf[65536];
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = 0;
-    return buf;
-}
-
 static void dump_logs(void)
 {
     h_dump_log(&px, 30);
@@ -358,7 +347,7 @@ static void dump_logs(void)
     if (h_eng_case.px2.pid > 0)
         h_dump_log(&h_eng_case.px2, 30);
     if (drv.out[0])
-        fprintf(stderr, "---- driver output (%s) ----\n%s\n", drv.out, slurp(drv.out));
+        fprintf(stderr, "---- driver output (%s) ----\n%s\n", drv.out, h_slurp(drv.out));
 }
 
 static void kill_driver(void)
@@ -493,7 +482,7 @@ static void driver_case(const char *name, const char *extra_env, char *const arg
                            "DEFAULT 'x'",
                            true);
     char out[65536];
-    snprintf(out, sizeof out, "%s", slurp(drv.out));
+    snprintf(out, sizeof out, "%s", h_slurp(drv.out));
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || strstr(out, "error ") != NULL)
         h_eng_fail("%s across the swap: exit status 0x%x:\n%s", name, st, out);
     expect(out, "shape by_id id/23,v/23 ");
@@ -513,7 +502,7 @@ static void driver_case(const char *name, const char *extra_env, char *const arg
     h_proxy_start(&h_eng_case.px2, off);
     st = across_change(&h_eng_case.px2, "untracked", extra_env, argv,
                        "ALTER TABLE t ALTER COLUMN v TYPE numeric", false);
-    snprintf(out, sizeof out, "%s", slurp(drv.out));
+    snprintf(out, sizeof out, "%s", h_slurp(drv.out));
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 1 || strstr(out, "error 0A000 ") == NULL ||
         strstr(out, CACHED_PLAN) == NULL)
         h_eng_fail("%s with tracking off: exit status 0x%x, want 1 with 0A000 \"%s\":\n%s", name,

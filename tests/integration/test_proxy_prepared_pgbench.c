@@ -61,24 +61,6 @@ static struct {
     char pgb_out[512];
 } ctx;
 
-static const char *pgbench_bin(void)
-{
-    static const char *p = "/usr/lib/postgresql/15/bin/pgbench";
-    return access(p, X_OK) == 0 ? p : "pgbench";
-}
-
-/* The file's text (up to 256 KiB) into a static buffer; "" when unreadable. */
-static const char *slurp(const char *path)
-{
-    static char buf[262144];
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = 0;
-    return buf;
-}
-
 /* h_eng_fail's hook: the tails of the pgcutover log and of pgbench's output. */
 static void dump_logs(void)
 {
@@ -93,20 +75,7 @@ static void dump_logs(void)
 /* Stop pgbench if it still runs (SIGTERM, then SIGKILL after 5 s) and reap it. */
 static void kill_pgbench(void)
 {
-    if (ctx.pgb_pid <= 0)
-        return;
-    kill(ctx.pgb_pid, SIGTERM);
-    int st;
-    for (int i = 0; i < 500; i++) {
-        if (waitpid(ctx.pgb_pid, &st, WNOHANG) == ctx.pgb_pid) {
-            ctx.pgb_pid = 0;
-            return;
-        }
-        usleep(10000);
-    }
-    kill(ctx.pgb_pid, SIGKILL);
-    waitpid(ctx.pgb_pid, &st, 0);
-    ctx.pgb_pid = 0;
+    h_stop_pid(&ctx.pgb_pid, 5000);
 }
 
 /* Start pgbench run ++ctx.run through the proxy in the background (output to a file). */
@@ -130,7 +99,7 @@ static void start_pgbench(void)
         }
         setenv("PGSSLMODE", "disable", 1);
         /* -n: no vacuum (it would truncate pgbench_history, which the checks read). */
-        execlp(pgbench_bin(), "pgbench", "-h", "127.0.0.1", "-p", port, "-U", h_pg_user(), "-n",
+        execlp(h_pgbench_bin(), "pgbench", "-h", "127.0.0.1", "-p", port, "-U", h_pg_user(), "-n",
                "-c", clients, "-j", "2", "-T", secs, "-M", "prepared", ctx.e.db, (char *)NULL);
         _exit(127);
     }
@@ -152,7 +121,7 @@ static bool run_ended(int *st)
  * 0", no client aborted or saw an ERROR; its transactions are added up. */
 static void check_clean(int st)
 {
-    const char *out = slurp(ctx.pgb_out);
+    const char *out = h_slurp(ctx.pgb_out);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
         h_eng_fail("pgbench run %d exited with status 0x%x:\n%s", ctx.run, st, out);
     if (strstr(out, "number of failed transactions: 0 ") == NULL)
@@ -218,7 +187,7 @@ static void init_pgbench(void)
 {
     int rc = h_shell("PGSSLMODE=disable %s -i -s %d -q -h 127.0.0.1 -p %d -U %s %s "
                      ">%s/pgbi.%s.out 2>&1",
-                     pgbench_bin(), SCALE, h_pg_port(), h_pg_user(), ctx.e.db, h_tmpdir(),
+                     h_pgbench_bin(), SCALE, h_pg_port(), h_pg_user(), ctx.e.db, h_tmpdir(),
                      ctx.e.db);
     if (rc != 0) {
         h_shell("cat %s/pgbi.%s.out >&2", h_tmpdir(), ctx.e.db);
@@ -361,7 +330,7 @@ static void test_untracked(void **state)
     start_pgbench();
     type_change_in_run(ctl, false);
     int st = wait_run();
-    const char *out = slurp(ctx.pgb_out);
+    const char *out = h_slurp(ctx.pgb_out);
     int aborted = 0;
     for (const char *l = out; *l;) {
         const char *e = strchr(l, '\n');

@@ -238,6 +238,17 @@ static void recover_one(PGconn *c, const char *db, const char *ids, const char *
                                "(another pgcutover?): left alone", ids, db);
         return;
     }
+    /* the job may have ended while we waited for its lock: then nothing is to be done */
+    const char *iv[] = {ids};
+    PGresult *now = osc_exec(c, "SELECT state IN ('building', 'validating') FROM "
+                                "pgcutover.migrations WHERE id = $1", 1, iv, err, sizeof err, code);
+    bool live = now && PQntuples(now) == 1 && PQgetvalue(now, 0, 0)[0] == 't';
+    PQclear(now);
+    if (!live) {
+        snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%d, %s)", OSC_LOCK_CLASS, ids);
+        PQclear(PQexec(c, sql));
+        return;
+    }
     osc_log(CONF_LOG_WARNING, "m%s in database \"%s\": interrupted by a restart", ids, db);
     end_job(c, ids, false); /* an older pgcutover's backend without the check, if any */
     if (strcmp(strategy, "concurrent") == 0) {

@@ -92,5 +92,6 @@ bool osc_map_save(PGconn *c, const osc_map *m, char *err, size_t errlen);
 
 /* The advisory lock key pair a migration's driver holds on its session. */
 #define OSC_LOCK_CLASS 0x70676375 /* "pgcu" */
+#define OSC_LOCK_CLASS_SQL "1885823861" /* OSC_LOCK_CLASS in SQL text */
 
 #endif

@@ -113,6 +113,15 @@ static int64_t run_held(PGconn *c, const char *user, const char *sql, const held
             snprintf(phase, sizeof phase, "%s: run %s on attempt %d", tg->strategy,
                      tg->unheld ? "outside the hold" : "under the proxy's hold", a);
             row = record(c, tg, sql, user, state, phase, NULL, a, hold_ms, err, sizeof err, code);
+            if (row != NULL && strcmp(state, "done") != 0) { /* a job goes on: its lock, before
+                                                              * the row is seen (begin_row) */
+                const char *lv[] = {PQgetvalue(row, 0, 0)};
+                if (!osc_run(c, "SELECT pg_catalog.pg_advisory_lock(" OSC_LOCK_CLASS_SQL ", $1::int)",
+                             1, lv, err, sizeof err, code)) {
+                    PQclear(row);
+                    row = NULL;
+                }
+            }
             /* sessions marked for re-preparing before the COMMIT, as the swap does: a
              * transaction waiting for our lock goes on at the COMMIT, and its next prepared
              * statement must find the mark (a mark without a change costs one re-prepare) */
@@ -185,13 +194,17 @@ bool osc_strat_begin_row(PGconn *c, const char *strategy, const char *phase, con
     char err[1024], code[6];
     const char *v[] = {schema, table, oid, sql, user, strategy, phase};
     PGresult *t = osc_exec(c,
-                           "INSERT INTO pgcutover.migrations (table_schema, table_name, table_oid, "
-                           "statement, started_by, strategy, state, phase, settings, phase_at) "
-                           "SELECT $1, $2, $3, $4, $5, $6, 'building', $7, jsonb_build_object("
-                           "'indexes_before', (SELECT coalesce(jsonb_agg(indexrelid::text), '[]') "
-                           "FROM pg_index WHERE indrelid = $3::oid), 'constraints_before', (SELECT "
-                           "coalesce(jsonb_agg(oid::text), '[]') FROM pg_constraint WHERE conrelid = "
-                           "$3::oid)), jsonb_build_object('building', now()) RETURNING id",
+                           /* the job's lock taken with the row, in its statement: no
+                            * restarting pgcutover can see the row without it */
+                           "WITH m AS (INSERT INTO pgcutover.migrations (table_schema, table_name, "
+                           "table_oid, statement, started_by, strategy, state, phase, settings, "
+                           "phase_at) SELECT $1, $2, $3, $4, $5, $6, 'building', $7, "
+                           "jsonb_build_object('indexes_before', (SELECT coalesce(jsonb_agg("
+                           "indexrelid::text), '[]') FROM pg_index WHERE indrelid = $3::oid), "
+                           "'constraints_before', (SELECT coalesce(jsonb_agg(oid::text), '[]') FROM "
+                           "pg_constraint WHERE conrelid = $3::oid)), jsonb_build_object('building', "
+                           "now()) RETURNING id) SELECT id, pg_catalog.pg_advisory_lock("
+                           OSC_LOCK_CLASS_SQL ", id::int) FROM m",
                            7, v, err, sizeof err, code);
     if (t == NULL) {
         if (strcmp(code, "23505") == 0)
@@ -211,8 +224,7 @@ void osc_strat_begin_job(PGconn *c, const char *ids)
 {
     char sql[256], err[256], code[6];
     snprintf(sql, sizeof sql, "SET application_name = 'pgcutover m%s job'; SET "
-                              "client_connection_check_interval = 1000; SELECT "
-                              "pg_advisory_lock(%d, %s)", ids, OSC_LOCK_CLASS, ids);
+                              "client_connection_check_interval = 1000", ids);
     if (!osc_run(c, sql, 0, NULL, err, sizeof err, code))
         osc_log(CONF_LOG_WARNING, "m%s: %s", ids, err);
 }

@@ -29,16 +29,18 @@ bool osc_strat_run_retried(PGconn *c, const char *user, const char *sql, bool ho
 /* osc_strat_begin_row — the row of a migration that runs outside one transaction (strategy
  * concurrent or validate), in state building (phase) — live, so no other change of the
  * table starts meanwhile — with the table's indexes and constraints as they were
- * (settings indexes_before, constraints_before: what a restart undoes). Its id into ids
- * (32 bytes); false with *r answered (55000 when the table has a live migration). */
+ * (settings indexes_before, constraints_before: what a restart undoes), and the session
+ * advisory lock (OSC_LOCK_CLASS, id) taken in the same statement — it tells a restarting
+ * pgcutover the job is alive (osc_strategy_recover); osc_strat_finish_row releases it. Its
+ * id into ids (32 bytes); false with *r answered (55000 when the table has a live
+ * migration). */
 bool osc_strat_begin_row(PGconn *c, const char *strategy, const char *phase, const char *schema,
                          const char *table, const char *oid, const char *sql, const char *user,
                          char ids[32], osc_result *r);
 
 /* osc_strat_begin_job — c's session becomes migration ids's job until
  * osc_strat_finish_row: application_name "pgcutover m<ids> job" (what ABORT cancels,
- * osc_strategy_abort), the session advisory lock (OSC_LOCK_CLASS, id) that tells a
- * restarting pgcutover the job is alive elsewhere (osc_strategy_recover), and
+ * osc_strategy_abort) and
  * client_connection_check_interval 1 s, so the backend of a killed pgcutover ends its
  * statement, and frees the lock, within a second. A failure is logged. */
 void osc_strat_begin_job(PGconn *c, const char *ids);

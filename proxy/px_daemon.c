@@ -660,7 +660,7 @@ int px_daemon_run(conf_t *conf, const conf_cmdline *cl)
                 px_d.conf.server_host, px_d.conf.server_port);
         osc_engine_hooks hooks = {px_hold_enter, px_hold_leave, engine_log, engine_settings,
                                   px_hold_last_max_wait_ms, px_hold_wait_ms,
-                                  px_prep_mark_stale};
+                                  px_prep_mark_stale, px_prep_change_stats};
         osc_engine_start(&hooks);
         event_base_dispatch(px_d.main_base);
         /* The engine wakes the console jobs waiting in it (a CUTOVER or ABORT behind a

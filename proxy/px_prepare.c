@@ -703,15 +703,3 @@ px_prep_verdict px_prep_client_msg(px_session *s, size_t off, const pgw_header *
         publish(s);
     return v;
 }
-
-void px_prep_mark_stale(const char *db)
-{
-    for (int i = 0; i < px_d.nworkers; i++) {
-        px_worker *w = &px_d.workers[i];
-        pthread_mutex_lock(&w->lock);
-        for (px_session *s = w->sessions; s; s = s->next)
-            if (!s->is_control && strcmp(s->database, db) == 0)
-                atomic_store(&s->stale, true);
-        pthread_mutex_unlock(&w->lock);
-    }
-}

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "osc_engine.h"
 #include "pgwire.h"
 #include "px_daemon.h"
 
@@ -64,11 +65,20 @@ void px_prep_free(px_prep *p);
 int px_prep_count(const px_session *s, size_t *bytes);
 
 /*
- * px_prep_mark_stale — a table's row type changed in database db: every client session
- * of that database may hold stale plans and re-prepares its statements before its next
- * message (osc_engine_hooks.row_type_changed). Thread-safe; returns at once.
+ * px_prep_mark_stale — a table's row type changed in database db by migration id: every
+ * client session of that database may hold stale plans and re-prepares its statements
+ * before its next message (osc_engine_hooks.row_type_changed). The change's cost is
+ * counted under (db, migration) for px_prep_change_stats; a session marked again before
+ * it re-prepared counts for the later change only. Thread-safe; returns at once.
  */
-void px_prep_mark_stale(const char *db);
+void px_prep_mark_stale(const char *db, int64_t migration);
+
+/*
+ * px_prep_change_stats — what re-preparing after migration id of db has cost so far
+ * (osc_engine_hooks.reprepare_stats). The last PX_PREP_CHANGES changes of this process
+ * are kept; false for an older one or one this process never saw. Thread-safe.
+ */
+bool px_prep_change_stats(const char *db, int64_t migration, osc_reprepare_stats *out);
 
 /* Result of px_prep_stale_check. */
 typedef enum {

@@ -68,6 +68,7 @@ struct px_prep {
     bool *failed;           /* per statement index: its status in this re-prepare (bytes) */
     int done, left;         /* statements re-prepared / left to PostgreSQL this time */
     uint64_t start_us;
+    uint64_t change;        /* sequence number of the change being answered */
 };
 
 #define PX_G_SAVEPOINT (-1)

@@ -26,6 +26,81 @@
 #include "pgw_extended.h"
 #include "px_log.h"
 
+/* The last changes that marked sessions, for SHOW MIGRATION n (px_prep_change_stats):
+ * a ring indexed by sequence number; a slot is reused by the change PX_PREP_CHANGES
+ * later, so a session answering an older change finds its slot taken and is not counted. */
+#define PX_PREP_CHANGES 64
+typedef struct {
+    uint64_t seq; /* 0 = empty */
+    char db[64]; /* as px_session.database */
+    int64_t migration;
+    int64_t marked, sessions, statements, left;
+    uint64_t max_us, sum_us;
+} px_change;
+static px_change changes[PX_PREP_CHANGES];
+static uint64_t change_seq;
+static pthread_mutex_t change_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void px_prep_mark_stale(const char *db, int64_t migration)
+{
+    pthread_mutex_lock(&change_lock);
+    uint64_t seq = ++change_seq;
+    px_change *c = &changes[seq % PX_PREP_CHANGES];
+    memset(c, 0, sizeof *c);
+    c->seq = seq;
+    snprintf(c->db, sizeof c->db, "%s", db);
+    c->migration = migration;
+    pthread_mutex_unlock(&change_lock);
+    int64_t marked = 0;
+    for (int i = 0; i < px_d.nworkers; i++) {
+        px_worker *w = &px_d.workers[i];
+        pthread_mutex_lock(&w->lock);
+        for (px_session *s = w->sessions; s; s = s->next)
+            if (!s->is_control && strcmp(s->database, db) == 0) {
+                atomic_store(&s->stale, seq);
+                marked++;
+            }
+        pthread_mutex_unlock(&w->lock);
+    }
+    pthread_mutex_lock(&change_lock);
+    if (c->seq == seq)
+        c->marked = marked;
+    pthread_mutex_unlock(&change_lock);
+}
+
+bool px_prep_change_stats(const char *db, int64_t migration, osc_reprepare_stats *out)
+{
+    const px_change *best = NULL; /* a swap retried marks once per attempt: the last one */
+    pthread_mutex_lock(&change_lock);
+    for (int i = 0; i < PX_PREP_CHANGES; i++) {
+        const px_change *c = &changes[i];
+        if (c->seq != 0 && c->migration == migration && strcmp(c->db, db) == 0 &&
+            (best == NULL || c->seq > best->seq))
+            best = c;
+    }
+    if (best)
+        *out = (osc_reprepare_stats){best->marked, best->sessions, best->statements, best->left,
+                                     best->max_us / 1000.0, best->sum_us / 1000.0};
+    pthread_mutex_unlock(&change_lock);
+    return best != NULL;
+}
+
+/* A session finished answering change seq: count it there if the slot is still its. */
+static void count_change(uint64_t seq, int done, int left, uint64_t us)
+{
+    pthread_mutex_lock(&change_lock);
+    px_change *c = &changes[seq % PX_PREP_CHANGES];
+    if (seq != 0 && c->seq == seq) {
+        c->sessions += done > 0;
+        c->statements += done;
+        c->left += left;
+        c->sum_us += us;
+        if (us > c->max_us)
+            c->max_us = us;
+    }
+    pthread_mutex_unlock(&change_lock);
+}
+
 #define PROBE "pgcutover_reprepare_probe"
 #define SAVEPOINT "pgcutover_reprepare"
 
@@ -105,18 +180,20 @@ static bool send_round(px_session *s)
 
 px_stale_verdict px_prep_stale_check(px_session *s)
 {
-    if (!atomic_load_explicit(&s->stale, memory_order_acquire))
+    uint64_t change = atomic_load_explicit(&s->stale, memory_order_acquire);
+    if (change == 0)
         return PX_STALE_GO;
     px_prep *p = s->prep;
     if (p == NULL || px_prep_count(s, NULL) == 0) {
-        atomic_store(&s->stale, false);
+        atomic_store(&s->stale, 0);
         return PX_STALE_GO;
     }
     if (s->xact == 'E')
         return PX_STALE_GO; /* nothing can be prepared in an aborted transaction: later */
     if (s->pending > 0)
         return PX_STALE_WAIT;
-    atomic_store(&s->stale, false); /* a mark from now on means another round */
+    atomic_store(&s->stale, 0); /* a mark from now on means another round */
+    p->change = change;
     free(p->groups);
     free(p->failed);
     p->groups = malloc(((size_t)p->nst + 3) * sizeof *p->groups);
@@ -141,6 +218,7 @@ px_stale_verdict px_prep_stale_check(px_session *s)
     if (todo == 0) {
         px_inc(s->w->stats.prep_left, (uint64_t)p->left);
         px_inc(s->st_prep_left, (uint64_t)p->left);
+        count_change(change, 0, p->left, 0);
         return PX_STALE_GO;
     }
     p->in_xact = s->xact == 'T';
@@ -177,6 +255,7 @@ static void finish(px_session *s)
     px_inc(s->w->stats.prep_us, us);
     px_inc(s->st_reprepared, (uint64_t)p->done);
     px_inc(s->st_prep_left, (uint64_t)(p->left + failed));
+    count_change(p->change, p->done, p->left + failed, us);
     px_debug("c%llu %s/%s@%s: re-prepared %d statements in %.3f ms (%d left to PostgreSQL, %d "
              "no longer parse)",
              (unsigned long long)s->id, s->database, s->user, s->addr, p->done, us / 1000.0,

@@ -68,7 +68,8 @@ struct px_session {
     bool prep_off;                   /* past max_prepared_statements_bytes: not tracked */
     bool prep_wait;                  /* stale: the next message waits for outstanding answers */
     uint32_t grp_pc;                 /* Parse/Close sent since the last Sync or Query */
-    _Atomic bool stale;              /* a row type changed: re-prepare before the next message */
+    _Atomic uint64_t stale;          /* a row type changed: re-prepare before the next message
+                                      * (the change's sequence number, 0 = not stale) */
 
     /* statistics (read by the console from other threads) */
     _Atomic uint64_t st_xacts, st_queries, st_bytes_in, st_bytes_out, st_held_us;

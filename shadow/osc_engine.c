@@ -381,14 +381,16 @@ static void show(PGconn *c, const char *db, const char *user, int64_t only, osc_
         "rows_per_second", "eta_seconds", "throttle", "batch_size", "shadow_table", "old_table",
         "error", "started_by", "created_at", "updated_at", "strategy", "statement", "key_columns",
         "checkpoint", "max_key", "settings", "phase_at", "cutover_attempts", "cutover_hold_ms",
-        "cutover_lock_ms", "cutover_max_wait_ms"};
+        "cutover_lock_ms", "cutover_max_wait_ms", "reprepare_sessions_marked",
+        "reprepared_sessions", "reprepared_statements", "reprepare_left", "reprepare_max_ms",
+        "reprepare_total_ms"};
     static const uint32_t types[] = {
         OSC_T_INT8, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_INT8, OSC_T_INT8, OSC_T_FLOAT8,
         OSC_T_FLOAT8, OSC_T_FLOAT8, OSC_T_TEXT, OSC_T_INT8, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT,
         OSC_T_TEXT, OSC_T_TIMESTAMPTZ, OSC_T_TIMESTAMPTZ, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT,
         OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_INT8, OSC_T_FLOAT8, OSC_T_FLOAT8,
-        OSC_T_FLOAT8};
-    int ncols = only ? 28 : 18;
+        OSC_T_FLOAT8, OSC_T_INT8, OSC_T_INT8, OSC_T_INT8, OSC_T_INT8, OSC_T_FLOAT8, OSC_T_FLOAT8};
+    int ncols = only ? 34 : 18;
     for (int i = 0; i < ncols; i++)
         osc_result_col(r, names[i], types[i]);
     snprintf(r->tag, sizeof r->tag, "SHOW");
@@ -412,13 +414,29 @@ static void show(PGconn *c, const char *db, const char *user, int64_t only, osc_
     if (only && PQntuples(t) == 0)
         no_such_migration(r, only, db);
     for (int i = 0; r->ok && i < PQntuples(t); i++) {
-        const char *val[28];
+        const char *val[34];
         char rate[32] = "", eta[32] = "", batch[32] = "", throttle[128] = "", copied[32] = "";
+        char prep[6][32];
         int src[] = {0,  1,  2,  3,  4,  5,  6,  -1, -1, -1, -1, 7,  8, 9,
                      10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23};
-        for (int k = 0; k < ncols; k++)
+        for (int k = 0; k < ncols && k < 28; k++)
             val[k] = src[k] < 0 || PQgetisnull(t, i, src[k]) ? NULL : PQgetvalue(t, i, src[k]);
         val[9] = "";
+        /* the sessions' re-preparing after this change (issue 14), known to this process
+         * only: NULL when the row type did not change, or after a restart */
+        osc_reprepare_stats rs;
+        bool known = only && osc_hooks.reprepare_stats &&
+                     osc_hooks.reprepare_stats(db, strtoll(PQgetvalue(t, i, 0), NULL, 10), &rs);
+        if (known) {
+            snprintf(prep[0], 32, "%" PRId64, rs.sessions_marked);
+            snprintf(prep[1], 32, "%" PRId64, rs.sessions);
+            snprintf(prep[2], 32, "%" PRId64, rs.statements);
+            snprintf(prep[3], 32, "%" PRId64, rs.left);
+            snprintf(prep[4], 32, "%.3f", rs.max_ms);
+            snprintf(prep[5], 32, "%.3f", rs.total_ms);
+        }
+        for (int k = 28; k < ncols; k++)
+            val[k] = known ? prep[k - 28] : NULL;
         pthread_mutex_lock(&reg_lock);
         osc_mig *m = find_locked(db, strtoll(PQgetvalue(t, i, 0), NULL, 10));
         if (m) {

@@ -47,6 +47,17 @@
 #include "conf.h"
 #include "osc_result.h"
 
+/* The re-preparing of client sessions' statements after one change (issue 14). */
+typedef struct {
+    int64_t sessions_marked; /* sessions of the database marked stale by the change */
+    int64_t sessions;        /* of them, sessions that re-prepared statements since */
+    int64_t statements;      /* statements re-prepared */
+    int64_t left;            /* statements left to PostgreSQL (binary, no Describe, no longer parse) */
+    double max_ms;           /* the longest one session's re-prepare took: what it added to
+                              * that client's next round trip */
+    double total_ms;         /* the sum over sessions */
+} osc_reprepare_stats;
+
 /* What the engine needs from the process around it. Every function must be
  * thread-safe; the engine calls them from its own threads. */
 typedef struct {
@@ -62,9 +73,13 @@ typedef struct {
     double (*last_hold_max_wait_ms)(void);
     /* The longest a client has been waiting in the hold in place now (0 when none). */
     double (*hold_wait_ms)(void);
-    /* A table's row type changed in database db (a swap, an instant change): sessions'
-     * prepared plans may be stale. May be NULL. */
-    void (*row_type_changed)(const char *db);
+    /* A table's row type changed in database db by migration id (a swap, an instant
+     * change): sessions' prepared plans may be stale. May be NULL. */
+    void (*row_type_changed)(const char *db, int64_t migration);
+    /* What the sessions' re-preparing after migration id of db cost so far; false when
+     * this process knows nothing of it (no row type change, a restart since, or too many
+     * changes since). May be NULL. */
+    bool (*reprepare_stats)(const char *db, int64_t migration, osc_reprepare_stats *out);
 } osc_engine_hooks;
 
 /*

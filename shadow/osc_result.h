@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define OSC_MAX_COLS 32
+#define OSC_MAX_COLS 48
 
 /* Type OIDs the console uses (pg_type.h). */
 #define OSC_T_BOOL 16

@@ -126,7 +126,7 @@ static int64_t run_held(PGconn *c, const char *user, const char *sql, const held
              * transaction waiting for our lock goes on at the COMMIT, and its next prepared
              * statement must find the mark (a mark without a change costs one re-prepare) */
             if (row != NULL && strcmp(tg->strategy, "instant") == 0 && osc_hooks.row_type_changed)
-                osc_hooks.row_type_changed(PQdb(c));
+                osc_hooks.row_type_changed(PQdb(c), strtoll(PQgetvalue(row, 0, 0), NULL, 10));
             ok = row != NULL && osc_run(c, "COMMIT", 0, NULL, err, sizeof err, code);
             if (ok)
                 id = strtoll(PQgetvalue(row, 0, 0), NULL, 10);

@@ -173,7 +173,7 @@ step_rc osc_drv_cutover(run_ctx *x)
              * a relation whose lock it waited for); should the COMMIT fail, it re-makes
              * the same statements. */
             if (ok && osc_hooks.row_type_changed)
-                osc_hooks.row_type_changed(PQdb(x->c));
+                osc_hooks.row_type_changed(PQdb(x->c), m->id);
             ok = ok && osc_run(x->c, "COMMIT", 0, NULL, x->err, sizeof x->err, code);
         }
         double t_commit = osc_drv_now_s();

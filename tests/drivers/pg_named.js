@@ -5,9 +5,8 @@
 // Connects with PGHOST/PGPORT/PGUSER/PGDATABASE (the proxy). Runs two named queries
 // (node-postgres sends Parse once per connection for a named query, then Bind, Describe
 // of the portal, Execute and Sync at every execution) on table t (id, v = id * 10) in a
-// loop, 5 ms apart: writes <dir>/ready after the first round; while <dir>/pause exists it
-// waits between two rounds (<dir>/paused says so); after <dir>/stop appears, runs one
-// more round and exits. Prints one line per result shape seen,
+// loop, 5 ms apart: writes <dir>/ready after the first round; after <dir>/stop appears,
+// runs one more round and exits. Prints one line per result shape seen,
 //   shape <query name> <column/type oid,...> <count>
 // then "executions <n>"; exits 0. On any error prints "error <SQLSTATE> <message>" and
 // exits 1.
@@ -29,10 +28,6 @@ async function main() {
   const shapes = new Map();
   let n = 0;
   for (let round = 0; ; round++) {
-    if (fs.existsSync(path.join(dir, 'pause'))) {
-      fs.writeFileSync(path.join(dir, 'paused'), '');
-      while (fs.existsSync(path.join(dir, 'pause'))) await sleep(10);
-    }
     const last = fs.existsSync(path.join(dir, 'stop'));
     for (const q of queries) {
       const id = 1 + (n % 20);

@@ -6,8 +6,7 @@ Connects with PGHOST/PGPORT/PGUSER/PGDATABASE (the proxy), prepare_threshold=0 (
 prepares every query on its first execution: Parse of a "_pg3_<n>" statement, then
 libpq's Bind, Describe of the portal, Execute, Sync), autocommit. Runs two queries on
 table t (id, v = id * 10) in a loop, 5 ms apart: writes <dir>/ready after the first
-round; while <dir>/pause exists it waits between two rounds (<dir>/paused says so); after
-<dir>/stop appears, runs one more round and exits. Prints one line per
+round; after <dir>/stop appears, runs one more round and exits. Prints one line per
 result shape seen,
   shape <query name> <column/type oid,...> <count>
 then "executions <n>"; exits 0. On any error prints "error <SQLSTATE> <message>" and
@@ -32,10 +31,6 @@ def main(ctl):
         cur = conn.cursor()
         rnd = 0
         while True:
-            if os.path.exists(os.path.join(ctl, "pause")):
-                open(os.path.join(ctl, "paused"), "w").close()
-                while os.path.exists(os.path.join(ctl, "pause")):
-                    time.sleep(0.01)
             last = os.path.exists(os.path.join(ctl, "stop"))
             for name, sql in QUERIES:
                 i = 1 + n % 20

@@ -31,17 +31,15 @@
  * shapes it saw. Once it has executed both (its ready file) and SHOW CLIENTS shows its
  * session holding >= 2 tracked statements, `ALTER TABLE t ALTER COLUMN v TYPE bigint, ADD
  * COLUMN note text DEFAULT 'x'` runs as a copy through a pgcutover of its own (cutover
- * manual) while the script goes on; once ready, the script is paused between two rounds
- * (connection and statements kept), the engine swaps (SET MIGRATION n cutover = auto),
- * and the script resumes and is told to stop (it runs one more round). It must exit 0
+ * manual) while the script goes on; once ready, the engine swaps (SET MIGRATION n
+ * cutover = auto) while the script goes on executing, and the script is told to stop
+ * (it runs one more round). It must exit 0
  * with no error, having seen both statements with the old shape (v int4) and the new one
  * (v int8, plus note for SELECT *); SHOW STATS counts >= 2 re-prepared statements. Then
  * the same through a pgcutover with max_prepared_statements_bytes = 0 (tracking off)
  * across `ALTER COLUMN v TYPE numeric` must fail with PostgreSQL's 0A000 "cached plan must
  * not change result type": the driver does prepare, and the first half would fail
- * without the proxy's re-prepare. (The pause: an execution already on its way when the
- * hold began can run after the swap before any re-prepare — README, "Prepared statements
- * across a swap".)
+ * without the proxy's re-prepare.
  *
  * A driver case is skipped (cmocka skip(), with the reason) only when its driver cannot be
  * installed: no node/npm or `npm install` failing, no importable psycopg. Scripts are
@@ -76,12 +74,13 @@ static void instant(PGconn *ctl, const char *sql)
     PQclear(r);
 }
 
-/* A copy migration on the console, waited for until done (cutover auto). */
-static void copy_done(PGconn *ctl, const char *sql)
+/* A copy migration on the console, waited for until done (cutover auto); its id. */
+static long long copy_done(PGconn *ctl, const char *sql)
 {
     long long id = h_start_migration(ctl, sql);
     h_mig m;
     h_mig_wait(ctl, id, "done", -1, 120000, &m);
+    return id;
 }
 
 /* Execute prepared name with id (text results unless binary); fails on an error, checks the
@@ -115,6 +114,26 @@ static long long stat_col(PGconn *ctl, const char *cmd, const char *col)
         v += atoll(PQgetvalue(r, i, h_col(r, col)));
     PQclear(r);
     return v;
+}
+
+/* SHOW MIGRATION id (the newest when id is 0) must count the re-preparing its change
+ * caused: `statements` statements re-prepared by one session, in a time > 0. */
+static void expect_reprepare_counted(PGconn *ctl, long long id, long long statements)
+{
+    if (id == 0) {
+        PGresult *r = h_ctl_ok(ctl, "SHOW MIGRATIONS");
+        id = atoll(PQgetvalue(r, 0, h_col(r, "id")));
+        PQclear(r);
+    }
+    PGresult *r = h_ctl_ok(ctl, "SHOW MIGRATION %lld", id);
+    long long marked = atoll(PQgetvalue(r, 0, h_col(r, "reprepare_sessions_marked")));
+    long long sessions = atoll(PQgetvalue(r, 0, h_col(r, "reprepared_sessions")));
+    long long stmts = atoll(PQgetvalue(r, 0, h_col(r, "reprepared_statements")));
+    double max_ms = atof(PQgetvalue(r, 0, h_col(r, "reprepare_max_ms")));
+    if (marked < 1 || sessions != 1 || stmts != statements || !(max_ms > 0))
+        h_eng_fail("SHOW MIGRATION %lld: marked %lld, re-prepared sessions %lld, statements %lld "
+                   "(want 1, %lld), max %.3f ms", id, marked, sessions, stmts, statements, max_ms);
+    PQclear(r);
 }
 
 /* Table t (T_DDL) and, through proxy p, a client (returned) that prepared "s" = SELECT *
@@ -184,15 +203,17 @@ static void test_text(void **state)
     assert_string_equal(PQfname(r, 2), "note");
     assert_string_equal(PQgetvalue(r, 0, 2), "n");
     PQclear(r);
+    expect_reprepare_counted(ctl, 0, 1);
 
     instant(ctl, "ALTER TABLE t DROP COLUMN note");
     PQclear(exec_ok(c, "s", "4", 2, 0));
 
-    copy_done(ctl, "ALTER TABLE t ALTER COLUMN v TYPE bigint");
+    long long id = copy_done(ctl, "ALTER TABLE t ALTER COLUMN v TYPE bigint");
     r = exec_ok(c, "s", "5", 2, 0);
     assert_int_equal(PQftype(r, 1), 20); /* int8 */
     assert_string_equal(PQgetvalue(r, 0, 1), "50");
     PQclear(r);
+    expect_reprepare_counted(ctl, id, 1);
     assert_true(stat_col(ctl, "SHOW STATS", "prepared_reprepared") >= before + 3);
     assert_true(stat_col(ctl, "SHOW CLIENTS", "reprepared") >= 3);
 }
@@ -410,7 +431,7 @@ static int wait_driver(int bound_ms)
 }
 
 /* Wait (bounded) until the script has made file `name` in its control dir (ready: its
- * first round done; paused: it waits for the pause file to go); fails if it exited. */
+ * first round done); fails if it exited. */
 static void wait_file(const char *name)
 {
     char path[600];
@@ -430,13 +451,10 @@ static void wait_file(const char *name)
 
 /* Run the driver (argv) through p (cutover = manual) across the copy `change`: the
  * driver runs while the change is prepared, copied and verified; once it is ready the
- * driver is paused between two rounds (its connection and statements kept), the engine
- * swaps (cutover = auto), and the driver resumes and is told to stop. Returns its wait
- * status; its output is in drv.out. When tracked, first checks that the proxy tracks
- * >= 2 statements of its session.
- * The pause keeps the swap between two executions: an execution already sent when the
- * hold began can reach PostgreSQL after the cutover's lock and run after the swap, before
- * the proxy could re-prepare (see README, "Prepared statements across a swap"). */
+ * engine swaps (cutover = auto) while the driver goes on executing, and 100 ms after the
+ * swap the driver is told to stop. Returns its wait status; its output is in drv.out.
+ * When tracked, checks that the proxy tracks >= 2 statements of its session before, and
+ * that SHOW MIGRATION counts its 2 statements re-prepared by one session after. */
 static int across_change(const h_proxy *p, const char *run, const char *extra_env,
                          char *const argv[], const char *change, bool tracked)
 {
@@ -451,12 +469,13 @@ static int across_change(const h_proxy *p, const char *run, const char *extra_en
     long long id = h_start_migration(ctl, change);
     h_mig m;
     h_mig_wait(ctl, id, "ready", -1, 120000, &m);
-    h_shell("touch %s/pause", drv.dir);
-    wait_file("paused");
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld cutover = auto", id));
     h_mig_wait(ctl, id, "done", -1, 120000, &m);
-    h_shell("rm -f %s/pause; touch %s/stop", drv.dir, drv.dir);
+    usleep(100000);
+    h_shell("touch %s/stop", drv.dir);
     int st = wait_driver(EXIT_MS);
+    if (tracked && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        expect_reprepare_counted(ctl, id, 2);
     h_eng_drop_conn(&h_eng_case, ctl);
     return st;
 }

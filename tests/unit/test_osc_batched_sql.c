@@ -340,6 +340,42 @@ static void test_literals_untouched(void **state)
     free(q);
 }
 
+/* Statement forms the deparser must print back faithfully (multi-column SET, DEFAULT,
+ * subscripts, casts with typmods, COLLATE, LATERAL, sub-selects): each range statement is
+ * the tree of the original with the bounds ANDed to its condition. */
+static void test_statement_forms(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *sql, *want;
+    } cases[] = {
+        {"UPDATE t SET (a, b) = (SELECT x, y FROM u WHERE u.id = t.id) WHERE a IS NULL",
+         "UPDATE t SET (a, b) = (SELECT x, y FROM u WHERE u.id = t.id) WHERE (a IS NULL) AND "
+         "t.id > $1 AND t.id <= $2"},
+        {"UPDATE t SET a = DEFAULT, arr[1] = 2, comp.f = 3 WHERE data->>'k' = 'v' COLLATE \"C\"",
+         "UPDATE t SET a = DEFAULT, arr[1] = 2, comp.f = 3 WHERE (data->>'k' = 'v' COLLATE \"C\") "
+         "AND t.id > $1 AND t.id <= $2"},
+        {"UPDATE t SET a = b::numeric(10,2) WHERE ts < now() - '30 days'::interval",
+         "UPDATE t SET a = b::numeric(10,2) WHERE (ts < now() - '30 days'::interval) AND "
+         "t.id > $1 AND t.id <= $2"},
+        {"DELETE FROM t USING LATERAL (SELECT 1) s(x) WHERE t.a = s.x",
+         "DELETE FROM t USING LATERAL (SELECT 1) s(x) WHERE (t.a = s.x) AND t.id > $1 AND "
+         "t.id <= $2"},
+        {"DELETE FROM t WHERE (a, b) IN (SELECT a, b FROM u) OR a = -1",
+         "DELETE FROM t WHERE ((a, b) IN (SELECT a, b FROM u) OR a = -1) AND t.id > $1 AND "
+         "t.id <= $2"},
+        {"UPDATE t SET j = jsonb_set(j, '{a}', '1') WHERE NOT EXISTS (SELECT FROM u WHERE "
+         "u.t_id = t.id)",
+         "UPDATE t SET j = jsonb_set(j, '{a}', '1') WHERE (NOT EXISTS (SELECT FROM u WHERE "
+         "u.t_id = t.id)) AND t.id > $1 AND t.id <= $2"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *q = range(cases[i].sql, ID, 1, false);
+        assert_same_tree(q, cases[i].want);
+        free(q);
+    }
+}
+
 /* The last range is open above; without either bound the statement is unchanged. */
 static void test_range_bounds(void **state)
 {
@@ -478,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_where_precedence),
         cmocka_unit_test(test_quoted_composite_key),
         cmocka_unit_test(test_literals_untouched),
+        cmocka_unit_test(test_statement_forms),
         cmocka_unit_test(test_range_bounds),
         cmocka_unit_test(test_bad_keys),
         cmocka_unit_test(test_bound_sql),

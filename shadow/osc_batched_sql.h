@@ -82,7 +82,8 @@ void osc_batched_target_free(osc_batched_target *t);
  * With one key column the comparisons are plain (k1 > $1). The key columns are qualified
  * with the target's alias, or its table name when it has none (a FROM or USING list may
  * have columns of the same name); the original condition stays one argument of the AND
- * (the deparser parenthesises it), so an OR in it keeps its meaning. key_columns are plain
+ * (the deparser parenthesises it when it is an AND or OR, the only operators binding no
+ * tighter than AND), so an OR in it keeps its meaning. key_columns are plain
  * column names, quoted by the deparser as needed; 1 ≤ nkeys ≤ OSC_BATCHED_MAX_KEYS.
  * The parameters are untyped in the text: the caller types them (the key columns' types)
  * at PQexecParams. Returns the deparsed statement, malloc'ed (caller frees), or NULL with

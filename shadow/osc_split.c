@@ -16,15 +16,14 @@
 #define SQLSTATE_UNSUPPORTED "0A000"
 #define SQLSTATE_NO_MEMORY "53200"
 
-#define TOK_COMMENT PG_QUERY__TOKEN__SQL_COMMENT   /* -- … */
+#define TOK_COMMENT PG_QUERY__TOKEN__SQL_COMMENT     /* -- … */
 #define TOK_BLOCK_COMMENT PG_QUERY__TOKEN__C_COMMENT /* / * … * / */
 #define TOK_SEMICOLON PG_QUERY__TOKEN__ASCII_59
 
-static bool fail(char sqlstate[6], char *err, size_t errlen, const char *code, const char *fmt,
-                 ...) __attribute__((format(printf, 5, 6)));
+static bool fail(char sqlstate[6], char *err, size_t errlen, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
-static bool fail(char sqlstate[6], char *err, size_t errlen, const char *code, const char *fmt,
-                 ...)
+static bool fail(char sqlstate[6], char *err, size_t errlen, const char *code, const char *fmt, ...)
 {
     memcpy(sqlstate, code, 6);
     if (errlen > 0) {
@@ -89,7 +88,8 @@ static size_t first_token_off(const char *s)
             pg_query__scan_result__unpack(NULL, r.pbuf.len, (const uint8_t *)r.pbuf.data);
         if (sc) {
             for (size_t i = 0; i < sc->n_tokens; i++)
-                if (sc->tokens[i]->token != TOK_COMMENT && sc->tokens[i]->token != TOK_BLOCK_COMMENT) {
+                if (sc->tokens[i]->token != TOK_COMMENT &&
+                    sc->tokens[i]->token != TOK_BLOCK_COMMENT) {
                     off = (size_t)sc->tokens[i]->start;
                     break;
                 }
@@ -256,8 +256,8 @@ typedef struct {
     const char *text;
     line_cursor lc;
     PgQuery__ScanToken **tok;
-    size_t ntok, t;  /* tokens, and the next one to look at */
-    int last_line;   /* line where the last statement token or ';' seen ends; 0: none yet */
+    size_t ntok, t; /* tokens, and the next one to look at */
+    int last_line;  /* line where the last statement token or ';' seen ends; 0: none yet */
     char *sqlstate, *err;
     size_t errlen;
 } walk;
@@ -431,8 +431,8 @@ static bool transaction(walk *w, block_state *b, const PgQuery__TransactionStmt 
         why = "only BEGIN and COMMIT around a block are allowed in a migration file";
         break;
     }
-    return fail(w->sqlstate, w->err, w->errlen, SQLSTATE_UNSUPPORTED, "line %d: %s: %s", line,
-                what, why);
+    return fail(w->sqlstate, w->err, w->errlen, SQLSTATE_UNSUPPORTED, "line %d: %s: %s", line, what,
+                why);
 }
 
 bool osc_split(const char *text, osc_script *out, char sqlstate[6], char *err, size_t errlen)
@@ -519,7 +519,9 @@ bool osc_split(const char *text, osc_script *out, char sqlstate[6], char *err, s
             st = &out->steps[b.step];
         } else {
             st = push_step(out, &cap,
-                           b.open_line ? OSC_STEP_BLOCK : marker ? OSC_STEP_BATCHED : OSC_STEP_ONE);
+                           b.open_line ? OSC_STEP_BLOCK
+                           : marker    ? OSC_STEP_BATCHED
+                                       : OSC_STEP_ONE);
             if (st && b.open_line)
                 b.step = out->n - 1;
         }

@@ -55,28 +55,28 @@
 #include <stddef.h>
 
 typedef enum {
-    OSC_STEP_ONE,      /* one statement */
-    OSC_STEP_BLOCK,    /* BEGIN … COMMIT in the file: its statements (without the BEGIN/COMMIT),
-                        * to run as one atomic step */
-    OSC_STEP_BATCHED,  /* one UPDATE or DELETE marked `-- pgcutover:batched` */
+    OSC_STEP_ONE,     /* one statement */
+    OSC_STEP_BLOCK,   /* BEGIN … COMMIT in the file: its statements (without the BEGIN/COMMIT),
+                       * to run as one atomic step */
+    OSC_STEP_BATCHED, /* one UPDATE or DELETE marked `-- pgcutover:batched` */
 } osc_step_kind;
 
 typedef struct {
     osc_step_kind kind;
-    int nstmts;        /* >= 1 (1 for OSC_STEP_ONE and OSC_STEP_BATCHED) */
-    char **stmts;      /* each statement's text exactly as in the file (from its first token
-                        * to its last, comments inside kept, no trailing ';'); malloc'ed */
-    int *lines;        /* 1-based line in the file where each statement starts */
-    int *tags;         /* each statement's node kind: the PgQuery__Node__NodeCase of its
-                        * RawStmt (e.g. PG_QUERY__NODE__NODE_ALTER_TABLE_STMT,
-                        * <pg_query/pg_query.pb-c.h>), so the engine can classify without
-                        * re-parsing */
+    int nstmts;   /* >= 1 (1 for OSC_STEP_ONE and OSC_STEP_BATCHED) */
+    char **stmts; /* each statement's text exactly as in the file (from its first token
+                   * to its last, comments inside kept, no trailing ';'); malloc'ed */
+    int *lines;   /* 1-based line in the file where each statement starts */
+    int *tags;    /* each statement's node kind: the PgQuery__Node__NodeCase of its
+                   * RawStmt (e.g. PG_QUERY__NODE__NODE_ALTER_TABLE_STMT,
+                   * <pg_query/pg_query.pb-c.h>), so the engine can classify without
+                   * re-parsing */
 } osc_step;
 
 typedef struct {
-    osc_step *steps;   /* in file order; malloc'ed */
-    int n;             /* number of steps */
-    int nstatements;   /* statements in all steps (BEGIN/COMMIT not counted) */
+    osc_step *steps; /* in file order; malloc'ed */
+    int n;           /* number of steps */
+    int nstatements; /* statements in all steps (BEGIN/COMMIT not counted) */
 } osc_script;
 
 /*

@@ -56,8 +56,13 @@ static void assert_stmt(const osc_script *s, int i, int j, const char *text, int
 static void test_empty_and_comment_only(void **state)
 {
     (void)state;
-    const char *texts[] = {"", " \n\t\r\n", "-- only a comment; with a semicolon\n/* and ; /* "
-                           "nested */ another */", ";;;", "\n;\n-- x\n ; ;", "BEGIN; COMMIT;",
+    const char *texts[] = {"",
+                           " \n\t\r\n",
+                           "-- only a comment; with a semicolon\n/* and ; /* "
+                           "nested */ another */",
+                           ";;;",
+                           "\n;\n-- x\n ; ;",
+                           "BEGIN; COMMIT;",
                            "-- pgcutover: a note, not the marker\n"};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         osc_script s = split_ok(texts[i]);
@@ -76,15 +81,16 @@ static void test_empty_and_comment_only(void **state)
 static void test_text_lines_and_comments(void **state)
 {
     (void)state;
-    osc_script s = split_ok("-- header comment; with a semicolon\n"
-                            "\n"
-                            "/* block\n   comment */ CREATE TABLE t (a int, b text /* inner; */ "
-                            "DEFAULT 'x;y'); -- trailing; comment\n"
-                            "ALTER TABLE t\n"
-                            "  ADD COLUMN c int -- why; it is needed\n"
-                            "  ;\n"
-                            "  INSERT INTO t VALUES (1, E'it\\'s; ok', $q$;$q$, \"odd;name\")  \n"
-                            "-- last comment");
+    osc_script s =
+        split_ok("-- header comment; with a semicolon\n"
+                 "\n"
+                 "/* block\n   comment */ CREATE TABLE t (a int, b text /* inner; */ "
+                 "DEFAULT 'x;y'); -- trailing; comment\n"
+                 "ALTER TABLE t\n"
+                 "  ADD COLUMN c int -- why; it is needed\n"
+                 "  ;\n"
+                 "  INSERT INTO t VALUES (1, E'it\\'s; ok', $q$;$q$, \"odd;name\") /* end; */ \n"
+                 "-- last comment");
     assert_int_equal(s.n, 3);
     assert_int_equal(s.nstatements, 3);
     for (int i = 0; i < 3; i++) {
@@ -119,11 +125,11 @@ static void test_dollar_quoted_bodies(void **state)
                          "END";
     char text[1024];
     snprintf(text, sizeof text,
-             "%s;\n"                                      /* lines 1-8 */
-             "DO $$ BEGIN PERFORM 1; COMMIT; END $$;\n"   /* 9 */
-             "%s;\n"                                      /* 10-14 */
-             "SELECT 'BEGIN;', $x$ COMMIT; $x$ ;\n"       /* 15 */
-             "DO 'BEGIN ROLLBACK; END';\n",               /* 16 */
+             "%s;\n"                                    /* lines 1-8 */
+             "DO $$ BEGIN PERFORM 1; COMMIT; END $$;\n" /* 9 */
+             "%s;\n"                                    /* 10-14 */
+             "SELECT 'BEGIN;', $x$ COMMIT; $x$ ;\n"     /* 15 */
+             "DO 'BEGIN ROLLBACK; END';\n",             /* 16 */
              fn, atomic);
     osc_script s = split_ok(text);
     assert_int_equal(s.n, 5);
@@ -162,19 +168,19 @@ static void test_crlf(void **state)
 static void test_blocks(void **state)
 {
     (void)state;
-    osc_script s = split_ok("BEGIN;\n"                                         /* 1 */
-                            "ALTER TABLE a ADD x int;\n"                       /* 2 */
-                            "CREATE INDEX i ON a (x);\n"                       /* 3 */
-                            "COMMIT;\n"                                        /* 4 */
-                            "SELECT 1;\n"                                      /* 5 */
-                            "START TRANSACTION;\n"                             /* 6 */
-                            "ALTER TABLE b ADD y int;\n"                       /* 7 */
-                            "END;\n"                                           /* 8 */
-                            "BEGIN WORK; COMMIT WORK;\n"                       /* 9: empty */
-                            "begin transaction read write, not deferrable;\n"  /* 10 */
-                            "  DROP TABLE c;\n"                                /* 11 */
-                            "commit transaction;\n"                            /* 12 */
-                            "START TRANSACTION; UPDATE d SET z = 1; COMMIT");  /* 13 */
+    osc_script s = split_ok("BEGIN;\n"                                        /* 1 */
+                            "ALTER TABLE a ADD x int;\n"                      /* 2 */
+                            "CREATE INDEX i ON a (x);\n"                      /* 3 */
+                            "COMMIT;\n"                                       /* 4 */
+                            "SELECT 1;\n"                                     /* 5 */
+                            "START TRANSACTION;\n"                            /* 6 */
+                            "ALTER TABLE b ADD y int;\n"                      /* 7 */
+                            "END;\n"                                          /* 8 */
+                            "BEGIN WORK; COMMIT WORK;\n"                      /* 9: empty */
+                            "begin transaction read write, not deferrable;\n" /* 10 */
+                            "  DROP TABLE c;\n"                               /* 11 */
+                            "commit transaction;\n"                           /* 12 */
+                            "START TRANSACTION; UPDATE d SET z = 1; COMMIT"); /* 13 */
     assert_int_equal(s.n, 5);
     assert_int_equal(s.nstatements, 6);
     assert_int_equal(s.steps[0].kind, OSC_STEP_BLOCK);
@@ -203,8 +209,9 @@ static void test_block_errors(void **state)
     split_err("SELECT 1;\n\n  COMMIT;", "0A000", 3, "COMMIT without BEGIN");
     split_err("BEGIN;\nSELECT 1;\nCOMMIT;\nEND;", "0A000", 4, "COMMIT without BEGIN");
     split_err("BEGIN;\nSELECT 1;\n  BEGIN;\nCOMMIT;\nCOMMIT;", "0A000", 3, "opened at line 1");
-    split_err("BEGIN;\nSELECT 1;\nROLLBACK;", "0A000", 3, "ROLLBACK: a migration file's block "
-                                                          "must commit");
+    split_err("BEGIN;\nSELECT 1;\nROLLBACK;", "0A000", 3,
+              "ROLLBACK: a migration file's block "
+              "must commit");
     split_err("BEGIN;\nSELECT 1;\nROLLBACK;", "0A000", 3, "use its down file");
     split_err("SELECT 1;\nABORT;", "0A000", 2, "ROLLBACK");
     split_err("SELECT 1;\n\nROLLBACK AND CHAIN;", "0A000", 3, "down file");
@@ -232,20 +239,20 @@ static void test_block_errors(void **state)
 static void test_marker_marks_update_and_delete(void **state)
 {
     (void)state;
-    osc_script s = split_ok("-- pgcutover:batched\n"                                 /* 1 */
-                            "UPDATE accounts SET filler = '' WHERE aid > 0;\n"       /* 2 */
-                            "--pgcutover:batched\t \n"                               /* 3 */
+    osc_script s = split_ok("-- pgcutover:batched\n"                           /* 1 */
+                            "UPDATE accounts SET filler = '' WHERE aid > 0;\n" /* 2 */
+                            "--pgcutover:batched\t \n"                         /* 3 */
                             "DELETE FROM history WHERE mtime < now() - interval '1 year';\n"
-                            "UPDATE accounts SET abalance = 0;\n"                    /* 5 */
-                            "--   PgCutover:BATCHED\n"                               /* 6 */
-                            "-- backfill the new column, it is a big table\n"        /* 7 */
-                            "/* another; comment */\n"                               /* 8 */
-                            "\n"                                                     /* 9 */
-                            "WITH k AS (SELECT 1) UPDATE t SET a = 1 FROM k;\n"      /* 10 */
-                            "-- first an explanation\n"                              /* 11 */
-                            "-- pgcutover:batched\n"                                 /* 12 */
-                            "\n"                                                     /* 13 */
-                            "DELETE FROM t /* interior */ WHERE a IS NULL");         /* 14 */
+                            "UPDATE accounts SET abalance = 0;\n"               /* 5 */
+                            "--   PgCutover:BATCHED\n"                          /* 6 */
+                            "-- backfill the new column, it is a big table\n"   /* 7 */
+                            "/* another; comment */\n"                          /* 8 */
+                            "\n"                                                /* 9 */
+                            "WITH k AS (SELECT 1) UPDATE t SET a = 1 FROM k;\n" /* 10 */
+                            "-- first an explanation\n"                         /* 11 */
+                            "-- pgcutover:batched\n"                            /* 12 */
+                            "\n"                                                /* 13 */
+                            "DELETE FROM t /* interior */ WHERE a IS NULL");    /* 14 */
     assert_int_equal(s.n, 5);
     assert_int_equal(s.steps[0].kind, OSC_STEP_BATCHED);
     assert_stmt(&s, 0, 0, "UPDATE accounts SET filler = '' WHERE aid > 0", 2, NODE(UPDATE_STMT));
@@ -266,12 +273,12 @@ static void test_marker_marks_update_and_delete(void **state)
 static void test_marker_text_that_is_no_marker(void **state)
 {
     (void)state;
-    osc_script s = split_ok("UPDATE t SET note = '\n-- pgcutover:batched\n';\n"   /* 1-3 */
-                            "/* -- pgcutover:batched */\n"                        /* 4 */
-                            "/* pgcutover:batched */ UPDATE t SET a = 1;\n"       /* 5 */
-                            "SELECT $$\n-- pgcutover:batched\n$$;\n"              /* 6-8 */
-                            "-- pgcutover: a note about the next statement\n"     /* 9 */
-                            "-- not pgcutover:batched\n"                          /* 10 */
+    osc_script s = split_ok("UPDATE t SET note = '\n-- pgcutover:batched\n';\n" /* 1-3 */
+                            "/* -- pgcutover:batched */\n"                      /* 4 */
+                            "/* pgcutover:batched */ UPDATE t SET a = 1;\n"     /* 5 */
+                            "SELECT $$\n-- pgcutover:batched\n$$;\n"            /* 6-8 */
+                            "-- pgcutover: a note about the next statement\n"   /* 9 */
+                            "-- not pgcutover:batched\n"                        /* 10 */
                             "DELETE FROM t WHERE b = E'\\n-- pgcutover:batched';" /* 11 */);
     assert_int_equal(s.n, 4);
     for (int i = 0; i < s.n; i++)
@@ -307,8 +314,8 @@ static void test_marker_refused(void **state)
               "after the last statement");
     /* inside a statement: between its first token and its ';' */
     split_err("UPDATE t\n-- pgcutover:batched\nSET a = 1;", "0A000", 2, "inside a statement");
-    split_err("SELECT 1;\nUPDATE t SET a = 1 -- pgcutover:batched\n;\nUPDATE u SET b = 1;",
-              "0A000", 2, "inside a statement");
+    split_err("SELECT 1;\nUPDATE t SET a = 1 -- pgcutover:batched\n;\nUPDATE u SET b = 1;", "0A000",
+              2, "inside a statement");
     split_err("UPDATE t SET a = 1;\n-- pgcutover:batched\n", "0A000", 2, "after the last");
     /* typos and extra words: refused, never ignored */
     split_err("SELECT 1;\n-- pgcutover:batch\nUPDATE t SET a = 1;", "42601", 2,
@@ -338,6 +345,10 @@ static void test_syntax_error_lines(void **state)
               "  SELECT 2;\nEND;\n-- c\nCREATE FUNCTION f(OUT a int) RETURNS TABLE(b int) AS '' "
               "LANGUAGE sql;",
               "42601", 7, "OUT and INOUT");
+    /* … and one whose BEGIN ATOMIC body the scanner's split cuts at its ';' */
+    split_err("SELECT 1;\n\nCREATE FUNCTION f(OUT a int) RETURNS TABLE(b int) LANGUAGE sql\n"
+              "BEGIN ATOMIC\n  SELECT 1;\nEND;\nSELECT 2;",
+              "42601", 3, "OUT and INOUT");
     /* a short error buffer is truncated, never overrun */
     osc_script s;
     char code[6], err[8];
@@ -358,8 +369,8 @@ static void test_tags_and_unicode(void **state)
                             "VACUUM t;\n"
                             "CREATE TYPE e AS ENUM ('a;', 'b');\n"
                             "DROP INDEX CONCURRENTLY i;");
-    static const int want[] = {NODE(COMMENT_STMT), NODE(INDEX_STMT),  NODE(VIEW_STMT),
-                               NODE(GRANT_STMT),   NODE(RENAME_STMT), NODE(VACUUM_STMT),
+    static const int want[] = {NODE(COMMENT_STMT),     NODE(INDEX_STMT),  NODE(VIEW_STMT),
+                               NODE(GRANT_STMT),       NODE(RENAME_STMT), NODE(VACUUM_STMT),
                                NODE(CREATE_ENUM_STMT), NODE(DROP_STMT)};
     assert_int_equal(s.n, 8);
     for (int i = 0; i < s.n; i++) {

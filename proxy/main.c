@@ -1,10 +1,12 @@
 /*
  * main.c — pgcutover [-c FILE] [--set NAME=VALUE]... [--check] [--help] [--version]
  *          pgcutover run [OPTION]... "ALTER TABLE …"   (the console client, cli_run.h)
+ *          pgcutover migrate up|down|status|plan [OPTION]... DIR   (cli_migrate.h)
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "cli_migrate.h"
 #include "cli_run.h"
 #include "conf.h"
 #include "px_daemon.h"
@@ -13,6 +15,8 @@ int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "run") == 0)
         return cli_run_main(argc - 1, argv + 1);
+    if (argc > 1 && strcmp(argv[1], "migrate") == 0)
+        return cli_migrate_main(argc - 1, argv + 1);
     conf_cmdline cl;
     char err[512];
     if (!conf_parse_cmdline(argc, argv, &cl, err, sizeof err)) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "osc_db.h"
@@ -211,6 +212,23 @@ static const char leftover_sql[] =
     "ON i.indrelid = m.table_oid JOIN pg_class ci ON ci.oid = i.indexrelid WHERE ci.relname = "
     "'pgcutover_m' || m.id || '_key')";
 
+/* Whether the CREATE INDEX of migration ids finished before its job's backend ended: a
+ * valid index of the table that was not there when it began (settings indexes_before) —
+ * the build commits its last step itself, so a pgcutover killed just then never heard. */
+static bool built_before_restart(PGconn *c, const char *ids)
+{
+    char err[256];
+    const char *v[] = {ids};
+    PGresult *t = osc_exec(c, "SELECT count(*) FROM pgcutover.migrations m JOIN pg_catalog.pg_index i "
+                              "ON i.indrelid = m.table_oid WHERE m.id = $1 AND i.indisvalid AND NOT "
+                              "i.indexrelid::text IN (SELECT pg_catalog.jsonb_array_elements_text("
+                              "m.settings->'indexes_before'))",
+                           1, v, err, sizeof err, NULL);
+    bool built = t && strtoll(PQgetvalue(t, 0, 0), NULL, 10) > 0;
+    PQclear(t);
+    return built;
+}
+
 /* Undo (or, when complete, just close) migration ids of strategy validate or concurrent,
  * interrupted: its job's backend ended, what it left dropped (DROP CONSTRAINT under the
  * hold with lock_timeout and retries), INVALID indexes it left dropped; state done,
@@ -251,6 +269,14 @@ static void recover_one(PGconn *c, const char *db, const char *ids, const char *
     }
     osc_log(CONF_LOG_WARNING, "m%s in database \"%s\": interrupted by a restart", ids, db);
     end_job(c, ids, false); /* an older pgcutover's backend without the check, if any */
+    if (strcmp(strategy, "concurrent") == 0 && strncasecmp(stmt, "CREATE", 6) == 0 &&
+        built_before_restart(c, ids)) {
+        osc_strat_finish_row(c, ids, true, NULL, "completed before the restart");
+        osc_log(CONF_LOG_INFO, "m%s: its index was built before the restart", ids);
+        snprintf(sql, sizeof sql, "SELECT pg_advisory_unlock(%d, %s)", OSC_LOCK_CLASS, ids);
+        PQclear(PQexec(c, sql));
+        return;
+    }
     if (strcmp(strategy, "concurrent") == 0) {
         int dropped = drop_invalid(c, ids);
         char w[600];

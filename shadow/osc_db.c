@@ -145,6 +145,36 @@ bool osc_run(PGconn *c, const char *sql, int nparams, const char *const *values,
     return r != NULL;
 }
 
+/* The statement a migration row was made for, when `pgcutover migrate` ran it: the
+ * runner sets pgcutover.source on its connection before each statement, so every
+ * strategy's INSERT (in the statement's own transaction) records it without knowing
+ * (osc_migrate.c). */
+#define OSC_SOURCE_DEFAULT "nullif(current_setting('pgcutover.source', true), '')"
+
+/* Versions applied by `pgcutover migrate` (osc_migrate.c): one row per version (a
+ * repeatable's key is 'R__' || name), checkpointed after each statement. */
+#define SCHEMA_MIGRATIONS_DDL                                                                      \
+    "CREATE TABLE IF NOT EXISTS pgcutover.schema_migrations (\n"                                  \
+    "  version text PRIMARY KEY,\n"                                                               \
+    "  name text NOT NULL,\n"                                                                     \
+    "  layout text NOT NULL,\n"                                                                   \
+    "  repeatable bool NOT NULL DEFAULT false,\n"                                                 \
+    "  checksum text NOT NULL,\n"                                                                 \
+    "  state text NOT NULL,\n"                                                                    \
+    "  direction text NOT NULL DEFAULT 'up',\n"                                                   \
+    "  statements_done int NOT NULL DEFAULT 0,\n"                                                 \
+    "  statements_total int NOT NULL,\n"                                                          \
+    "  strategies text[] NOT NULL DEFAULT '{}',\n"                                                \
+    "  migration_ids bigint[] NOT NULL DEFAULT '{}',\n"                                           \
+    "  started_at timestamptz NOT NULL DEFAULT now(),\n"                                          \
+    "  finished_at timestamptz,\n"                                                                \
+    "  duration_ms float8,\n"                                                                     \
+    "  applied_by name NOT NULL,\n"                                                               \
+    "  error text,\n"                                                                             \
+    "  error_line int,\n"                                                                         \
+    "  run int NOT NULL DEFAULT 1\n"                                                              \
+    ");\n"
+
 static const char state_ddl[] =
     "BEGIN;\n"
     "SELECT pg_advisory_xact_lock(1885823861, 0);\n"
@@ -181,8 +211,11 @@ static const char state_ddl[] =
     "  cutover_hold_ms float8,\n"
     "  cutover_lock_ms float8,\n"
     "  cutover_max_wait_ms float8,\n"
-    "  started_by name NOT NULL DEFAULT current_user\n"
+    "  started_by name NOT NULL DEFAULT current_user,\n"
+    "  source text DEFAULT " OSC_SOURCE_DEFAULT "\n"
     ");\n"
+    "CREATE INDEX IF NOT EXISTS migrations_source ON pgcutover.migrations (source) WHERE source IS NOT NULL;\n"
+    SCHEMA_MIGRATIONS_DDL
     "CREATE UNIQUE INDEX IF NOT EXISTS migrations_one_live ON pgcutover.migrations (table_oid)\n"
     "  WHERE state NOT IN ('done', 'failed', 'aborted');\n"
     "CREATE TABLE IF NOT EXISTS pgcutover.migration_columns (\n"
@@ -219,7 +252,8 @@ static const char untrusted_sql[] =
     "UNION ALL SELECT 'table pgcutover.' || c.relname, pg_catalog.pg_get_userbyid(c.relowner) "
     "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "WHERE n.nspname = 'pgcutover' AND c.relname IN ('migrations', 'migration_columns', "
-    "'trigger_errors', 'migrations_id_seq') AND c.relowner NOT IN (SELECT oid FROM trusted)";
+    "'trigger_errors', 'migrations_id_seq', 'schema_migrations') AND c.relowner NOT IN "
+    "(SELECT oid FROM trusted)";
 
 bool osc_state_trusted(PGconn *c, char *err, size_t errlen, char code[6])
 {
@@ -240,11 +274,15 @@ bool osc_state_trusted(PGconn *c, char *err, size_t errlen, char code[6])
 
 /* Columns added to an existing state after its first release. */
 static const char state_upgrade[] =
+    "BEGIN; SELECT pg_advisory_xact_lock(1885823861, 0);\n"
     "ALTER TABLE pgcutover.migrations ADD COLUMN IF NOT EXISTS key_ops name, "
     "ADD COLUMN IF NOT EXISTS shadow_key_ops name, "
     "ADD COLUMN IF NOT EXISTS key_coll_changed bool NOT NULL DEFAULT false, "
     "ADD COLUMN IF NOT EXISTS post_commit text, "
-    "ADD COLUMN IF NOT EXISTS strategy text NOT NULL DEFAULT 'copy'";
+    "ADD COLUMN IF NOT EXISTS strategy text NOT NULL DEFAULT 'copy', "
+    "ADD COLUMN IF NOT EXISTS source text DEFAULT " OSC_SOURCE_DEFAULT ";\n"
+    "CREATE INDEX IF NOT EXISTS migrations_source ON pgcutover.migrations (source) WHERE source IS NOT NULL;\n"
+    SCHEMA_MIGRATIONS_DDL "COMMIT;";
 
 bool osc_state_ensure(PGconn *c, char *err, size_t errlen)
 {
@@ -253,10 +291,13 @@ bool osc_state_ensure(PGconn *c, char *err, size_t errlen)
         return false;
     if (osc_state_exists(c)) {
         PGresult *u = PQexec(c, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = "
-                                "'pgcutover.migrations'::pg_catalog.regclass AND attname = 'strategy'");
+                                "'pgcutover.migrations'::pg_catalog.regclass AND attname = 'source'");
         bool current = u && PQresultStatus(u) == PGRES_TUPLES_OK && PQntuples(u) == 1;
         PQclear(u);
-        return current || osc_run(c, state_upgrade, 0, NULL, err, errlen, code);
+        if (current || osc_run(c, state_upgrade, 0, NULL, err, errlen, code))
+            return true;
+        PQclear(PQexec(c, "ROLLBACK"));
+        return false;
     }
     PGresult *r = PQexec(c, state_ddl);
     bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;

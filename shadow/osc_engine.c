@@ -10,6 +10,7 @@
 
 #include "osc_alter.h"
 #include "osc_db.h"
+#include "osc_migrate.h"
 #include "osc_migration.h"
 #include "osc_strategy.h"
 
@@ -249,6 +250,8 @@ static bool index_words(char w[][64], int n, int at)
 
 bool osc_engine_is_command(const char *cmd)
 {
+    if (osc_mcmd_is(cmd))
+        return true;
     char w[MAXW][64];
     int n = words(cmd, w);
     const char *kind;
@@ -808,9 +811,69 @@ static void drop_old(PGconn *c, const char *db, int64_t id, osc_result *r)
     snprintf(r->tag, sizeof r->tag, "DROP MIGRATION");
 }
 
+bool osc_engine_stopping(void)
+{
+    pthread_mutex_lock(&reg_lock);
+    bool s = stopping;
+    pthread_mutex_unlock(&reg_lock);
+    return s;
+}
+
+int64_t osc_engine_statement(PGconn *c, const char *db, const char *user, const char *stmt,
+                             bool plan, osc_result *r)
+{
+    char w[MAXW][64];
+    int n = words(stmt, w);
+    const char *kind;
+    int64_t started = 0;
+    if (index_words(w, n, 0))
+        osc_strategy_index(c, user, stmt, plan, r);
+    else if (osc_stmt_direct(stmt, &kind)) {
+        conf_t settings = {0};
+        osc_hooks.settings(&settings);
+        osc_strategy_direct(c, user, stmt, kind, plan, &settings, r);
+        conf_free(&settings);
+    } else if (n >= 2 && strcmp(w[0], "ALTER") == 0 && strcmp(w[1], "TABLE") == 0) {
+        if (plan)
+            osc_alter_plan(c, user, stmt, r);
+        else if ((started = osc_alter_start(c, user, stmt, r)) > 0)
+            launch(c, db, started);
+    } else
+        osc_result_error(r, "42601", NULL, "not a DDL statement pgcutover runs: %.200s", stmt);
+    return started;
+}
+
+/* MIGRATE …: the versioned-migration runner (osc_migrate.h) on a connection of its own. */
+static void migrate_command(const char *db, const char *user, const char *cmd, osc_result *r)
+{
+    osc_mcmd m;
+    char err[1024];
+    if (!osc_mcmd_parse(cmd, &m, err, sizeof err)) {
+        osc_result_error(r, "42601", "`pgcutover migrate` sends this command for you", "%s", err);
+        return;
+    }
+    if (!cmd_enter()) {
+        osc_result_error(r, "57P01", NULL, "pgcutover is shutting down");
+        osc_mcmd_free(&m);
+        return;
+    }
+    PGconn *c = osc_connect(db, "pgcutover migrate", err, sizeof err);
+    if (c == NULL)
+        osc_result_error(r, "08006", "check migration_conninfo / server_host", "%s", err);
+    else
+        osc_migrate_command(c, db, user, &m, r);
+    PQfinish(c);
+    cmd_leave();
+    osc_mcmd_free(&m);
+}
+
 void osc_engine_command(const char *db, const char *user, const char *cmd, osc_result *r)
 {
     osc_result_init(r);
+    if (osc_mcmd_is(cmd)) {
+        migrate_command(db, user, cmd, r);
+        return;
+    }
     char w[MAXW][64], err[1024];
     int n = words(cmd, w);
     bool plan = n >= 1 && strcmp(w[0], "PLAN") == 0;
@@ -855,19 +918,9 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
      * MIGRATIONS apply it to each migration). */
     if (id > 0 && !check_owner(c, db, user, id, r))
         ; /* answered */
-    else if (index)
-        osc_strategy_index(c, user, stmt, plan, r);
-    else if (direct) {
-        conf_t settings = {0};
-        osc_hooks.settings(&settings);
-        osc_strategy_direct(c, user, stmt, kind, plan, &settings, r);
-        conf_free(&settings);
-    }
-    else if (alter) {
-        int64_t started = osc_alter_start(c, user, cmd, r);
-        if (started > 0)
-            launch(c, db, started);
-    } else if (plan)
+    else if (index || direct || alter)
+        osc_engine_statement(c, db, user, stmt, plan, r);
+    else if (plan)
         osc_alter_plan(c, user, db ? strcasestr(cmd, "alter") : cmd, r);
     else if (show_all)
         show(c, db, user, 0, r);

@@ -42,6 +42,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <libpq-fe.h>
 #include <stdint.h>
 
 #include "conf.h"
@@ -107,6 +108,20 @@ void osc_engine_stop(void);
  * CUTOVER/ABORT/DROP MIGRATION). Pure; does not touch the database.
  */
 bool osc_engine_is_command(const char *cmd);
+
+/*
+ * osc_engine_statement — one DDL statement run (or, with plan, planned) as the console
+ * runs it for console user `user`: index statements concurrently, other DDL but ALTER
+ * TABLE direct, ALTER TABLE through the planner (instant, validate, or a copy migration
+ * launched on its own thread). c: a connection to db (the console command's). Returns the
+ * id of a launched copy migration (the caller follows its row), 0 when the statement has
+ * finished; *r holds its answer or its error (42601 for a statement that is not DDL).
+ */
+int64_t osc_engine_statement(PGconn *c, const char *db, const char *user, const char *stmt,
+                             bool plan, osc_result *r);
+
+/* osc_engine_stopping — the process is shutting down: long console commands leave. */
+bool osc_engine_stopping(void);
 
 /*
  * osc_engine_command — run one migration command for console user `user` in database

@@ -460,3 +460,15 @@ void osc_strategy_direct(PGconn *c, const char *user, const char *sql, const cha
     run_held(c, user, sql, &t, s, "done", kind, r);
 }
 
+void osc_strategy_data(PGconn *c, const char *user, const char *sql, const conf_t *s, osc_result *r)
+{
+    held_target t = {"data", "", "", "0", NULL, true};
+    run_held(c, user, sql, &t, s, "done", "DATA", r);
+}
+
+void osc_strategy_block(PGconn *c, const char *user, const char *sql, const conf_t *s, osc_result *r)
+{
+    held_target t = {"block", "", "", "0", NULL, false};
+    run_held(c, user, sql, &t, s, "done", "BLOCK", r);
+}
+

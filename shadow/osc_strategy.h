@@ -67,6 +67,23 @@ void osc_strategy_direct(PGconn *c, const char *user, const char *sql, const cha
                          bool plan, const conf_t *s, osc_result *r);
 
 /*
+ * osc_strategy_data — a statement of a migration file that is not DDL (INSERT, UPDATE,
+ * DELETE, SELECT, DO, CALL …), run as it is, as `user`, in its own transaction with
+ * lock_timeout and retries like osc_strategy_direct but outside the proxy's hold (its row
+ * locks queue only the rows' writers), recorded as a migration with strategy 'data' in the
+ * same transaction. *r gets the row (id, table "", state, strategy) or the error.
+ */
+void osc_strategy_data(PGconn *c, const char *user, const char *sql, const conf_t *s, osc_result *r);
+
+/*
+ * osc_strategy_block — the statements of a migration file's BEGIN … COMMIT block (sql:
+ * them joined with ";\n"), each already planned instant or direct by the caller, run as
+ * `user` in one transaction under the proxy's hold, the osc_strategy_direct way (lock_timeout,
+ * retries), recorded as one migration with strategy 'block' in that transaction.
+ */
+void osc_strategy_block(PGconn *c, const char *user, const char *sql, const conf_t *s, osc_result *r);
+
+/*
  * osc_strategy_index — CREATE INDEX, DROP INDEX, REINDEX INDEX|TABLE (osc_stmt_index) run
  * CONCURRENTLY as console user `user` (SET ROLE and the user's search_path on c), outside
  * a transaction, recorded as a migration (strategy 'concurrent': building → done or

@@ -157,6 +157,25 @@ void h_proxy_signal(h_proxy *p, int sig)
         kill(p->pid, sig);
 }
 
+pid_t h_spawn(const char *const *argv, const char *out, const char *err)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int in = open("/dev/null", O_RDONLY);
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in < 0 || o < 0 || e < 0)
+            _exit(127);
+        dup2(in, 0);
+        dup2(o, 1);
+        dup2(e, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
 int h_stop_pid(pid_t *pid, int grace_ms)
 {
     if (*pid <= 0)

@@ -40,6 +40,10 @@ int h_proxy_stop(h_proxy *p);
 /* h_stop_pid — stop child *pid (nothing when <= 0): SIGTERM, wait up to grace_ms, then
  * SIGKILL; reaps it and sets *pid to 0. Returns the exit status as from waitpid, or -1. */
 int h_stop_pid(pid_t *pid, int grace_ms);
+/* h_spawn — fork and exec argv[0] (a path) with argv, stdin from /dev/null, stdout and
+ * stderr into the files out and err (truncated). Returns the child's pid; fails the test
+ * when fork fails (the child exits 127 when it cannot exec). */
+pid_t h_spawn(const char *const *argv, const char *out, const char *err);
 /* h_pgbench_bin — Debian's PostgreSQL 15 pgbench when present, else "pgbench" (PATH). */
 const char *h_pgbench_bin(void);
 /* h_slurp — the text of the file at path (at most 256 KiB) in a static buffer, overwritten

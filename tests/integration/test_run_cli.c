@@ -77,20 +77,7 @@ static void run_spawn(run_proc *p, const char *const *args)
     for (int i = 0; args[i] && a < 31; i++)
         argv[a++] = args[i];
     argv[a] = NULL;
-    p->pid = fork();
-    assert_true(p->pid >= 0);
-    if (p->pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int out = open(p->out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (in < 0 || out < 0 || err < 0)
-            _exit(127);
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(err, 2);
-        execv(PGC_BIN, (char *const *)argv);
-        _exit(127);
-    }
+    p->pid = h_spawn(argv, p->out, p->err);
 }
 
 /* Wait for p (bounded), read its output into out_text/err_text, return its exit code. */

@@ -32,7 +32,7 @@ typedef struct {
     int done, total, run;
 } vrow;
 
-static void sha256_hex(const char *text, char out[65])
+void osc_migrate_checksum(const char *text, char out[65])
 {
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
@@ -280,7 +280,7 @@ static bool apply(mctx *x, const char *key, const char *name, bool repeatable, c
                          key, name, err);
         return false;
     }
-    sha256_hex(text, sum);
+    osc_migrate_checksum(text, sum);
     bool up = strcmp(direction, "up") == 0;
     vrow v;
     bool ok = load_row(x, key, &v);
@@ -422,7 +422,7 @@ static bool pending(mctx *x, int *todo, int *ntodo)
         vrow v;
         if (!load_row(x, key, &v))
             return false;
-        sha256_hex(f->text, sum);
+        osc_migrate_checksum(f->text, sum);
         bool applied = v.present && strcmp(v.direction, "up") == 0 && strcmp(v.state, "applied") == 0;
         if (f->kind == OSC_MFILE_REPEATABLE) {
             if (!applied || strcmp(v.checksum, sum) != 0)
@@ -558,7 +558,7 @@ static void migrate_status(mctx *x)
             continue;
         char kb[300], sum[65], total[16];
         const char *key = key_of(f, kb, sizeof kb);
-        sha256_hex(f->text, sum);
+        osc_migrate_checksum(f->text, sum);
         int row = -1;
         for (int j = 0; j < nt; j++)
             if (strcmp(PQgetvalue(t, j, 0), key) == 0)

@@ -42,4 +42,8 @@
 void osc_migrate_command(PGconn *c, const char *db, const char *user, const osc_mcmd *m,
                          osc_result *r);
 
+/* osc_migrate_checksum — the checksum recorded for a file's text: SHA-256 (OpenSSL EVP),
+ * 64 lowercase hex digits and a NUL into out ("" if OpenSSL fails). */
+void osc_migrate_checksum(const char *text, char out[65]);
+
 #endif

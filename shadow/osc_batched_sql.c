@@ -180,7 +180,18 @@ bool osc_batched_parse(const char *sql, osc_batched_target *out, char sqlstate[6
     out->table = strdup(rv->relname);
     out->alias = rv->alias ? dup_or_null(rv->alias->aliasname) : NULL;
     out->only = !rv->inh;
-    if (out->table == NULL || (rv->schemaname && *rv->schemaname && out->schema == NULL) ||
+    if (!out->is_delete) { /* the columns SET assigns (ResTarget names) */
+        PgQuery__UpdateStmt *u = tree->stmts[0]->stmt->update_stmt;
+        out->set_columns = calloc(u->n_target_list + 1, sizeof *out->set_columns);
+        for (size_t i = 0; out->set_columns && i < u->n_target_list; i++)
+            if (u->target_list[i]->node_case == PG_QUERY__NODE__NODE_RES_TARGET &&
+                u->target_list[i]->res_target->name)
+                out->set_columns[out->nset++] = strdup(u->target_list[i]->res_target->name);
+        for (int i = 0; out->set_columns && i < out->nset; i++)
+            if (out->set_columns[i] == NULL)
+                out->set_columns = NULL; /* reported below; the strings leak on this OOM only */
+    }
+    if ((!out->is_delete && out->set_columns == NULL) || out->table == NULL || (rv->schemaname && *rv->schemaname && out->schema == NULL) ||
         (rv->alias && rv->alias->aliasname && *rv->alias->aliasname && out->alias == NULL)) {
         fail(sqlstate, "53200", err, errlen, "out of memory");
         goto done;
@@ -200,6 +211,9 @@ void osc_batched_target_free(osc_batched_target *t)
     free(t->schema);
     free(t->table);
     free(t->alias);
+    for (int i = 0; i < t->nset; i++)
+        free(t->set_columns[i]);
+    free(t->set_columns);
     memset(t, 0, sizeof *t);
 }
 
@@ -385,14 +399,44 @@ static node *mk_and(node *const *items, size_t n)
     return b;
 }
 
-/* (qual.k1, …, qual.kn) op ($first, …, $first+n-1). */
+/* ($1)[number]::type — parameter number of a statement run through the rights executor
+ * (osc_rights.h), whose one parameter is a text[]: parsed by libpg_query from a SELECT
+ * of it, so type (format_type's text, from the catalog) becomes the TypeName PostgreSQL
+ * itself would build; the expression is detached from that tree. */
+static node *mk_array_param(int number, const char *type)
+{
+    size_t n = strlen(type) + 64;
+    char *sql = malloc(n);
+    if (sql == NULL)
+        return NULL;
+    snprintf(sql, n, "SELECT ($1)[%d]::%s", number, type);
+    char err[256];
+    PgQueryProtobufParseResult raw;
+    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, sizeof err);
+    free(sql);
+    node *expr = NULL;
+    if (tree && tree->n_stmts == 1 && tree->stmts[0]->stmt->node_case == PG_QUERY__NODE__NODE_SELECT_STMT) {
+        PgQuery__SelectStmt *s = tree->stmts[0]->stmt->select_stmt;
+        if (s->n_target_list == 1 && s->target_list[0]->node_case == PG_QUERY__NODE__NODE_RES_TARGET) {
+            expr = s->target_list[0]->res_target->val;
+            s->target_list[0]->res_target->val = NULL;
+        }
+    }
+    if (tree)
+        pg_query__parse_result__free_unpacked(tree, NULL);
+    pg_query_free_protobuf_parse_result(raw);
+    return expr;
+}
+
+/* (qual.k1, …, qual.kn) op ($first, …, $first+n-1); with types, each parameter is
+ * ($1)[p]::types[i] instead (mk_array_param). */
 static node *mk_key_cmp(const char *op, const char *qual, const char *const *keys, int nkeys,
-                        int first)
+                        int first, const char *const *types)
 {
     node *cols[OSC_BATCHED_MAX_KEYS], *params[OSC_BATCHED_MAX_KEYS];
     for (int i = 0; i < nkeys; i++) {
         cols[i] = mk_colref(qual, keys[i]);
-        params[i] = mk_param(first + i);
+        params[i] = types ? mk_array_param(first + i, types[i]) : mk_param(first + i);
     }
     return mk_op(op, mk_row(cols, (size_t)nkeys), mk_row(params, (size_t)nkeys));
 }
@@ -415,6 +459,13 @@ static bool keys_ok(const char *const *keys, int nkeys, char *err, size_t errlen
 
 char *osc_batched_range_sql_bounds(const char *sql, const char *const *key_columns, int nkeys,
                                    bool has_lo, bool has_hi, char *err, size_t errlen)
+{
+    return osc_batched_range_sql_typed(sql, key_columns, NULL, nkeys, has_lo, has_hi, err, errlen);
+}
+
+char *osc_batched_range_sql_typed(const char *sql, const char *const *key_columns,
+                                  const char *const *key_types, int nkeys, bool has_lo, bool has_hi,
+                                  char *err, size_t errlen)
 {
     if (!keys_ok(key_columns, nkeys, err, errlen))
         return NULL;
@@ -442,9 +493,9 @@ char *osc_batched_range_sql_bounds(const char *sql, const char *const *key_colum
         conds[nc++] = *where;
     *where = NULL;
     if (has_lo)
-        conds[nc++] = mk_key_cmp(">", qual, key_columns, nkeys, 1);
+        conds[nc++] = mk_key_cmp(">", qual, key_columns, nkeys, 1, key_types);
     if (has_hi)
-        conds[nc++] = mk_key_cmp("<=", qual, key_columns, nkeys, has_lo ? nkeys + 1 : 1);
+        conds[nc++] = mk_key_cmp("<=", qual, key_columns, nkeys, has_lo ? nkeys + 1 : 1, key_types);
     if (nc > 0 && (*where = mk_and(conds, nc)) == NULL) {
         snprintf(err, errlen, "out of memory");
         goto done;
@@ -550,6 +601,12 @@ static node *mk_rangevar(const char *schema, const char *table, bool only)
 char *osc_batched_bound_sql(const osc_batched_target *t, const char *const *key_columns, int nkeys,
                             bool first, long batch_rows)
 {
+    return osc_batched_bound_sql_typed(t, key_columns, NULL, nkeys, first, batch_rows);
+}
+
+char *osc_batched_bound_sql_typed(const osc_batched_target *t, const char *const *key_columns,
+                                  const char *const *key_types, int nkeys, bool first, long batch_rows)
+{
     char err[256];
     if (t == NULL || t->table == NULL || !*t->table || (t->schema && !*t->schema) ||
         batch_rows < 1 || batch_rows > INT32_MAX || !keys_ok(key_columns, nkeys, err, sizeof err))
@@ -560,7 +617,7 @@ char *osc_batched_bound_sql(const osc_batched_target *t, const char *const *key_
         sorts[i] = mk_sortby(mk_colref(NULL, key_columns[i]));
     }
     node *from = mk_rangevar(t->schema, t->table, t->only);
-    node *where = first ? NULL : mk_key_cmp(">", NULL, key_columns, nkeys, 1);
+    node *where = first ? NULL : mk_key_cmp(">", NULL, key_columns, nkeys, 1, key_types);
     node *offset = mk_int((int32_t)(batch_rows - 1)), *limit = mk_int(1);
     node **target_list = take_list(targets, (size_t)nkeys);
     node **sort_list = take_list(sorts, (size_t)nkeys);

@@ -50,6 +50,8 @@ typedef struct {
     char *alias;  /* the target's alias if written (UPDATE t AS x …), else NULL; malloc'ed */
     bool only;    /* written UPDATE ONLY / DELETE FROM ONLY: inheritance children are not
                    * touched, so osc_batched_bound_sql ranges over FROM ONLY too */
+    char **set_columns; /* an UPDATE's assigned columns (SET a = …, (b, c) = …); malloc'ed */
+    int nset;
 } osc_batched_target;
 
 /*
@@ -118,5 +120,18 @@ char *osc_batched_range_sql_bounds(const char *sql, const char *const *key_colum
  */
 char *osc_batched_bound_sql(const osc_batched_target *t, const char *const *key_columns, int nkeys,
                             bool first, long batch_rows);
+
+/*
+ * osc_batched_range_sql_typed / osc_batched_bound_sql_typed — the same statements for the
+ * rights executor (osc_rights.h), whose EXECUTE … USING passes one text[] parameter:
+ * parameter p becomes ($1)[p]::key_types[i] (key_types: the key columns' types as
+ * format_type prints them, parsed by libpg_query into the tree, never pasted). With
+ * key_types NULL they are the functions above.
+ */
+char *osc_batched_range_sql_typed(const char *sql, const char *const *key_columns,
+                                  const char *const *key_types, int nkeys, bool has_lo, bool has_hi,
+                                  char *err, size_t errlen);
+char *osc_batched_bound_sql_typed(const osc_batched_target *t, const char *const *key_columns,
+                                  const char *const *key_types, int nkeys, bool first, long batch_rows);
 
 #endif

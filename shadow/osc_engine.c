@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "osc_alter.h"
+#include "osc_batched.h"
 #include "osc_db.h"
 #include "osc_migrate.h"
 #include "osc_migration.h"
@@ -131,6 +132,7 @@ static void resume_db(const char *db)
         conf_t settings = {0};
         osc_hooks.settings(&settings);
         osc_strategy_recover(c, db, &settings);
+        osc_batched_recover(c, db);
         conf_free(&settings);
         PGresult *r = osc_exec(c,
                                "SELECT id FROM pgcutover.migrations WHERE strategy = 'copy' AND "
@@ -248,9 +250,18 @@ static bool index_words(char w[][64], int n, int at)
     return n - at >= 2 && strcmp(w[at], "REINDEX") == 0;
 }
 
+/* "BATCHED UPDATE …" / "BATCHED DELETE …": the statement after the word, else NULL. */
+static const char *batched_stmt(const char *cmd)
+{
+    const char *p = cmd + strspn(cmd, " \t\r\n");
+    if (strncasecmp(p, "BATCHED", 7) != 0 || !strchr(" \t\r\n", p[7]) || p[7] == 0)
+        return NULL;
+    return p + 7;
+}
+
 bool osc_engine_is_command(const char *cmd)
 {
-    if (osc_mcmd_is(cmd))
+    if (osc_mcmd_is(cmd) || batched_stmt(cmd))
         return true;
     char w[MAXW][64];
     int n = words(cmd, w);
@@ -867,11 +878,43 @@ static void migrate_command(const char *db, const char *user, const char *cmd, o
     osc_mcmd_free(&m);
 }
 
+/* BATCHED UPDATE|DELETE …: osc_batched_run; the same statement run again after it failed
+ * goes on from the failed run's checkpoint. */
+static void batched_command(const char *db, const char *user, const char *stmt, osc_result *r)
+{
+    char err[1024];
+    if (!cmd_enter()) {
+        osc_result_error(r, "57P01", NULL, "pgcutover is shutting down");
+        return;
+    }
+    PGconn *c = osc_connect(db, "pgcutover console", err, sizeof err);
+    if (c == NULL || !osc_state_ensure(c, err, sizeof err)) {
+        osc_result_error(r, c ? "XX000" : "08006", NULL, "%s", err);
+    } else {
+        const char *v[] = {stmt + strspn(stmt, " \t\r\n"), user};
+        PGresult *t = osc_exec(c, "SELECT id FROM pgcutover.migrations WHERE strategy = 'batched' AND "
+                                  "state = 'failed' AND source IS NULL AND statement = $1 AND "
+                                  "started_by = $2 ORDER BY id DESC LIMIT 1", 2, v, err, sizeof err, NULL);
+        int64_t resume = t && PQntuples(t) == 1 ? strtoll(PQgetvalue(t, 0, 0), NULL, 10) : 0;
+        PQclear(t);
+        conf_t settings = {0};
+        osc_hooks.settings(&settings);
+        osc_batched_run(c, user, v[0], resume, &settings, r);
+        conf_free(&settings);
+    }
+    PQfinish(c);
+    cmd_leave();
+}
+
 void osc_engine_command(const char *db, const char *user, const char *cmd, osc_result *r)
 {
     osc_result_init(r);
     if (osc_mcmd_is(cmd)) {
         migrate_command(db, user, cmd, r);
+        return;
+    }
+    if (batched_stmt(cmd)) {
+        batched_command(db, user, batched_stmt(cmd), r);
         return;
     }
     char w[MAXW][64], err[1024];

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "osc_batched.h"
 #include "osc_db.h"
 #include "osc_engine.h"
 #include "osc_split.h"
@@ -163,20 +164,18 @@ static void block_check(mctx *x, const char *stmt, char *why, size_t len)
     osc_result_free(&p);
 }
 
-/* Run step st; its migration id and strategy out. False with *code/err. */
-static bool run_step(mctx *x, const osc_step *st, int64_t *id, char strategy[32], char code[6],
-                     char *err, size_t errlen)
+/* Run step st (a batched one continues migration resume when > 0); its migration id and
+ * strategy out. False with *code/err. */
+static bool run_step(mctx *x, const osc_step *st, int64_t resume, int64_t *id, char strategy[32],
+                     char code[6], char *err, size_t errlen)
 {
     osc_result a;
     osc_result_init(&a);
     int64_t copy = 0;
     *id = 0;
     if (st->kind == OSC_STEP_BATCHED) {
-        snprintf(code, 6, "0A000");
-        snprintf(err, errlen, "batched statements (-- pgcutover:batched) are not implemented yet");
-        return false;
-    }
-    if (st->kind == OSC_STEP_BLOCK) {
+        osc_batched_run(x->c, x->user, st->stmts[0], resume, &x->s, &a);
+    } else if (st->kind == OSC_STEP_BLOCK) {
         size_t n = 1;
         for (int i = 0; i < st->nstmts; i++) {
             char why[1200];
@@ -332,10 +331,11 @@ static bool apply(mctx *x, const char *key, const char *name, bool repeatable, c
                 break;
             }
         }
-        if (!done) {
+        if (!done) { /* a batched statement goes on after its last committed range */
+            int64_t resume = found && strcmp(strategy, "batched") == 0 ? id : 0;
             ok = osc_run(x->c, "SELECT pg_catalog.set_config('pgcutover.source', $1, false)", 1, sp,
                          err, sizeof err, code) &&
-                 run_step(x, st, &id, strategy, code, err, sizeof err);
+                 run_step(x, st, resume, &id, strategy, code, err, sizeof err);
             osc_run(x->c, "RESET pgcutover.source", 0, NULL, NULL, 0, NULL);
             if (!ok) {
                 char why[1800];
@@ -639,8 +639,12 @@ static void migrate_plan(mctx *x)
                 snprintf(line, sizeof line, "%d", st->lines[s]);
                 const char *stmt = st->stmts[s];
                 if (st->kind == OSC_STEP_BATCHED) {
-                    const char *v[9] = {key, f->name, line, step, "refused",
-                                        "batched statements are not implemented yet", stmt, NULL, NULL};
+                    char d[400];
+                    snprintf(d, sizeof d, "batched: in key ranges of %d rows (batch_size) over the "
+                             "table's key, each range its own transaction with its checkpoint, as %s, "
+                             "throttled by max_rows_per_second; not atomic: other sessions see the "
+                             "table half done", x->s.batch_size, x->user);
+                    const char *v[9] = {key, f->name, line, step, "batched", d, stmt, "ROW EXCLUSIVE", "none"};
                     osc_result_row(x->r, v);
                     continue;
                 }

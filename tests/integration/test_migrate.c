@@ -24,6 +24,11 @@
  *               each step ran exactly once.
  *   kill_client SIGKILL of the client during a step: the engine finishes the version;
  *               the next up finds it applied; each step once.
+ *   batched     a `-- pgcutover:batched` UPDATE of 5,000 rows in ranges of 200, throttled;
+ *               SIGKILL of pgcutover half way; after the restart `migrate up` goes on from
+ *               the checkpoint: a trigger that logs every row update shows each row updated
+ *               exactly once. On the console: BATCHED DELETE; an UPDATE of the key column
+ *               and a keyless table refused (0A000).
  *
  * Each case has its own database and pgcutover(s); directories live under PGC_TMPDIR.
  */
@@ -467,6 +472,55 @@ static void test_kill_client(void **state)
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 
+static void test_batched(void **state)
+{
+    (void)state;
+    case_dir();
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "CREATE TABLE acc (id int PRIMARY KEY, v int NOT NULL); INSERT INTO acc SELECT g, g "
+               "FROM generate_series(1, 5000) g; CREATE TABLE upd (id int); CREATE FUNCTION log_upd() "
+               "RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO upd VALUES (NEW.id); RETURN "
+               "NULL; END$$; CREATE TRIGGER log_upd AFTER UPDATE ON acc FOR EACH ROW EXECUTE "
+               "FUNCTION log_upd()");
+    wfile("1_bump.up.sql", "-- pgcutover:batched\nUPDATE acc SET v = v + 1 WHERE v > 0;\n");
+    static const char *const sets[] = {"batch_size=200", "max_rows_per_second=2000", NULL};
+    h_proxy *px = &h_eng_case.px, *px2 = &h_eng_case.px2;
+    h_proxy_start(px, sets);
+    mig_proc p;
+    mig_spawn(&p, px, "plan", root, NULL);
+    if (mig_wait(&p) != 0)
+        h_eng_fail("plan of a batched statement failed");
+    expect_out(out_text, "key ranges of 200 rows");
+    mig_spawn(&p, px, "up", root, NULL);
+    wait_for(d, "a few ranges", "SELECT count(*) FROM pgcutover.migrations WHERE strategy = 'batched' "
+                                "AND rows_copied >= 600");
+    kill_and_restart(px, &p, px2, sets);
+    long long half = h_qint(d, "SELECT count(*) FROM upd");
+    if (half <= 0 || half >= 5000)
+        h_eng_fail("%lld rows updated before the kill, want some", half);
+    mig(px2, "up", NULL, 0);
+    expect_vstate(d, "1", "applied up 1/1 batched");
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM upd"), 5000);
+    assert_int_equal(h_qint(d, "SELECT count(DISTINCT id) FROM upd"), 5000);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM acc WHERE v <> id + 1"), 0);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.migrations WHERE strategy = 'batched'"), 1);
+    /* the console's BATCHED, and what it refuses */
+    PGconn *ctl = h_eng_console(&h_eng_case, px2);
+    PGresult *r = h_ctl_ok(ctl, "BATCHED DELETE FROM acc WHERE id %% 2 = 0");
+    assert_string_equal(PQgetvalue(r, 0, h_col(r, "strategy")), "batched");
+    PQclear(r);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM acc"), 2500);
+    char code[6], msg[512];
+    h_ctl_err(ctl, "BATCHED UPDATE acc SET id = id + 10000", code, msg, sizeof msg);
+    assert_string_equal(code, "0A000");
+    expect_out(msg, "key column");
+    h_execf(d, "CREATE TABLE nokey (a int)");
+    h_ctl_err(ctl, "BATCHED UPDATE nokey SET a = 1", code, msg, sizeof msg);
+    assert_string_equal(code, "0A000");
+    expect_out(msg, "primary key");
+    h_eng_stop_proxy(&h_eng_case, px2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -474,6 +528,7 @@ int main(void)
         H_ENG_CASE(test_prisma, "mig_prisma"),       H_ENG_CASE(test_drift, "mig_drift"),
         H_ENG_CASE(test_block, "mig_block"),         H_ENG_CASE(test_runners, "mig_runners"),
         H_ENG_CASE(test_kill_engine, "mig_kill_eng"), H_ENG_CASE(test_kill_client, "mig_kill_cli"),
+        H_ENG_CASE(test_batched, "mig_batched"),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

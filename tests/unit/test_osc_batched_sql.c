@@ -502,6 +502,34 @@ static void test_bound_sql(void **state)
     assert_null(osc_batched_bound_sql(&none, ID, 1, false, 10));
 }
 
+/* The rights executor's forms: every bound is ($1)[p]::type (one text[] parameter), the
+ * type as format_type prints it, parsed into the tree; and an UPDATE's SET columns. */
+static void test_typed_for_executor(void **state)
+{
+    (void)state;
+    const char *keys[] = {"id", "at"}, *types[] = {"integer", "timestamp with time zone"};
+    char err[256];
+    char *got = osc_batched_range_sql_typed("UPDATE t SET v = 1 WHERE v > 0", keys, types, 2, true,
+                                            true, err, sizeof err);
+    assert_same_tree(got, "UPDATE t SET v = 1 WHERE v > 0 AND (t.id, t.at) > (($1)[1]::int, "
+                          "($1)[2]::timestamp with time zone) AND (t.id, t.at) <= (($1)[3]::int, ($1)[4]::timestamp with time zone)");
+    free(got);
+    osc_batched_target t;
+    char code[6];
+    assert_true(osc_batched_parse("UPDATE s.t AS x SET a = 1, (b, c) = (2, 3)", &t, code, err, sizeof err));
+    got = osc_batched_bound_sql_typed(&t, keys, types, 2, false, 50);
+    assert_same_tree(got, "SELECT id, at FROM s.t WHERE (id, at) > (($1)[1]::int, ($1)[2]::timestamp with time zone) "
+                          "ORDER BY id, at LIMIT 1 OFFSET 49");
+    free(got);
+    assert_int_equal(t.nset, 3);
+    assert_string_equal(t.set_columns[0], "a");
+    assert_string_equal(t.set_columns[1], "b");
+    assert_string_equal(t.set_columns[2], "c");
+    osc_batched_target_free(&t);
+    const char *bad[] = {"int; DROP TABLE x", "integer"};
+    assert_null(osc_batched_range_sql_typed("DELETE FROM t", keys, bad, 2, false, true, err, sizeof err));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -518,6 +546,7 @@ int main(void)
         cmocka_unit_test(test_range_bounds),
         cmocka_unit_test(test_bad_keys),
         cmocka_unit_test(test_bound_sql),
+        cmocka_unit_test(test_typed_for_executor),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,1 @@
+DROP INDEX pgbench_history_aid;

@@ -1,0 +1,1 @@
+ALTER TABLE pgbench_history DROP CONSTRAINT pgbench_history_aid_fkey;

@@ -1,0 +1,4 @@
+BEGIN;
+ALTER TABLE pgbench_tellers DROP COLUMN region;
+DROP TABLE regions;
+COMMIT;

@@ -1,0 +1,2 @@
+-- pgcutover:batched
+UPDATE pgbench_accounts SET note = NULL WHERE note IS NOT NULL;

@@ -1,0 +1,2 @@
+ALTER TABLE pgbench_accounts ALTER COLUMN note DROP NOT NULL;
+ALTER TABLE pgbench_accounts ALTER COLUMN note DROP DEFAULT;

@@ -110,6 +110,9 @@ const conf_setting conf_settings[] = {
     INT(target_batch_ms, "200", true, 1, 60000, "Backfill batch duration to aim for, in ms."),
     INT(max_rows_per_second, "0", true, 0, 1000000000,
         "Backfill rate cap in rows per second; 0 = unlimited."),
+    INT(batch_threshold_rows, "100000", true, 0, 2000000000,
+        "migrate plan warns (PGC006) about an UPDATE/DELETE expected to touch more rows than "
+        "this in one transaction, and suggests batching it; 0 = never."),
     INT(lock_timeout_ms, "200", true, 1, 600000,
         "lock_timeout for each lock on the live table (cutover, triggers), in ms."),
     INT(cutover_attempts, "10", true, 1, 1000,

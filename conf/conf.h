@@ -58,6 +58,7 @@ typedef struct {
     int batch_size;            /* rows, 10000 (start; adapts to target_batch_ms) */
     int target_batch_ms;       /* 200 */
     int max_rows_per_second;   /* 0 = unlimited */
+    int batch_threshold_rows;  /* PGC006 above this many rows; 0 = never */
     int lock_timeout_ms;       /* 200 */
     int cutover_attempts;      /* 10 */
     conf_cutover_mode cutover; /* auto */

@@ -13,8 +13,10 @@
 #include "osc_batched.h"
 #include "osc_db.h"
 #include "osc_engine.h"
+#include "osc_rights.h"
 #include "osc_split.h"
 #include "osc_strategy.h"
+#include "osc_warn.h"
 
 #define POLL_US 250000 /* how often a copy's row is read while the runner waits for it */
 
@@ -608,6 +610,29 @@ static void migrate_status(mctx *x)
     PQclear(t);
 }
 
+/* PGC006 for an unbatched UPDATE/DELETE the planner expects to touch more than
+ * batch_threshold_rows rows: a 'warning' row of PLAN's answer. */
+static void large_dml_warning(mctx *x, int tag, const char *stmt, const char *key, const char *name,
+                              const char *line, const char *step)
+{
+    if (x->s.batch_threshold_rows <= 0 ||
+        (tag != PG_QUERY__NODE__NODE_UPDATE_STMT && tag != PG_QUERY__NODE__NODE_DELETE_STMT))
+        return;
+    char *path = osc_rights_user_path(x->user), err[512], code[6];
+    double rows = 0;
+    bool ok = path && osc_rights_explain_rows(x->c, x->user, stmt, path, &rows, err, sizeof err, code);
+    free(path);
+    if (!ok || rows <= x->s.batch_threshold_rows)
+        return;
+    int n;
+    const osc_warn_rule_def *r = &osc_warn_rules(&n)[OSC_WARN_LARGE_DML];
+    char d[1200];
+    snprintf(d, sizeof d, "%s %s: about %.0f rows in one transaction (batch_threshold_rows %d); %s",
+             r->id, r->name, rows, x->s.batch_threshold_rows, r->advice);
+    const char *v[9] = {key, name, line, step, "warning", d, NULL, NULL, NULL};
+    osc_result_row(x->r, v);
+}
+
 /* PLAN: PLAN's rows for every step of every pending version. */
 static void migrate_plan(mctx *x)
 {
@@ -657,6 +682,7 @@ static void migrate_plan(mctx *x)
                     }
                 }
                 if (!osc_engine_is_command(stmt)) {
+                    large_dml_warning(x, st->tags[s], stmt, key, f->name, line, step);
                     const char *v[9] = {key, f->name, line, step, "data",
                                         st->kind == OSC_STEP_BLOCK
                                             ? "runs as it is, in the block's transaction under the hold"

@@ -108,3 +108,32 @@ bool osc_rights_bind_expr(PGconn *c, const char *schema, const char *table, cons
     PQclear(PQexec(c, "SET LOCAL search_path = " OSC_SAFE_PATH));
     return *out != NULL;
 }
+
+bool osc_rights_explain_rows(PGconn *c, const char *role, const char *sql, const char *path,
+                             double *rows, char *err, size_t errlen, char code[6])
+{
+    osc_sb b = {0};
+    osc_sb_addf(&b, "CREATE OR REPLACE FUNCTION pg_temp.pgc_explain_rows(pgc_sql text, pgc_path text) "
+                    "RETURNS float8 LANGUAGE plpgsql SECURITY DEFINER SET search_path = " OSC_SAFE_PATH
+                    " AS $pgc$\nDECLARE\n  pgc_plan json;\nBEGIN\n"
+                    "  PERFORM pg_catalog.set_config('search_path', pgc_path, true);\n"
+                    "  EXECUTE 'EXPLAIN (FORMAT JSON) ' || pgc_sql INTO pgc_plan;\n"
+                    "  RETURN coalesce(pgc_plan->0->'Plan'->'Plans'->0->>'Plan Rows', "
+                    "pgc_plan->0->'Plan'->>'Plan Rows')::float8;\nEND\n$pgc$;\n"
+                    "ALTER FUNCTION pg_temp.pgc_explain_rows(text, text) OWNER TO ");
+    osc_sb_ident(&b, role);
+    char *q = osc_sb_take(&b);
+    const char *v[] = {sql, path};
+    PGresult *t = NULL;
+    bool ok = q && osc_run(c, q, 0, NULL, err, errlen, code) &&
+              (t = osc_exec(c, "SELECT pg_temp.pgc_explain_rows($1, $2)", 2, v, err, errlen, code));
+    free(q);
+    if (ok)
+        *rows = PQgetisnull(t, 0, 0) ? 0 : strtod(PQgetvalue(t, 0, 0), NULL);
+    else if (q == NULL) {
+        snprintf(err, errlen, "out of memory");
+        snprintf(code, 6, "53200");
+    }
+    PQclear(t);
+    return ok;
+}

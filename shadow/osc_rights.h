@@ -66,4 +66,14 @@ bool osc_rights_regclass(PGconn *c, const char *qname, const char *path, char oi
  */
 char *osc_rights_user_path(const char *role);
 
+/*
+ * osc_rights_explain_rows — how many rows PostgreSQL's planner expects sql (an UPDATE or
+ * DELETE) to touch: EXPLAIN (FORMAT JSON) run as role (a SECURITY DEFINER function in
+ * pg_temp owned by role, like osc_rights_executor: planning can run the user's immutable
+ * functions) with search_path path; the "Plan Rows" of the modify node's input. Nothing
+ * is executed. false with err/code (the statement does not plan, e.g. 42P01).
+ */
+bool osc_rights_explain_rows(PGconn *c, const char *role, const char *sql, const char *path,
+                             double *rows, char *err, size_t errlen, char code[6]);
+
 #endif

@@ -41,6 +41,13 @@ static const osc_warn_rule_def rules[OSC_WARN_NRULES] = {
                               "every DELETE or key UPDATE on the referenced table scans this one",
                               "CREATE INDEX CONCURRENTLY on the referencing columns (the console "
                               "runs it as strategy concurrent)"},
+    [OSC_WARN_LARGE_DML] = {"PGC006", "large data change",
+                            "an UPDATE or DELETE of a migration file, not marked for batching, that "
+                            "PostgreSQL's planner expects to touch more than batch_threshold_rows rows: "
+                            "one transaction locks them all (their writers wait), bloats the table, "
+                            "and a failure rolls all of it back",
+                            "mark it -- pgcutover:batched (the console: BATCHED UPDATE …): key ranges "
+                            "of batch_size rows, each its own transaction — no longer atomic"},
 };
 
 const osc_warn_rule_def *osc_warn_rules(int *n)

@@ -24,6 +24,7 @@ typedef enum {
     OSC_WARN_VOLATILE_DEFAULT, /* PGC003: ADD COLUMN … DEFAULT <volatile> rewrites the table */
     OSC_WARN_NARROWING,        /* PGC004: a type change that may fail or lose data */
     OSC_WARN_FK_NO_INDEX,      /* PGC005: a new FOREIGN KEY without an index on its columns */
+    OSC_WARN_LARGE_DML,        /* PGC006: an unbatched UPDATE/DELETE over many rows */
     OSC_WARN_NRULES
 } osc_warn_rule;
 

@@ -24,7 +24,9 @@
  *               each step ran exactly once.
  *   kill_client SIGKILL of the client during a step: the engine finishes the version;
  *               the next up finds it applied; each step once.
- *   batched     a `-- pgcutover:batched` UPDATE of 5,000 rows in ranges of 200, throttled;
+ *   batched     plan: the batched UPDATE described, an unmarked one over 4,990 rows gets
+ *               PGC006 (batch_threshold_rows 1,000; --strict exits 3, 0 without it);
+ *               a `-- pgcutover:batched` UPDATE of 5,000 rows in ranges of 200, throttled;
  *               SIGKILL of pgcutover half way; after the restart `migrate up` goes on from
  *               the checkpoint: a trigger that logs every row update shows each row updated
  *               exactly once. On the console: BATCHED DELETE; an UPDATE of the key column
@@ -481,9 +483,11 @@ static void test_batched(void **state)
                "FROM generate_series(1, 5000) g; CREATE TABLE upd (id int); CREATE FUNCTION log_upd() "
                "RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO upd VALUES (NEW.id); RETURN "
                "NULL; END$$; CREATE TRIGGER log_upd AFTER UPDATE ON acc FOR EACH ROW EXECUTE "
-               "FUNCTION log_upd()");
+               "FUNCTION log_upd(); ANALYZE acc");
     wfile("1_bump.up.sql", "-- pgcutover:batched\nUPDATE acc SET v = v + 1 WHERE v > 0;\n");
-    static const char *const sets[] = {"batch_size=200", "max_rows_per_second=2000", NULL};
+    wfile("2_unbatched.up.sql", "UPDATE acc SET v = v WHERE id > 10;\n");
+    static const char *const sets[] = {"batch_size=200", "max_rows_per_second=2000",
+                                       "batch_threshold_rows=1000", NULL};
     h_proxy *px = &h_eng_case.px, *px2 = &h_eng_case.px2;
     h_proxy_start(px, sets);
     mig_proc p;
@@ -491,6 +495,10 @@ static void test_batched(void **state)
     if (mig_wait(&p) != 0)
         h_eng_fail("plan of a batched statement failed");
     expect_out(out_text, "key ranges of 200 rows");
+    expect_out(out_text, "PGC006 large data change: about 49"); /* 4,990 rows, as estimated */
+    mig(px, "plan", (const char *[]){"--strict", NULL}, 3); /* the unmarked UPDATE's PGC006 */
+    h_shell("rm '%s/2_unbatched.up.sql'", root);
+    mig(px, "plan", (const char *[]){"--strict", NULL}, 0);
     mig_spawn(&p, px, "up", root, NULL);
     wait_for(d, "a few ranges", "SELECT count(*) FROM pgcutover.migrations WHERE strategy = 'batched' "
                                 "AND rows_copied >= 600");

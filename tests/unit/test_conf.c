@@ -107,7 +107,7 @@ static void test_table(void **state)
     char buf[256];
 
     (void)state;
-    assert_int_equal(conf_nsettings, 33);
+    assert_int_equal(conf_nsettings, 34);
     assert_true(conf_init_defaults(&c));
     for (int i = 0; i < conf_nsettings; i++) {
         const conf_setting *s = &conf_settings[i];

@@ -110,7 +110,8 @@ static bool one_batch(batch_ctx *x, const char *lo, char **hi, long long *rows)
     const char *cv[] = {x->ids, last ? lo : *hi, n, last ? "done" : "copying"};
     ok = ok && osc_run(x->c,
                        "UPDATE pgcutover.migrations SET checkpoint = $2::text[], rows_copied = "
-                       "rows_copied + $3::bigint, state = $4, phase = CASE WHEN $4 = 'done' THEN "
+                       "rows_copied + $3::bigint, state = CASE WHEN $4 = 'done' THEN 'done' ELSE "
+                       "state END, phase = CASE WHEN $4 = 'done' THEN "
                        "'all key ranges done' ELSE 'batched through key ' || $2::text[]::text END, updated_at = "
                        "now(), phase_at = CASE WHEN $4 = 'done' THEN phase_at || "
                        "jsonb_build_object('done', now()) ELSE phase_at END WHERE id = $1",
@@ -125,6 +126,29 @@ static bool one_batch(batch_ctx *x, const char *lo, char **hi, long long *rows)
     PQclear(b);
     PQclear(u);
     return ok;
+}
+
+/* Between two ranges: while PAUSE MIGRATION n has set the row paused, wait (polling every
+ * 200 ms) for RESUME. False when the engine stops meanwhile or the row cannot be read. */
+static bool wait_while_paused(batch_ctx *x)
+{
+    const char *v[] = {x->ids};
+    for (bool said = false;;) {
+        PGresult *t = osc_exec(x->c, "SELECT state FROM pgcutover.migrations WHERE id = $1", 1, v,
+                               x->err, sizeof x->err, x->code);
+        bool paused = t && PQntuples(t) == 1 && strcmp(PQgetvalue(t, 0, 0), "paused") == 0;
+        bool ok = t != NULL;
+        PQclear(t);
+        if (!ok || !paused)
+            return ok;
+        if (!said)
+            osc_log(CONF_LOG_INFO, "m%s: batched statement paused", x->ids);
+        said = true;
+        if (osc_engine_stopping())
+            return true; /* the loop says why it stops */
+        struct timespec w = {0, 200 * 1000 * 1000};
+        nanosleep(&w, NULL);
+    }
 }
 
 /* Sleep so that rows over the time since t0 stays under max_rows_per_second. */
@@ -266,6 +290,10 @@ void osc_batched_run(PGconn *c, const char *user, const char *sql, int64_t resum
                                           "key %s when it runs again", lo ? lo : "(none)");
             break;
         }
+        if (!wait_while_paused(&x))
+            break;
+        if (osc_engine_stopping())
+            continue; /* said at the top */
         char *hi = NULL;
         long long n = 0;
         bool ok = false;
@@ -323,7 +351,7 @@ void osc_batched_recover(PGconn *c, const char *db)
 {
     char err[512];
     PGresult *t = osc_exec(c, "SELECT id FROM pgcutover.migrations WHERE strategy = 'batched' AND "
-                              "state = 'copying'", 0, NULL, err, sizeof err, NULL);
+                              "state IN ('copying', 'paused')", 0, NULL, err, sizeof err, NULL);
     for (int i = 0; t && i < PQntuples(t); i++) {
         const char *v[] = {PQgetvalue(t, i, 0)};
         char q[160];

@@ -537,6 +537,21 @@ static void pause_resume(PGconn *c, const char *db, const char *user, bool pause
         no_such_migration(r, only, db);
         return;
     }
+    if (only) { /* a batched statement: its loop reads the row between two ranges */
+        char ids[32], err[256];
+        snprintf(ids, sizeof ids, "%" PRId64, only);
+        const char *v[] = {ids, pause ? "paused" : "copying", pause ? "copying" : "paused"};
+        PGresult *t = osc_exec(c, "UPDATE pgcutover.migrations SET state = $2, updated_at = now(), "
+                                  "phase_at = phase_at || jsonb_build_object($2, now()) WHERE id = $1 "
+                                  "AND strategy = 'batched' AND state IN ($2, $3) RETURNING id",
+                               3, v, err, sizeof err, NULL);
+        bool batched = t && PQntuples(t) == 1;
+        PQclear(t);
+        if (batched) {
+            snprintf(r->tag, sizeof r->tag, "%s MIGRATION", pause ? "PAUSE" : "RESUME");
+            return;
+        }
+    }
     int done = 0;
     pthread_mutex_lock(&reg_lock);
     osc_mig *list[64];

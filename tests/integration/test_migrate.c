@@ -27,7 +27,8 @@
  *   batched     plan: the batched UPDATE described, an unmarked one over 4,990 rows gets
  *               PGC006 (batch_threshold_rows 1,000; --strict exits 3, 0 without it);
  *               a `-- pgcutover:batched` UPDATE of 5,000 rows in ranges of 200, throttled;
- *               SIGKILL of pgcutover half way; after the restart `migrate up` goes on from
+ *               PAUSE MIGRATION n stops it between two ranges (rows_copied still for 1 s),
+ *               RESUME lets it go on; SIGKILL of pgcutover half way; after the restart `migrate up` goes on from
  *               the checkpoint: a trigger that logs every row update shows each row updated
  *               exactly once. On the console: BATCHED DELETE; an UPDATE of the key column
  *               and a keyless table refused (0A000).
@@ -501,7 +502,20 @@ static void test_batched(void **state)
     mig(px, "plan", (const char *[]){"--strict", NULL}, 0);
     mig_spawn(&p, px, "up", root, NULL);
     wait_for(d, "a few ranges", "SELECT count(*) FROM pgcutover.migrations WHERE strategy = 'batched' "
-                                "AND rows_copied >= 600");
+                                "AND rows_copied >= 400");
+    /* PAUSE holds it between two ranges; RESUME lets it go on */
+    long long id = h_qint(d, "SELECT id FROM pgcutover.migrations WHERE strategy = 'batched'");
+    PGconn *ctl0 = h_eng_console(&h_eng_case, px);
+    PQclear(h_ctl_ok(ctl0, "PAUSE MIGRATION %lld", id));
+    usleep(500000);
+    long long at = h_qint(d, "SELECT rows_copied FROM pgcutover.migrations WHERE id = %lld", id);
+    usleep(1000000);
+    assert_int_equal(h_qint(d, "SELECT rows_copied FROM pgcutover.migrations WHERE id = %lld", id), at);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.migrations WHERE id = %lld AND state = "
+                               "'paused'", id), 1);
+    PQclear(h_ctl_ok(ctl0, "RESUME MIGRATION %lld", id));
+    wait_for(d, "ranges after RESUME", "SELECT count(*) FROM pgcutover.migrations WHERE strategy = "
+                                       "'batched' AND rows_copied >= 1000");
     kill_and_restart(px, &p, px2, sets);
     long long half = h_qint(d, "SELECT count(*) FROM upd");
     if (half <= 0 || half >= 5000)

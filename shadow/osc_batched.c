@@ -52,8 +52,8 @@ static int split_lines(const char *s, char **out, int max)
 }
 
 /* "SELECT ARRAY[b.c1::text, …] FROM (<bound>) AS b(c1, …)": the executor returns a row as
- * text[] (osc_rights_executor), so the key comes back as one array. */
-static char *wrap_bound(const char *bound, int nkeys)
+ * text[] (osc_rights_executor), so the key comes back as one array. Frees bound. */
+static char *wrap_bound(char *bound, int nkeys)
 {
     if (bound == NULL)
         return NULL;
@@ -65,6 +65,7 @@ static char *wrap_bound(const char *bound, int nkeys)
     for (int i = 0; i < nkeys; i++)
         osc_sb_addf(&b, "%sc%d", i ? ", " : "", i + 1);
     osc_sb_addf(&b, ")");
+    free(bound);
     return osc_sb_take(&b);
 }
 

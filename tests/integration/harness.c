@@ -578,7 +578,7 @@ const char *const h_setting_names[] = {
     "client_tls_ciphers",
     "server_tls_mode",      "server_tls_ca_file",  "hold_timeout_ms",
     "shutdown_timeout",     "log_level",           "migration_conninfo",
-    "batch_size",           "target_batch_ms",     "max_rows_per_second",
+    "batch_size",           "target_batch_ms",     "max_rows_per_second", "batch_threshold_rows",
     "lock_timeout_ms",      "cutover_attempts",    "cutover",
     "instant_ddl",
 };

@@ -48,7 +48,7 @@
 #define LATENCY_BOUND_MS 5000.0 /* correctness bound, not a benchmark */
 
 /* the engine's own tables in schema pgcutover (anything else there is a migration's) */
-#define BOOKKEEPING "('migrations', 'trigger_errors', 'migration_columns')"
+#define BOOKKEEPING "('migrations', 'trigger_errors', 'migration_columns', 'schema_migrations')"
 
 typedef struct client client_t;
 

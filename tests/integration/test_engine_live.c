@@ -46,7 +46,7 @@
 #define CLIENT_MAX_OPS 40000 /* per client thread and run */
 #define CONC_ROWS 200000
 /* the engine's own tables in schema pgcutover (anything else there is a migration's) */
-#define BOOKKEEPING "('migrations', 'trigger_errors', 'migration_columns')"
+#define BOOKKEEPING "('migrations', 'trigger_errors', 'migration_columns', 'schema_migrations')"
 
 /* ---------- per-test context, cleaned up by the teardown ---------- */
 

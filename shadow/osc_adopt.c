@@ -69,7 +69,8 @@ int32_t osc_flyway_checksum(const char *text)
         if (*p == '\r' || *p == '\n') /* BufferedReader.readLine drops every line break */
             continue;
         crc ^= *p;
-        for (int k = 0; k < 8; k++) /* CRC-32, reflected polynomial 0xEDB88320 (java.util.zip.CRC32) */
+        for (int k = 0; k < 8;
+             k++) /* CRC-32, reflected polynomial 0xEDB88320 (java.util.zip.CRC32) */
             crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
     }
     return (int32_t)~crc;
@@ -119,7 +120,8 @@ static osc_fentry *entry_get(osc_foreign *f, const char *key, bool repeatable)
     return e;
 }
 
-static bool entry_times(osc_fentry *e, const char *started, const char *finished, double duration_ms)
+static bool entry_times(osc_fentry *e, const char *started, const char *finished,
+                        double duration_ms)
 {
     free(e->started_at);
     free(e->finished_at);
@@ -204,8 +206,10 @@ osc_foreign_state_t osc_foreign_state(const osc_foreign *f, const osc_mfile *fil
         if (file->kind != OSC_MFILE_UP || !f->has_version || f->version[0] == '-')
             return OSC_FOREIGN_NOT;
         int c = golang_cmp(file->version, f->version);
-        return c < 0 ? OSC_FOREIGN_APPLIED
-                     : c > 0 ? OSC_FOREIGN_NOT : f->dirty ? OSC_FOREIGN_FAILED : OSC_FOREIGN_APPLIED;
+        return c < 0      ? OSC_FOREIGN_APPLIED
+               : c > 0    ? OSC_FOREIGN_NOT
+               : f->dirty ? OSC_FOREIGN_FAILED
+                          : OSC_FOREIGN_APPLIED;
     }
     const osc_fentry *e = file_entry(f, file);
     if (e == NULL) {
@@ -254,12 +258,15 @@ typedef struct {
 } tool_def;
 
 static const tool_def tools[] = {
-    {"golang-migrate", "golang-migrate", "schema_migrations", "{\"version bigint\",\"dirty boolean\"}", true},
+    {"golang-migrate", "golang-migrate", "schema_migrations",
+     "{\"version bigint\",\"dirty boolean\"}", true},
     {"flyway", "Flyway", "flyway_schema_history",
-     "{installed_rank,version,description,type,script,checksum,installed_on,execution_time,success}",
+     "{installed_rank,version,description,type,script,checksum,installed_on,execution_time,"
+     "success}",
      false},
     {"prisma", "Prisma", "_prisma_migrations",
-     "{id,checksum,finished_at,migration_name,logs,rolled_back_at,started_at,applied_steps_count}", false},
+     "{id,checksum,finished_at,migration_name,logs,rolled_back_at,started_at,applied_steps_count}",
+     false},
 };
 
 /* Tables named def->table with def's columns, in any schema but pgcutover's and the
@@ -293,8 +300,10 @@ static bool read_golang(PGconn *c, const char *table, osc_foreign *f, char sqlst
         return fail(sqlstate, "XX000", err, errlen, "reading golang-migrate's history: ", e);
     bool ok = PQntuples(t) <= 1;
     if (!ok)
-        snprintf(err, errlen, "%s has %d rows; golang-migrate keeps exactly one (the current "
-                              "version)", f->name, PQntuples(t));
+        snprintf(err, errlen,
+                 "%s has %d rows; golang-migrate keeps exactly one (the current "
+                 "version)",
+                 f->name, PQntuples(t));
     else if (PQntuples(t) == 1) {
         f->has_version = true;
         snprintf(f->version, sizeof f->version, "%s", PQgetvalue(t, 0, 0));
@@ -328,12 +337,14 @@ static bool read_rows(PGconn *c, const char *table, osc_foreign *f, char sqlstat
                  "SELECT version, description, type, checksum::text, success, (installed_on - "
                  "coalesce(execution_time, 0) * interval '1 millisecond')::timestamptz::text, "
                  "installed_on::timestamptz::text, execution_time::float8 FROM %s "
-                 "ORDER BY installed_rank", table);
+                 "ORDER BY installed_rank",
+                 table);
     else
         snprintf(sql, sizeof sql,
                  "SELECT migration_name, finished_at IS NOT NULL, rolled_back_at IS NOT NULL, "
                  "started_at::text, finished_at::text, 1000 * extract(epoch FROM finished_at - "
-                 "started_at)::float8 FROM %s ORDER BY started_at, id", table);
+                 "started_at)::float8 FROM %s ORDER BY started_at, id",
+                 table);
     PGresult *t = osc_exec(c, sql, 0, NULL, e, sizeof e, NULL);
     if (t == NULL) {
         snprintf(sqlstate, 6, "XX000");
@@ -381,8 +392,10 @@ bool osc_adopt_read(PGconn *c, const char *layout, const char *user, osc_foreign
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", i ? ", " : "",
                      PQgetvalue(t, i, 0));
         snprintf(sqlstate, 6, "55000");
-        snprintf(err, errlen, "%d tables look like %s's history (%s): pgcutover cannot tell which "
-                              "one belongs to this directory", n, d->tool, names);
+        snprintf(err, errlen,
+                 "%d tables look like %s's history (%s): pgcutover cannot tell which "
+                 "one belongs to this directory",
+                 n, d->tool, names);
         PQclear(t);
         return false;
     }
@@ -432,20 +445,24 @@ static bool check_history(const osc_foreign *f, const osc_mcmd *m, osc_result *r
     const char *tool = osc_foreign_tool(f);
     if (f->tool == OSC_TOOL_GOLANG) {
         if (f->has_version && f->dirty) {
-            osc_result_error(r, "55000", "repair the database by hand, then `migrate force` the "
+            osc_result_error(r, "55000",
+                             "repair the database by hand, then `migrate force` the "
                              "version it is at with golang-migrate, and adopt again",
                              "%s is dirty at version %s: a golang-migrate run failed half way "
-                             "there; nothing adopted", f->name, f->version);
+                             "there; nothing adopted",
+                             f->name, f->version);
             return false;
         }
         if (!f->has_version || f->version[0] == '-')
             return true;
         for (int i = 0; i < m->nfiles; i++)
-            if (m->files[i].kind == OSC_MFILE_UP && golang_cmp(m->files[i].version, f->version) == 0)
+            if (m->files[i].kind == OSC_MFILE_UP &&
+                golang_cmp(m->files[i].version, f->version) == 0)
                 return true;
         osc_result_error(r, "55000", "restore the file of that version in the directory",
                          "the directory lacks version %s that golang-migrate applied (%s); nothing "
-                         "adopted", f->version, f->name);
+                         "adopted",
+                         f->version, f->name);
         return false;
     }
     for (int i = 0; i < f->n; i++) {
@@ -453,12 +470,13 @@ static bool check_history(const osc_foreign *f, const osc_mcmd *m, osc_result *r
         char label[400];
         entry_label(e, label, sizeof label);
         if (e->state == OSC_FOREIGN_FAILED) {
-            osc_result_error(r, "55000",
-                             f->tool == OSC_TOOL_FLYWAY
-                                 ? "remove its half-done changes, run `flyway repair`, and adopt again"
-                                 : "fix it with `prisma migrate resolve --rolled-back` (or "
-                                   "--applied), and adopt again",
-                             "%s says %s failed; nothing adopted", f->name, label);
+            osc_result_error(
+                r, "55000",
+                f->tool == OSC_TOOL_FLYWAY
+                    ? "remove its half-done changes, run `flyway repair`, and adopt again"
+                    : "fix it with `prisma migrate resolve --rolled-back` (or "
+                      "--applied), and adopt again",
+                "%s says %s failed; nothing adopted", f->name, label);
             return false;
         }
         if (e->state != OSC_FOREIGN_APPLIED)
@@ -511,9 +529,16 @@ static bool adopt_one(PGconn *c, const char *user, const osc_mcmd *m, const osc_
     snprintf(ns, sizeof ns, "%d", steps);
     if (e && e->duration_ms >= 0)
         snprintf(dur, sizeof dur, "%.3f", e->duration_ms);
-    const char *p[] = {key, file->name, m->layout, file->kind == OSC_MFILE_REPEATABLE ? "t" : "f",
-                       sum, ns, e ? e->started_at : NULL, e ? e->finished_at : NULL,
-                       e && e->duration_ms >= 0 ? dur : NULL, user};
+    const char *p[] = {key,
+                       file->name,
+                       m->layout,
+                       file->kind == OSC_MFILE_REPEATABLE ? "t" : "f",
+                       sum,
+                       ns,
+                       e ? e->started_at : NULL,
+                       e ? e->finished_at : NULL,
+                       e && e->duration_ms >= 0 ? dur : NULL,
+                       user};
     PGresult *t = osc_exec(c, insert_sql, 10, p, err, sizeof err, code);
     if (t == NULL || PQntuples(t) != 1) {
         osc_result_error(r, code, NULL, "recording version %s as adopted: %s", key,
@@ -537,7 +562,8 @@ static bool check_changed(const osc_foreign *f, const osc_mfile *file, osc_resul
     if (file->kind != OSC_MFILE_UP || osc_foreign_state(f, file) != OSC_FOREIGN_CHANGED)
         return true;
     const osc_fentry *e = file_entry(f, file);
-    osc_result_error(r, "55000", "restore the file as Flyway applied it; or, if the change is "
+    osc_result_error(r, "55000",
+                     "restore the file as Flyway applied it; or, if the change is "
                      "meant, `flyway repair` records its new checksum",
                      "version %s (%s): %s applied it with checksum %d but the file's is %d (it "
                      "changed since; `flyway validate` refuses it too); nothing adopted",
@@ -566,7 +592,8 @@ void osc_adopt_run(PGconn *c, const char *db, const char *user, const osc_mcmd *
         for (size_t i = 0; i < sizeof tools / sizeof tools[0]; i++)
             if (strcmp(tools[i].layout, m->layout) == 0)
                 d = &tools[i];
-        osc_result_error(r, "55000", "adopt records what another tool applied; a database without "
+        osc_result_error(r, "55000",
+                         "adopt records what another tool applied; a database without "
                          "its table has nothing to adopt: use `pgcutover migrate up`",
                          "no %s %s table found in database \"%s\"", d ? d->tool : m->layout,
                          d ? d->table : "history", db);
@@ -596,7 +623,8 @@ void osc_adopt_run(PGconn *c, const char *db, const char *user, const osc_mcmd *
             ok = false;
             break;
         }
-        if (osc_foreign_state(&f, file) != OSC_FOREIGN_APPLIED || has_row(keys, key_of(file, kb, sizeof kb)))
+        if (osc_foreign_state(&f, file) != OSC_FOREIGN_APPLIED ||
+            has_row(keys, key_of(file, kb, sizeof kb)))
             continue;
         osc_script sc;
         if (!osc_split(file->text, &sc, code, err, sizeof err)) {
@@ -609,8 +637,10 @@ void osc_adopt_run(PGconn *c, const char *db, const char *user, const osc_mcmd *
         osc_script_free(&sc);
     }
     if (ok) {
-        static const char *const cols[] = {"version", "name", "state", "steps", "strategies", "duration_ms"};
-        static const uint32_t types[] = {OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_INT8, OSC_T_TEXT, OSC_T_FLOAT8};
+        static const char *const cols[] = {"version", "name",       "state",
+                                           "steps",   "strategies", "duration_ms"};
+        static const uint32_t types[] = {OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT,
+                                         OSC_T_INT8, OSC_T_TEXT, OSC_T_FLOAT8};
         for (int i = 0; i < 6; i++)
             osc_result_col(r, cols[i], types[i]);
         snprintf(r->tag, sizeof r->tag, "MIGRATE ADOPT");

@@ -69,29 +69,29 @@ typedef enum {
 
 /* One version (or Flyway repeatable) the history knows. Strings malloc'ed. */
 typedef struct {
-    char *key;          /* Flyway: version ("1.1") or, for a repeatable, its description;
-                         * Prisma: migration_name */
-    bool repeatable;    /* Flyway version NULL */
+    char *key;                 /* Flyway: version ("1.1") or, for a repeatable, its description;
+                                * Prisma: migration_name */
+    bool repeatable;           /* Flyway version NULL */
     osc_foreign_state_t state; /* OSC_FOREIGN_NOT, _APPLIED or _FAILED (never _CHANGED) */
-    bool has_checksum;  /* Flyway: checksum not NULL */
-    int32_t checksum;   /* Flyway's CRC-32 as it stores it (a signed int) */
-    char *started_at;   /* timestamptz text of this session, or NULL */
+    bool has_checksum;         /* Flyway: checksum not NULL */
+    int32_t checksum;          /* Flyway's CRC-32 as it stores it (a signed int) */
+    char *started_at;          /* timestamptz text of this session, or NULL */
     char *finished_at;
     double duration_ms; /* < 0: unknown */
 } osc_fentry;
 
 typedef struct {
-    bool found;         /* a table of the tool exists (false: the rest is empty) */
+    bool found; /* a table of the tool exists (false: the rest is empty) */
     osc_tool tool;
-    char name[400];     /* "golang-migrate's public.schema_migrations" */
+    char name[400]; /* "golang-migrate's public.schema_migrations" */
     /* golang-migrate */
-    bool has_version;   /* a row (version may be -1 only when dirty) */
-    char version[24];   /* its version as decimal text */
+    bool has_version; /* a row (version may be -1 only when dirty) */
+    char version[24]; /* its version as decimal text */
     bool dirty;
     /* Flyway / Prisma */
-    osc_fentry *e;      /* n entries, in the order first seen (installed_rank / started_at) */
+    osc_fentry *e; /* n entries, in the order first seen (installed_rank / started_at) */
     int n, cap;
-    bool has_baseline;  /* Flyway: every version <= baseline counts as applied */
+    bool has_baseline; /* Flyway: every version <= baseline counts as applied */
     char baseline[64];
 } osc_foreign;
 

@@ -43,7 +43,8 @@ static void test_flyway_compare(void **state)
     assert_true(osc_flyway_compare("2", "1.10") > 0);
     assert_true(osc_flyway_compare("10", "9.9.9") > 0);
     /* numbers longer than any integer type still compare */
-    assert_true(osc_flyway_compare("123456789012345678901234567890", "123456789012345678901234567891") < 0);
+    assert_true(
+        osc_flyway_compare("123456789012345678901234567890", "123456789012345678901234567891") < 0);
     assert_int_equal(osc_flyway_compare("20240101120000", "20240101120000.0"), 0);
     /* not versions: still a deterministic order, never equal to a number */
     assert_true(osc_flyway_compare("1a", "1") != 0);
@@ -59,14 +60,21 @@ static void test_flyway_checksum(void **state)
     assert_int_equal(osc_flyway_checksum(""), 0);
     /* line breaks do not count (Flyway reads lines), whatever their style */
     int32_t lf = osc_flyway_checksum("CREATE TABLE t (id int);\nINSERT INTO t VALUES (1);\n");
-    assert_int_equal(osc_flyway_checksum("CREATE TABLE t (id int);\r\nINSERT INTO t VALUES (1);\r\n"), lf);
+    assert_int_equal(
+        osc_flyway_checksum("CREATE TABLE t (id int);\r\nINSERT INTO t VALUES (1);\r\n"), lf);
     assert_int_equal(osc_flyway_checksum("CREATE TABLE t (id int);INSERT INTO t VALUES (1);"), lf);
-    assert_int_equal(osc_flyway_checksum("CREATE TABLE t (id int);\rINSERT INTO t VALUES (1);"), lf);
+    assert_int_equal(osc_flyway_checksum("CREATE TABLE t (id int);\rINSERT INTO t VALUES (1);"),
+                     lf);
     /* a byte order mark at the start does not count; elsewhere it does */
-    assert_int_equal(osc_flyway_checksum("\xEF\xBB\xBF" "123456789"), (int32_t)0xCBF43926u);
-    assert_int_not_equal(osc_flyway_checksum("1\xEF\xBB\xBF" "23456789"), (int32_t)0xCBF43926u);
+    assert_int_equal(osc_flyway_checksum("\xEF\xBB\xBF"
+                                         "123456789"),
+                     (int32_t)0xCBF43926u);
+    assert_int_not_equal(osc_flyway_checksum("1\xEF\xBB\xBF"
+                                             "23456789"),
+                         (int32_t)0xCBF43926u);
     /* other whitespace does */
-    assert_int_not_equal(osc_flyway_checksum("CREATE TABLE t (id int); INSERT INTO t VALUES (1);"), lf);
+    assert_int_not_equal(osc_flyway_checksum("CREATE TABLE t (id int); INSERT INTO t VALUES (1);"),
+                         lf);
 }
 
 static void test_golang(void **state)
@@ -129,14 +137,17 @@ static void test_flyway_history(void **state)
     assert_int_equal(st(&f, up("1", v1)), OSC_FOREIGN_APPLIED);
     assert_int_equal(st(&f, up("1.0", v1)), OSC_FOREIGN_APPLIED);
     assert_int_equal(st(&f, up("1_1", v11)), OSC_FOREIGN_APPLIED);
-    assert_int_equal(st(&f, up("1.1", "ALTER TABLE t ADD COLUMN a bigint;\n")), OSC_FOREIGN_CHANGED);
+    assert_int_equal(st(&f, up("1.1", "ALTER TABLE t ADD COLUMN a bigint;\n")),
+                     OSC_FOREIGN_CHANGED);
     assert_int_equal(st(&f, up("1.1", "ALTER TABLE t ADD COLUMN a int;\r\n")), OSC_FOREIGN_APPLIED);
     assert_int_equal(st(&f, up("2", "x")), OSC_FOREIGN_FAILED);
     assert_int_equal(st(&f, up("3", "y")), OSC_FOREIGN_NOT);
     assert_int_equal(st(&f, up("4", "z")), OSC_FOREIGN_NOT);
-    assert_int_equal(st(&f, up("5", "anything")), OSC_FOREIGN_APPLIED); /* no checksum: none to compare */
+    assert_int_equal(st(&f, up("5", "anything")),
+                     OSC_FOREIGN_APPLIED); /* no checksum: none to compare */
     assert_int_equal(st(&f, up("1.2", "")), OSC_FOREIGN_NOT);
-    /* the failed version fixed (repair removed the row, migrate applied it): the latest row decides */
+    /* the failed version fixed (repair removed the row, migrate applied it): the latest row decides
+     */
     flyway_row(&f, "2", "bad", "SQL", "x", true);
     flyway_row(&f, "3", "undone", "SQL", "y", true);
     assert_int_equal(st(&f, up("2", "x")), OSC_FOREIGN_APPLIED);
@@ -229,9 +240,12 @@ static void test_prisma(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_flyway_compare),   cmocka_unit_test(test_flyway_checksum),
-        cmocka_unit_test(test_golang),           cmocka_unit_test(test_flyway_history),
-        cmocka_unit_test(test_flyway_repeatable), cmocka_unit_test(test_flyway_baseline),
+        cmocka_unit_test(test_flyway_compare),
+        cmocka_unit_test(test_flyway_checksum),
+        cmocka_unit_test(test_golang),
+        cmocka_unit_test(test_flyway_history),
+        cmocka_unit_test(test_flyway_repeatable),
+        cmocka_unit_test(test_flyway_baseline),
         cmocka_unit_test(test_prisma),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

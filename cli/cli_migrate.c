@@ -86,9 +86,10 @@ static void dollar(sbuf *b, const char *text)
 static int usage(FILE *out)
 {
     fprintf(out,
-            "Usage: pgcutover migrate up|down|status|plan [OPTION]... DIR\n"
+            "Usage: pgcutover migrate up|down|status|plan|adopt [OPTION]... DIR\n"
             "Apply a migration directory (golang-migrate, Flyway or Prisma layout) online,\n"
-            "through a running pgcutover's control console.\n\n"
+            "through a running pgcutover's control console. adopt records the versions\n"
+            "golang-migrate, Flyway or Prisma already applied, without running them.\n\n"
             "  -h, --host HOST          console host (PGHOST, else 127.0.0.1)\n"
             "  -p, --port PORT          console port (default 6433)\n"
             "  -d, --dbname DB          database (PGDATABASE)\n"
@@ -99,7 +100,8 @@ static int usage(FILE *out)
             "      --strict             plan: exit 3 on any warning\n"
             "      --wait SECONDS       wait this long for another migrate to finish (default 600)\n\n"
             "Exit status: 0 done, 1 a version failed / plan refuses a step, 2 bad usage or\n"
-            "directory, 3 refused by the database's state (drift, order, no down file) or\n"
+            "directory, 3 refused by the database's state (drift, order, no down file; adopt:\n"
+            "no such history, a failed or missing version) or\n"
             "plan --strict warnings, 4 another migrate kept the lock, 5 console unreachable.\n");
     return out == stdout ? 0 : 2;
 }
@@ -159,16 +161,16 @@ static int parse(int argc, char **argv, mig_opts *o)
         }
     }
     if (argc - optind != 2) {
-        fprintf(stderr, "pgcutover migrate: want a verb (up, down, status, plan) and a directory\n");
+        fprintf(stderr, "pgcutover migrate: want a verb (up, down, status, plan, adopt) and a directory\n");
         return usage(stderr);
     }
     o->verb = argv[optind];
     o->dir = argv[optind + 1];
-    static const char *const verbs[] = {"up", "down", "status", "plan"};
+    static const char *const verbs[] = {"up", "down", "status", "plan", "adopt"};
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
         if (strcmp(o->verb, verbs[i]) == 0)
             return 0;
-    fprintf(stderr, "pgcutover migrate: unknown verb \"%s\" (up, down, status, plan)\n", o->verb);
+    fprintf(stderr, "pgcutover migrate: unknown verb \"%s\" (up, down, status, plan, adopt)\n", o->verb);
     return 2;
 }
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "osc_adopt.h"
 #include "osc_batched.h"
 #include "osc_db.h"
 #include "osc_engine.h"
@@ -383,18 +384,23 @@ static bool apply(mctx *x, const char *key, const char *name, bool repeatable, c
 
 /* ---------- the verbs ---------- */
 
-static bool lock_runner(mctx *x)
+bool osc_migrate_lock(PGconn *c, const char *db, osc_result *r)
 {
     char err[256];
-    PGresult *t = osc_exec(x->c, "SELECT pg_catalog.pg_try_advisory_lock(" OSC_LOCK_CLASS_SQL ", -1)",
+    PGresult *t = osc_exec(c, "SELECT pg_catalog.pg_try_advisory_lock(" OSC_LOCK_CLASS_SQL ", -1)",
                            0, NULL, err, sizeof err, NULL);
     bool got = t && PQgetvalue(t, 0, 0)[0] == 't';
     PQclear(t);
     if (!got)
-        osc_result_error(x->r, "55P03", "wait for it to finish (`pgcutover migrate status` shows "
+        osc_result_error(r, "55P03", "wait for it to finish (`pgcutover migrate status` shows "
                          "its progress)", "another `pgcutover migrate` is running on database \"%s\"",
-                         x->db);
+                         db);
     return got;
+}
+
+static bool lock_runner(mctx *x)
+{
+    return osc_migrate_lock(x->c, x->db, x->r);
 }
 
 static void version_cols(osc_result *r)
@@ -554,6 +560,10 @@ static void migrate_status(mctx *x)
     }
     int nt = PQntuples(t);
     bool *seen = calloc((size_t)nt + 1, 1);
+    osc_foreign fr; /* what golang-migrate/Flyway/Prisma say: notes on versions pgcutover lacks */
+    char fst[6];
+    if (!osc_adopt_read(x->c, x->m->layout, x->user, &fr, fst, err, sizeof err))
+        osc_log(CONF_LOG_WARNING, "migrate status: no notes from the other tool's history: %s", err);
     for (int i = 0; seen && i < x->m->nfiles; i++) {
         const osc_mfile *f = &x->m->files[i];
         if (f->kind == OSC_MFILE_DOWN)
@@ -592,6 +602,20 @@ static void migrate_status(mctx *x)
             if (strcmp(v[2], "pending") == 0)
                 v[3] = "0";
         }
+        char note[300];
+        osc_foreign_state_t fs = row < 0 && v[9] == NULL ? osc_foreign_state(&fr, f) : OSC_FOREIGN_NOT;
+        if (fs != OSC_FOREIGN_NOT) {
+            const char *tool = osc_foreign_tool(&fr);
+            if (fs == OSC_FOREIGN_APPLIED)
+                snprintf(note, sizeof note, "%s says applied: `pgcutover migrate adopt` records it", tool);
+            else if (fs == OSC_FOREIGN_FAILED)
+                snprintf(note, sizeof note, "%s says failed%s", tool, fr.tool == OSC_TOOL_GOLANG ? " (dirty)" : "");
+            else
+                snprintf(note, sizeof note, f->kind == OSC_MFILE_REPEATABLE
+                         ? "%s applied an earlier text of it: up applies it again"
+                         : "%s applied it, but its file changed since: adopt refuses it", tool);
+            v[9] = note;
+        }
         osc_result_row(x->r, v);
     }
     for (int j = 0; seen && j < nt; j++) {
@@ -607,6 +631,7 @@ static void migrate_status(mctx *x)
         osc_result_row(x->r, v);
     }
     free(seen);
+    osc_foreign_free(&fr);
     PQclear(t);
 }
 
@@ -740,7 +765,7 @@ void osc_migrate_command(PGconn *c, const char *db, const char *user, const osc_
         migrate_plan(&x);
         break;
     case OSC_MIG_ADOPT:
-        osc_result_error(r, "0A000", NULL, "MIGRATE ADOPT is not implemented yet");
+        osc_adopt_run(c, db, user, m, r);
         break;
     }
     conf_free(&x.s);

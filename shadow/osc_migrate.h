@@ -42,6 +42,13 @@
 void osc_migrate_command(PGconn *c, const char *db, const char *user, const osc_mcmd *m,
                          osc_result *r);
 
+/*
+ * osc_migrate_lock — take the database's runner lock (a session advisory lock,
+ * OSC_LOCK_CLASS, -1) on c, held until c closes: what MIGRATE UP, DOWN and ADOPT run
+ * under. false with r an error (55P03, naming db) when another runner holds it.
+ */
+bool osc_migrate_lock(PGconn *c, const char *db, osc_result *r);
+
 /* osc_migrate_checksum — the checksum recorded for a file's text: SHA-256 (OpenSSL EVP),
  * 64 lowercase hex digits and a NUL into out ("" if OpenSSL fails). */
 void osc_migrate_checksum(const char *text, char out[65]);

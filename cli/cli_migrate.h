@@ -7,7 +7,7 @@
 #define CLI_MIGRATE_H
 
 /*
- * cli_migrate_main — pgcutover migrate up|down|status|plan [-h HOST] [-p CONTROL_PORT]
+ * cli_migrate_main — pgcutover migrate up|down|status|plan|adopt [-h HOST] [-p CONTROL_PORT]
  *                    [-d DB] [-U USER] [--to VERSION] [--steps N] [--accept-drift VERSION]...
  *                    [--strict] [--wait SECONDS] DIR
  *

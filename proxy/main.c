@@ -1,7 +1,7 @@
 /*
  * main.c — pgcutover [-c FILE] [--set NAME=VALUE]... [--check] [--help] [--version]
  *          pgcutover run [OPTION]... "ALTER TABLE …"   (the console client, cli_run.h)
- *          pgcutover migrate up|down|status|plan [OPTION]... DIR   (cli_migrate.h)
+ *          pgcutover migrate up|down|status|plan|adopt [OPTION]... DIR   (cli_migrate.h)
  */
 #include <stdio.h>
 #include <string.h>

@@ -293,18 +293,27 @@ static void progress(PGconn *p, bool tty, char *last, size_t lastlen)
         const char *state = PQgetvalue(r, t, col(r, "state"));
         if (strcmp(state, "applying") != 0 && strcmp(state, "reverting") != 0)
             continue;
-        char line[600];
-        snprintf(line, sizeof line, "%s %s (%s): step %s of %s%s%s", state,
+        char line[800];
+        const char *cur = PQgetvalue(r, t, col(r, "current"));
+        snprintf(line, sizeof line, "%s %s (%s): step %d of %s%s%s%s%s", state,
                  PQgetvalue(r, t, col(r, "version")), PQgetvalue(r, t, col(r, "name")),
-                 PQgetvalue(r, t, col(r, "steps_done")), PQgetvalue(r, t, col(r, "steps_total")),
-                 *PQgetvalue(r, t, col(r, "strategies")) ? " done: " : "",
+                 atoi(PQgetvalue(r, t, col(r, "steps_done"))) + 1, PQgetvalue(r, t, col(r, "steps_total")),
+                 *cur ? ": " : "", cur, *PQgetvalue(r, t, col(r, "strategies")) ? "; done: " : "",
                  PQgetvalue(r, t, col(r, "strategies")));
+        /* plain lines: a new step (version and step number), or every 5 s in a long one */
+        char key[400];
+        snprintf(key, sizeof key, "%s %s", PQgetvalue(r, t, col(r, "version")),
+                 PQgetvalue(r, t, col(r, "steps_done")));
+        static time_t printed;
         if (tty) {
             printf("\r\033[K%s", line);
             fflush(stdout);
-        } else if (strcmp(line, last) != 0)
+        } else if (strcmp(key, last) != 0 || time(NULL) - printed >= 5) {
             printf("%s\n", line);
-        snprintf(last, lastlen, "%s", line);
+            fflush(stdout);
+            printed = time(NULL);
+        }
+        snprintf(last, lastlen, "%s", key);
     }
     PQclear(r);
 }

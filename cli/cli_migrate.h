@@ -15,7 +15,8 @@
  * sends every file to the console in one MIGRATE command (the engine decides what is
  * pending, splits, runs and records), and prints the answer's rows. While up or down
  * runs, a second console connection reads MIGRATE STATUS every second: on a terminal a
- * redrawn line (version, step k of n), otherwise one plain line per step finished.
+ * redrawn line (version, step k of n, the step's migration with its state and rows),
+ * otherwise one plain line when a step starts and every 5 s during a long one.
  * `down` reverts one version unless --steps or --to says otherwise. When another
  * migrate holds the database's runner lock, it says so and retries every 2 s for --wait
  * seconds (default 600).

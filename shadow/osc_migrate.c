@@ -542,17 +542,25 @@ static void migrate_down(mctx *x)
 static void migrate_status(mctx *x)
 {
     static const char *const cols[] = {"version", "name", "state", "steps_done", "steps_total",
-                                       "strategies", "finished_at", "duration_ms", "error", "note"};
+                                       "strategies", "finished_at", "duration_ms", "error", "note",
+                                       "current"};
     static const uint32_t types[] = {OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_INT8, OSC_T_INT8,
-                                     OSC_T_TEXT, OSC_T_TIMESTAMPTZ, OSC_T_FLOAT8, OSC_T_TEXT, OSC_T_TEXT};
-    for (int i = 0; i < 10; i++)
+                                     OSC_T_TEXT, OSC_T_TIMESTAMPTZ, OSC_T_FLOAT8, OSC_T_TEXT, OSC_T_TEXT,
+                                     OSC_T_TEXT};
+    for (int i = 0; i < 11; i++)
         osc_result_col(x->r, cols[i], types[i]);
     snprintf(x->r->tag, sizeof x->r->tag, "MIGRATE STATUS");
     char err[512];
     PGresult *t = osc_exec(x->c, "SELECT version, name, state, direction, statements_done, statements_total, "
                                  "array_to_string(strategies, ','), finished_at, round(duration_ms::numeric, "
-                                 "3), error, checksum "
-                                 "FROM pgcutover.schema_migrations ORDER BY started_at, version",
+                                 "3), error, checksum, CASE WHEN s.state IN ('applying', 'reverting') THEN "
+                                 "(SELECT 'migration ' || m.id || ': ' || m.strategy || ', ' || m.state || "
+                                 "CASE WHEN m.strategy IN ('copy', 'batched') THEN ', ' || m.rows_copied || "
+                                 "coalesce(' of ' || m.rows_estimated, '') || ' rows' ELSE '' END FROM "
+                                 "pgcutover.migrations m WHERE m.source = 'migrate ' || s.direction || ' ' "
+                                 "|| s.version || ' run ' || s.run || ' step ' || s.statements_done ORDER "
+                                 "BY m.id DESC LIMIT 1) END "
+                                 "FROM pgcutover.schema_migrations s ORDER BY started_at, version",
                            0, NULL, err, sizeof err, NULL);
     if (t == NULL) {
         osc_result_error(x->r, "XX000", NULL, "reading pgcutover.schema_migrations: %s", err);
@@ -575,7 +583,7 @@ static void migrate_status(mctx *x)
         for (int j = 0; j < nt; j++)
             if (strcmp(PQgetvalue(t, j, 0), key) == 0)
                 row = j;
-        const char *v[10] = {key, f->name, "pending", "0", NULL, NULL, NULL, NULL, NULL, NULL};
+        const char *v[11] = {key, f->name, "pending", "0", NULL, NULL, NULL, NULL, NULL, NULL, NULL};
         osc_script sc;
         char sst[6], serr[300];
         if (osc_split(f->text, &sc, sst, serr, sizeof serr)) {
@@ -601,6 +609,7 @@ static void migrate_status(mctx *x)
                                                        : "its file changed since it was applied";
             if (strcmp(v[2], "pending") == 0)
                 v[3] = "0";
+            v[10] = PQgetisnull(t, row, 11) ? NULL : PQgetvalue(t, row, 11);
         }
         char note[300];
         osc_foreign_state_t fs = row < 0 && v[9] == NULL ? osc_foreign_state(&fr, f) : OSC_FOREIGN_NOT;
@@ -621,7 +630,8 @@ static void migrate_status(mctx *x)
     for (int j = 0; seen && j < nt; j++) {
         if (seen[j])
             continue;
-        const char *v[10];
+        const char *v[11];
+        v[10] = PQgetisnull(t, j, 11) ? NULL : PQgetvalue(t, j, 11);
         v[0] = PQgetvalue(t, j, 0);
         v[1] = PQgetvalue(t, j, 1);
         v[2] = PQgetvalue(t, j, 2);

@@ -432,7 +432,10 @@ static void test_kill_engine(void **state)
     mig_spawn(&p, px2, "up", root, NULL);
     wait_for(d, "the copy", "SELECT count(*) FROM pgcutover.migrations WHERE strategy = 'copy' AND "
                             "state = 'copying' AND rows_copied > 0");
+    usleep(1200000); /* a progress look of the client (every second) */
     kill_and_restart(px2, &p, px, sets);
+    expect_out(out_text, "applying 1 (steps): step 4 of 7: migration "); /* its progress line */
+    expect_out(out_text, ": copy, copying, ");
     /* 3. the index build: an old snapshot holds it; kill it there */
     h_execf(locker, "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT count(*) FROM pg_class");
     mig_spawn(&p, px, "up", root, NULL);

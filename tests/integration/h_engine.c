@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -359,4 +360,106 @@ void h_mig_wait(PGconn *ctl, long long id, const char *want, long long min_rows,
                "%lld of %lld, throttle %s: %s)",
                id, want, timeout_ms / 1000, m->state, m->phase, m->rows_copied, m->rows_estimated,
                m->throttle, m->error);
+}
+
+/* ---------- a pgbench load ---------- */
+
+void h_pgbench_start(h_pgbench *b)
+{
+    b->runs++;
+    snprintf(b->out, sizeof b->out, "%s/pgbench-%s-%d.out", b->dir, b->db, b->runs);
+    snprintf(b->err, sizeof b->err, "%s/pgbench-%s-%d.err", b->dir, b->db, b->runs);
+    char port[16], clients[16], jobs[16], secs[16], db[200];
+    snprintf(port, sizeof port, "%d", b->port);
+    snprintf(clients, sizeof clients, "%d", b->clients);
+    snprintf(jobs, sizeof jobs, "%d", b->jobs);
+    snprintf(secs, sizeof secs, "%d", b->seconds);
+    snprintf(db, sizeof db, "dbname=%s sslmode=disable", b->db);
+    /* h_spawn execs a path: a bare "pgbench" is looked up in PATH by env(1) */
+    const char *bin = h_pgbench_bin();
+    bool path = strchr(bin, '/') != NULL;
+    const char *argv[32] = {path ? bin : "/usr/bin/env"};
+    int a = 1;
+    if (!path)
+        argv[a++] = bin;
+    /* -n: no vacuum (it would truncate pgbench_history, which tests read) */
+    const char *rest[] = {"-h", "127.0.0.1", "-p", port, "-U", h_pg_user(), "-n", "-c", clients,
+                          "-j", jobs, "-T", secs, "-M", b->mode, db, NULL};
+    for (int i = 0; rest[i]; i++)
+        argv[a++] = rest[i];
+    argv[a] = NULL;
+    fflush(NULL);
+    b->pid = h_spawn(argv, b->out, b->err);
+}
+
+void h_pgbench_check(h_pgbench *b, int st)
+{
+    char out[65536];
+    snprintf(out, sizeof out, "%s", h_slurp(b->out));
+    const char *err = h_slurp(b->err);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        h_eng_fail("pgbench -M %s run %d exited with status 0x%x:\n%s%s", b->mode, b->runs, st,
+                   out, err);
+    if (strstr(out, "number of failed transactions: 0 ") == NULL)
+        h_eng_fail("pgbench -M %s run %d reports failed transactions:\n%s%s", b->mode, b->runs,
+                   out, err);
+    if (strstr(out, "aborted") || strstr(err, "aborted") || strstr(out, "ERROR") ||
+        strstr(err, "ERROR"))
+        h_eng_fail("pgbench -M %s run %d: a client saw an error or aborted:\n%s%s", b->mode,
+                   b->runs, out, err);
+    static const char processed[] = "number of transactions actually processed: ";
+    const char *p = strstr(out, processed);
+    long long n = p ? atoll(p + strlen(processed)) : -1;
+    if (n < 1)
+        h_eng_fail("pgbench -M %s run %d processed no transactions:\n%s%s", b->mode, b->runs, out,
+                   err);
+    const char *t = strstr(out, "tps = ");
+    double tps = t ? atof(t + strlen("tps = ")) : 0;
+    if (b->checked == 0 || tps < b->tps_min)
+        b->tps_min = tps;
+    if (b->checked == 0 || tps > b->tps_max)
+        b->tps_max = tps;
+    b->tps_sum += tps;
+    b->processed += n;
+    b->checked++;
+}
+
+void h_pgbench_tick(h_pgbench *b)
+{
+    int st;
+    if (b->pid > 0 && waitpid(b->pid, &st, WNOHANG) == b->pid) {
+        b->pid = 0;
+        h_pgbench_check(b, st);
+        h_pgbench_start(b);
+    }
+}
+
+void h_pgbench_finish(h_pgbench *b, int bound_ms)
+{
+    int st = 0;
+    double t0 = h_now_ms();
+    while (b->pid > 0 && waitpid(b->pid, &st, WNOHANG) != b->pid) {
+        if (h_now_ms() - t0 > bound_ms)
+            h_eng_fail("pgbench run %d (-T %d) still running after %d s", b->runs, b->seconds,
+                       bound_ms / 1000);
+        usleep(20000);
+    }
+    if (b->pid > 0) {
+        b->pid = 0;
+        h_pgbench_check(b, st);
+    }
+}
+
+void h_pgbench_stop(h_pgbench *b)
+{
+    h_stop_pid(&b->pid, 5000);
+}
+
+void h_pgbench_dump(const h_pgbench *b)
+{
+    if (b->out[0]) {
+        fprintf(stderr, "---- pgbench run %d (%s, %s) ----\n", b->runs, b->out, b->err);
+        fflush(stderr);
+        h_shell("tail -n 30 '%s' '%s' >&2", b->out, b->err);
+    }
 }

@@ -2,7 +2,8 @@
  * h_engine.h — helpers shared by the engine integration tests (test_engine_*.c,
  * test_run_cli.c): a per-test context (database, pgcutover processes, connections kept
  * until the teardown), console and direct connections, formatted SQL helpers, console
- * commands that must succeed or fail, SHOW MIGRATION rows and polling for a state.
+ * commands that must succeed or fail, SHOW MIGRATION rows and polling for a state, and
+ * a pgbench load of back-to-back checked runs (h_pgbench_*, test_migrate_load).
  *
  * Failures go through h_eng_fail, which first prints diagnostics: the test's
  * h_eng_fail_hook when set, else the tail of the pgcutover logs of the context last
@@ -140,5 +141,45 @@ bool h_mig_terminal(const char *state);
  * 0 and rows_copied is below it, and after timeout_ms. */
 void h_mig_wait(PGconn *ctl, long long id, const char *want, long long min_rows, int timeout_ms,
                 h_mig *m);
+
+/* ---- a pgbench load through a pgcutover (test_migrate_load) ---- */
+
+/* pgbench TPC-B-like (-n, so pgbench_history keeps every transaction) as back-to-back
+ * runs of `seconds` each, through port. Fill the first block, then h_pgbench_start. */
+typedef struct {
+    const char *db;        /* database */
+    int port;              /* the proxy's listen_port */
+    const char *mode;      /* -M: simple, extended or prepared */
+    int clients, jobs, seconds;
+    const char *dir;       /* run n writes dir/pgbench-<db>-<n>.out and .err */
+    /* filled by the helpers */
+    pid_t pid;             /* the run going on, 0 when none */
+    int runs;              /* runs started */
+    int checked;           /* runs ended and found clean */
+    long long processed;   /* transactions of the checked runs */
+    double tps_min, tps_max, tps_sum; /* pgbench's "tps = …" of the checked runs */
+    char out[512], err[512];          /* output files of the current (or last) run */
+} h_pgbench;
+
+/* h_pgbench_start — start run ++b->runs in the background (h_spawn; the database given
+ * as "dbname=… sslmode=disable"). Fails the test when it cannot fork. */
+void h_pgbench_start(h_pgbench *b);
+/* h_pgbench_tick — when the current run has ended: check it (h_pgbench_check) and start
+ * the next. Cheap (waitpid WNOHANG); call it often while something else goes on. */
+void h_pgbench_tick(h_pgbench *b);
+/* h_pgbench_finish — wait (up to bound_ms) for the current run to end and check it; no
+ * new run is started. */
+void h_pgbench_finish(h_pgbench *b, int bound_ms);
+/* h_pgbench_check — the verdict of the ended current run (wait status st), through
+ * h_eng_fail with its output: it must exit 0, print "number of failed transactions: 0 "
+ * and a positive "number of transactions actually processed", and no client may abort
+ * or see an ERROR. Adds its transactions and tps to b. */
+void h_pgbench_check(h_pgbench *b, int st);
+/* h_pgbench_stop — stop a run still going (SIGTERM, SIGKILL after 5 s), unchecked: for
+ * teardowns. */
+void h_pgbench_stop(h_pgbench *b);
+/* h_pgbench_dump — the tails of the current run's output files on stderr (a fail hook's
+ * diagnostics). */
+void h_pgbench_dump(const h_pgbench *b);
 
 #endif

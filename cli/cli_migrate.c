@@ -408,7 +408,7 @@ int cli_migrate_main(int argc, char **argv)
     for (;;) {
         r = run_command(&o, c, cmd, follow);
         const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-        if (st == NULL || strcmp(st, "55P03") != 0 || time(NULL) >= until)
+        if (st == NULL || strcmp(st, "55006") != 0 || time(NULL) >= until)
             break;
         if (!said)
             fprintf(stderr, "pgcutover migrate: %s; waiting up to %ld s\n",
@@ -432,7 +432,7 @@ int cli_migrate_main(int argc, char **argv)
             fprintf(stderr, "pgcutover migrate: lost the console connection: %s", PQerrorMessage(c));
         if (hint)
             fprintf(stderr, "HINT: %s\n", hint);
-        rc = st && strcmp(st, "55P03") == 0 ? 4 : exit_for(st);
+        rc = st && strcmp(st, "55006") == 0 ? 4 : exit_for(st);
     }
     PQclear(r);
     PQfinish(c);

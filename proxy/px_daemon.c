@@ -165,11 +165,16 @@ void px_hold_enter(void)
     hold_engine++;
     hold_on_locked();
     pthread_mutex_unlock(&hold_mu);
-    /* Requests forwarded just before the hold, outside a transaction, are answered before
-     * the engine takes its lock (bounded: PX_HOLD_INFLIGHT_MS): queued behind that lock they
-     * would run after the change, with plans prepared before it (issue 14's 0A000). */
-    uint64_t until = px_now_us() + PX_HOLD_INFLIGHT_MS * 1000ULL;
-    while (atomic_load(&px_d.inflight) > 0 && px_now_us() < until) {
+    /* The drain (bounded: PX_HOLD_DRAIN_MS). Requests forwarded just before the hold,
+     * outside a transaction, are answered before the engine takes its lock: queued behind
+     * that lock they would run after the change, with plans prepared before it (issue 14's
+     * 0A000). Transactions under way end: one that holds a lock on a table the engine
+     * locks second, and wants the one it locked first (ADD FOREIGN KEY locks the
+     * referencing table, then the referenced), would make a cycle only lock_timeout
+     * breaks; their next transaction is held like every new one. */
+    uint64_t until = px_now_us() + PX_HOLD_DRAIN_MS * 1000ULL;
+    while ((atomic_load(&px_d.inflight) > 0 || atomic_load(&px_d.in_xact) > 0) &&
+           px_now_us() < until) {
         struct timespec ts = {0, 1000 * 1000}; /* 1 ms */
         nanosleep(&ts, NULL);
     }

@@ -63,6 +63,7 @@ typedef struct {
     _Atomic bool hold;          /* new transactions wait at the proxy */
     _Atomic int inflight;       /* sessions with a request forwarded outside a transaction
                                  * and not yet answered (px_hold_enter waits for them) */
+    _Atomic int in_xact;        /* client sessions inside a transaction block (idem) */
     _Atomic uint64_t hold_started_us;
     _Atomic uint64_t release_gen;
     _Atomic uint64_t hold_first_park_us;   /* when the first session parked in this hold */
@@ -102,16 +103,18 @@ void px_target_get(px_target *t, SSL_CTX **server_ctx);
 void px_hold(void);
 /* px_release — forward every parked message, in order. Thread-safe; idempotent. */
 void px_release(void);
-/* How long px_hold_enter waits, at most, for requests already forwarded outside a
- * transaction to be answered, in milliseconds. */
-#define PX_HOLD_INFLIGHT_MS 200
+/* How long px_hold_enter waits, at most, for the transactions and requests already under
+ * way to end (the hold's drain), in milliseconds. */
+#define PX_HOLD_DRAIN_MS 200
 
 /* px_hold_enter / px_hold_leave — the engine's hold (counted, independent of the
  * operator's PAUSE/RESUME): the hold is in place while either wants it. px_hold_enter
- * returns once no session has a request forwarded from a transaction boundary still
- * unanswered (px_d.inflight), or after PX_HOLD_INFLIGHT_MS: so nothing sent before the
- * hold queues behind the engine's lock and runs after its change. Blocks the calling
- * (engine) thread; never call it from a worker. Thread-safe. */
+ * returns once no session is inside a transaction block (px_d.in_xact) and none has a
+ * request forwarded from a transaction boundary still unanswered (px_d.inflight), or
+ * after PX_HOLD_DRAIN_MS: so nothing sent before the hold queues behind the engine's lock
+ * and runs after its change, and no transaction under way holds a lock the engine needs
+ * while it waits for one the engine took (a lock cycle that only lock_timeout breaks).
+ * Blocks the calling (engine) thread; never call it from a worker. Thread-safe. */
 void px_hold_enter(void);
 void px_hold_leave(void);
 /* px_hold_last_max_wait_ms — the longest a session waited in the hold that ended last

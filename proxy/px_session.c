@@ -131,6 +131,10 @@ void px_session_free(px_session *s)
         s->inflight = false;
         atomic_fetch_sub(&px_d.inflight, 1);
     }
+    if (s->in_xact) {
+        s->in_xact = false;
+        atomic_fetch_sub(&px_d.in_xact, 1);
+    }
     px_worker *w = s->w;
     if (s->parked)
         unpark_unlink(s);
@@ -672,6 +676,11 @@ static void on_ready(px_session *s, char status)
     if (status == 'I')
         px_inc(s->st_xacts, 1);
     s->idle = s->pending == 0 && !s->unsynced && status == 'I';
+    bool in_xact = status != 'I' && !s->is_control;
+    if (in_xact != s->in_xact) { /* the hold's drain counts it (px_hold_enter) */
+        s->in_xact = in_xact;
+        atomic_fetch_add(&px_d.in_xact, in_xact ? 1 : -1);
+    }
     if (s->inflight && (s->idle || status != 'I')) { /* answered, or inside a transaction now */
         s->inflight = false;
         atomic_fetch_sub(&px_d.inflight, 1);

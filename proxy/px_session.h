@@ -57,6 +57,7 @@ struct px_session {
     bool ctl_waiting;                /* console: a non-authentication message waits for login */
     bool inflight;                   /* counted in px_d.inflight: a request forwarded from a
                                       * transaction boundary, not yet answered */
+    bool in_xact;                    /* counted in px_d.in_xact: inside a transaction block */
     int pending;                     /* Query/Sync/FunctionCall forwarded, awaiting 'Z' */
     uint64_t req_start_us, park_start_us;
     uint32_t be_pid, be_key;         /* server's BackendKeyData */

@@ -392,7 +392,7 @@ bool osc_migrate_lock(PGconn *c, const char *db, osc_result *r)
     bool got = t && PQgetvalue(t, 0, 0)[0] == 't';
     PQclear(t);
     if (!got)
-        osc_result_error(r, "55P03", "wait for it to finish (`pgcutover migrate status` shows "
+        osc_result_error(r, "55006", "wait for it to finish (`pgcutover migrate status` shows "
                          "its progress)", "another `pgcutover migrate` is running on database \"%s\"",
                          db);
     return got;

@@ -15,7 +15,7 @@
  * down), so an old run's rows never count for a new one.
  *
  * One runner per database: a session advisory lock (OSC_LOCK_CLASS, -1) held by the
- * command's connection for its whole length; a second MIGRATE UP/DOWN/ADOPT gets 55P03 at
+ * command's connection for its whole length; a second MIGRATE UP/DOWN/ADOPT gets 55006 at
  * once (the client waits and retries, saying so).
  */
 #ifndef OSC_MIGRATE_H
@@ -35,7 +35,7 @@
  *   STATUS     one row per version: of the files in order, then rows without a file.
  *   PLAN       PLAN's rows for every step of every pending version, prefixed with the
  *              version, its name and the step's line; changes nothing.
- * Errors: 55P03 another runner, 55000 drift / out-of-order / an unfinished down / no down
+ * Errors: 55006 (object_in_use) another runner, 55000 drift / out-of-order / an unfinished down / no down
  * file, 0A000 a step that cannot run (a copy inside a BEGIN … COMMIT block, …), 42601 a file
  * that does not parse.
  */
@@ -45,7 +45,7 @@ void osc_migrate_command(PGconn *c, const char *db, const char *user, const osc_
 /*
  * osc_migrate_lock — take the database's runner lock (a session advisory lock,
  * OSC_LOCK_CLASS, -1) on c, held until c closes: what MIGRATE UP, DOWN and ADOPT run
- * under. false with r an error (55P03, naming db) when another runner holds it.
+ * under. false with r an error (55006, naming db) when another runner holds it.
  */
 bool osc_migrate_lock(PGconn *c, const char *db, osc_result *r);
 

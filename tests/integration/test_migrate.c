@@ -22,6 +22,8 @@
  *               index build (held by an old snapshot); after each restart `migrate up`
  *               continues; a log table the version writes between those steps proves
  *               each step ran exactly once.
+ *   lock_timeout a version that fails on lock_timeout (55P03) exits 1 at once, not retried
+ *               as "another migrate is running" (55006); applied once the lock is gone.
  *   kill_client SIGKILL of the client during a step: the engine finishes the version;
  *               the next up finds it applied; each step once.
  *   batched     plan: the batched UPDATE described, an unmarked one over 4,990 rows gets
@@ -377,6 +379,30 @@ static void test_runners(void **state)
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 
+/* A version that fails on lock_timeout (55P03, every attempt behind a lock held
+ * directly): exit 1 at once, not retried as "another migrate is running" (55006). */
+static void test_lock_timeout(void **state)
+{
+    (void)state;
+    case_dir();
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "CREATE TABLE t (id int PRIMARY KEY)");
+    wfile("1_add.up.sql", "ALTER TABLE t ADD COLUMN c int;\n");
+    static const char *const sets[] = {"lock_timeout_ms=50", "cutover_attempts=2", NULL};
+    h_proxy_start(&h_eng_case.px, sets);
+    PGconn *locker = h_eng_keep(&h_eng_case, h_direct_connect(h_eng_case.db));
+    h_execf(locker, "BEGIN; LOCK TABLE t IN ACCESS SHARE MODE");
+    mig(&h_eng_case.px, "up", (const char *[]){"--wait", "60", NULL}, 1);
+    expect_out(err_text, "ERROR 55P03");
+    if (strstr(err_text, "waiting up to"))
+        h_eng_fail("a lock_timeout was retried as another migrate");
+    expect_vstate(d, "1", "failed up 0/1 ");
+    h_execf(locker, "COMMIT");
+    mig(&h_eng_case.px, "up", NULL, 0);
+    expect_vstate(d, "1", "applied up 1/1 instant");
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
+}
+
 /* Poll (10 s) until the direct query q counts > 0. */
 static void wait_for(PGconn *d, const char *what, const char *q)
 {
@@ -553,7 +579,7 @@ int main(void)
         H_ENG_CASE(test_prisma, "mig_prisma"),       H_ENG_CASE(test_drift, "mig_drift"),
         H_ENG_CASE(test_block, "mig_block"),         H_ENG_CASE(test_runners, "mig_runners"),
         H_ENG_CASE(test_kill_engine, "mig_kill_eng"), H_ENG_CASE(test_kill_client, "mig_kill_cli"),
-        H_ENG_CASE(test_batched, "mig_batched"),
+        H_ENG_CASE(test_batched, "mig_batched"),     H_ENG_CASE(test_lock_timeout, "mig_lockto"),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,10 +5,13 @@
  *   golang      golang-migrate layout (1, 2, 3, 10: numeric order): up --steps 1, plan of
  *               the rest (instant, copy, concurrent), up, status, up again (nothing),
  *               down all the way (the schema as before), up again (a second run).
- *   flyway      V1, V1.1, V2 + U2 and a repeatable R__: up; a changed repeatable is
+ *   flyway      V1, V1.1, V2 + U2 and a repeatable R__: up --to 1, plan of the rest
+ *               (instant, concurrent, the repeatable), up; a changed repeatable is
  *               applied again and nothing else; down through U2; down of V1.1 refused
  *               (no undo file, exit 3).
- *   prisma      {timestamp}_{name}/migration.sql and migration_lock.toml: up, status;
+ *   prisma      {timestamp}_{name}/migration.sql and migration_lock.toml: plan before the
+ *               first is applied (exit 1: the second's table does not exist yet, said so),
+ *               up --steps 1, plan (instant), up, status;
  *               down refused (no down).
  *   drift       an applied file edited: status says drifted, up exits 3, --accept-drift
  *               records the new checksum.
@@ -250,6 +253,11 @@ static void test_flyway(void **state)
     PGconn *d = h_eng_direct(&h_eng_case);
     h_proxy_start(&h_eng_case.px, NULL);
     const h_proxy *px = &h_eng_case.px;
+    mig(px, "up", (const char *[]){"--to", "1", NULL}, 0);
+    mig(px, "plan", NULL, 0); /* V1.1, V2 and R__ on the table V1 made */
+    expect_out(out_text, "instant");
+    expect_out(out_text, "concurrent");
+    expect_out(out_text, "R__items view");
     mig(px, "up", NULL, 0);
     expect_vstate(d, "1", "applied up 2/2 direct,data");
     expect_vstate(d, "1.1", "applied up 1/1 instant");
@@ -288,6 +296,12 @@ static void test_prisma(void **state)
     wfile("migration_lock.toml", "provider = \"postgresql\"\n");
     PGconn *d = h_eng_direct(&h_eng_case);
     h_proxy_start(&h_eng_case.px, NULL);
+    mig(&h_eng_case.px, "plan", NULL, 1); /* the second needs "User", which the first makes */
+    expect_out(out_text, "if an earlier pending version creates it");
+    mig(&h_eng_case.px, "up", (const char *[]){"--steps", "1", NULL}, 0);
+    mig(&h_eng_case.px, "plan", NULL, 0);
+    expect_out(out_text, "20240102000000_add_name");
+    expect_out(out_text, "instant");
     mig(&h_eng_case.px, "up", NULL, 0);
     expect_vstate(d, "20240101000000_init", "applied up 2/2 direct,concurrent");
     expect_vstate(d, "20240102000000_add_name", "applied up 1/1 instant");

@@ -730,11 +730,19 @@ static void migrate_plan(mctx *x)
                 osc_result_init(&p);
                 osc_engine_statement(x->c, x->db, x->user, stmt, true, &p);
                 if (!p.ok) {
+                    /* an object an earlier pending step may create: planned once it exists */
+                    bool undefined = strncmp(p.sqlstate, "42P01", 5) == 0 ||
+                                     strncmp(p.sqlstate, "42703", 5) == 0 ||
+                                     strncmp(p.sqlstate, "42704", 5) == 0 ||
+                                     strncmp(p.sqlstate, "42883", 5) == 0;
+                    bool deferred = undefined && (j > 0 || k > 0);
                     char msg[1400];
                     snprintf(msg, sizeof msg, "%s (%s)%s", p.message, p.sqlstate,
-                             strcmp(p.sqlstate, "42P01") == 0 ? "; if an earlier pending version "
-                             "creates it, plan again once that version is applied" : "");
-                    const char *v[9] = {key, f->name, line, step, "error", msg, stmt, NULL, NULL};
+                             deferred ? ": an earlier pending step may create it; planned once the "
+                                        "steps before it are applied"
+                             : undefined ? "; no earlier pending step could create it" : "");
+                    const char *v[9] = {key, f->name, line, step, deferred ? "deferred" : "error",
+                                        msg, stmt, NULL, NULL};
                     osc_result_row(x->r, v);
                 }
                 for (int i = 0; p.ok && i < p.nrows; i++) {

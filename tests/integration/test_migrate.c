@@ -2,15 +2,17 @@
  * test_migrate.c — `pgcutover migrate` (issue 15) as the real binary against a pgcutover
  * the test starts, on real migration directories written by the test:
  *
- *   golang      golang-migrate layout (1, 2, 3, 10: numeric order): up --steps 1, plan of
- *               the rest (instant, copy, concurrent), up, status, up again (nothing),
- *               down all the way (the schema as before), up again (a second run).
+ *   golang      golang-migrate layout (1, 2, 3, 10: numeric order): plan on the empty
+ *               database (2, 3, 10 deferred; a first version on a table nothing creates is
+ *               an error, exit 1), up --steps 1, plan of the rest (instant, copy,
+ *               concurrent), up, status, up again (nothing), down all the way (the schema
+ *               as before), up again (a second run).
  *   flyway      V1, V1.1, V2 + U2 and a repeatable R__: up --to 1, plan of the rest
  *               (instant, concurrent, the repeatable), up; a changed repeatable is
  *               applied again and nothing else; down through U2; down of V1.1 refused
  *               (no undo file, exit 3).
  *   prisma      {timestamp}_{name}/migration.sql and migration_lock.toml: plan before the
- *               first is applied (exit 1: the second's table does not exist yet, said so),
+ *               first is applied (the second deferred: its table does not exist yet),
  *               up --steps 1, plan (instant), up, status;
  *               down refused (no down).
  *   drift       an applied file edited: status says drifted, up exits 3, --accept-drift
@@ -205,6 +207,12 @@ static void test_golang(void **state)
     schema_of(d, before, sizeof before);
     h_proxy_start(&h_eng_case.px, NULL);
     const h_proxy *px = &h_eng_case.px;
+    mig(px, "plan", NULL, 0); /* 2, 3 and 10 deferred: they change the table 1 creates */
+    expect_out(out_text, "deferred");
+    wfile("0_typo.up.sql", "ALTER TABLE no_such_table ADD COLUMN x int;\n");
+    mig(px, "plan", NULL, 1); /* nothing before it could create it: an error */
+    expect_out(out_text, "no earlier pending step could create it");
+    h_shell("rm '%s/0_typo.up.sql'", root);
     mig(px, "up", (const char *[]){"--steps", "1", NULL}, 0);
     expect_vstate(d, "1", "applied up 2/2 direct,data");
     assert_int_equal(h_qint(d, "SELECT count(*) FROM accounts"), 500);
@@ -296,8 +304,9 @@ static void test_prisma(void **state)
     wfile("migration_lock.toml", "provider = \"postgresql\"\n");
     PGconn *d = h_eng_direct(&h_eng_case);
     h_proxy_start(&h_eng_case.px, NULL);
-    mig(&h_eng_case.px, "plan", NULL, 1); /* the second needs "User", which the first makes */
-    expect_out(out_text, "if an earlier pending version creates it");
+    mig(&h_eng_case.px, "plan", NULL, 0); /* the second needs "User", which the first makes */
+    expect_out(out_text, "deferred");
+    expect_out(out_text, "an earlier pending step may create it");
     mig(&h_eng_case.px, "up", (const char *[]){"--steps", "1", NULL}, 0);
     mig(&h_eng_case.px, "plan", NULL, 0);
     expect_out(out_text, "20240102000000_add_name");

@@ -13,6 +13,7 @@
 #include "osc_db.h"
 #include "osc_migrate.h"
 #include "osc_migration.h"
+#include "osc_revert.h"
 #include "osc_strategy.h"
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -259,10 +260,36 @@ static const char *batched_stmt(const char *cmd)
     return p + 7;
 }
 
+/* REVERT MIGRATION n [ACCEPT DATA LOSS] | PLAN REVERT MIGRATION n: n, else 0 (-1: the
+ * words start so but do not parse); *plan and *accept as said. */
+static int64_t revert_words(char w[][64], int n, bool *plan, bool *accept)
+{
+    int at = n > 0 && strcmp(w[0], "PLAN") == 0;
+    *plan = at == 1;
+    *accept = false;
+    if (n < at + 2 || strcmp(w[at], "REVERT") != 0 || strcmp(w[at + 1], "MIGRATION") != 0)
+        return 0;
+    char *end = NULL;
+    int64_t id = n > at + 2 ? strtoll(w[at + 2], &end, 10) : 0;
+    if (id <= 0 || *end)
+        return -1;
+    if (n == at + 3)
+        return id;
+    *accept = !*plan && n == at + 6 && strcmp(w[at + 3], "ACCEPT") == 0 &&
+              strcmp(w[at + 4], "DATA") == 0 && strcmp(w[at + 5], "LOSS") == 0;
+    return *accept ? id : -1;
+}
+
 bool osc_engine_is_command(const char *cmd)
 {
     if (osc_mcmd_is(cmd) || batched_stmt(cmd))
         return true;
+    {
+        char rw[MAXW][64];
+        bool p, a;
+        if (revert_words(rw, words(cmd, rw), &p, &a) != 0)
+            return true;
+    }
     char w[MAXW][64];
     int n = words(cmd, w);
     const char *kind;
@@ -397,14 +424,15 @@ static void show(PGconn *c, const char *db, const char *user, int64_t only, osc_
         "checkpoint", "max_key", "settings", "phase_at", "cutover_attempts", "cutover_hold_ms",
         "cutover_lock_ms", "cutover_max_wait_ms", "reprepare_sessions_marked",
         "reprepared_sessions", "reprepared_statements", "reprepare_left", "reprepare_max_ms",
-        "reprepare_total_ms"};
+        "reprepare_total_ms", "revertible"};
     static const uint32_t types[] = {
         OSC_T_INT8, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_INT8, OSC_T_INT8, OSC_T_FLOAT8,
         OSC_T_FLOAT8, OSC_T_FLOAT8, OSC_T_TEXT, OSC_T_INT8, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT,
         OSC_T_TEXT, OSC_T_TIMESTAMPTZ, OSC_T_TIMESTAMPTZ, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT,
         OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_TEXT, OSC_T_INT8, OSC_T_FLOAT8, OSC_T_FLOAT8,
-        OSC_T_FLOAT8, OSC_T_INT8, OSC_T_INT8, OSC_T_INT8, OSC_T_INT8, OSC_T_FLOAT8, OSC_T_FLOAT8};
-    int ncols = only ? 34 : 18;
+        OSC_T_FLOAT8, OSC_T_INT8, OSC_T_INT8, OSC_T_INT8, OSC_T_INT8, OSC_T_FLOAT8, OSC_T_FLOAT8,
+        OSC_T_TEXT};
+    int ncols = only ? 35 : 18;
     for (int i = 0; i < ncols; i++)
         osc_result_col(r, names[i], types[i]);
     snprintf(r->tag, sizeof r->tag, "SHOW");
@@ -428,7 +456,8 @@ static void show(PGconn *c, const char *db, const char *user, int64_t only, osc_
     if (only && PQntuples(t) == 0)
         no_such_migration(r, only, db);
     for (int i = 0; r->ok && i < PQntuples(t); i++) {
-        const char *val[34];
+        const char *val[35];
+        char revertible[1400];
         char rate[32] = "", eta[32] = "", batch[32] = "", throttle[128] = "", copied[32] = "";
         char prep[6][32];
         int src[] = {0,  1,  2,  3,  4,  5,  6,  -1, -1, -1, -1, 7,  8, 9,
@@ -449,8 +478,12 @@ static void show(PGconn *c, const char *db, const char *user, int64_t only, osc_
             snprintf(prep[4], 32, "%.3f", rs.max_ms);
             snprintf(prep[5], 32, "%.3f", rs.total_ms);
         }
-        for (int k = 28; k < ncols; k++)
+        for (int k = 28; k < ncols && k < 34; k++)
             val[k] = known ? prep[k - 28] : NULL;
+        if (only) { /* REVERT MIGRATION n's verdict (osc_revert.h) */
+            osc_revert_verdict(c, strtoll(PQgetvalue(t, i, 0), NULL, 10), revertible, sizeof revertible);
+            val[34] = revertible;
+        }
         pthread_mutex_lock(&reg_lock);
         osc_mig *m = find_locked(db, strtoll(PQgetvalue(t, i, 0), NULL, 10));
         if (m) {
@@ -921,6 +954,24 @@ static void batched_command(const char *db, const char *user, const char *stmt, 
     cmd_leave();
 }
 
+/* REVERT MIGRATION n: osc_revert_command after the owner rule. */
+static void revert_command(const char *db, const char *user, int64_t id, bool plan, bool accept,
+                           osc_result *r)
+{
+    char err[1024];
+    if (!cmd_enter()) {
+        osc_result_error(r, "57P01", NULL, "pgcutover is shutting down");
+        return;
+    }
+    PGconn *c = osc_connect(db, "pgcutover console", err, sizeof err);
+    if (c == NULL)
+        osc_result_error(r, "08006", "check migration_conninfo / server_host", "%s", err);
+    else if (check_owner(c, db, user, id, r))
+        osc_revert_command(c, db, user, id, plan, accept, r);
+    PQfinish(c);
+    cmd_leave();
+}
+
 void osc_engine_command(const char *db, const char *user, const char *cmd, osc_result *r)
 {
     osc_result_init(r);
@@ -931,6 +982,20 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
     if (batched_stmt(cmd)) {
         batched_command(db, user, batched_stmt(cmd), r);
         return;
+    }
+    {
+        char rw[MAXW][64];
+        bool rplan, accept;
+        int64_t rid = revert_words(rw, words(cmd, rw), &rplan, &accept);
+        if (rid < 0) {
+            osc_result_error(r, "42601", NULL, "syntax: REVERT MIGRATION n [ACCEPT DATA LOSS] | "
+                                               "PLAN REVERT MIGRATION n");
+            return;
+        }
+        if (rid > 0) {
+            revert_command(db, user, rid, rplan, accept, r);
+            return;
+        }
     }
     char w[MAXW][64], err[1024];
     int n = words(cmd, w);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "osc_db.h"
+#include "osc_revert.h"
 #include "osc_rights.h"
 #include "osc_strategy_int.h"
 #include "osc_warn.h"
@@ -48,18 +49,21 @@ static const char record_sql[] =
     "INSERT INTO pgcutover.migrations (table_schema, table_name, table_oid, statement, "
     "started_by, strategy, state, phase, error, cutover_attempts, cutover_hold_ms, "
     "cutover_lock_ms, phase_at, settings) VALUES ($1, $2, $3, $4, $5, $11, $6, $7, $8, $9, $10, "
-    "$10, jsonb_build_object($6::text, now()), coalesce($12::jsonb, '{}')) RETURNING id";
+    "$10, jsonb_build_object($6::text, now()), coalesce($12::jsonb, '{}') || CASE WHEN $13::jsonb IS "
+    "NULL THEN '{}' ELSE jsonb_build_object('catalog_before', $13::jsonb, 'catalog_after', "
+    OSC_CATALOG_SNAPSHOT_SQL("$3::oid") ") END) RETURNING id";
 
+/* before: the table's catalog before the statement (OSC_CATALOG_SNAPSHOT_SQL), or NULL. */
 static PGresult *record(PGconn *c, const held_target *t, const char *sql, const char *user,
                         const char *state, const char *phase, const char *error, int attempts,
-                        double hold_ms, char *err, size_t errlen, char code[6])
+                        double hold_ms, const char *before, char *err, size_t errlen, char code[6])
 {
     char att[16], hold[32];
     snprintf(att, sizeof att, "%d", attempts);
     snprintf(hold, sizeof hold, "%.3f", hold_ms);
     const char *v[] = {t->schema, t->table, t->oid, sql, user, state, phase, error, att, hold,
-                       t->strategy, t->settings};
-    return osc_exec(c, record_sql, 12, v, err, errlen, code);
+                       t->strategy, t->settings, before};
+    return osc_exec(c, record_sql, 13, v, err, errlen, code);
 }
 
 /* sql as `user` under the hold, with lock_timeout and jittered retries, recorded in the same
@@ -89,9 +93,11 @@ static int64_t run_held(PGconn *c, const char *user, const char *sql, const held
         if (!tg->unheld)
             osc_hooks.hold();
         double t0 = now_ms();
-        PGresult *before = NULL;
+        PGresult *before = NULL, *catalog = NULL; /* catalog: what REVERT goes back to */
         ok = osc_run(c, lt, 0, NULL, err, sizeof err, code) &&
              (!table || (before = osc_exec(c, OSC_STORAGE_SQL, 1, sv, err, sizeof err, code))) &&
+             (!table || (catalog = osc_exec(c, "SELECT (" OSC_CATALOG_SNAPSHOT_SQL("$1::oid") ")::text",
+                                            1, sv, err, sizeof err, code))) &&
              osc_run(c, "SELECT pg_temp." OSC_AS_USER "($1, ARRAY[]::text[], false, $2)", 2, v, err,
                      sizeof err, code);
         if (ok && table) { /* the safety net: nothing of the table may have been rewritten */
@@ -106,13 +112,17 @@ static int64_t run_held(PGconn *c, const char *user, const char *sql, const held
             PQclear(after);
         }
         PQclear(before);
+        char *cat = catalog ? strdup(PQgetvalue(catalog, 0, 0)) : NULL;
+        PQclear(catalog);
         PGresult *row = NULL;
         if (ok) {
             hold_ms = now_ms() - t0;
             char phase[400];
             snprintf(phase, sizeof phase, "%s: run %s on attempt %d", tg->strategy,
                      tg->unheld ? "outside the hold" : "under the proxy's hold", a);
-            row = record(c, tg, sql, user, state, phase, NULL, a, hold_ms, err, sizeof err, code);
+            row = record(c, tg, sql, user, state, phase, NULL, a, hold_ms, cat, err, sizeof err, code);
+            free(cat);
+            cat = NULL;
             if (row != NULL && strcmp(state, "done") != 0) { /* a job goes on: its lock, before
                                                               * the row is seen (begin_row) */
                 const char *lv[] = {PQgetvalue(row, 0, 0)};
@@ -132,6 +142,7 @@ static int64_t run_held(PGconn *c, const char *user, const char *sql, const held
                 id = strtoll(PQgetvalue(row, 0, 0), NULL, 10);
             PQclear(row);
         }
+        free(cat); /* when the statement failed */
         if (!ok)
             PQclear(PQexec(c, "ROLLBACK"));
         if (!tg->unheld)
@@ -148,7 +159,7 @@ static int64_t run_held(PGconn *c, const char *user, const char *sql, const held
         char why[1200];
         snprintf(why, sizeof why, "%s%s", err, strcmp(code, "55P03") == 0 ? " (lock_timeout on every attempt)" : "");
         char rerr[256], rcode[6];
-        PQclear(record(c, tg, sql, user, "failed", "not run", why, a, 0, rerr, sizeof rerr, rcode));
+        PQclear(record(c, tg, sql, user, "failed", "not run", why, a, 0, NULL, rerr, sizeof rerr, rcode));
         osc_log(CONF_LOG_ERROR, "%s %s.%s: failed: %s", tg->strategy, tg->schema, tg->table, why);
         osc_result_error(r, code, strcmp(code, "55P03") == 0 ? "a session holds a lock for longer "
                          "than lock_timeout_ms; try again, or raise lock_timeout_ms" : NULL, "%s", why);
@@ -202,7 +213,8 @@ bool osc_strat_begin_row(PGconn *c, const char *strategy, const char *phase, con
                            "jsonb_build_object('indexes_before', (SELECT coalesce(jsonb_agg("
                            "indexrelid::text), '[]') FROM pg_index WHERE indrelid = $3::oid), "
                            "'constraints_before', (SELECT coalesce(jsonb_agg(oid::text), '[]') FROM "
-                           "pg_constraint WHERE conrelid = $3::oid)), jsonb_build_object('building', "
+                           "pg_constraint WHERE conrelid = $3::oid), 'catalog_before', "
+                           OSC_CATALOG_SNAPSHOT_SQL("$3::oid") "), jsonb_build_object('building', "
                            "now()) RETURNING id) SELECT id, pg_catalog.pg_advisory_lock("
                            OSC_LOCK_CLASS_SQL ", id::int) FROM m",
                            7, v, err, sizeof err, code);
@@ -254,7 +266,10 @@ void osc_strat_finish_row(PGconn *c, const char *ids, bool ok, const char *why, 
     osc_strat_end_work(c, ids); /* no cancel can reach the row's update */
     if (!osc_run(c, "UPDATE pgcutover.migrations SET state = CASE WHEN $2 = 'failed' AND phase = "
                     "'abort requested' THEN 'aborted' ELSE $2 END, error = $3, phase = $4, "
-                    "updated_at = now(), phase_at = phase_at || jsonb_build_object($2::text, now()) "
+                    "updated_at = now(), phase_at = phase_at || jsonb_build_object($2::text, now()), "
+                    /* what REVERT checks the table against (osc_revert.h) */
+                    "settings = CASE WHEN $2 = 'done' THEN settings || jsonb_build_object("
+                    "'catalog_after', " OSC_CATALOG_SNAPSHOT_SQL("table_oid") ") ELSE settings END "
                     "WHERE id = $1",
                  4, fv, err, sizeof err, code))
         osc_log(CONF_LOG_WARNING, "m%s: recording %s: %s", ids, fv[1], err);

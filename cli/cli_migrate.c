@@ -23,7 +23,7 @@
 typedef struct {
     const char *host, *port, *db, *user, *verb, *dir, *to;
     long steps, wait_s;
-    bool strict;
+    bool strict, revert, accept_loss;
     const char *accept[64];
     int naccept;
 } mig_opts;
@@ -98,6 +98,8 @@ static int usage(FILE *out)
             "      --steps N            at most N versions (down: default 1)\n"
             "      --accept-drift VERSION  record VERSION's changed file as applied (repeatable)\n"
             "      --strict             plan: exit 3 on any warning\n"
+            "      --revert             down: REVERT MIGRATION each step instead of the down file\n"
+            "      --accept-data-loss   down --revert: a revert may drop columns the version added\n"
             "      --wait SECONDS       wait this long for another migrate to finish (default 600)\n\n"
             "Exit status: 0 done, 1 a version failed / plan refuses a step, 2 bad usage or\n"
             "directory, 3 refused by the database's state (drift, order, no down file; adopt:\n"
@@ -117,6 +119,8 @@ static int parse(int argc, char **argv, mig_opts *o)
                                           {"accept-drift", required_argument, NULL, 'a'},
                                           {"strict", no_argument, NULL, 'S'},
                                           {"wait", required_argument, NULL, 'w'},
+                                          {"revert", no_argument, NULL, 'R'},
+                                          {"accept-data-loss", no_argument, NULL, 'L'},
                                           {"help", no_argument, NULL, '?'},
                                           {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
@@ -132,6 +136,8 @@ static int parse(int argc, char **argv, mig_opts *o)
         case 'U': o->user = optarg; break;
         case 't': o->to = optarg; break;
         case 'S': o->strict = true; break;
+        case 'R': o->revert = true; break;
+        case 'L': o->accept_loss = true; break;
         case 's':
         case 'w': {
             long v = strtol(optarg, &end, 10);
@@ -203,6 +209,10 @@ static char *build(const mig_opts *o, const cli_md_dir *d)
         puts_(&b, " ACCEPT");
         literal(&b, o->accept[i]);
     }
+    if (o->revert)
+        puts_(&b, " REVERT");
+    if (o->accept_loss)
+        puts_(&b, " ACCEPT DATA LOSS");
     bool down = strcmp(o->verb, "down") == 0;
     for (int i = 0; i < d->n; i++) {
         const cli_md_version *v = &d->v[i];

@@ -9,7 +9,7 @@
 /*
  * cli_migrate_main — pgcutover migrate up|down|status|plan|adopt [-h HOST] [-p CONTROL_PORT]
  *                    [-d DB] [-U USER] [--to VERSION] [--steps N] [--accept-drift VERSION]...
- *                    [--strict] [--wait SECONDS] DIR
+ *                    [--strict] [--wait SECONDS] [--revert [--accept-data-loss]] DIR
  *
  * argv[0] is "migrate". Connection options as `pgcutover run` (cli_run.h). It reads DIR,
  * sends every file to the console in one MIGRATE command (the engine decides what is

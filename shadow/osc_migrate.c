@@ -14,6 +14,7 @@
 #include "osc_batched.h"
 #include "osc_db.h"
 #include "osc_engine.h"
+#include "osc_revert.h"
 #include "osc_rights.h"
 #include "osc_split.h"
 #include "osc_strategy.h"
@@ -503,6 +504,107 @@ static void migrate_up(mctx *x)
     free(todo);
 }
 
+/*
+ * DOWN REVERT of version f: REVERT MIGRATION of each of its steps' migrations, the last
+ * first (osc_revert.h), instead of its down file. Every step is checked before anything
+ * runs; a step reverted already (an interrupted earlier DOWN REVERT) is passed. The row
+ * ends reverted (direction down). False with x->r an error: 0A000 naming the step that
+ * has no exact inverse, 22023 for dropped data without ACCEPT DATA LOSS.
+ */
+static bool revert_version(mctx *x, const osc_mfile *f)
+{
+    char err[512];
+    const char *p[] = {f->version};
+    PGresult *t = osc_exec(x->c, "SELECT unnest(migration_ids) FROM pgcutover.schema_migrations "
+                                 "WHERE version = $1", 1, p, err, sizeof err, NULL);
+    if (t == NULL) {
+        osc_result_error(x->r, "XX000", NULL, "reading version %s: %s", f->version, err);
+        return false;
+    }
+    int n = PQntuples(t);
+    bool ok = n > 0;
+    if (!ok)
+        osc_result_error(x->r, "0A000", "run migrate down without --revert (its down file)",
+                         "version %s (%s) recorded no migration to revert (adopted?)", f->version, f->name);
+    for (int k = n - 1; ok && k >= 0; k--) { /* all checked first */
+        char why[1200], loses[400];
+        int64_t id = strtoll(PQgetvalue(t, k, 0), NULL, 10);
+        if (!osc_revert_check(x->c, id, why, sizeof why, loses, sizeof loses)) {
+            osc_result_error(x->r, "XX000", NULL, "version %s: %s", f->version, why);
+            ok = false;
+            break;
+        }
+        if (strstr(why, "reverted already"))
+            continue;
+        /* a later step of this version changed the table too: it is reverted first, and the
+         * execution below checks this step again then */
+        bool own_later = k < n - 1 && (strstr(why, "changed the table after it") ||
+                                       strstr(why, "the table changed since"));
+        if ((why[0] && !own_later) || id <= 0) {
+            osc_result_error(x->r, "0A000", "run migrate down without --revert (its down file)",
+                             "version %s (%s), step %d (migration %" PRId64 ") cannot be "
+                             "reverted: %s", f->version, f->name, k + 1, id, why);
+            ok = false;
+        } else if (loses[0] && !x->m->accept_loss) {
+            osc_result_error(x->r, "22023", "add --accept-data-loss", "version %s (%s), step %d: "
+                             "its revert drops column %s and the data written to it since",
+                             f->version, f->name, k + 1, loses);
+            ok = false;
+        }
+    }
+    char nsteps[16];
+    snprintf(nsteps, sizeof nsteps, "%d", n);
+    const char *sp[] = {f->version, nsteps};
+    ok = ok && osc_run(x->c, "UPDATE pgcutover.schema_migrations SET direction = 'down', state = "
+                             "'reverting', statements_total = $2::int, statements_done = 0, error = "
+                             "NULL, error_line = NULL, started_at = now(), finished_at = NULL WHERE "
+                             "version = $1", 2, sp, err, sizeof err, NULL);
+    for (int k = n - 1; ok && k >= 0; k--) {
+        int64_t id = strtoll(PQgetvalue(t, k, 0), NULL, 10);
+        char why[1200], loses[400];
+        osc_revert_check(x->c, id, why, sizeof why, loses, sizeof loses);
+        if (!strstr(why, "reverted already")) {
+            osc_result a;
+            osc_result_init(&a);
+            osc_revert_command(x->c, x->db, x->user, id, false, x->m->accept_loss, &a);
+            ok = a.ok;
+            if (!ok) {
+                char why[1300];
+                snprintf(why, sizeof why, "revert of step %d (migration %" PRId64 "): %s", k + 1, id,
+                         a.message);
+                row_failed(x, f->version, why, 0);
+                osc_result_error(x->r, a.sqlstate, NULL, "version %s (%s), %s", f->version, f->name, why);
+            }
+            osc_result_free(&a);
+        }
+        char done[16];
+        snprintf(done, sizeof done, "%d", n - k);
+        const char *dp[] = {f->version, done};
+        ok = ok && osc_run(x->c, "UPDATE pgcutover.schema_migrations SET statements_done = $2::int "
+                                 "WHERE version = $1", 2, dp, err, sizeof err, NULL);
+    }
+    PQclear(t);
+    PGresult *u = ok ? osc_exec(x->c, "UPDATE pgcutover.schema_migrations SET state = 'reverted', "
+                                      "strategies = '{revert}', finished_at = now(), duration_ms = "
+                                      "1000 * extract(epoch FROM now() - started_at) WHERE version = $1 "
+                                      "RETURNING version, name, state, statements_done, "
+                                      "array_to_string(strategies, ','), round(duration_ms::numeric, 3)",
+                                1, p, err, sizeof err, NULL)
+                      : NULL;
+    if (u && PQntuples(u) == 1) {
+        const char *row[6];
+        for (int i = 0; i < 6; i++)
+            row[i] = PQgetvalue(u, 0, i);
+        osc_result_row(x->r, row);
+        osc_log(CONF_LOG_INFO, "migrate down: version %s (%s) reverted by REVERT MIGRATION of its %s "
+                               "steps", f->version, f->name, row[3]);
+    } else if (ok)
+        osc_result_error(x->r, "XX000", NULL, "recording version %s: %s", f->version, err);
+    ok = ok && u != NULL;
+    PQclear(u);
+    return ok;
+}
+
 static void migrate_down(mctx *x)
 {
     const osc_mcmd *m = x->m;
@@ -527,6 +629,12 @@ static void migrate_down(mctx *x)
         bool reverting = v.present && strcmp(v.direction, "down") == 0 && strcmp(v.state, "reverted") != 0;
         if (!applied && !reverting)
             continue;
+        if (m->revert) {
+            if (!revert_version(x, f))
+                return;
+            done++;
+            continue;
+        }
         const osc_mfile *d = down_file(x, f->version);
         if (d == NULL) {
             osc_result_error(x->r, "55000", "write its down file, or change the schema with a new "

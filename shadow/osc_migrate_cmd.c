@@ -142,6 +142,23 @@ static bool file(lexer *x, osc_mcmd *m)
            string(x, &g->text, "FILE text");
 }
 
+/* After ACCEPT: DATA LOSS, or a version whose drift is accepted. */
+static bool accept_clause(lexer *x, osc_mcmd *m)
+{
+    if (accept_word(x, "DATA")) {
+        m->accept_loss = true;
+        return accept_word(x, "LOSS") || fail(x, "ACCEPT DATA LOSS expected");
+    }
+    char **grown = realloc(m->accept, (size_t)(m->naccept + 1) * sizeof *grown);
+    if (grown == NULL)
+        return fail(x, "out of memory");
+    m->accept = grown;
+    m->accept[m->naccept] = NULL;
+    bool ok = string(x, &m->accept[m->naccept], "ACCEPT");
+    m->naccept += ok;
+    return ok;
+}
+
 bool osc_mcmd_parse(const char *cmd, osc_mcmd *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
@@ -171,16 +188,11 @@ bool osc_mcmd_parse(const char *cmd, osc_mcmd *out, char *err, size_t errlen)
             ok = string(&x, &out->to, "TO");
         } else if (accept_word(&x, "STEPS"))
             ok = number(&x, &out->steps, "STEPS");
-        else if (accept_word(&x, "ACCEPT")) {
-            char **grown = realloc(out->accept, (size_t)(out->naccept + 1) * sizeof *grown);
-            ok = grown != NULL || fail(&x, "out of memory");
-            if (ok) {
-                out->accept = grown;
-                out->accept[out->naccept] = NULL;
-                ok = string(&x, &out->accept[out->naccept], "ACCEPT");
-                out->naccept += ok;
-            }
-        } else if (accept_word(&x, "FILE"))
+        else if (accept_word(&x, "REVERT"))
+            out->revert = true;
+        else if (accept_word(&x, "ACCEPT"))
+            ok = accept_clause(&x, out);
+        else if (accept_word(&x, "FILE"))
             ok = file(&x, out);
         else
             ok = fail(&x, "unexpected \"%.20s\"", x.p);

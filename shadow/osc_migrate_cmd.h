@@ -3,7 +3,7 @@
  * `pgcutover migrate` client reads a migration directory and sends, in one simple Query:
  *
  *   MIGRATE UP|DOWN|STATUS|PLAN|ADOPT [LAYOUT 'name'] [TO 'version'] [STEPS n]
- *           [ACCEPT 'version' ...]
+ *           [ACCEPT 'version' ...] [REVERT] [ACCEPT DATA LOSS]
  *   FILE UP|DOWN|REPEATABLE 'version' 'name' $tag$<the file's text>$tag$
  *   FILE ...
  *
@@ -35,6 +35,8 @@ typedef struct {
     long steps;     /* STEPS: at most this many versions; 0 = not given */
     char **accept;  /* ACCEPT: versions whose changed checksum is accepted (drift) */
     int naccept;
+    bool revert;    /* REVERT: DOWN by REVERT MIGRATION of each step instead of the down file */
+    bool accept_loss; /* ACCEPT DATA LOSS: a REVERT may drop columns the version added */
     osc_mfile *files;
     int nfiles;
 } osc_mcmd;

@@ -105,15 +105,27 @@ static void verdict_of(PGresult *t, char *out, size_t len, char *loses, size_t l
     }
 }
 
-void osc_revert_verdict(PGconn *c, int64_t id, char *out, size_t len)
+bool osc_revert_check(PGconn *c, int64_t id, char *why, size_t len, char *loses, size_t llen)
 {
-    char err[512], code[6], why[1024], loses[512];
+    char err[512], code[6];
     PGresult *t = inverse(c, id, err, sizeof err, code);
     if (t == NULL) {
-        snprintf(out, len, "unknown: %s", err);
+        snprintf(why, len, "%s", err);
+        loses[0] = 0;
+        return false;
+    }
+    verdict_of(t, why, len, loses, llen);
+    PQclear(t);
+    return true;
+}
+
+void osc_revert_verdict(PGconn *c, int64_t id, char *out, size_t len)
+{
+    char why[1024], loses[512];
+    if (!osc_revert_check(c, id, why, sizeof why, loses, sizeof loses)) {
+        snprintf(out, len, "unknown: %s", why);
         return;
     }
-    verdict_of(t, why, sizeof why, loses, sizeof loses);
     if (why[0])
         snprintf(out, len, "no: %s", why);
     else if (loses[0])
@@ -121,7 +133,6 @@ void osc_revert_verdict(PGconn *c, int64_t id, char *out, size_t len)
                            " ACCEPT DATA LOSS)", loses, id);
     else
         snprintf(out, len, "yes");
-    PQclear(t);
 }
 
 void osc_revert_command(PGconn *c, const char *db, const char *user, int64_t id, bool plan,

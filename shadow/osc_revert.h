@@ -62,6 +62,13 @@ void osc_revert_command(PGconn *c, const char *db, const char *user, int64_t id,
                         bool accept_loss, osc_result *r);
 
 /*
+ * osc_revert_check — migration id's refusals ("; "-joined into why, "" when none) and the
+ * columns its revert drops (", "-joined into loses, "" when none), both computed whatever
+ * the other says. false with why = the database error.
+ */
+bool osc_revert_check(PGconn *c, int64_t id, char *why, size_t len, char *loses, size_t llen);
+
+/*
  * osc_revert_verdict — whether migration id can be reverted now, for SHOW MIGRATION n's
  * revertible column: "yes", "yes, dropping column …" or "no: <why>" into out (len bytes).
  */

@@ -29,6 +29,9 @@
  *               each step ran exactly once.
  *   lock_timeout a version that fails on lock_timeout (55P03) exits 1 at once, not retried
  *               as "another migrate is running" (55006); applied once the lock is gone.
+ *   down_revert down --revert undoes a version of instant, concurrent and validate steps by
+ *               REVERT MIGRATION of each (schema as before, the renamed column's data
+ *               kept); 22023 until --accept-data-loss; a direct/data version refused.
  *   kill_client SIGKILL of the client during a step: the engine finishes the version;
  *               the next up finds it applied; each step once.
  *   batched     plan: the batched UPDATE described, an unmarked one over 4,990 rows gets
@@ -426,6 +429,42 @@ static void test_lock_timeout(void **state)
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 
+/* down --revert: a version of instant, concurrent and validate steps undone by REVERT
+ * MIGRATION of each, last first (its down file is never read: it has none); refused
+ * (22023, nothing changed) until --accept-data-loss, as it drops the column the version
+ * added; a version of direct and data steps refused (0A000). */
+static void test_down_revert(void **state)
+{
+    (void)state;
+    case_dir();
+    wfile("1_t.up.sql", "CREATE TABLE t (id int PRIMARY KEY, a int);\n"
+                        "INSERT INTO t SELECT g, g FROM generate_series(1, 100) g;\n");
+    wfile("2_cols.up.sql", "ALTER TABLE t RENAME COLUMN a TO b;\nALTER TABLE t ADD COLUMN c int DEFAULT 0;\n"
+                           "CREATE INDEX t_b ON t (b);\nALTER TABLE t ALTER COLUMN c SET NOT NULL;\n");
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_proxy_start(&h_eng_case.px, NULL);
+    const h_proxy *px = &h_eng_case.px;
+    mig(px, "up", (const char *[]){"--steps", "1", NULL}, 0);
+    char before[4096], now[4096];
+    schema_of(d, before, sizeof before);
+    mig(px, "up", NULL, 0);
+    expect_vstate(d, "2", "applied up 4/4 instant,instant,concurrent,validate");
+    mig(px, "down", (const char *[]){"--revert", NULL}, 1);
+    expect_out(err_text, "ERROR 22023");
+    expect_vstate(d, "2", "applied up 4/4 instant,instant,concurrent,validate");
+    mig(px, "down", (const char *[]){"--revert", "--accept-data-loss", NULL}, 0);
+    expect_vstate(d, "2", "reverted down 4/4 revert");
+    schema_of(d, now, sizeof now);
+    assert_string_equal(now, before);
+    assert_int_equal(h_qint(d, "SELECT sum(a) FROM t"), 5050);
+    mig(px, "down", (const char *[]){"--revert", NULL}, 1);
+    expect_out(err_text, "ERROR 0A000");
+    expect_out(err_text, "cannot be reverted");
+    mig(px, "up", NULL, 0); /* applied again, a second run */
+    expect_vstate(d, "2", "applied up 4/4 instant,instant,concurrent,validate");
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
+}
+
 /* Poll (10 s) until the direct query q counts > 0. */
 static void wait_for(PGconn *d, const char *what, const char *q)
 {
@@ -603,6 +642,7 @@ int main(void)
         H_ENG_CASE(test_block, "mig_block"),         H_ENG_CASE(test_runners, "mig_runners"),
         H_ENG_CASE(test_kill_engine, "mig_kill_eng"), H_ENG_CASE(test_kill_client, "mig_kill_cli"),
         H_ENG_CASE(test_batched, "mig_batched"),     H_ENG_CASE(test_lock_timeout, "mig_lockto"),
+        H_ENG_CASE(test_down_revert, "mig_revert"),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

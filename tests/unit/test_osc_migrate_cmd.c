@@ -66,6 +66,16 @@ static void test_verbs_and_empty(void **state)
         assert_int_equal(m.nfiles, 0);
         osc_mcmd_free(&m);
     }
+    osc_mcmd r;
+    char err[256];
+    assert_true(osc_mcmd_parse("MIGRATE DOWN REVERT ACCEPT DATA LOSS ACCEPT '3'", &r, err, sizeof err));
+    assert_true(r.revert);
+    assert_true(r.accept_loss);
+    assert_int_equal(r.naccept, 1);
+    assert_string_equal(r.accept[0], "3");
+    osc_mcmd_free(&r);
+    assert_false(osc_mcmd_parse("MIGRATE DOWN ACCEPT DATA", &r, err, sizeof err));
+    assert_non_null(strstr(err, "ACCEPT DATA LOSS expected"));
     assert_true(osc_mcmd_is("migrate status"));
     assert_true(osc_mcmd_is("  MIGRATE"));
     assert_false(osc_mcmd_is("MIGRATED"));

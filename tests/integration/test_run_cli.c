@@ -244,7 +244,9 @@ static void test_failed(void **state)
 static void test_aborted(void **state)
 {
     (void)state;
-    make_table("t_abort", 2000);
+    /* 100,000 rows: --manual-cutover is a SET MIGRATION sent once the ALTER has answered,
+     * and 2,000 rows were copied, verified and swapped before it landed (seen in CI) */
+    make_table("t_abort", 100000);
     const char *args[] = {"--manual-cutover",
                           "ALTER TABLE t_abort ADD COLUMN b timestamptz DEFAULT clock_timestamp()",
                           NULL};
@@ -265,7 +267,7 @@ static void test_aborted(void **state)
 static void test_sigint_detaches(void **state)
 {
     (void)state;
-    make_table("t_detach", 2000);
+    make_table("t_detach", 100000); /* as t_abort */
     const char *args[] = {"--manual-cutover",
                           "ALTER TABLE t_detach ADD COLUMN b timestamptz DEFAULT clock_timestamp()",
                           NULL};

@@ -206,12 +206,14 @@ static PGconn *kill_and_restart(PGconn *dc, PGconn *ctl, const char *const *sets
 }
 
 /* Drive migration id to done, applying the scenario's faults while it copies and the
- * manual cutover at ready. Fills why on failure; faults gets the faults applied. */
+ * manual cutover at ready (sent again, up to 4 in all, when one gave up and the migration
+ * is back in ready: what an operator does). Fills why on failure; faults gets the faults applied. */
 static void drive(PGconn *dc, PGconn **ctlp, long long id, long long rows,
                   const char *const *sets, h_mig *m, char *why, size_t n, char *faults,
                   size_t fn)
 {
-    bool paused = false, termd = false, killed = false, cut = false;
+    bool paused = false, termd = false, killed = false;
+    int cuts = 0; /* CUTOVER MIGRATION sent; again, as an operator would, after one gave up */
     double deadline = h_now_ms() + MAX_WAIT_MS;
     char err[512];
     faults[0] = 0;
@@ -261,8 +263,11 @@ static void drive(PGconn *dc, PGconn **ctlp, long long id, long long rows,
                 continue;
             }
         }
-        if (strcmp(m->state, "ready") == 0 && sc.manual && !cut) {
-            cut = true;
+        bool gave_up = cuts > 0 && strstr(m->phase, "tries again") != NULL;
+        if (strcmp(m->state, "ready") == 0 && sc.manual && (cuts == 0 || (gave_up && cuts < 4))) {
+            if (cuts++ > 0)
+                snprintf(faults + strlen(faults), fn - strlen(faults), "cutover-retried(%.80s) ",
+                         m->phase);
             h_rnd_run_for(300, 1500); /* writes while ready */
             char cmd[64];
             snprintf(cmd, sizeof cmd, "CUTOVER MIGRATION %lld", id);
@@ -274,8 +279,8 @@ static void drive(PGconn *dc, PGconn **ctlp, long long id, long long rows,
         }
         usleep(POLL_US);
     }
-    snprintf(why, n, "migration not done within %d s (state %s, rows_copied %lld)",
-             MAX_WAIT_MS / 1000, m->state, m->rows_copied);
+    snprintf(why, n, "migration not done within %d s (state %s, rows_copied %lld, %d CUTOVER "
+             "sent, phase: %.300s)", MAX_WAIT_MS / 1000, m->state, m->rows_copied, cuts, m->phase);
 }
 
 /* Build the reference table and compare t with it (see the header). Without alter

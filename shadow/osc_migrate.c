@@ -287,16 +287,22 @@ static bool apply(mctx *x, const char *key, const char *name, bool repeatable, c
     bool up = strcmp(direction, "up") == 0;
     vrow v;
     bool ok = load_row(x, key, &v);
-    bool resume = ok && v.present && strcmp(v.direction, direction) == 0 &&
-                  (strcmp(v.state, "applying") == 0 || strcmp(v.state, "reverting") == 0 ||
-                   strcmp(v.state, "failed") == 0) && v.total == sc.n;
-    if (ok && resume && up && strcmp(v.checksum, sum) != 0 && v.done > 0 && !accepted(x, key)) {
-        osc_result_error(x->r, "55000", "restore the file, or (once the database matches it) "
-                         "`--accept-drift` this version",
+    /* an unfinished run of this direction goes on after its last checkpoint — unless its
+     * file changed since (steps committed from the old text would run again, or the
+     * numbering would no longer match): refused then, unless accepted */
+    bool unfinished = ok && v.present && strcmp(v.direction, direction) == 0 &&
+                      (strcmp(v.state, "applying") == 0 || strcmp(v.state, "reverting") == 0 ||
+                       strcmp(v.state, "failed") == 0);
+    bool changed = unfinished && (v.total != sc.n || (up && strcmp(v.checksum, sum) != 0));
+    if (unfinished && changed && v.done > 0 && !accepted(x, key)) {
+        osc_result_error(x->r, "55000", "restore the file, or (once the database matches the "
+                         "steps done) `--accept-drift` this version: it goes on after them with "
+                         "the new text",
                          "version %s (%s) stopped after %d of %d steps and its file changed since",
                          key, name, v.done, v.total);
         ok = false;
     }
+    bool resume = unfinished && (!changed || v.done > 0);
     int run = resume ? v.run : (v.present ? v.run + 1 : 1), start = resume ? v.done : 0;
     char runs[16], totals[16];
     snprintf(runs, sizeof runs, "%d", run);

@@ -16,7 +16,9 @@
  *               up --steps 1, plan (instant), up, status;
  *               down refused (no down).
  *   drift       an applied file edited: status says drifted, up exits 3, --accept-drift
- *               records the new checksum.
+ *               records the new checksum; a version that failed after a committed step and
+ *               was then edited: refused (3) until accepted, then it goes on after that
+ *               step (which runs once).
  *   block       a BEGIN … COMMIT block of instant/direct statements is one step (strategy
  *               block); a block holding a type change is refused by plan (exit 1) and up
  *               (0A000, exit 1) and nothing of it runs.
@@ -344,6 +346,21 @@ static void test_drift(void **state)
     mig(&h_eng_case.px, "status", NULL, 0);
     if (strstr(out_text, "drifted"))
         h_eng_fail("still drifted after --accept-drift");
+    /* a version that failed after a committed step, then edited (a step more): refused —
+     * the committed step would run again — until accepted, then it goes on after it */
+    h_execf(d, "CREATE TABLE log (step int)");
+    wfile("3_steps.up.sql", "INSERT INTO log VALUES (1);\nINSERT INTO no_such VALUES (1);\n"
+                            "INSERT INTO log VALUES (2);\n");
+    mig(&h_eng_case.px, "up", NULL, 1);
+    expect_vstate(d, "3", "failed up 1/3 data");
+    wfile("3_steps.up.sql", "INSERT INTO log VALUES (1);\nINSERT INTO log VALUES (10);\n"
+                            "INSERT INTO log VALUES (2);\nINSERT INTO log VALUES (3);\n");
+    mig(&h_eng_case.px, "up", NULL, 3);
+    expect_out(err_text, "stopped after 1 of 3 steps and its file changed since");
+    mig(&h_eng_case.px, "up", (const char *[]){"--accept-drift", "3", NULL}, 0);
+    expect_vstate(d, "3", "applied up 4/4 data,data,data,data");
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM log"), 4);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM log WHERE step = 1"), 1);
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "osc_db.h"
+#include "osc_window.h"
 #include "osc_plan.h"
 #include "osc_sql.h"
 #include "osc_strategy.h"
@@ -27,7 +28,8 @@ static bool trial(PGconn *c, const char *sql, const char *user, bool starting, o
         snprintf(oid, sizeof oid, "%u", p->table_oid);
         const char *v[] = {oid};
         PGresult *t = osc_exec(c, "SELECT id, state FROM pgcutover.migrations WHERE table_oid = $1 "
-                                  "AND state NOT IN ('done', 'failed', 'aborted')",
+                                  "AND state NOT IN ('done', 'failed', 'aborted') AND "
+                                  "(revert_of IS NULL OR state <> 'standby')", /* a window waits */
                                1, v, err, sizeof err, code);
         if (t == NULL)
             osc_result_error(r, code, NULL, "%s", err);
@@ -62,6 +64,8 @@ int64_t osc_alter_start(PGconn *c, const char *user, const char *sql, osc_result
     conf_t s = {0};
     char err[1024], code[6];
     bool ok = trial(c, sql, user, true, &p, &s, r);
+    if (ok) /* a change after the swap ends the revert window of the table (osc_window.h) */
+        osc_window_close(c, p.table_oid, s.lock_timeout_ms);
     if (ok && p.strategy == OSC_STRATEGY_VALIDATE && s.instant_ddl == CONF_INSTANT_DDL_ON) {
         if (p.stmt.ncmds == 1 && p.stmt.cmds[0].key_index)
             osc_strategy_key(c, user, sql, &p, &s, r);

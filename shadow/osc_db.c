@@ -175,6 +175,12 @@ bool osc_run(PGconn *c, const char *sql, int nparams, const char *const *values,
     "  run int NOT NULL DEFAULT 1\n"                                                              \
     ");\n"
 
+/* One live migration per table; a revert window (revert_of, osc_window.h) waits beside
+ * the table without holding it. */
+#define ONE_LIVE_DDL                                                                               \
+    "CREATE UNIQUE INDEX IF NOT EXISTS migrations_one_live ON pgcutover.migrations (table_oid)\n"  \
+    "  WHERE state NOT IN ('done', 'failed', 'aborted') AND revert_of IS NULL;\n"
+
 static const char state_ddl[] =
     "BEGIN;\n"
     "SELECT pg_advisory_xact_lock(1885823861, 0);\n"
@@ -212,12 +218,12 @@ static const char state_ddl[] =
     "  cutover_lock_ms float8,\n"
     "  cutover_max_wait_ms float8,\n"
     "  started_by name NOT NULL DEFAULT current_user,\n"
-    "  source text DEFAULT " OSC_SOURCE_DEFAULT "\n"
+    "  source text DEFAULT " OSC_SOURCE_DEFAULT ",\n"
+    "  revert_of bigint\n"
     ");\n"
     "CREATE INDEX IF NOT EXISTS migrations_source ON pgcutover.migrations (source) WHERE source IS NOT NULL;\n"
     SCHEMA_MIGRATIONS_DDL
-    "CREATE UNIQUE INDEX IF NOT EXISTS migrations_one_live ON pgcutover.migrations (table_oid)\n"
-    "  WHERE state NOT IN ('done', 'failed', 'aborted');\n"
+    ONE_LIVE_DDL
     "CREATE TABLE IF NOT EXISTS pgcutover.migration_columns (\n"
     "  migration_id bigint NOT NULL REFERENCES pgcutover.migrations ON DELETE CASCADE,\n"
     "  ord int NOT NULL,\n"
@@ -280,7 +286,9 @@ static const char state_upgrade[] =
     "ADD COLUMN IF NOT EXISTS key_coll_changed bool NOT NULL DEFAULT false, "
     "ADD COLUMN IF NOT EXISTS post_commit text, "
     "ADD COLUMN IF NOT EXISTS strategy text NOT NULL DEFAULT 'copy', "
-    "ADD COLUMN IF NOT EXISTS source text DEFAULT " OSC_SOURCE_DEFAULT ";\n"
+    "ADD COLUMN IF NOT EXISTS source text DEFAULT " OSC_SOURCE_DEFAULT ", "
+    "ADD COLUMN IF NOT EXISTS revert_of bigint;\n"
+    "DROP INDEX IF EXISTS pgcutover.migrations_one_live;\n" ONE_LIVE_DDL
     "CREATE INDEX IF NOT EXISTS migrations_source ON pgcutover.migrations (source) WHERE source IS NOT NULL;\n"
     SCHEMA_MIGRATIONS_DDL "COMMIT;";
 
@@ -291,7 +299,7 @@ bool osc_state_ensure(PGconn *c, char *err, size_t errlen)
         return false;
     if (osc_state_exists(c)) {
         PGresult *u = PQexec(c, "SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = "
-                                "'pgcutover.migrations'::pg_catalog.regclass AND attname = 'source'");
+                                "'pgcutover.migrations'::pg_catalog.regclass AND attname = 'revert_of'");
         bool current = u && PQresultStatus(u) == PGRES_TUPLES_OK && PQntuples(u) == 1;
         PQclear(u);
         if (current || osc_run(c, state_upgrade, 0, NULL, err, errlen, code))

@@ -851,6 +851,37 @@ static void drop_old(PGconn *c, const char *db, int64_t id, osc_result *r)
         PQclear(t);
         return;
     }
+    /* its revert window (osc_window.h) closes first: R's capture off the live table */
+    PGresult *w = osc_exec(c, "SELECT w.id, w.state FROM pgcutover.migrations f JOIN "
+                              "pgcutover.migrations w ON w.id = (f.settings->>'revert_window')::bigint "
+                              "WHERE f.id = $1 AND w.state NOT IN ('done', 'failed', 'aborted')",
+                           1, v, err, sizeof err, code);
+    if (w && PQntuples(w) == 1 && strcmp(PQgetvalue(w, 0, 1), "standby") != 0) {
+        osc_result_error(r, "55000", "wait for the revert to end", "migration %s is being reverted "
+                         "(migration %s is %s)", ids, PQgetvalue(w, 0, 0), PQgetvalue(w, 0, 1));
+        PQclear(w);
+        PQclear(t);
+        return;
+    }
+    if (w && PQntuples(w) == 1) {
+        int64_t wid = strtoll(PQgetvalue(w, 0, 0), NULL, 10);
+        conf_t s = {0};
+        osc_hooks.settings(&s);
+        bool closed = osc_mig_cleanup(c, wid, s.lock_timeout_ms, err, sizeof err);
+        conf_free(&s);
+        if (!closed) {
+            osc_result_error(r, "55P03", "try again", "closing the revert window (migration %" PRId64
+                             "): %s", wid, err);
+            PQclear(w);
+            PQclear(t);
+            return;
+        }
+        const char *wv[] = {PQgetvalue(w, 0, 0)};
+        osc_run(c, "UPDATE pgcutover.migrations SET state = 'aborted', phase = 'revert window closed "
+                   "by DROP MIGRATION', updated_at = now() WHERE id = $1::bigint", 1, wv, err,
+                sizeof err, code);
+    }
+    PQclear(w);
     osc_sb q = {0};
     osc_sb_addf(&q, "SET lock_timeout = '5s'; DROP TABLE pgcutover.");
     osc_sb_ident(&q, PQgetvalue(t, 0, 1));
@@ -954,6 +985,70 @@ static void batched_command(const char *db, const char *user, const char *stmt, 
     cmd_leave();
 }
 
+/* REVERT MIGRATION n of a copy migration (osc_window.h): its revert window's migration R
+ * goes from standby to verifying with cutover auto, and its driver starts: it applies the
+ * log to the old table, verifies it and swaps it back. Returns false when n is no copy
+ * migration (osc_revert.h answers), else true with *r answered. */
+static bool revert_copy(PGconn *c, const char *db, int64_t id, bool plan, osc_result *r)
+{
+    char ids[32], err[512], code[6];
+    snprintf(ids, sizeof ids, "%" PRId64, id);
+    const char *v[] = {ids};
+    PGresult *t = osc_exec(c, "SELECT f.state, f.settings ? 'reverted_by', w.id, w.state, "
+                              "coalesce(w.error, f.settings->>'revert_refused', 'no revert window was "
+                              "opened'), (SELECT l.id FROM pgcutover.migrations l WHERE l.table_oid = "
+                              "w.table_oid AND l.id > f.id AND l.id <> w.id AND l.state = 'done' AND "
+                              "l.revert_of IS NULL ORDER BY l.id LIMIT 1), f.old_name FROM "
+                              "pgcutover.migrations f LEFT JOIN pgcutover.migrations w ON w.id = "
+                              "(f.settings->>'revert_window')::bigint WHERE f.id = $1 AND f.strategy = 'copy'",
+                           1, v, err, sizeof err, code);
+    if (t == NULL || PQntuples(t) == 0) {
+        PQclear(t);
+        return false;
+    }
+    const char *state = PQgetvalue(t, 0, 0), *wstate = PQgetvalue(t, 0, 3);
+    if (PQgetvalue(t, 0, 1)[0] == 't' || strcmp(state, "done") != 0)
+        osc_result_error(r, "55000", NULL, "migration %" PRId64 " cannot be reverted: %s", id,
+                         PQgetvalue(t, 0, 1)[0] == 't' ? "it was reverted already" : "it is not done");
+    else if (PQgetisnull(t, 0, 2) || strcmp(wstate, "standby") != 0)
+        osc_result_error(r, "0A000", NULL, "migration %" PRId64 " cannot be reverted: %s", id,
+                         PQgetvalue(t, 0, 4));
+    else if (!PQgetisnull(t, 0, 5))
+        osc_result_error(r, "0A000", "revert that first", "migration %" PRId64 " cannot be reverted: "
+                         "migration %s changed the table after it", id, PQgetvalue(t, 0, 5));
+    else {
+        int64_t w = strtoll(PQgetvalue(t, 0, 2), NULL, 10);
+        char wids[32], what[400];
+        snprintf(wids, sizeof wids, "%" PRId64, w);
+        snprintf(what, sizeof what, "migration %" PRId64 ": apply the change log kept since the swap to "
+                 "pgcutover.%s, verify it against the live table mapped back, then swap it back "
+                 "under the hold", w, PQgetvalue(t, 0, 6));
+        const char *wv[] = {wids};
+        bool ok = plan || osc_run(c, "UPDATE pgcutover.migrations SET state = 'verifying', phase = "
+                                     "'REVERT requested', settings = settings || '{\"cutover\": \"auto\"}', "
+                                     "updated_at = now(), phase_at = phase_at || jsonb_build_object("
+                                     "'verifying', now()) WHERE id = $1::bigint AND state = 'standby'",
+                                  1, wv, err, sizeof err, code);
+        if (!ok)
+            osc_result_error(r, code, NULL, "%s", err);
+        else {
+            if (!plan)
+                launch(c, db, w);
+            osc_result_col(r, "step", OSC_T_INT8);
+            osc_result_col(r, "sql", OSC_T_TEXT);
+            osc_result_col(r, "strategy", OSC_T_TEXT);
+            osc_result_col(r, "note", OSC_T_TEXT);
+            const char *row[] = {"1", what, "copy", wids};
+            osc_result_row(r, row);
+            snprintf(r->tag, sizeof r->tag, plan ? "PLAN" : "REVERT MIGRATION");
+            osc_log(CONF_LOG_INFO, "m%" PRId64 ": %s by migration %" PRId64, id,
+                    plan ? "revert planned" : "reverting", w);
+        }
+    }
+    PQclear(t);
+    return true;
+}
+
 /* REVERT MIGRATION n: osc_revert_command after the owner rule. */
 static void revert_command(const char *db, const char *user, int64_t id, bool plan, bool accept,
                            osc_result *r)
@@ -966,7 +1061,7 @@ static void revert_command(const char *db, const char *user, int64_t id, bool pl
     PGconn *c = osc_connect(db, "pgcutover console", err, sizeof err);
     if (c == NULL)
         osc_result_error(r, "08006", "check migration_conninfo / server_host", "%s", err);
-    else if (check_owner(c, db, user, id, r))
+    else if (check_owner(c, db, user, id, r) && !revert_copy(c, db, id, plan, r))
         osc_revert_command(c, db, user, id, plan, accept, r);
     PQfinish(c);
     cmd_leave();

@@ -75,7 +75,9 @@ bool osc_mig_cleanup(void *conn, int64_t id, int lock_timeout_ms, char *err, siz
     snprintf(ids, sizeof ids, "%" PRId64, id);
     const char *v[] = {ids};
     PGresult *r = osc_exec(c,
-                           "SELECT table_schema, table_name, shadow_schema, coalesce(shadow_name, '') "
+                           /* a revert window's shadow is the kept old table: never dropped here */
+                           "SELECT table_schema, table_name, shadow_schema, CASE WHEN revert_of IS "
+                           "NULL THEN coalesce(shadow_name, '') ELSE '' END "
                            "FROM pgcutover.migrations WHERE id = $1",
                            1, v, err, errlen, code);
     if (r == NULL || PQntuples(r) != 1) {

@@ -13,6 +13,7 @@
 #include "osc_db.h"
 #include "osc_driver.h"
 #include "osc_plan.h"
+#include "osc_window.h"
 
 /* LOCK TABLE lock_sql; with force, cancel (or, when idle in a transaction, terminate)
  * the sessions blocking it after half of lock_timeout, and log which. */
@@ -143,6 +144,33 @@ step_rc osc_drv_cutover(run_ctx *x)
         osc_sb after = {0};
         if (ok && errors == 0) {
             ok = osc_cutover_swap(x->c, &x->map, old_name, &after, x->err, sizeof x->err, code);
+            /* The revert window (osc_window.h) opens in the same transaction; a revert's own
+             * swap marks the migration it reverted. Neither can fail the swap. */
+            char wwhy[1200] = "", rids[32] = "0";
+            if (ok) {
+                snprintf(rids, sizeof rids, "%" PRId64,
+                         osc_window_open(x->c, &x->map, old_name, wwhy, sizeof wwhy));
+                const char *wv[] = {x->ids, rids, wwhy[0] ? wwhy : NULL};
+                char werr[512], wcode[6];
+                bool rec = osc_run(x->c, "SAVEPOINT pgc_wrec", 0, NULL, werr, sizeof werr, wcode);
+                if (!rec || !osc_run(x->c,
+                             "UPDATE pgcutover.migrations SET settings = settings || "
+                             "jsonb_build_object('revert_window', nullif($2::bigint, 0), "
+                             "'revert_refused', $3::text) WHERE id = $1::bigint",
+                             3, wv, werr, sizeof werr, wcode) ||
+                    !osc_run(x->c,
+                             "UPDATE pgcutover.migrations f SET settings = f.settings || "
+                             "jsonb_build_object('reverted_by', jsonb_build_array($1::bigint)), "
+                             "phase = 'reverted by migration ' || $1::text, updated_at = now() FROM "
+                             "pgcutover.migrations r WHERE r.id = $1::bigint AND f.id = r.revert_of",
+                             1, wv, werr, sizeof werr, wcode)) {
+                    osc_log(CONF_LOG_WARNING, "m%" PRId64 ": recording the revert window: %s", m->id, werr);
+                    if (rec) /* the swap goes on without these notes */
+                        PQclear(PQexec(x->c, "ROLLBACK TO SAVEPOINT pgc_wrec"));
+                } else {
+                    PQclear(PQexec(x->c, "RELEASE SAVEPOINT pgc_wrec"));
+                }
+            }
             /* The figures so far go in with done, so no reader sees done without them;
              * the final ones (after COMMIT and release) follow a moment later. */
             char attempts_s[16], hold_s[32], lock_s[32], wait_s[32];

@@ -1,0 +1,131 @@
+/* osc_window.c — see osc_window.h. */
+#include "osc_window.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "osc_db.h"
+#include "osc_migration.h"
+#include "osc_rights.h"
+
+/* Why F's change has no exact inverse (no row: it has one). $1 F's id. */
+static const char no_inverse_sql[] =
+    "SELECT CASE WHEN fc.expr IS NOT NULL AND fc.expr !~ '^\"([^\"]|\"\")+\"$' THEN 'column ' || "
+    "  fc.name || ' is computed (' || left(fc.expr, 200) || '), not copied from one old column' "
+    "  ELSE 'key column ' || fc.name || ' changed its type (' || fc.key_type || ' to ' || "
+    "  fc.type || ')' END "
+    "FROM pgcutover.migration_columns fc WHERE fc.migration_id = $1 AND ("
+    "  (fc.expr IS NOT NULL AND fc.expr !~ '^\"([^\"]|\"\")+\"$') OR "
+    "  (fc.key_ord IS NOT NULL AND fc.type <> fc.key_type)) ORDER BY fc.ord LIMIT 1";
+
+/* R's row: $1 F's id, $2 the old table's name in schema pgcutover. */
+static const char insert_sql[] =
+    "INSERT INTO pgcutover.migrations (table_schema, table_name, table_oid, statement, started_by, "
+    "  strategy, state, phase, shadow_schema, shadow_name, key_columns, key_ops, shadow_key_ops, "
+    "  key_coll_changed, settings, phase_at, revert_of, source) "
+    "SELECT f.table_schema, f.table_name, pg_catalog.to_regclass(pg_catalog.quote_ident("
+    "  f.table_schema) || '.' || pg_catalog.quote_ident(f.table_name))::oid, 'REVERT MIGRATION ' "
+    "  || f.id, f.started_by, 'copy', 'standby', 'revert window: the old table is kept current "
+    "  by the change log; REVERT MIGRATION ' || f.id || ' swaps it back', 'pgcutover', $2, "
+    "  f.key_columns, f.shadow_key_ops, f.key_ops, f.key_coll_changed, f.settings || "
+    "  pg_catalog.jsonb_build_object('cutover', 'manual'), pg_catalog.jsonb_build_object("
+    "  'standby', now()), f.id, NULL "
+    "FROM pgcutover.migrations f WHERE f.id = $1 RETURNING id";
+
+/* R's columns, the inverse of F's: $1 R's id, $2 F's id, $3 the old table's oid. F's
+ * expressions name an old column always double-quoted (osc_plan.c), hence the match. */
+static const char columns_sql[] =
+    "INSERT INTO pgcutover.migration_columns (migration_id, ord, name, type, expr, "
+    "  identity_always, key_ord, key_name, key_type) "
+    "SELECT $1, a.attnum, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
+    "  CASE WHEN a.attgenerated = '' THEN (SELECT '\"' || pg_catalog.replace(fc.name, '\"', "
+    "  '\"\"') || '\"' FROM "
+    "  pgcutover.migration_columns fc WHERE fc.migration_id = $2 AND fc.expr = "
+    "  '\"' || pg_catalog.replace(a.attname, '\"', '\"\"') || '\"' ORDER BY fc.ord LIMIT 1) END, a.attidentity = 'a', "
+    "  fk.key_ord, fk.name, fk.type "
+    "FROM pg_catalog.pg_attribute a LEFT JOIN pgcutover.migration_columns fk ON fk.migration_id = "
+    "  $2 AND fk.key_ord IS NOT NULL AND fk.expr = '\"' || "
+    "  pg_catalog.replace(a.attname, '\"', '\"\"') || '\"' "
+    "WHERE a.attrelid = $3::oid AND a.attnum > 0 AND NOT a.attisdropped";
+
+int64_t osc_window_open(PGconn *c, const osc_map *m, const char *old_name, char *why, size_t len)
+{
+    char ids[32], err[1024], code[6], rid[32] = "";
+    snprintf(ids, sizeof ids, "%" PRId64, m->id);
+    why[0] = 0;
+    const char *fv[] = {ids};
+    PGresult *t = osc_exec(c, no_inverse_sql, 1, fv, err, sizeof err, code);
+    if (t && PQntuples(t) > 0)
+        snprintf(why, len, "no exact inverse: %s", PQgetvalue(t, 0, 0));
+    PQclear(t);
+    if (why[0] || !osc_run(c, "SAVEPOINT pgc_window", 0, NULL, err, sizeof err, code)) {
+        if (!why[0])
+            snprintf(why, len, "%s", err);
+        return 0;
+    }
+    osc_sb q = {0};
+    osc_sb_addf(&q, "pgcutover.");
+    osc_sb_ident(&q, old_name);
+    char *oldq = osc_sb_take(&q);
+    const char *iv[] = {ids, old_name};
+    t = oldq ? osc_exec(c, insert_sql, 2, iv, err, sizeof err, code) : NULL;
+    bool ok = t && PQntuples(t) == 1;
+    if (ok)
+        snprintf(rid, sizeof rid, "%s", PQgetvalue(t, 0, 0));
+    PQclear(t);
+    const char *ov[] = {oldq};
+    t = ok ? osc_exec(c, "SELECT $1::regclass::oid", 1, ov, err, sizeof err, code) : NULL;
+    char oldoid[16] = "";
+    if (t)
+        snprintf(oldoid, sizeof oldoid, "%s", PQgetvalue(t, 0, 0));
+    ok = t != NULL;
+    PQclear(t);
+    const char *cv[] = {rid, ids, oldoid};
+    ok = ok && osc_run(c, columns_sql, 3, cv, err, sizeof err, code);
+    osc_map r = {0};
+    ok = ok && osc_map_load(c, strtoll(rid, NULL, 10), &r, err, sizeof err);
+    char *log = ok ? osc_sql_create_log(&r) : NULL, *fn = ok ? osc_sql_trigger_function(&r, false) : NULL;
+    char *trg = ok ? osc_sql_create_triggers(&r) : NULL;
+    ok = ok && log && fn && trg && osc_run(c, log, 0, NULL, err, sizeof err, code) &&
+         osc_rights_executor(c, OSC_AS_OWNER, r.owner, err, sizeof err, code) &&
+         osc_run(c, fn, 0, NULL, err, sizeof err, code) &&
+         osc_run(c, trg, 0, NULL, err, sizeof err, code);
+    free(log);
+    free(fn);
+    free(trg);
+    free(oldq);
+    if (rid[0])
+        osc_map_free(&r);
+    if (!ok) {
+        snprintf(why, len, "the revert window could not be opened: %s", err);
+        PQclear(PQexec(c, "ROLLBACK TO SAVEPOINT pgc_window"));
+        return 0;
+    }
+    osc_run(c, "RELEASE SAVEPOINT pgc_window", 0, NULL, err, sizeof err, code);
+    return strtoll(rid, NULL, 10);
+}
+
+void osc_window_close(PGconn *c, unsigned table_oid, int lock_timeout_ms)
+{
+    char oid[16], err[1024];
+    snprintf(oid, sizeof oid, "%u", table_oid);
+    const char *v[] = {oid};
+    PGresult *t = osc_exec(c, "SELECT id, revert_of FROM pgcutover.migrations WHERE table_oid = $1 "
+                              "AND revert_of IS NOT NULL AND state = 'standby'", 1, v, err, sizeof err, NULL);
+    for (int i = 0; t && i < PQntuples(t); i++) {
+        int64_t id = strtoll(PQgetvalue(t, i, 0), NULL, 10);
+        if (!osc_mig_cleanup(c, id, lock_timeout_ms, err, sizeof err)) {
+            osc_log(CONF_LOG_WARNING, "m%" PRId64 ": closing the revert window: %s", id, err);
+            continue;
+        }
+        const char *iv[] = {PQgetvalue(t, i, 0)};
+        osc_run(c, "UPDATE pgcutover.migrations SET state = 'aborted', phase = 'revert window closed: "
+                   "the table changed again', updated_at = now() WHERE id = $1::bigint", 1, iv, err,
+                sizeof err, NULL);
+        osc_log(CONF_LOG_INFO, "m%" PRId64 ": revert window of migration %s closed (the table "
+                               "changes again)", id, PQgetvalue(t, i, 1));
+    }
+    PQclear(t);
+}

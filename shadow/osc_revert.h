@@ -16,8 +16,9 @@
  * and refuses, naming why, what has no exact inverse: a dropped column (its data is
  * gone), a changed column type, a migration followed by a later change of the same table
  * (revert that first), a table whose catalog differs from the one recorded right after
- * the migration (settings.catalog_after: changed outside pgcutover), a copy migration (the revert window of the shadow copy is not
- * built yet), a direct statement.
+ * the migration (settings.catalog_after: changed outside pgcutover), a direct statement.
+ * A copy migration is reverted through its revert window instead (osc_window.h; the
+ * engine's REVERT command takes that path first, osc_revert_verdict says so).
  */
 #ifndef OSC_REVERT_H
 #define OSC_REVERT_H

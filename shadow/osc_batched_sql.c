@@ -3,6 +3,7 @@
  * nodes added are the ones PostgreSQL's grammar (gram.y) builds for the same text, so the
  * deparser prints them as it prints a parsed statement. */
 #include "osc_batched_sql.h"
+#include "osc_stmt.h"
 
 #include <pg_query.h>
 #include <pg_query/pg_query.pb-c.h>
@@ -21,44 +22,6 @@ static bool fail(char sqlstate[6], const char *code, char *err, size_t errlen, c
     return false;
 }
 
-/* Parse sql into a protobuf tree; NULL with err on a syntax error. *raw is always to be
- * released with pg_query_free_protobuf_parse_result. */
-static PgQuery__ParseResult *parse_tree(const char *sql, PgQueryProtobufParseResult *raw, char *err,
-                                        size_t errlen)
-{
-    *raw = pg_query_parse_protobuf(sql);
-    if (raw->error) {
-        snprintf(err, errlen, "syntax error: %s", raw->error->message);
-        return NULL;
-    }
-    PgQuery__ParseResult *tree = pg_query__parse_result__unpack(
-        NULL, raw->parse_tree.len, (const uint8_t *)raw->parse_tree.data);
-    if (tree == NULL)
-        snprintf(err, errlen, "could not read the parse tree");
-    return tree;
-}
-
-/* SQL text of a parse tree, by libpg_query's deparser; malloc'ed, or NULL with err. */
-static char *deparse_tree(PgQuery__ParseResult *tree, char *err, size_t errlen)
-{
-    size_t len = pg_query__parse_result__get_packed_size(tree);
-    uint8_t *buf = malloc(len ? len : 1);
-    char *result = NULL;
-    if (buf == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    pg_query__parse_result__pack(tree, buf);
-    PgQueryProtobuf pb = {.len = len, .data = (char *)buf};
-    PgQueryDeparseResult d = pg_query_deparse_protobuf(pb);
-    free(buf);
-    if (d.error)
-        snprintf(err, errlen, "deparse: %s", d.error->message);
-    else if ((result = strdup(d.query)) == NULL)
-        snprintf(err, errlen, "out of memory");
-    pg_query_free_deparse_result(d);
-    return result;
-}
 
 /* Whether message m or anything below it is a message of type want. Walks every message
  * field through protobuf-c's descriptors (repeated fields by their count, oneof members
@@ -158,7 +121,7 @@ bool osc_batched_parse(const char *sql, osc_batched_target *out, char sqlstate[6
     if (sql == NULL)
         return fail(sqlstate, "42601", err, errlen, "no statement");
     PgQueryProtobufParseResult raw;
-    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, errlen);
+    PgQuery__ParseResult *tree = osc_stmt_parse_tree(sql, &raw, err, errlen);
     PgQuery__RangeVar *rv;
     node **where;
     bool ok = false;
@@ -170,7 +133,7 @@ bool osc_batched_parse(const char *sql, osc_batched_target *out, char sqlstate[6
         goto done;
     /* Every batch is the deparsed statement: find out now (at plan time) if libpg_query's
      * deparser cannot print it, rather than at the first batch. */
-    char *text = deparse_tree(tree, err, errlen);
+    char *text = osc_stmt_deparse_tree(tree, err, errlen);
     if (text == NULL) {
         memcpy(sqlstate, strncmp(err, "out of memory", 13) == 0 ? "53200" : "0A000", 6);
         goto done;
@@ -412,7 +375,7 @@ static node *mk_array_param(int number, const char *type)
     snprintf(sql, n, "SELECT ($1)[%d]::%s", number, type);
     char err[256];
     PgQueryProtobufParseResult raw;
-    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, sizeof err);
+    PgQuery__ParseResult *tree = osc_stmt_parse_tree(sql, &raw, err, sizeof err);
     free(sql);
     node *expr = NULL;
     if (tree && tree->n_stmts == 1 && tree->stmts[0]->stmt->node_case == PG_QUERY__NODE__NODE_SELECT_STMT) {
@@ -474,7 +437,7 @@ char *osc_batched_range_sql_typed(const char *sql, const char *const *key_column
         return NULL;
     }
     PgQueryProtobufParseResult raw;
-    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, errlen);
+    PgQuery__ParseResult *tree = osc_stmt_parse_tree(sql, &raw, err, errlen);
     char *result = NULL;
     char code[6];
     bool is_delete;
@@ -500,7 +463,7 @@ char *osc_batched_range_sql_typed(const char *sql, const char *const *key_column
         snprintf(err, errlen, "out of memory");
         goto done;
     }
-    result = deparse_tree(tree, err, errlen);
+    result = osc_stmt_deparse_tree(tree, err, errlen);
 done:
     if (tree)
         pg_query__parse_result__free_unpacked(tree, NULL);
@@ -654,7 +617,7 @@ char *osc_batched_bound_sql_typed(const osc_batched_target *t, const char *const
         sel->limit_offset = offset;
         sel->limit_count = limit;
         if (target_list && sort_list && from_list && (first || where) && offset && limit)
-            result = deparse_tree(tree, err, sizeof err);
+            result = osc_stmt_deparse_tree(tree, err, sizeof err);
         pg_query__parse_result__free_unpacked(tree, NULL);
         return result;
     }

@@ -130,9 +130,9 @@ static osc_cmd_kind kind_of(at_type t)
     }
 }
 
-/* Parse sql into a protobuf tree; NULL with err on a syntax error. */
-static PgQuery__ParseResult *parse_tree(const char *sql, PgQueryProtobufParseResult *raw,
-                                        char *err, size_t errlen)
+/* See osc_stmt.h. */
+PgQuery__ParseResult *osc_stmt_parse_tree(const char *sql, PgQueryProtobufParseResult *raw,
+                                          char *err, size_t errlen)
 {
     *raw = pg_query_parse_protobuf(sql);
     if (raw->error) {
@@ -230,7 +230,7 @@ bool osc_stmt_key(const char *sql, osc_key_stmt *out)
     memset(out, 0, sizeof *out);
     char err[256];
     PgQueryProtobufParseResult raw;
-    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, sizeof err);
+    PgQuery__ParseResult *tree = osc_stmt_parse_tree(sql, &raw, err, sizeof err);
     bool ok = false;
     if (tree == NULL || tree->n_stmts != 1 ||
         tree->stmts[0]->stmt->node_case != PG_QUERY__NODE__NODE_ALTER_TABLE_STMT)
@@ -285,7 +285,7 @@ bool osc_stmt_parse(const char *sql, osc_stmt *out, char sqlstate[6], char *err,
 {
     memset(out, 0, sizeof *out);
     PgQueryProtobufParseResult raw;
-    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, errlen);
+    PgQuery__ParseResult *tree = osc_stmt_parse_tree(sql, &raw, err, errlen);
     bool ok = false;
     if (tree == NULL) {
         memcpy(sqlstate, "42601", 6);
@@ -402,12 +402,10 @@ void osc_stmt_free(osc_stmt *s)
     memset(s, 0, sizeof *s);
 }
 
-/* SQL text of a (rewritten) parse tree, by libpg_query's deparser; malloc'ed, or NULL with
- * err filled. */
-static char *deparse_tree(PgQuery__ParseResult *tree, char *err, size_t errlen)
+char *osc_stmt_deparse_tree(PgQuery__ParseResult *tree, char *err, size_t errlen)
 {
     size_t len = pg_query__parse_result__get_packed_size(tree);
-    uint8_t *buf = malloc(len);
+    uint8_t *buf = malloc(len ? len : 1);
     char *result = NULL;
     if (buf == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -429,7 +427,7 @@ char *osc_stmt_retarget(const char *sql, const char *schema, const char *table, 
                         size_t errlen)
 {
     PgQueryProtobufParseResult raw;
-    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, errlen);
+    PgQuery__ParseResult *tree = osc_stmt_parse_tree(sql, &raw, err, errlen);
     char *result = NULL;
     if (tree == NULL || tree->n_stmts != 1)
         goto done;
@@ -454,7 +452,7 @@ char *osc_stmt_retarget(const char *sql, const char *schema, const char *table, 
     if (rv->schemaname == NULL || rv->relname == NULL)
         snprintf(err, errlen, "out of memory");
     else
-        result = deparse_tree(tree, err, errlen);
+        result = osc_stmt_deparse_tree(tree, err, errlen);
 done:
     if (tree)
         pg_query__parse_result__free_unpacked(tree, NULL);
@@ -484,7 +482,7 @@ bool osc_stmt_index(const char *sql, bool *is_index, osc_idx_stmt *out, char sql
     memset(out, 0, sizeof *out);
     *is_index = false;
     PgQueryProtobufParseResult raw;
-    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, errlen);
+    PgQuery__ParseResult *tree = osc_stmt_parse_tree(sql, &raw, err, errlen);
     bool ok = false;
     if (tree == NULL || tree->n_stmts != 1) {
         if (tree)
@@ -502,7 +500,7 @@ bool osc_stmt_index(const char *sql, bool *is_index, osc_idx_stmt *out, char sql
         if (!set_name(out, ix->relation->schemaname, ix->relation->relname))
             goto oom;
         ix->concurrent = true;
-        if ((out->sql = deparse_tree(tree, err, errlen)) == NULL)
+        if ((out->sql = osc_stmt_deparse_tree(tree, err, errlen)) == NULL)
             fail(sqlstate, "42601", err, errlen, "cannot rewrite the statement CONCURRENTLY");
         ok = out->sql != NULL;
     } else if (n->node_case == PG_QUERY__NODE__NODE_DROP_STMT &&
@@ -602,7 +600,7 @@ bool osc_stmt_direct(const char *sql, const char **kind)
     *kind = NULL;
     char err[256];
     PgQueryProtobufParseResult raw;
-    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, sizeof err);
+    PgQuery__ParseResult *tree = osc_stmt_parse_tree(sql, &raw, err, sizeof err);
     if (tree != NULL && tree->n_stmts == 1) {
         PgQuery__Node *n = tree->stmts[0]->stmt;
         for (size_t i = 0; i < sizeof direct / sizeof direct[0] && *kind == NULL; i++)
@@ -631,7 +629,7 @@ bool osc_stmt_direct(const char *sql, const char **kind)
 char *osc_stmt_not_valid(const char *sql, char *err, size_t errlen)
 {
     PgQueryProtobufParseResult raw;
-    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, errlen);
+    PgQuery__ParseResult *tree = osc_stmt_parse_tree(sql, &raw, err, errlen);
     char *result = NULL;
     if (tree == NULL || tree->n_stmts != 1 ||
         tree->stmts[0]->stmt->node_case != PG_QUERY__NODE__NODE_ALTER_TABLE_STMT) {
@@ -656,7 +654,7 @@ char *osc_stmt_not_valid(const char *sql, char *err, size_t errlen)
         a->cmds[kept++] = a->cmds[i];
     }
     a->n_cmds = kept;
-    result = kept ? deparse_tree(tree, err, errlen) : strdup("");
+    result = kept ? osc_stmt_deparse_tree(tree, err, errlen) : strdup("");
     if (result == NULL && !kept)
         snprintf(err, errlen, "out of memory");
 done:
@@ -697,7 +695,7 @@ bool osc_stmt_direct_facts(const char *sql, osc_direct_facts *out)
     memset(out, 0, sizeof *out);
     char err[256];
     PgQueryProtobufParseResult raw;
-    PgQuery__ParseResult *tree = parse_tree(sql, &raw, err, sizeof err);
+    PgQuery__ParseResult *tree = osc_stmt_parse_tree(sql, &raw, err, sizeof err);
     bool ok = tree != NULL && tree->n_stmts == 1;
     if (ok) {
         PgQuery__Node *n = tree->stmts[0]->stmt;

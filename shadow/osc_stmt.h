@@ -11,6 +11,8 @@
 #ifndef OSC_STMT_H
 #define OSC_STMT_H
 
+#include <pg_query.h>
+#include <pg_query/pg_query.pb-c.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -167,5 +169,18 @@ typedef struct {
 /* osc_stmt_direct_facts — *out for sql (one statement osc_stmt_direct accepts); false
  * (out zeroed) when sql does not parse as one statement. Pure. */
 bool osc_stmt_direct_facts(const char *sql, osc_direct_facts *out);
+
+/*
+ * osc_stmt_parse_tree — sql parsed by libpg_query into its protobuf tree (pg_query.proto);
+ * NULL with err ("syntax error: …", or the tree unreadable) on failure. *raw is always to
+ * be released with pg_query_free_protobuf_parse_result, the tree (when not NULL) with
+ * pg_query__parse_result__free_unpacked. Shared by the modules that rewrite statements.
+ */
+PgQuery__ParseResult *osc_stmt_parse_tree(const char *sql, PgQueryProtobufParseResult *raw,
+                                          char *err, size_t errlen);
+
+/* osc_stmt_deparse_tree — the SQL text of a (rewritten) tree, by libpg_query's deparser;
+ * malloc'ed (caller frees), or NULL with err filled. */
+char *osc_stmt_deparse_tree(PgQuery__ParseResult *tree, char *err, size_t errlen);
 
 #endif

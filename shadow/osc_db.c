@@ -335,6 +335,71 @@ static char *dup_value(PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? NULL : strdup(PQgetvalue(r, row, col));
 }
 
+/* What a revert window's writes must fit (osc_col.from_type, not_null, needs_value), from
+ * the catalog of its original (the live table) and its shadow (the old table), for m's
+ * columns in order. False with err (m freed) when the query fails. */
+static const char window_fit_sql[] =
+    "SELECT CASE WHEN s.atttypid <> d.atttypid OR s.atttypmod <> d.atttypmod THEN "
+    "  pg_catalog.format_type(s.atttypid, s.atttypmod) END, "
+    "  coalesce(d.attnotnull AND NOT s.attnotnull, false), "
+    "  coalesce(d.attnotnull AND NOT d.atthasdef AND d.attidentity = '' AND c.expr IS NULL, false) "
+    "FROM pgcutover.migrations m JOIN pgcutover.migration_columns c ON c.migration_id = m.id "
+    "LEFT JOIN pg_catalog.pg_attribute d ON d.attrelid = pg_catalog.to_regclass("
+    "  pg_catalog.quote_ident(m.shadow_schema) || '.' || pg_catalog.quote_ident(m.shadow_name)) "
+    "  AND d.attname = c.name AND NOT d.attisdropped "
+    "LEFT JOIN pg_catalog.pg_attribute s ON s.attrelid = m.table_oid AND s.attnum > 0 AND NOT "
+    "  s.attisdropped AND c.expr = '\"' || pg_catalog.replace(s.attname, '\"', '\"\"') || '\"' "
+    "WHERE m.id = $1 ORDER BY c.ord";
+
+/* The CHECK constraints of a window's shadow (the old table, NOT VALID ones too: they
+ * hold for new writes) whose expression the original has in none of its own: name and
+ * pg_get_expr (schema-qualified under the engine's search_path). */
+static const char window_checks_sql[] =
+    "SELECT o.conname, pg_catalog.pg_get_expr(o.conbin, o.conrelid) FROM pgcutover.migrations m "
+    "JOIN pg_catalog.pg_constraint o ON o.conrelid = pg_catalog.to_regclass("
+    "  pg_catalog.quote_ident(m.shadow_schema) || '.' || pg_catalog.quote_ident(m.shadow_name)) "
+    "  AND o.contype = 'c' "
+    "WHERE m.id = $1 AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint n WHERE n.conrelid = "
+    "  m.table_oid AND n.contype = 'c' AND pg_catalog.pg_get_expr(n.conbin, n.conrelid) = "
+    "  pg_catalog.pg_get_expr(o.conbin, o.conrelid)) ORDER BY o.conname";
+
+static bool window_fit(PGconn *c, const char *ids, osc_map *m, char *err, size_t errlen)
+{
+    const char *v[] = {ids};
+    PGresult *r = osc_exec(c, window_fit_sql, 1, v, err, errlen, NULL);
+    if (r == NULL || PQntuples(r) != m->ncols) {
+        if (r)
+            snprintf(err, errlen, "migration %s: its column map does not match its tables", ids);
+        PQclear(r);
+        osc_map_free(m);
+        return false;
+    }
+    for (int i = 0; i < m->ncols; i++) {
+        m->cols[i].from_type = dup_value(r, i, 0);
+        m->cols[i].not_null = PQgetvalue(r, i, 1)[0] == 't';
+        m->cols[i].needs_value = PQgetvalue(r, i, 2)[0] == 't';
+    }
+    PQclear(r);
+    r = osc_exec(c, window_checks_sql, 1, v, err, errlen, NULL);
+    if (r == NULL) {
+        osc_map_free(m);
+        return false;
+    }
+    m->nchecks = PQntuples(r);
+    m->checks = calloc(2 * (size_t)m->nchecks + 1, sizeof *m->checks);
+    for (int k = 0; m->checks && k < m->nchecks; k++) {
+        m->checks[2 * k] = dup_value(r, k, 0);
+        m->checks[2 * k + 1] = dup_value(r, k, 1);
+    }
+    PQclear(r);
+    if (m->checks == NULL) {
+        snprintf(err, errlen, "out of memory");
+        osc_map_free(m);
+        return false;
+    }
+    return true;
+}
+
 bool osc_map_load(PGconn *c, int64_t id, osc_map *m, char *err, size_t errlen)
 {
     memset(m, 0, sizeof *m);
@@ -344,7 +409,8 @@ bool osc_map_load(PGconn *c, int64_t id, osc_map *m, char *err, size_t errlen)
     PGresult *r = osc_exec(c,
                            "SELECT table_schema, table_name, shadow_schema, shadow_name, key_ops, "
                            "shadow_key_ops, (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE "
-                           "oid = table_oid), key_coll_changed FROM pgcutover.migrations WHERE id = $1",
+                           "oid = table_oid), key_coll_changed, revert_of IS NOT NULL FROM "
+                           "pgcutover.migrations WHERE id = $1",
                            1, v, err, errlen, NULL);
     if (r == NULL)
         return false;
@@ -362,6 +428,7 @@ bool osc_map_load(PGconn *c, int64_t id, osc_map *m, char *err, size_t errlen)
     m->shadow_key_ops = dup_value(r, 0, 5);
     m->owner = dup_value(r, 0, 6);
     m->key_coll_changed = PQgetvalue(r, 0, 7)[0] == 't';
+    m->window = PQgetvalue(r, 0, 8)[0] == 't';
     PQclear(r);
     r = osc_exec(c,
                  "SELECT name, type, expr, identity_always, key_ord, key_name, key_type FROM "
@@ -395,7 +462,7 @@ bool osc_map_load(PGconn *c, int64_t id, osc_map *m, char *err, size_t errlen)
         osc_map_free(m);
         return false;
     }
-    return true;
+    return !m->window || window_fit(c, ids, m, err, errlen);
 }
 
 bool osc_map_save(PGconn *c, const osc_map *m, char *err, size_t errlen)

@@ -14,6 +14,7 @@
 #include "osc_migrate.h"
 #include "osc_migration.h"
 #include "osc_revert.h"
+#include "osc_window.h"
 #include "osc_strategy.h"
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -991,61 +992,41 @@ static void batched_command(const char *db, const char *user, const char *stmt, 
  * migration (osc_revert.h answers), else true with *r answered. */
 static bool revert_copy(PGconn *c, const char *db, int64_t id, bool plan, osc_result *r)
 {
-    char ids[32], err[512], code[6];
-    snprintf(ids, sizeof ids, "%" PRId64, id);
-    const char *v[] = {ids};
-    PGresult *t = osc_exec(c, "SELECT f.state, f.settings ? 'reverted_by', w.id, w.state, "
-                              "coalesce(w.error, f.settings->>'revert_refused', 'no revert window was "
-                              "opened'), (SELECT l.id FROM pgcutover.migrations l WHERE l.table_oid = "
-                              "w.table_oid AND l.id > f.id AND l.id <> w.id AND l.state = 'done' AND "
-                              "l.revert_of IS NULL ORDER BY l.id LIMIT 1), f.old_name FROM "
-                              "pgcutover.migrations f LEFT JOIN pgcutover.migrations w ON w.id = "
-                              "(f.settings->>'revert_window')::bigint WHERE f.id = $1 AND f.strategy = 'copy'",
-                           1, v, err, sizeof err, code);
-    if (t == NULL || PQntuples(t) == 0) {
-        PQclear(t);
+    char err[512], code[6];
+    osc_window_info wi;
+    if (!osc_window_inspect(c, id, &wi, err, sizeof err))
         return false;
+    if (wi.why[0]) {
+        osc_result_error(r, wi.refused_state ? "55000" : "0A000", wi.later ? "revert that first" : NULL,
+                         "migration %" PRId64 " cannot be reverted: %s", id, wi.why);
+        return true;
     }
-    const char *state = PQgetvalue(t, 0, 0), *wstate = PQgetvalue(t, 0, 3);
-    if (PQgetvalue(t, 0, 1)[0] == 't' || strcmp(state, "done") != 0)
-        osc_result_error(r, "55000", NULL, "migration %" PRId64 " cannot be reverted: %s", id,
-                         PQgetvalue(t, 0, 1)[0] == 't' ? "it was reverted already" : "it is not done");
-    else if (PQgetisnull(t, 0, 2) || strcmp(wstate, "standby") != 0)
-        osc_result_error(r, "0A000", NULL, "migration %" PRId64 " cannot be reverted: %s", id,
-                         PQgetvalue(t, 0, 4));
-    else if (!PQgetisnull(t, 0, 5))
-        osc_result_error(r, "0A000", "revert that first", "migration %" PRId64 " cannot be reverted: "
-                         "migration %s changed the table after it", id, PQgetvalue(t, 0, 5));
-    else {
-        int64_t w = strtoll(PQgetvalue(t, 0, 2), NULL, 10);
-        char wids[32], what[400];
-        snprintf(wids, sizeof wids, "%" PRId64, w);
-        snprintf(what, sizeof what, "migration %" PRId64 ": apply the change log kept since the swap to "
-                 "pgcutover.%s, verify it against the live table mapped back, then swap it back "
-                 "under the hold", w, PQgetvalue(t, 0, 6));
-        const char *wv[] = {wids};
-        bool ok = plan || osc_run(c, "UPDATE pgcutover.migrations SET state = 'verifying', phase = "
-                                     "'REVERT requested', settings = settings || '{\"cutover\": \"auto\"}', "
-                                     "updated_at = now(), phase_at = phase_at || jsonb_build_object("
-                                     "'verifying', now()) WHERE id = $1::bigint AND state = 'standby'",
-                                  1, wv, err, sizeof err, code);
-        if (!ok)
-            osc_result_error(r, code, NULL, "%s", err);
-        else {
-            if (!plan)
-                launch(c, db, w);
-            osc_result_col(r, "step", OSC_T_INT8);
-            osc_result_col(r, "sql", OSC_T_TEXT);
-            osc_result_col(r, "strategy", OSC_T_TEXT);
-            osc_result_col(r, "note", OSC_T_TEXT);
-            const char *row[] = {"1", what, "copy", wids};
-            osc_result_row(r, row);
-            snprintf(r->tag, sizeof r->tag, plan ? "PLAN" : "REVERT MIGRATION");
-            osc_log(CONF_LOG_INFO, "m%" PRId64 ": %s by migration %" PRId64, id,
-                    plan ? "revert planned" : "reverting", w);
-        }
+    char wids[32], what[400];
+    snprintf(wids, sizeof wids, "%" PRId64, wi.window);
+    snprintf(what, sizeof what, "migration %" PRId64 ": apply the change log kept since the swap to "
+             "pgcutover.%s, verify it against the live table mapped back, then swap it back "
+             "under the hold", wi.window, wi.old_name);
+    const char *wv[] = {wids};
+    bool ok = plan || osc_run(c, "UPDATE pgcutover.migrations SET state = 'verifying', phase = "
+                                 "'REVERT requested', settings = settings || '{\"cutover\": \"auto\"}', "
+                                 "updated_at = now(), phase_at = phase_at || jsonb_build_object("
+                                 "'verifying', now()) WHERE id = $1::bigint AND state = 'standby'",
+                              1, wv, err, sizeof err, code);
+    if (!ok) {
+        osc_result_error(r, code, NULL, "%s", err);
+        return true;
     }
-    PQclear(t);
+    if (!plan)
+        launch(c, db, wi.window);
+    osc_result_col(r, "step", OSC_T_INT8);
+    osc_result_col(r, "sql", OSC_T_TEXT);
+    osc_result_col(r, "strategy", OSC_T_TEXT);
+    osc_result_col(r, "note", OSC_T_TEXT);
+    const char *row[] = {"1", what, "copy", wids};
+    osc_result_row(r, row);
+    snprintf(r->tag, sizeof r->tag, plan ? "PLAN" : "REVERT MIGRATION");
+    osc_log(CONF_LOG_INFO, "m%" PRId64 ": %s by migration %" PRId64, id,
+            plan ? "revert planned" : "reverting", wi.window);
     return true;
 }
 

@@ -2,6 +2,7 @@
  * snapshots (jsonb), so what runs is visible in one query; columns are matched by attnum
  * (a rename keeps it), constraints and indexes by name. */
 #include "osc_revert.h"
+#include "osc_window.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -123,29 +124,16 @@ bool osc_revert_check(PGconn *c, int64_t id, char *why, size_t len, char *loses,
  * no copy migration. */
 static bool window_verdict(PGconn *c, int64_t id, char *out, size_t len)
 {
-    char ids[32], err[256];
-    snprintf(ids, sizeof ids, "%" PRId64, id);
-    const char *v[] = {ids};
-    PGresult *t = osc_exec(c, "SELECT f.settings ? 'reverted_by', w.id, w.state, coalesce(w.error, "
-                              "f.settings->>'revert_refused', 'no revert window was opened'), "
-                              "(SELECT count(*) FROM pgcutover.migrations l WHERE l.table_oid = "
-                              "w.table_oid AND l.id > f.id AND l.id <> w.id AND l.state = 'done' AND "
-                              "l.revert_of IS NULL) FROM pgcutover.migrations f LEFT JOIN "
-                              "pgcutover.migrations w ON w.id = (f.settings->>'revert_window')::bigint "
-                              "WHERE f.id = $1 AND f.strategy = 'copy'", 1, v, err, sizeof err, NULL);
-    bool copy = t && PQntuples(t) == 1;
-    if (copy && PQgetvalue(t, 0, 0)[0] == 't')
-        snprintf(out, len, "no: it was reverted already");
-    else if (copy && !PQgetisnull(t, 0, 1) && strcmp(PQgetvalue(t, 0, 2), "standby") == 0 &&
-             strcmp(PQgetvalue(t, 0, 4), "0") == 0)
-        snprintf(out, len, "yes: revert window open (migration %s keeps the old table current)",
-                 PQgetvalue(t, 0, 1));
-    else if (copy)
-        snprintf(out, len, "no: %s", strcmp(PQgetvalue(t, 0, 4), "0") != 0
-                                         ? "the table changed after it: revert that first"
-                                         : PQgetvalue(t, 0, 3));
-    PQclear(t);
-    return copy;
+    char err[256];
+    osc_window_info wi;
+    if (!osc_window_inspect(c, id, &wi, err, sizeof err))
+        return false;
+    if (wi.why[0])
+        snprintf(out, len, "no: %s", wi.why);
+    else
+        snprintf(out, len, "yes: revert window open (migration %" PRId64 " keeps the old table "
+                           "current)", wi.window);
+    return true;
 }
 
 void osc_revert_verdict(PGconn *c, int64_t id, char *out, size_t len)

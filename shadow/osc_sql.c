@@ -84,8 +84,12 @@ void osc_map_free(osc_map *m)
         free(m->cols[i].name);
         free(m->cols[i].type);
         free(m->cols[i].expr);
+        free(m->cols[i].from_type);
     }
     free(m->cols);
+    for (int i = 0; i < 2 * m->nchecks; i++)
+        free(m->checks[i]);
+    free(m->checks);
     free(m->key_ops);
     free(m->shadow_key_ops);
     free(m->owner);
@@ -164,6 +168,12 @@ static void add_log(osc_sb *b, const osc_map *m)
     osc_sql_log_name(m->id, name, sizeof name);
     osc_sb_addf(b, "pgcutover.");
     osc_sb_ident(b, name);
+}
+
+/* pgcutover."m<id>_faults": a revert window's writes the old table cannot hold. */
+static void add_faults(osc_sb *b, const osc_map *m)
+{
+    osc_sb_addf(b, "pgcutover.\"m%" PRId64 "_faults\"", m->id);
 }
 
 /* OPERATOR("schema".op) of the key's btree operators on the original or the shadow. */
@@ -282,12 +292,177 @@ static void add_log_insert(osc_sb *b, const osc_map *m, const char *row, bool wi
     osc_sb_addf(b, ";\n");
 }
 
+/* Whether every value of type from is a value of type to (format_type() spellings): the
+ * widenings a copy migration makes, whose inverse a revert window checks. */
+static bool fits_always(const char *from, const char *to)
+{
+    static const char *const pairs[][2] = {
+        {"smallint", "integer"}, {"smallint", "bigint"}, {"integer", "bigint"},
+        {"smallint", "numeric"}, {"integer", "numeric"}, {"bigint", "numeric"},
+        {"real", "double precision"}, {"character varying", "text"}, {"character", "text"}};
+    if (strcmp(from, to) == 0 || strcmp(to, "text") == 0)
+        return true;
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++)
+        if (strcmp(from, pairs[i][0]) == 0 && strcmp(to, pairs[i][1]) == 0)
+            return true;
+    return false;
+}
+
+/* The smallest and largest integer of type t, for a range test without a subtransaction;
+ * false when t is no integer type. */
+static bool int_range(const char *t, const char **lo, const char **hi)
+{
+    static const char *const r[][3] = {{"smallint", "-32768", "32767"},
+                                       {"integer", "-2147483648", "2147483647"}};
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
+        if (strcmp(t, r[i][0]) == 0) {
+            *lo = r[i][1];
+            *hi = r[i][2];
+            return true;
+        }
+    return false;
+}
+
+/* INSERT INTO the faults table: the written row's key and reason (an SQL expression that
+ * may use NEW, SQLERRM, SQLSTATE); ten rows at most, the first ones kept. Names reach
+ * the SQL only as literals. */
+static void add_fault(osc_sb *b, const osc_map *m, const char *reason)
+{
+    osc_sb names = {0};
+    osc_sb_addf(&names, "(");
+    for (int k = 0; k < m->nkeys; k++)
+        osc_sb_addf(&names, "%s%s", k ? ", " : "", m->key_name[k]); /* as PostgreSQL's messages */
+    osc_sb_addf(&names, ")=(");
+    char *n = osc_sb_take(&names);
+    osc_sb_addf(b, "      INSERT INTO ");
+    add_faults(b, m);
+    osc_sb_addf(b, " (key, reason) SELECT ");
+    osc_sb_literal(b, n ? n : "(key)=(");
+    free(n);
+    for (int k = 0; k < m->nkeys; k++) {
+        osc_sb_addf(b, " || %scoalesce(NEW.", k ? "', ' || " : "");
+        osc_sb_ident(b, m->key_name[k]);
+        osc_sb_addf(b, "::text, 'NULL')");
+    }
+    osc_sb_addf(b, " || ')', %s WHERE NOT EXISTS (SELECT FROM ", reason);
+    add_faults(b, m);
+    osc_sb_addf(b, " OFFSET 9);\n");
+}
+
+/* A literal of printf-formatted text into b (names quoted safely whatever they hold). */
+static void add_literalf(osc_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_literalf(osc_sb *b, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    osc_sb_literal(b, text);
+}
+
+/* Whether column c of a window's map needs the assignment check in a block (pgc_v<i>). */
+static bool needs_block(const osc_col *c)
+{
+    const char *lo, *hi;
+    return c->expr && c->from_type && !fits_always(c->from_type, c->type) &&
+           !int_range(c->type, &lo, &hi);
+}
+
+/* A revert window's checks (osc_window.h) of each INSERT and UPDATE: would the old table
+ * hold the row mapped back? A narrowed integer by its range; any other narrowed type by
+ * an assignment to a variable of the old type (PostgreSQL's assignment cast, as the
+ * revert's INSERT makes it) in a block that catches the error — one subtransaction per
+ * write, only for such columns; a NULL into a NOT NULL column; an INSERT that leaves a
+ * dropped NOT NULL column without a value. A failing check records the key and reason
+ * and never fails the application's statement. */
+static void add_window_checks(osc_sb *b, const osc_map *m)
+{
+    osc_sb_addf(b, "  IF TG_OP <> 'DELETE' THEN\n");
+    for (int i = 0; i < m->ncols; i++) {
+        const osc_col *c = &m->cols[i];
+        const char *lo, *hi;
+        osc_sb why = {0};
+        if (c->expr && c->from_type && !fits_always(c->from_type, c->type)) {
+            bool range = int_range(c->type, &lo, &hi);
+            if (range) {
+                osc_sb_addf(b, "    IF NEW.%s NOT BETWEEN %s AND %s THEN\n", c->expr, lo, hi);
+                add_literalf(&why, "column %s: ", c->expr);
+                osc_sb_addf(&why, " || NEW.%s::text || ", c->expr);
+                add_literalf(&why, " is out of range for the old type %s", c->type);
+            } else {
+                osc_sb_addf(b, "    BEGIN\n      pgc_v%d := NEW.%s;\n    EXCEPTION WHEN OTHERS THEN\n",
+                            i, c->expr);
+                add_literalf(&why, "column %s: ", c->expr);
+                osc_sb_addf(&why, " || SQLERRM || ' (SQLSTATE ' || SQLSTATE || ')'");
+            }
+            char *w = osc_sb_take(&why);
+            add_fault(b, m, w ? w : "'out of memory'");
+            free(w);
+            osc_sb_addf(b, range ? "    END IF;\n" : "    END;\n");
+        }
+        if (c->expr && c->not_null) {
+            osc_sb_addf(b, "    IF NEW.%s IS NULL THEN\n", c->expr);
+            add_literalf(&why, "column %s is NULL: the old table's column is NOT NULL", c->expr);
+            char *w = osc_sb_take(&why);
+            add_fault(b, m, w ? w : "'out of memory'");
+            free(w);
+            osc_sb_addf(b, "    END IF;\n");
+        }
+        if (c->expr == NULL && c->needs_value) {
+            osc_sb_addf(b, "    IF TG_OP = 'INSERT' THEN\n");
+            add_literalf(&why, "a new row has no value for column \"%s\" of the old table (NOT NULL, "
+                               "no default, not in the new table)", c->name);
+            char *w = osc_sb_take(&why);
+            add_fault(b, m, w ? w : "'out of memory'");
+            free(w);
+            osc_sb_addf(b, "    END IF;\n");
+        }
+    }
+    for (int k = 0; k < m->nchecks; k++) {
+        const char *name = m->checks[2 * k], *expr = m->checks[2 * k + 1];
+        /* the mapped row under the old table's names: a column not written is NULL (an
+         * UPDATE keeps its value there; a CHECK passes on NULL in most cases) */
+        osc_sb_addf(b, "    BEGIN\n      IF EXISTS (SELECT FROM (SELECT ");
+        for (int i = 0; i < m->ncols; i++) {
+            const osc_col *c = &m->cols[i];
+            if (c->expr && c->from_type == NULL)
+                osc_sb_addf(b, "%sNEW.%s AS ", i ? ", " : "", c->expr);
+            else
+                osc_sb_addf(b, "%sCAST(%s%s AS %s) AS ", i ? ", " : "", c->expr ? "NEW." : "NULL",
+                            c->expr ? c->expr : "", c->type);
+            osc_sb_ident(b, c->name);
+        }
+        osc_sb_addf(b, ") AS pgc_r WHERE NOT (%s)) THEN\n", expr);
+        osc_sb why = {0};
+        add_literalf(&why, "violates check constraint \"%s\" of the old table", name);
+        char *w = osc_sb_take(&why);
+        add_fault(b, m, w ? w : "'out of memory'");
+        free(w);
+        osc_sb_addf(b, "      END IF;\n    EXCEPTION WHEN OTHERS THEN\n");
+        add_literalf(&why, "check constraint \"%s\" of the old table: ", name);
+        osc_sb_addf(&why, " || SQLERRM || ' (SQLSTATE ' || SQLSTATE || ')'");
+        w = osc_sb_take(&why);
+        add_fault(b, m, w ? w : "'out of memory'");
+        free(w);
+        osc_sb_addf(b, "    END;\n");
+    }
+    osc_sb_addf(b, "  END IF;\n");
+}
+
 /* The dual-write function's body. */
 static char *trigger_body(const osc_map *m, bool noop)
 {
     osc_sb b = {0};
     /* A table named old or new: its alias below is a column source, not the record. */
-    osc_sb_addf(&b, "\n#variable_conflict use_column\nBEGIN\n");
+    osc_sb_addf(&b, "\n#variable_conflict use_column\n");
+    bool declared = false;
+    for (int i = 0; m->window && !noop && i < m->ncols; i++)
+        if (needs_block(&m->cols[i])) {
+            osc_sb_addf(&b, "%spgc_v%d %s;\n", declared ? "" : "DECLARE\n", i, m->cols[i].type);
+            declared = true;
+        }
+    osc_sb_addf(&b, "BEGIN\n");
     if (noop) {
         osc_sb_addf(&b, "  RETURN NULL; -- migration %" PRId64 " stopped writing\nEND\n", m->id);
         return osc_sb_take(&b);
@@ -321,7 +496,10 @@ static char *trigger_body(const osc_map *m, bool noop)
     }
     osc_sb_addf(&b, ") THEN\n");
     add_log_insert(&b, m, "NEW", false);
-    osc_sb_addf(&b, "  END IF;\n  RETURN NULL;\nEND\n");
+    osc_sb_addf(&b, "  END IF;\n");
+    if (m->window)
+        add_window_checks(&b, m);
+    osc_sb_addf(&b, "  RETURN NULL;\nEND\n");
     return osc_sb_take(&b);
 }
 
@@ -358,6 +536,8 @@ char *osc_sql_drop_functions(const osc_map *m)
     add_function(&b, m);
     osc_sb_addf(&b, "(); DROP TABLE IF EXISTS ");
     add_log(&b, m);
+    osc_sb_addf(&b, "; DROP TABLE IF EXISTS ");
+    add_faults(&b, m);
     return osc_sb_take(&b);
 }
 
@@ -387,6 +567,15 @@ char *osc_sql_create_log(const osc_map *m)
     add_log(&b, m);
     osc_sb_addf(&b, " OWNER TO ");
     osc_sb_ident(&b, m->owner);
+    if (m->window) {
+        osc_sb_addf(&b, ";\nCREATE TABLE IF NOT EXISTS ");
+        add_faults(&b, m);
+        osc_sb_addf(&b, " (key text NOT NULL, reason text NOT NULL, at timestamptz NOT NULL "
+                        "DEFAULT pg_catalog.now());\nALTER TABLE ");
+        add_faults(&b, m);
+        osc_sb_addf(&b, " OWNER TO ");
+        osc_sb_ident(&b, m->owner);
+    }
     return osc_sb_take(&b);
 }
 

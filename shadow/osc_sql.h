@@ -27,6 +27,11 @@ typedef struct {
     char *type;           /* format_type() of the shadow column */
     char *expr;           /* value from the original's row; NULL = not copied */
     bool identity_always; /* GENERATED ALWAYS AS IDENTITY: never in DO UPDATE SET */
+    /* A revert window's map only (osc_map.window), what a write must fit: */
+    char *from_type;      /* the original's column type when the shadow's may reject its
+                           * values (a narrower type); NULL = every value fits */
+    bool not_null;        /* the shadow column is NOT NULL and its source may be NULL */
+    bool needs_value;     /* NOT NULL, no default and not written: an INSERT cannot fit */
 } osc_col;
 
 typedef struct {
@@ -45,6 +50,11 @@ typedef struct {
                                          * function and the backfill run as this role */
     bool key_coll_changed;              /* a key column's collation differs on the shadow:
                                          * the original's key order is not the shadow's */
+    bool window;                        /* a revert window (osc_window.h): the trigger also
+                                         * records writes the shadow cannot hold */
+    int nchecks;                        /* a window's shadow's CHECK constraints the original
+                                         * lacks: name and expression, 2 × nchecks strings */
+    char **checks;
     int ncols;
     osc_col *cols;
 } osc_map;
@@ -121,7 +131,9 @@ void osc_sql_log_name(int64_t id, char *buf, size_t len);
 
 /* osc_sql_create_log — CREATE TABLE IF NOT EXISTS pgcutover.m<id>_log (pgc_op "char",
  * k0…: the original's key columns, s0…: the shadow's, with their types and collations,
- * by CREATE TABLE AS … WITH NO DATA), owned by m->owner. */
+ * by CREATE TABLE AS … WITH NO DATA), owned by m->owner; for a revert window (m->window)
+ * also pgcutover.m<id>_faults (key text, reason text, at timestamptz): the writes since
+ * the swap that the old table could not hold, recorded by the trigger (osc_window.h). */
 char *osc_sql_create_log(const osc_map *m);
 
 /*
@@ -140,7 +152,7 @@ char *osc_sql_create_triggers(const osc_map *m);
 /* osc_sql_drop_triggers — DROP TRIGGER IF EXISTS both. */
 char *osc_sql_drop_triggers(const osc_map *m);
 /* osc_sql_drop_functions — DROP FUNCTION IF EXISTS the dual-write function and DROP
- * TABLE IF EXISTS the change log. */
+ * TABLE IF EXISTS the change log and the faults table. */
 char *osc_sql_drop_functions(const osc_map *m);
 
 /*

@@ -129,3 +129,53 @@ void osc_window_close(PGconn *c, unsigned table_oid, int lock_timeout_ms)
     }
     PQclear(t);
 }
+
+bool osc_window_inspect(PGconn *c, int64_t f, osc_window_info *wi, char *err, size_t len)
+{
+    char ids[32];
+    memset(wi, 0, sizeof *wi);
+    snprintf(ids, sizeof ids, "%" PRId64, f);
+    const char *v[] = {ids};
+    PGresult *t = osc_exec(c, "SELECT f.state, f.settings ? 'reverted_by', w.id, w.state, "
+                              "coalesce(w.error, f.settings->>'revert_refused', 'no revert window was "
+                              "opened'), (SELECT l.id FROM pgcutover.migrations l WHERE l.table_oid = "
+                              "w.table_oid AND l.id > f.id AND l.id <> w.id AND l.state = 'done' AND "
+                              "l.revert_of IS NULL ORDER BY l.id LIMIT 1), f.old_name, "
+                              "pg_catalog.to_regclass('pgcutover.m' || w.id || '_faults') IS NOT NULL "
+                              "FROM pgcutover.migrations f LEFT JOIN pgcutover.migrations w ON w.id = "
+                              "(f.settings->>'revert_window')::bigint WHERE f.id = $1 AND f.strategy = 'copy'",
+                           1, v, err, len, NULL);
+    bool copy = t && PQntuples(t) == 1;
+    if (!copy) {
+        PQclear(t);
+        return false;
+    }
+    wi->window = strtoll(PQgetvalue(t, 0, 2), NULL, 10);
+    wi->later = strtoll(PQgetvalue(t, 0, 5), NULL, 10);
+    snprintf(wi->old_name, sizeof wi->old_name, "%s", PQgetvalue(t, 0, 6));
+    wi->refused_state = PQgetvalue(t, 0, 1)[0] == 't' || strcmp(PQgetvalue(t, 0, 0), "done") != 0;
+    if (wi->refused_state)
+        snprintf(wi->why, sizeof wi->why, "%s", PQgetvalue(t, 0, 1)[0] == 't'
+                                                    ? "it was reverted already" : "it is not done");
+    else if (wi->window == 0 || strcmp(PQgetvalue(t, 0, 3), "standby") != 0)
+        snprintf(wi->why, sizeof wi->why, "%s", PQgetvalue(t, 0, 4));
+    else if (wi->later)
+        snprintf(wi->why, sizeof wi->why, "migration %" PRId64 " changed the table after it: revert "
+                 "that first", wi->later);
+    bool faults = PQgetvalue(t, 0, 7)[0] == 't';
+    PQclear(t);
+    if (wi->why[0] || !faults)
+        return true;
+    osc_sb q = {0};
+    osc_sb_addf(&q, "SELECT key || ': ' || reason, (SELECT count(*) FROM pgcutover.\"m%" PRId64
+                    "_faults\") FROM pgcutover.\"m%" PRId64 "_faults\" ORDER BY at LIMIT 1",
+                wi->window, wi->window);
+    char *sql = osc_sb_take(&q);
+    t = sql ? osc_exec(c, sql, 0, NULL, err, len, NULL) : NULL;
+    free(sql);
+    if (t && PQntuples(t) == 1)
+        snprintf(wi->why, sizeof wi->why, "a write since the swap does not fit the old table: %s%s",
+                 PQgetvalue(t, 0, 0), strcmp(PQgetvalue(t, 0, 1), "1") ? " (and more)" : "");
+    PQclear(t);
+    return true;
+}

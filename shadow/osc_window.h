@@ -41,4 +41,23 @@ int64_t osc_window_open(PGconn *c, const osc_map *m, const char *old_name, char 
  */
 void osc_window_close(PGconn *c, unsigned table_oid, int lock_timeout_ms);
 
+/* What REVERT MIGRATION f of a copy migration would find (osc_window_inspect). */
+typedef struct {
+    int64_t window;      /* the window's migration R, 0 = none opened */
+    int64_t later;       /* a done change of the table after f, 0 = none */
+    bool refused_state;  /* why says f is not done or was reverted already (55000, not 0A000) */
+    char old_name[64];   /* f's kept old table in schema pgcutover, "" = none */
+    char why[1200];      /* why f cannot be reverted now; "" = it can */
+} osc_window_info;
+
+/*
+ * osc_window_inspect — whether copy migration f can be reverted through its window: f is
+ * done and not reverted already, its window R waits in standby, no later change of the
+ * table is done, and no write since the swap was recorded as not fitting the old table
+ * (pgcutover.m<R>_faults, filled by R's trigger: the key and the reason, e.g. "(aid)=(7):
+ * column "abalance": 3000000000 is out of range for the old type integer"). Returns false
+ * when f is no copy migration (or the query fails: err), true with *wi filled.
+ */
+bool osc_window_inspect(PGconn *c, int64_t f, osc_window_info *wi, char *err, size_t len);
+
 #endif

@@ -11,10 +11,14 @@
  *               after the cutover was lost); then the revert of the revert restores
  *               bigint, books still balanced; DROP MIGRATION of it closes the window it
  *               opened (no pgcutover trigger left on the table).
- *   refused     a write after the cutover that the old type cannot hold (3,000,000,000
- *               into what was integer): the application's statement succeeds, REVERT's
- *               window migration fails naming 22003 and the old table is kept; the
- *               migration stays done with bigint.
+ *   refused     writes after the cutover that the old table cannot hold — 3,000,000,000
+ *               into what was integer, 8 characters into what was char(5), NULL into
+ *               what was NOT NULL, a value the CHECK constraint the change dropped
+ *               forbids, a new row without the NOT NULL column the change dropped — all
+ *               succeed for the application; the window records each with
+ *               its key (writes that fit are no fault), SHOW MIGRATION's revertible turns
+ *               to no naming the first key, REVERT is refused (0A000) and nothing moves;
+ *               DROP MIGRATION closes the window.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -138,29 +142,77 @@ static void test_load(void **state)
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 
+/* The window's faults table rows "key|reason" in order, joined by newlines. */
+static const char *faults(PGconn *d, long long w)
+{
+    static char out[4096];
+    return h_qtext(d, out, sizeof out, "SELECT string_agg(key || '|' || reason, E'\\n' ORDER BY at, "
+                                       "key) FROM pgcutover.m%lld_faults", w);
+}
+
 static void test_refused(void **state)
 {
     (void)state;
     PGconn *d = h_eng_direct(&h_eng_case);
-    h_execf(d, "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM "
-               "generate_series(1, 1000) g");
+    h_execf(d, "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL, c char(5), w int NOT NULL, "
+               "k int CHECK (k >= 0)); INSERT INTO t SELECT g, g, 'x', g, g FROM generate_series(1, 1000) g");
     h_proxy_start(&h_eng_case.px, NULL);
     PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
-    long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN v TYPE bigint");
+    long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN v TYPE bigint, ALTER COLUMN v "
+                                          "DROP NOT NULL, ALTER COLUMN c TYPE text, DROP COLUMN w, DROP "
+                                          "CONSTRAINT t_k_check");
     h_mig m;
     h_mig_wait(ctl, id, "done", -1, 120000, &m);
     char old[256];
     snprintf(old, sizeof old, "%s", m.old_table);
+    PGresult *r = h_ctl_ok(ctl, "SHOW MIGRATION %lld", id);
+    if (strncmp(PQgetvalue(r, 0, h_col(r, "revertible")), "yes", 3) != 0)
+        h_eng_fail("revertible before any write: %s", PQgetvalue(r, 0, h_col(r, "revertible")));
+    PQclear(r);
+    long long w = h_qint(d, "SELECT id FROM pgcutover.migrations WHERE revert_of = %lld", id);
     PGconn *app = h_eng_keep(&h_eng_case, h_connect(h_conninfo_proxy_db(&h_eng_case.px, h_eng_case.db, NULL)));
-    h_execf(app, "UPDATE t SET v = 3000000000 WHERE id = 7"); /* the application is not refused */
-    long long w = revert(ctl, id);
-    h_mig_wait(ctl, w, "failed", -1, 120000, &m);
-    if (strstr(m.error, "22003") == NULL && strstr(m.error, "out of range") == NULL)
-        h_eng_fail("the window failed with: %s", m.error);
-    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class WHERE oid = to_regclass('%s')", old), 1);
+    /* writes the old table could hold are no fault */
+    h_execf(app, "UPDATE t SET v = 2147483647, c = 'abcde' WHERE id = 6; DELETE FROM t WHERE id = 5");
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.m%lld_faults", w), 0);
+    /* the application is refused none of these; each is recorded with its key */
+    h_execf(app, "UPDATE t SET v = 3000000000 WHERE id = 7");
+    h_execf(app, "UPDATE t SET c = 'abcdefgh' WHERE id = 8");
+    h_execf(app, "UPDATE t SET v = NULL WHERE id = 9");
+    h_execf(app, "UPDATE t SET k = -1 WHERE id = 11");
+    h_execf(app, "BEGIN ISOLATION LEVEL SERIALIZABLE; INSERT INTO t (id, v) VALUES (2000, 1); COMMIT");
+    const char *f = faults(d, w);
+    fprintf(stderr, "  faults:\n%s\n", f);
+    const char *want[] = {"(id)=(7)|column \"v\": 3000000000 is out of range for the old type integer",
+                          "(id)=(8)|column \"c\": value too long for type character(5) (SQLSTATE 22001)",
+                          "(id)=(9)|column \"v\" is NULL: the old table's column is NOT NULL",
+                          "(id)=(11)|violates check constraint \"t_k_check\" of the old table",
+                          "(id)=(2000)|a new row has no value for column \"w\" of the old table"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        if (strstr(f, want[i]) == NULL)
+            h_eng_fail("fault \"%s\" not recorded", want[i]);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.m%lld_faults", w), 5);
+    r = h_ctl_ok(ctl, "SHOW MIGRATION %lld", id);
+    const char *rv = PQgetvalue(r, 0, h_col(r, "revertible"));
+    if (strncmp(rv, "no: a write since the swap does not fit the old table: (id)=(7): column \"v\": "
+                    "3000000000", 77) != 0 || strstr(rv, "(and more)") == NULL)
+        h_eng_fail("revertible: %s", rv);
+    PQclear(r);
+    char cmd[64], code[6], msg[1024];
+    snprintf(cmd, sizeof cmd, "REVERT MIGRATION %lld", id);
+    h_ctl_err(ctl, cmd, code, msg, sizeof msg);
+    if (strcmp(code, "0A000") != 0 || strstr(msg, "(id)=(7)") == NULL)
+        h_eng_fail("REVERT: %s %s", code, msg);
+    /* nothing moved: the migration is done, the window waits, the old table is kept */
     h_mig_show(ctl, id, &m);
     assert_string_equal(m.state, "done");
+    h_mig_show(ctl, w, &m);
+    assert_string_equal(m.state, "standby");
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class WHERE oid = to_regclass('%s')", old), 1);
     assert_int_equal(h_qint(d, "SELECT v FROM t WHERE id = 7"), 3000000000LL);
+    /* DROP MIGRATION closes the window and its faults with it */
+    PQclear(h_ctl_ok(ctl, "DROP MIGRATION %lld", id));
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class WHERE oid = "
+                               "to_regclass('pgcutover.m%lld_faults')", w), 0);
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 

@@ -860,6 +860,83 @@ static void test_trigger_function_noop(void **state)
     osc_map_free(&m);
 }
 
+/*
+ * A revert window's map (osc_window.h): R's original is the live table (abalance bigint,
+ * a column "it's" text), its shadow the old table (abalance integer, "it's" char(5) NOT
+ * NULL, a dropped column gone NOT NULL without default, a CHECK the change dropped).
+ */
+static void map_window(osc_map *m)
+{
+    map_init(m, 8, "public", "accounts", "accounts_7_old", 5);
+    m->window = true;
+    map_col(m, 0, "aid", "integer", "\"aid\"", false);
+    map_col(m, 1, "abalance", "integer", "\"abalance\"", false);
+    m->cols[1].from_type = dup_or_null("bigint");
+    map_col(m, 2, "it's", "character(5)", "\"it's\"", false);
+    m->cols[2].from_type = dup_or_null("text");
+    m->cols[2].not_null = true;
+    map_col(m, 3, "gone", "integer", NULL, false);
+    m->cols[3].needs_value = true;
+    map_col(m, 4, "bid", "integer", "\"bid\"", false);
+    m->cols[4].from_type = dup_or_null("smallint"); /* a widening back: fits always */
+    map_key(m, "aid", "integer", 0);
+    m->nchecks = 1;
+    m->checks = calloc(2, sizeof *m->checks);
+    assert_non_null(m->checks);
+    m->checks[0] = dup_or_null("pos'itive");
+    m->checks[1] = dup_or_null("(abalance > '-1'::integer)");
+}
+
+/* The window's trigger checks each write against the old table and records, never
+ * raises; a plain map has none of it. */
+static void test_trigger_function_window(void **state)
+{
+    (void)state;
+    osc_map m;
+    map_window(&m);
+    char *q = osc_sql_trigger_function(&m, false);
+    assert_non_null(q);
+    /* the narrowed integer by its range, no subtransaction */
+    assert_non_null(strstr(q, "IF NEW.\"abalance\" NOT BETWEEN -2147483648 AND 2147483647 THEN"));
+    assert_non_null(strstr(q, "'column \"abalance\": ' || NEW.\"abalance\"::text || ' is out of range "
+                              "for the old type integer'"));
+    /* char(5): PostgreSQL's assignment cast into a variable, in a block; names as literals */
+    assert_non_null(strstr(q, "DECLARE\npgc_v2 character(5);\nBEGIN\n"));
+    assert_non_null(strstr(q, "pgc_v2 := NEW.\"it's\";\n    EXCEPTION WHEN OTHERS THEN"));
+    assert_non_null(strstr(q, "'column \"it''s\": ' || SQLERRM"));
+    assert_non_null(strstr(q, "IF NEW.\"it's\" IS NULL THEN"));
+    assert_non_null(strstr(q, "IF TG_OP = 'INSERT' THEN"));
+    assert_non_null(strstr(q, "no value for column \"gone\""));
+    assert_null(strstr(q, "NEW.\"bid\" NOT BETWEEN")); /* smallint into integer fits */
+    assert_null(strstr(q, "pgc_v4"));
+    /* the CHECK over the mapped row under the old names, the dropped column NULL */
+    assert_non_null(strstr(q, "IF EXISTS (SELECT FROM (SELECT NEW.\"aid\" AS \"aid\", CAST(NEW.\"abalance\" "
+                              "AS integer) AS \"abalance\", CAST(NEW.\"it's\" AS character(5)) AS \"it's\", "
+                              "CAST(NULL AS integer) AS \"gone\", CAST(NEW.\"bid\" AS integer) AS \"bid\") AS "
+                              "pgc_r WHERE NOT ((abalance > '-1'::integer))) THEN"));
+    assert_non_null(strstr(q, "'violates check constraint \"pos''itive\" of the old table'"));
+    /* the key in the reason, ten rows at most */
+    assert_non_null(strstr(q, "INSERT INTO pgcutover.\"m8_faults\" (key, reason) SELECT '(aid)=(' || "
+                              "coalesce(NEW.\"aid\"::text, 'NULL') || ')', "));
+    assert_non_null(strstr(q, "WHERE NOT EXISTS (SELECT FROM pgcutover.\"m8_faults\" OFFSET 9);"));
+    assert_null(strstr(q, "RAISE"));
+    free(q);
+    q = osc_sql_create_log(&m);
+    assert_non_null(strstr(q, "CREATE TABLE IF NOT EXISTS pgcutover.\"m8_faults\" (key text NOT NULL, "
+                              "reason text NOT NULL"));
+    assert_non_null(strstr(q, "ALTER TABLE pgcutover.\"m8_faults\" OWNER TO \"app\""));
+    free(q);
+    m.window = false;
+    q = osc_sql_trigger_function(&m, false);
+    assert_null(strstr(q, "faults"));
+    assert_null(strstr(q, "DECLARE"));
+    free(q);
+    q = osc_sql_create_log(&m);
+    assert_null(strstr(q, "faults"));
+    free(q);
+    osc_map_free(&m);
+}
+
 /* osc_sql_drop_functions: the dual-write function (with its signature) and the log. */
 static void test_drop_functions(void **state)
 {
@@ -869,7 +946,7 @@ static void test_drop_functions(void **state)
     char *q = osc_sql_drop_functions(&m);
     assert_non_null(q);
     assert_string_equal(q, "DROP FUNCTION IF EXISTS pgcutover.\"m7_dw\"(); DROP TABLE IF EXISTS "
-                           "pgcutover.\"m7_log\"");
+                           "pgcutover.\"m7_log\"; DROP TABLE IF EXISTS pgcutover.\"m7_faults\"");
     free(q);
     osc_map_free(&m);
     map_composite(&m);
@@ -877,7 +954,8 @@ static void test_drop_functions(void **state)
     set_str(&m.owner, NULL); /* dropping needs no owner */
     q = osc_sql_drop_functions(&m);
     assert_string_equal(q, "DROP FUNCTION IF EXISTS pgcutover.\"m9000000000_dw\"(); DROP TABLE "
-                           "IF EXISTS pgcutover.\"m9000000000_log\"");
+                           "IF EXISTS pgcutover.\"m9000000000_log\"; DROP TABLE IF EXISTS "
+                           "pgcutover.\"m9000000000_faults\"");
     lacks(q, "_err");
     free(q);
     osc_map_free(&m);
@@ -1795,6 +1873,7 @@ int main(void)
         cmocka_unit_test(test_trigger_function_quoting),
         cmocka_unit_test(test_trigger_function_dollar_tag),
         cmocka_unit_test(test_trigger_function_noop),
+        cmocka_unit_test(test_trigger_function_window),
         cmocka_unit_test(test_drop_functions),
         cmocka_unit_test(test_create_log),
         cmocka_unit_test(test_log_count),

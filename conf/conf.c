@@ -24,9 +24,11 @@ _Static_assert(sizeof(conf_cutover_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(conf_client_tls_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(conf_server_tls_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(conf_log_level) == sizeof(int), "enum size");
+_Static_assert(sizeof(conf_old_table) == sizeof(int), "enum size");
 
 static const char *const cutover_values[] = {"auto", "manual", NULL};
 static const char *const off_on_values[] = {"off", "on", NULL};
+static const char *const old_table_values[] = {"keep", "drop", NULL};
 static const char *const ctls_values[] = {"disable", "allow", "require", NULL};
 static const char *const stls_values[] = {"disable",   "prefer",      "require",
                                           "verify-ca", "verify-full", NULL};
@@ -122,6 +124,12 @@ const conf_setting conf_settings[] = {
     ENUM(instant_ddl, "on", true, off_on_values,
          "on = each ALTER TABLE takes the cheapest safe strategy PLAN shows (instant, validate "
          "or copy); off = every ALTER TABLE goes through the shadow copy."),
+    INT(revert_window, "86400", true, 0, 315360000,
+        "Seconds a copy migration stays revertible after its swap (REVERT MIGRATION n); "
+        "then its reverse capture is dropped. 0 = until DROP MIGRATION n."),
+    ENUM(revert_window_old_table, "keep", true, old_table_values,
+         "When a revert window expires: keep the old table (DROP MIGRATION n drops it) or "
+         "drop it."),
 };
 
 const int conf_nsettings = (int)(sizeof(conf_settings) / sizeof(conf_settings[0]));

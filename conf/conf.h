@@ -18,6 +18,8 @@ typedef enum { CONF_CUTOVER_AUTO, CONF_CUTOVER_MANUAL } conf_cutover_mode;
 /* Whether an ALTER TABLE PostgreSQL runs on its catalog alone (osc_plan.h) runs as it is,
  * under the hold, instead of through a shadow copy (gh-ost's --attempt-instant-ddl). */
 typedef enum { CONF_INSTANT_DDL_OFF, CONF_INSTANT_DDL_ON } conf_instant_ddl;
+/* What becomes of a copy migration's old table when its revert window expires. */
+typedef enum { CONF_OLD_TABLE_KEEP, CONF_OLD_TABLE_DROP } conf_old_table;
 typedef enum { CONF_CTLS_DISABLE, CONF_CTLS_ALLOW, CONF_CTLS_REQUIRE } conf_client_tls_mode;
 typedef enum {
     CONF_STLS_DISABLE,
@@ -63,6 +65,8 @@ typedef struct {
     int cutover_attempts;      /* 10 */
     conf_cutover_mode cutover; /* auto */
     conf_instant_ddl instant_ddl; /* on */
+    int revert_window;         /* seconds, 86400; 0 = until DROP MIGRATION */
+    conf_old_table revert_window_old_table; /* keep */
 } conf_t;
 
 typedef enum { CONF_T_STRING, CONF_T_INT, CONF_T_ENUM } conf_type;

@@ -13,6 +13,7 @@
 #include "osc_db.h"
 #include "osc_migrate.h"
 #include "osc_migration.h"
+#include "osc_keeper.h"
 #include "osc_revert.h"
 #include "osc_window.h"
 #include "osc_strategy.h"
@@ -88,6 +89,7 @@ static void load_settings(PGconn *c, osc_mig *m)
 /* Start a driver thread for migration id of db unless one runs. */
 static void launch(PGconn *c, const char *db, int64_t id)
 {
+    osc_keeper_watch(db); /* a copy migration's swap opens a revert window there */
     pthread_mutex_lock(&reg_lock);
     osc_mig *m = find_locked(db, id);
     if ((m && m->running) || stopping) { /* stopping: the next start resumes it */
@@ -131,6 +133,7 @@ static void resume_db(const char *db)
         return;
     }
     if (osc_state_exists(c) && osc_state_ensure(c, err, sizeof err)) { /* ensure: upgrades */
+        osc_keeper_watch(db); /* revert windows may wait there */
         conf_t settings = {0};
         osc_hooks.settings(&settings);
         osc_strategy_recover(c, db, &settings);
@@ -173,6 +176,8 @@ void osc_engine_start(const osc_engine_hooks *hooks)
 {
     osc_hooks = *hooks;
     resume_started = pthread_create(&resume_thread, NULL, resume_main, NULL) == 0;
+    if (!osc_keeper_start(osc_hooks.settings))
+        osc_log(CONF_LOG_WARNING, "no keeper thread: revert windows last until DROP MIGRATION");
 }
 
 void osc_engine_stop(void)
@@ -180,6 +185,7 @@ void osc_engine_stop(void)
     if (resume_started)
         pthread_join(resume_thread, NULL);
     resume_started = false;
+    osc_keeper_stop();
     pthread_mutex_lock(&reg_lock);
     stopping = true;
     /* Wake every console command waiting on a driver (they see stop and leave), then
@@ -868,7 +874,8 @@ static void drop_old(PGconn *c, const char *db, int64_t id, osc_result *r)
         int64_t wid = strtoll(PQgetvalue(w, 0, 0), NULL, 10);
         conf_t s = {0};
         osc_hooks.settings(&s);
-        bool closed = osc_mig_cleanup(c, wid, s.lock_timeout_ms, err, sizeof err);
+        bool closed = osc_window_end(c, wid, "revert window closed by DROP MIGRATION", s.lock_timeout_ms,
+                                     err, sizeof err);
         conf_free(&s);
         if (!closed) {
             osc_result_error(r, "55P03", "try again", "closing the revert window (migration %" PRId64
@@ -877,27 +884,14 @@ static void drop_old(PGconn *c, const char *db, int64_t id, osc_result *r)
             PQclear(t);
             return;
         }
-        const char *wv[] = {PQgetvalue(w, 0, 0)};
-        osc_run(c, "UPDATE pgcutover.migrations SET state = 'aborted', phase = 'revert window closed "
-                   "by DROP MIGRATION', updated_at = now() WHERE id = $1::bigint", 1, wv, err,
-                sizeof err, code);
     }
     PQclear(w);
-    osc_sb q = {0};
-    osc_sb_addf(&q, "SET lock_timeout = '5s'; DROP TABLE pgcutover.");
-    osc_sb_ident(&q, PQgetvalue(t, 0, 1));
-    osc_sb_addf(&q, "; RESET lock_timeout");
+    bool ok = osc_window_drop_old(c, id, PQgetvalue(t, 0, 1), err, sizeof err, code);
     PQclear(t);
-    char *sql = osc_sb_take(&q);
-    bool ok = sql && osc_run(c, sql, 0, NULL, err, sizeof err, code);
-    free(sql);
     if (!ok) {
         osc_result_error(r, code, "drop what depends on it first", "dropping the old table: %s", err);
         return;
     }
-    osc_run(c, "UPDATE pgcutover.migrations SET old_name = NULL, phase = 'swapped; old table dropped', "
-               "updated_at = now() WHERE id = $1",
-            1, v, err, sizeof err, code);
     osc_log(CONF_LOG_INFO, "m%" PRId64 " old table dropped by DROP MIGRATION", id);
     snprintf(r->tag, sizeof r->tag, "DROP MIGRATION");
 }

@@ -107,6 +107,76 @@ int64_t osc_window_open(PGconn *c, const osc_map *m, const char *old_name, char 
     return strtoll(rid, NULL, 10);
 }
 
+bool osc_window_end(PGconn *c, int64_t w, const char *phase, int lock_timeout_ms, char *err,
+                    size_t len)
+{
+    char ids[32];
+    snprintf(ids, sizeof ids, "%" PRId64, w);
+    const char *v[] = {ids, phase};
+    PGresult *t = osc_exec(c, "SELECT state FROM pgcutover.migrations WHERE id = $1::bigint", 1, v,
+                           err, len, NULL);
+    bool standby = t && PQntuples(t) == 1 && strcmp(PQgetvalue(t, 0, 0), "standby") == 0;
+    if (t && !standby)
+        snprintf(err, len, "migration %" PRId64 " is no revert window waiting", w);
+    PQclear(t);
+    return standby && osc_mig_cleanup(c, w, lock_timeout_ms, err, len) &&
+           osc_run(c, "UPDATE pgcutover.migrations SET state = 'aborted', phase = $2, updated_at = "
+                      "now() WHERE id = $1::bigint AND state = 'standby'", 2, v, err, len, NULL);
+}
+
+bool osc_window_drop_old(PGconn *c, int64_t f, const char *old_name, char *err, size_t len,
+                         char code[6])
+{
+    char ids[32];
+    snprintf(ids, sizeof ids, "%" PRId64, f);
+    osc_sb q = {0};
+    osc_sb_addf(&q, "SET lock_timeout = '5s'; DROP TABLE pgcutover.");
+    osc_sb_ident(&q, old_name);
+    osc_sb_addf(&q, "; RESET lock_timeout");
+    char *sql = osc_sb_take(&q);
+    bool ok = sql && osc_run(c, sql, 0, NULL, err, len, code);
+    free(sql);
+    if (!ok)
+        PQclear(PQexec(c, "RESET lock_timeout"));
+    const char *v[] = {ids};
+    return ok && osc_run(c, "UPDATE pgcutover.migrations SET old_name = NULL, phase = 'swapped; old "
+                            "table dropped', updated_at = now() WHERE id = $1::bigint",
+                         1, v, err, len, code);
+}
+
+int osc_window_expire(PGconn *c, int window_s, bool drop_old, int lock_timeout_ms)
+{
+    char secs[16], err[1024], code[6], phase[128];
+    if (window_s <= 0)
+        return 0;
+    snprintf(secs, sizeof secs, "%d", window_s);
+    snprintf(phase, sizeof phase, "revert window expired (revert_window = %d s)", window_s);
+    const char *v[] = {secs};
+    PGresult *t = osc_exec(c, "SELECT w.id, w.revert_of, f.old_name FROM pgcutover.migrations w JOIN "
+                              "pgcutover.migrations f ON f.id = w.revert_of WHERE w.state = 'standby' "
+                              "AND (w.phase_at->>'standby')::timestamptz + $1::int * interval '1 s' "
+                              "< now() ORDER BY w.id", 1, v, err, sizeof err, NULL);
+    int ended = 0;
+    for (int i = 0; t && i < PQntuples(t); i++) {
+        int64_t w = strtoll(PQgetvalue(t, i, 0), NULL, 10), f = strtoll(PQgetvalue(t, i, 1), NULL, 10);
+        if (!osc_window_end(c, w, phase, lock_timeout_ms, err, sizeof err)) {
+            osc_log(CONF_LOG_WARNING, "m%" PRId64 ": ending the expired revert window: %s (tried "
+                                      "again later)", w, err);
+            continue;
+        }
+        ended++;
+        bool dropped = drop_old && !PQgetisnull(t, i, 2) &&
+                       osc_window_drop_old(c, f, PQgetvalue(t, i, 2), err, sizeof err, code);
+        if (drop_old && !PQgetisnull(t, i, 2) && !dropped)
+            osc_log(CONF_LOG_WARNING, "m%" PRId64 ": dropping the old table after its revert window: "
+                                      "%s (DROP MIGRATION %" PRId64 " drops it)", f, err, f);
+        osc_log(CONF_LOG_INFO, "m%" PRId64 ": revert window of migration %" PRId64 " expired after "
+                               "%d s; old table %s", w, f, window_s, dropped ? "dropped" : "kept");
+    }
+    PQclear(t);
+    return ended;
+}
+
 void osc_window_close(PGconn *c, unsigned table_oid, int lock_timeout_ms)
 {
     char oid[16], err[1024];
@@ -116,16 +186,12 @@ void osc_window_close(PGconn *c, unsigned table_oid, int lock_timeout_ms)
                               "AND revert_of IS NOT NULL AND state = 'standby'", 1, v, err, sizeof err, NULL);
     for (int i = 0; t && i < PQntuples(t); i++) {
         int64_t id = strtoll(PQgetvalue(t, i, 0), NULL, 10);
-        if (!osc_mig_cleanup(c, id, lock_timeout_ms, err, sizeof err)) {
+        if (!osc_window_end(c, id, "revert window closed: the table changed again", lock_timeout_ms,
+                            err, sizeof err))
             osc_log(CONF_LOG_WARNING, "m%" PRId64 ": closing the revert window: %s", id, err);
-            continue;
-        }
-        const char *iv[] = {PQgetvalue(t, i, 0)};
-        osc_run(c, "UPDATE pgcutover.migrations SET state = 'aborted', phase = 'revert window closed: "
-                   "the table changed again', updated_at = now() WHERE id = $1::bigint", 1, iv, err,
-                sizeof err, NULL);
-        osc_log(CONF_LOG_INFO, "m%" PRId64 ": revert window of migration %s closed (the table "
-                               "changes again)", id, PQgetvalue(t, i, 1));
+        else
+            osc_log(CONF_LOG_INFO, "m%" PRId64 ": revert window of migration %s closed (the table "
+                                   "changes again)", id, PQgetvalue(t, i, 1));
     }
     PQclear(t);
 }
@@ -137,8 +203,8 @@ bool osc_window_inspect(PGconn *c, int64_t f, osc_window_info *wi, char *err, si
     snprintf(ids, sizeof ids, "%" PRId64, f);
     const char *v[] = {ids};
     PGresult *t = osc_exec(c, "SELECT f.state, f.settings ? 'reverted_by', w.id, w.state, "
-                              "coalesce(w.error, f.settings->>'revert_refused', 'no revert window was "
-                              "opened'), (SELECT l.id FROM pgcutover.migrations l WHERE l.table_oid = "
+                              "coalesce(w.error, CASE WHEN w.state = 'aborted' THEN w.phase END, "
+                              "f.settings->>'revert_refused', 'no revert window was opened'), (SELECT l.id FROM pgcutover.migrations l WHERE l.table_oid = "
                               "w.table_oid AND l.id > f.id AND l.id <> w.id AND l.state = 'done' AND "
                               "l.revert_of IS NULL ORDER BY l.id LIMIT 1), f.old_name, "
                               "pg_catalog.to_regclass('pgcutover.m' || w.id || '_faults') IS NOT NULL "

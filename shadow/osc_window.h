@@ -41,6 +41,30 @@ int64_t osc_window_open(PGconn *c, const osc_map *m, const char *old_name, char 
  */
 void osc_window_close(PGconn *c, unsigned table_oid, int lock_timeout_ms);
 
+/*
+ * osc_window_end — end revert window w waiting in standby: its capture dropped
+ * (osc_mig_cleanup, with lock_timeout_ms; the old table kept), state aborted with phase
+ * as the reason. False with err when the capture could not be dropped (a lock timeout:
+ * try again) or w is not waiting.
+ */
+bool osc_window_end(PGconn *c, int64_t w, const char *phase, int lock_timeout_ms, char *err,
+                    size_t len);
+
+/*
+ * osc_window_drop_old — DROP TABLE pgcutover.old_name, the kept old table of done
+ * migration f (lock_timeout 5 s: nothing but a reader of the old table waits for it), and
+ * clear f's old_name. False with err and code (e.g. 2BP01 when something depends on it).
+ */
+bool osc_window_drop_old(PGconn *c, int64_t f, const char *old_name, char *err, size_t len,
+                         char code[6]);
+
+/*
+ * osc_window_expire — end the windows of c's database that have waited in standby longer
+ * than window_s seconds since their swap (the revert_window setting; 0 = never), logging
+ * each; with drop_old, their old tables too (osc_window_drop_old). Returns how many ended.
+ */
+int osc_window_expire(PGconn *c, int window_s, bool drop_old, int lock_timeout_ms);
+
 /* What REVERT MIGRATION f of a copy migration would find (osc_window_inspect). */
 typedef struct {
     int64_t window;      /* the window's migration R, 0 = none opened */

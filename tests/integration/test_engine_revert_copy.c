@@ -19,6 +19,9 @@
  *               its key (writes that fit are no fault), SHOW MIGRATION's revertible turns
  *               to no naming the first key, REVERT is refused (0A000) and nothing moves;
  *               DROP MIGRATION closes the window.
+ *   expire      revert_window = 3 s, revert_window_old_table = drop: under writes the
+ *               window ends by itself (phase says so), its trigger and the old table
+ *               are gone, revertible says why and REVERT is refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -142,6 +145,23 @@ static void test_load(void **state)
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 
+/* SHOW MIGRATION id's revertible starts with prefix and holds also; REVERT MIGRATION id is
+ * refused with 0A000 and a message holding needle. */
+static void expect_refused(PGconn *ctl, long long id, const char *prefix, const char *also,
+                           const char *needle)
+{
+    PGresult *r = h_ctl_ok(ctl, "SHOW MIGRATION %lld", id);
+    const char *rv = PQgetvalue(r, 0, h_col(r, "revertible"));
+    if (strncmp(rv, prefix, strlen(prefix)) != 0 || strstr(rv, also) == NULL)
+        h_eng_fail("revertible: %s", rv);
+    PQclear(r);
+    char cmd[64], code[6], msg[1024];
+    snprintf(cmd, sizeof cmd, "REVERT MIGRATION %lld", id);
+    h_ctl_err(ctl, cmd, code, msg, sizeof msg);
+    if (strcmp(code, "0A000") != 0 || strstr(msg, needle) == NULL)
+        h_eng_fail("REVERT: %s %s", code, msg);
+}
+
 /* The window's faults table rows "key|reason" in order, joined by newlines. */
 static const char *faults(PGconn *d, long long w)
 {
@@ -191,17 +211,8 @@ static void test_refused(void **state)
         if (strstr(f, want[i]) == NULL)
             h_eng_fail("fault \"%s\" not recorded", want[i]);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.m%lld_faults", w), 5);
-    r = h_ctl_ok(ctl, "SHOW MIGRATION %lld", id);
-    const char *rv = PQgetvalue(r, 0, h_col(r, "revertible"));
-    if (strncmp(rv, "no: a write since the swap does not fit the old table: (id)=(7): column \"v\": "
-                    "3000000000", 77) != 0 || strstr(rv, "(and more)") == NULL)
-        h_eng_fail("revertible: %s", rv);
-    PQclear(r);
-    char cmd[64], code[6], msg[1024];
-    snprintf(cmd, sizeof cmd, "REVERT MIGRATION %lld", id);
-    h_ctl_err(ctl, cmd, code, msg, sizeof msg);
-    if (strcmp(code, "0A000") != 0 || strstr(msg, "(id)=(7)") == NULL)
-        h_eng_fail("REVERT: %s %s", code, msg);
+    expect_refused(ctl, id, "no: a write since the swap does not fit the old table: (id)=(7): "
+                            "column \"v\": 3000000000 is out of range", "(and more)", "(id)=(7)");
     /* nothing moved: the migration is done, the window waits, the old table is kept */
     h_mig_show(ctl, id, &m);
     assert_string_equal(m.state, "done");
@@ -216,11 +227,54 @@ static void test_refused(void **state)
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 
+/* revert_window: the window ends by itself after that many seconds — its capture dropped,
+ * revertible no with the reason, REVERT refused — and with revert_window_old_table =
+ * drop the old table goes too; writes keep working all along. */
+static void test_expire(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM "
+               "generate_series(1, 1000) g");
+    const char *sets[] = {"revert_window=3", "revert_window_old_table=drop", NULL};
+    h_proxy_start(&h_eng_case.px, sets);
+    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
+    long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN v TYPE bigint");
+    h_mig m;
+    h_mig_wait(ctl, id, "done", -1, 120000, &m);
+    char old[256];
+    snprintf(old, sizeof old, "%s", m.old_table);
+    long long w = h_qint(d, "SELECT id FROM pgcutover.migrations WHERE revert_of = %lld", id);
+    PGconn *app = h_eng_keep(&h_eng_case, h_connect(h_conninfo_proxy_db(&h_eng_case.px, h_eng_case.db, NULL)));
+    double t0 = h_now_ms();
+    for (int i = 0; h_now_ms() - t0 < 15000; i++) {
+        h_execf(app, "UPDATE t SET v = v + 1 WHERE id = %d", 1 + i % 1000);
+        h_mig_show(ctl, w, &m);
+        if (strcmp(m.state, "standby") != 0)
+            break;
+        usleep(POLL_US);
+    }
+    double took = (h_now_ms() - t0) / 1000.0;
+    assert_string_equal(m.state, "aborted");
+    fprintf(stderr, "  window ended after %.1f s: %s\n", took, m.phase);
+    if (strstr(m.phase, "revert window expired (revert_window = 3 s)") == NULL)
+        h_eng_fail("window phase: %s", m.phase);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass AND "
+                               "tgname LIKE 'pgcutover%%'"), 0);
+    for (int i = 0; i < 50 && h_qint(d, "SELECT count(*) FROM pg_class WHERE oid = to_regclass('%s')", old); i++)
+        usleep(POLL_US); /* the drop follows the window's end */
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class WHERE oid = to_regclass('%s')", old), 0);
+    expect_refused(ctl, id, "no: revert window expired", "", "expired");
+    h_execf(app, "UPDATE t SET v = 5000000000 WHERE id = 1"); /* bigint, no window left to check */
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         H_ENG_CASE(test_load, "eng_revcopy_load"),
         H_ENG_CASE(test_refused, "eng_revcopy_refused"),
+        H_ENG_CASE(test_expire, "eng_revcopy_expire"),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -96,6 +96,8 @@ static void test_defaults(void **state)
     assert_int_equal(c.lock_timeout_ms, 200);
     assert_int_equal(c.cutover_attempts, 10);
     assert_int_equal(c.cutover, CONF_CUTOVER_AUTO);
+    assert_int_equal(c.revert_window, 86400);
+    assert_int_equal(c.revert_window_old_table, CONF_OLD_TABLE_KEEP);
     assert_true(conf_validate(&c, NULL, 0));
     conf_free(&c);
     conf_free(&c); /* idempotent */
@@ -107,7 +109,7 @@ static void test_table(void **state)
     char buf[256];
 
     (void)state;
-    assert_int_equal(conf_nsettings, 34);
+    assert_int_equal(conf_nsettings, 36);
     assert_true(conf_init_defaults(&c));
     for (int i = 0; i < conf_nsettings; i++) {
         const conf_setting *s = &conf_settings[i];

@@ -843,8 +843,8 @@ static void drop_old(PGconn *c, const char *db, int64_t id, osc_result *r)
     snprintf(ids, sizeof ids, "%" PRId64, id);
     const char *v[] = {ids};
     PGresult *t = osc_state_exists(c)
-                      ? osc_exec(c, "SELECT state, old_name FROM pgcutover.migrations WHERE id = $1",
-                                 1, v, err, sizeof err, code)
+                      ? osc_exec(c, "SELECT state, old_name, settings->'reverted_by'->>0 FROM "
+                                    "pgcutover.migrations WHERE id = $1", 1, v, err, sizeof err, code)
                       : NULL;
     if (t == NULL || PQntuples(t) == 0) {
         no_such_migration(r, id, db);
@@ -852,8 +852,11 @@ static void drop_old(PGconn *c, const char *db, int64_t id, osc_result *r)
         return;
     }
     if (strcmp(PQgetvalue(t, 0, 0), "done") != 0 || PQgetisnull(t, 0, 1)) {
-        osc_result_error(r, "55000", "DROP MIGRATION drops the old table of a done migration",
-                         "migration %s is %s%s", ids, PQgetvalue(t, 0, 0),
+        char hint[160] = "DROP MIGRATION drops the old table of a done migration";
+        if (!PQgetisnull(t, 0, 2)) /* its revert's swap made its old table live again */
+            snprintf(hint, sizeof hint, "it was reverted: DROP MIGRATION %s drops the table the "
+                     "revert took out of service", PQgetvalue(t, 0, 2));
+        osc_result_error(r, "55000", hint, "migration %s is %s%s", ids, PQgetvalue(t, 0, 0),
                          PQgetisnull(t, 0, 1) ? " and keeps no old table" : "");
         PQclear(t);
         return;
@@ -980,10 +983,7 @@ static void batched_command(const char *db, const char *user, const char *stmt, 
     cmd_leave();
 }
 
-/* REVERT MIGRATION n of a copy migration (osc_window.h): its revert window's migration R
- * goes from standby to verifying with cutover auto, and its driver starts: it applies the
- * log to the old table, verifies it and swaps it back. Returns false when n is no copy
- * migration (osc_revert.h answers), else true with *r answered. */
+/* REVERT MIGRATION id of a copy migration (osc_engine_revert_copy, the owner checked). */
 static bool revert_copy(PGconn *c, const char *db, int64_t id, bool plan, osc_result *r)
 {
     char err[512], code[6];
@@ -991,7 +991,8 @@ static bool revert_copy(PGconn *c, const char *db, int64_t id, bool plan, osc_re
     if (!osc_window_inspect(c, id, &wi, err, sizeof err))
         return false;
     if (wi.why[0]) {
-        osc_result_error(r, wi.refused_state ? "55000" : "0A000", wi.later ? "revert that first" : NULL,
+        osc_result_error(r, wi.refused_state || wi.running ? "55000" : "0A000",
+                         wi.later ? "revert that first" : NULL,
                          "migration %" PRId64 " cannot be reverted: %s", id, wi.why);
         return true;
     }
@@ -1022,6 +1023,11 @@ static bool revert_copy(PGconn *c, const char *db, int64_t id, bool plan, osc_re
     osc_log(CONF_LOG_INFO, "m%" PRId64 ": %s by migration %" PRId64, id,
             plan ? "revert planned" : "reverting", wi.window);
     return true;
+}
+
+bool osc_engine_revert_copy(PGconn *c, const char *db, const char *user, int64_t id, osc_result *r)
+{
+    return !check_owner(c, db, user, id, r) || revert_copy(c, db, id, false, r);
 }
 
 /* REVERT MIGRATION n: osc_revert_command after the owner rule. */

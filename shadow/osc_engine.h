@@ -146,4 +146,17 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
 int osc_engine_admit(const char *db, const char *user, const char *control_role, char *err,
                      size_t errlen);
 
+/*
+ * osc_engine_revert_copy — REVERT MIGRATION id of a copy migration for console user user
+ * on connection c of database db (osc_window.h), after the owner rule of every command
+ * on a migration: its revert window's migration R goes from standby to verifying with
+ * cutover auto and its driver starts (it applies the log to the old table, verifies it
+ * and swaps it back; follow R to done). Returns false when id is no copy migration (the
+ * catalog-diff revert, osc_revert.h, answers), else true with *r answered: one row (step,
+ * sql, strategy, note = R's id), or an error — 42501 not the owner, 55000 not done /
+ * reverted already / being reverted, 0A000 no window or not revertible (why in the
+ * message).
+ */
+bool osc_engine_revert_copy(PGconn *c, const char *db, const char *user, int64_t id, osc_result *r);
+
 #endif

@@ -14,6 +14,7 @@
 #include "osc_batched.h"
 #include "osc_db.h"
 #include "osc_engine.h"
+#include "osc_window.h"
 #include "osc_revert.h"
 #include "osc_rights.h"
 #include "osc_split.h"
@@ -517,6 +518,71 @@ static void migrate_up(mctx *x)
  * ends reverted (direction down). False with x->r an error: 0A000 naming the step that
  * has no exact inverse, 22023 for dropped data without ACCEPT DATA LOSS.
  */
+/* Whether step id can be reverted: why ("" = it can; "reverted already" = passed),
+ * loses (a column the revert drops). A copy step goes through its revert window
+ * (osc_window.h): *window is its migration, *running when an interrupted earlier
+ * DOWN REVERT left it under way (waited for, not started again). False when the state
+ * cannot be read (why says so). */
+static bool step_check(mctx *x, int64_t id, char *why, size_t len, char *loses, size_t llen,
+                       int64_t *window, bool *running)
+{
+    osc_window_info wi;
+    char err[512];
+    *window = 0;
+    *running = false;
+    if (!osc_window_inspect(x->c, id, &wi, err, sizeof err))
+        return osc_revert_check(x->c, id, why, len, loses, llen);
+    loses[0] = 0;
+    *window = wi.window;
+    *running = wi.running;
+    snprintf(why, len, "%s", wi.running ? "" : wi.why);
+    return true;
+}
+
+/* The version's row failed and x->r an error: the revert of step k (migration id). */
+static void step_failed(mctx *x, const osc_mfile *f, int k, int64_t id, const char *sqlstate,
+                        const char *hint, const char *what)
+{
+    char why[1500];
+    snprintf(why, sizeof why, "revert of step %d (migration %" PRId64 "): %s", k + 1, id, what);
+    row_failed(x, f->version, why, 0);
+    osc_result_error(x->r, sqlstate, hint, "version %s (%s), %s", f->version, f->name, why);
+}
+
+/* REVERT of step k, migration id, as REVERT MIGRATION does it: a copy step (window set)
+ * through its revert window, started unless running and waited for to done; any other by
+ * its inverse (osc_revert_command). False with x->r an error and the row failed. */
+static bool revert_step(mctx *x, const osc_mfile *f, int k, int64_t id, int64_t window, bool running)
+{
+    char err[1024], state[16];
+    if (!running) {
+        osc_result a;
+        osc_result_init(&a);
+        if (window)
+            osc_engine_revert_copy(x->c, x->db, x->user, id, &a);
+        else
+            osc_revert_command(x->c, x->db, x->user, id, false, x->m->accept_loss, &a);
+        bool ok = a.ok;
+        if (ok && window)
+            window = strtoll(answer(&a, "note"), NULL, 10);
+        else if (!ok)
+            step_failed(x, f, k, id, a.sqlstate, NULL, a.message);
+        osc_result_free(&a);
+        if (!ok || !window)
+            return ok;
+    }
+    if (!wait_migration(x, window, state, err, sizeof err)) {
+        osc_result_error(x->r, "57P01", NULL, "version %s (%s): %s", f->version, f->name, err);
+        return false;
+    }
+    if (strcmp(state, "done") == 0)
+        return true;
+    char what[1200];
+    snprintf(what, sizeof what, "its window's migration %" PRId64 " %s: %s", window, state, err);
+    step_failed(x, f, k, id, "55000", "the old table is kept; SHOW MIGRATION says why", what);
+    return false;
+}
+
 static bool revert_version(mctx *x, const osc_mfile *f)
 {
     char err[512];
@@ -534,8 +600,9 @@ static bool revert_version(mctx *x, const osc_mfile *f)
                          "version %s (%s) recorded no migration to revert (adopted?)", f->version, f->name);
     for (int k = n - 1; ok && k >= 0; k--) { /* all checked first */
         char why[1200], loses[400];
-        int64_t id = strtoll(PQgetvalue(t, k, 0), NULL, 10);
-        if (!osc_revert_check(x->c, id, why, sizeof why, loses, sizeof loses)) {
+        int64_t id = strtoll(PQgetvalue(t, k, 0), NULL, 10), window;
+        bool running;
+        if (!step_check(x, id, why, sizeof why, loses, sizeof loses, &window, &running)) {
             osc_result_error(x->r, "XX000", NULL, "version %s: %s", f->version, why);
             ok = false;
             break;
@@ -566,23 +633,12 @@ static bool revert_version(mctx *x, const osc_mfile *f)
                              "NULL, error_line = NULL, started_at = now(), finished_at = NULL WHERE "
                              "version = $1", 2, sp, err, sizeof err, NULL);
     for (int k = n - 1; ok && k >= 0; k--) {
-        int64_t id = strtoll(PQgetvalue(t, k, 0), NULL, 10);
+        int64_t id = strtoll(PQgetvalue(t, k, 0), NULL, 10), window;
         char why[1200], loses[400];
-        osc_revert_check(x->c, id, why, sizeof why, loses, sizeof loses);
-        if (!strstr(why, "reverted already")) {
-            osc_result a;
-            osc_result_init(&a);
-            osc_revert_command(x->c, x->db, x->user, id, false, x->m->accept_loss, &a);
-            ok = a.ok;
-            if (!ok) {
-                char why[1300];
-                snprintf(why, sizeof why, "revert of step %d (migration %" PRId64 "): %s", k + 1, id,
-                         a.message);
-                row_failed(x, f->version, why, 0);
-                osc_result_error(x->r, a.sqlstate, NULL, "version %s (%s), %s", f->version, f->name, why);
-            }
-            osc_result_free(&a);
-        }
+        bool running;
+        step_check(x, id, why, sizeof why, loses, sizeof loses, &window, &running);
+        if (!strstr(why, "reverted already"))
+            ok = revert_step(x, f, k, id, window, running);
         char done[16];
         snprintf(done, sizeof done, "%d", n - k);
         const char *dp[] = {f->version, done};

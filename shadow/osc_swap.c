@@ -161,6 +161,7 @@ step_rc osc_drv_cutover(run_ctx *x)
                     !osc_run(x->c,
                              "UPDATE pgcutover.migrations f SET settings = f.settings || "
                              "jsonb_build_object('reverted_by', jsonb_build_array($1::bigint)), "
+                             "old_name = NULL, " /* its old table is the live one again */
                              "phase = 'reverted by migration ' || $1::text, updated_at = now() FROM "
                              "pgcutover.migrations r WHERE r.id = $1::bigint AND f.id = r.revert_of",
                              1, wv, werr, sizeof werr, wcode)) {

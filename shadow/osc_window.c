@@ -206,7 +206,8 @@ bool osc_window_inspect(PGconn *c, int64_t f, osc_window_info *wi, char *err, si
                               "coalesce(w.error, CASE WHEN w.state = 'aborted' THEN w.phase END, "
                               "f.settings->>'revert_refused', 'no revert window was opened'), (SELECT l.id FROM pgcutover.migrations l WHERE l.table_oid = "
                               "w.table_oid AND l.id > f.id AND l.id <> w.id AND l.state = 'done' AND "
-                              "l.revert_of IS NULL ORDER BY l.id LIMIT 1), f.old_name, "
+                              "l.revert_of IS NULL AND NOT l.settings ? 'reverted_by' AND coalesce("
+                              "l.source, '') NOT LIKE 'revert %' ORDER BY l.id LIMIT 1), f.old_name, "
                               "pg_catalog.to_regclass('pgcutover.m' || w.id || '_faults') IS NOT NULL "
                               "FROM pgcutover.migrations f LEFT JOIN pgcutover.migrations w ON w.id = "
                               "(f.settings->>'revert_window')::bigint WHERE f.id = $1 AND f.strategy = 'copy'",
@@ -223,7 +224,13 @@ bool osc_window_inspect(PGconn *c, int64_t f, osc_window_info *wi, char *err, si
     if (wi->refused_state)
         snprintf(wi->why, sizeof wi->why, "%s", PQgetvalue(t, 0, 1)[0] == 't'
                                                     ? "it was reverted already" : "it is not done");
-    else if (wi->window == 0 || strcmp(PQgetvalue(t, 0, 3), "standby") != 0)
+    else if (wi->window && strcmp(PQgetvalue(t, 0, 3), "standby") != 0 &&
+             strcmp(PQgetvalue(t, 0, 3), "aborted") != 0 && strcmp(PQgetvalue(t, 0, 3), "failed") != 0 &&
+             strcmp(PQgetvalue(t, 0, 3), "done") != 0) {
+        wi->running = true;
+        snprintf(wi->why, sizeof wi->why, "it is being reverted (migration %" PRId64 " is %s)",
+                 wi->window, PQgetvalue(t, 0, 3));
+    } else if (wi->window == 0 || strcmp(PQgetvalue(t, 0, 3), "standby") != 0)
         snprintf(wi->why, sizeof wi->why, "%s", PQgetvalue(t, 0, 4));
     else if (wi->later)
         snprintf(wi->why, sizeof wi->why, "migration %" PRId64 " changed the table after it: revert "

@@ -70,6 +70,7 @@ typedef struct {
     int64_t window;      /* the window's migration R, 0 = none opened */
     int64_t later;       /* a done change of the table after f, 0 = none */
     bool refused_state;  /* why says f is not done or was reverted already (55000, not 0A000) */
+    bool running;        /* the revert is under way: the window's migration is live (55000) */
     char old_name[64];   /* f's kept old table in schema pgcutover, "" = none */
     char why[1200];      /* why f cannot be reverted now; "" = it can */
 } osc_window_info;

@@ -122,6 +122,17 @@ static void test_load(void **state)
     long long w = revert(ctl, id);
     wait_state(ctl, w, "done");
     assert_string_equal(abalance_type(d), "integer");
+    /* the reverted migration's old table is the live one again: nothing of it to drop */
+    h_mig fm;
+    h_mig_show(ctl, id, &fm);
+    if (fm.old_table[0] || strstr(fm.phase, "reverted by migration") == NULL)
+        h_eng_fail("after the revert: old_table \"%s\", phase \"%s\"", fm.old_table, fm.phase);
+    char cmd[64], code[6], msg[512];
+    snprintf(cmd, sizeof cmd, "DROP MIGRATION %lld", id);
+    h_ctl_err(ctl, cmd, code, msg, sizeof msg);
+    if (strcmp(code, "55000") != 0 || strstr(msg, "keeps no old table") == NULL)
+        h_eng_fail("%s: %s %s", cmd, code, msg);
+    assert_string_equal(abalance_type(d), "integer");
     run_for(2000);
     h_pgbench_finish(&load, 30000);
     books(d, "after the revert");

@@ -34,6 +34,8 @@
  *   down_revert down --revert undoes a version of instant, concurrent and validate steps by
  *               REVERT MIGRATION of each (schema as before, the renamed column's data
  *               kept); 22023 until --accept-data-loss; a direct/data version refused.
+ *   down_revert_copy  down --revert of a copy step and an index: the index dropped, the
+ *               old table swapped back with the writes since; up again.
  *   kill_client SIGKILL of the client during a step: the engine finishes the version;
  *               the next up finds it applied; each step once.
  *   batched     plan: the batched UPDATE described, an unmarked one over 4,990 rows gets
@@ -450,6 +452,18 @@ static void test_lock_timeout(void **state)
  * MIGRATION of each, last first (its down file is never read: it has none); refused
  * (22023, nothing changed) until --accept-data-loss, as it drops the column the version
  * added; a version of direct and data steps refused (0A000). */
+/* Start this case's pgcutover, apply version 1, keep the schema then in before (4096
+ * bytes), apply the rest; the direct connection. */
+static PGconn *up_after_first(char *before)
+{
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_proxy_start(&h_eng_case.px, NULL);
+    mig(&h_eng_case.px, "up", (const char *[]){"--steps", "1", NULL}, 0);
+    schema_of(d, before, 4096);
+    mig(&h_eng_case.px, "up", NULL, 0);
+    return d;
+}
+
 static void test_down_revert(void **state)
 {
     (void)state;
@@ -458,13 +472,9 @@ static void test_down_revert(void **state)
                         "INSERT INTO t SELECT g, g FROM generate_series(1, 100) g;\n");
     wfile("2_cols.up.sql", "ALTER TABLE t RENAME COLUMN a TO b;\nALTER TABLE t ADD COLUMN c int DEFAULT 0;\n"
                            "CREATE INDEX t_b ON t (b);\nALTER TABLE t ALTER COLUMN c SET NOT NULL;\n");
-    PGconn *d = h_eng_direct(&h_eng_case);
-    h_proxy_start(&h_eng_case.px, NULL);
-    const h_proxy *px = &h_eng_case.px;
-    mig(px, "up", (const char *[]){"--steps", "1", NULL}, 0);
     char before[4096], now[4096];
-    schema_of(d, before, sizeof before);
-    mig(px, "up", NULL, 0);
+    PGconn *d = up_after_first(before);
+    const h_proxy *px = &h_eng_case.px;
     expect_vstate(d, "2", "applied up 4/4 instant,instant,concurrent,validate");
     mig(px, "down", (const char *[]){"--revert", NULL}, 1);
     expect_out(err_text, "ERROR 22023");
@@ -479,6 +489,43 @@ static void test_down_revert(void **state)
     expect_out(err_text, "cannot be reverted");
     mig(px, "up", NULL, 0); /* applied again, a second run */
     expect_vstate(d, "2", "applied up 4/4 instant,instant,concurrent,validate");
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
+}
+
+/* down --revert of a version with a copy step: its revert window swaps the old table
+ * back (every row, the writes since included), after the version's later step (an index)
+ * is reverted first; then up applies it again. */
+static void test_down_revert_copy(void **state)
+{
+    (void)state;
+    case_dir();
+    wfile("1_t.up.sql", "CREATE TABLE t (id int PRIMARY KEY, a int);\n"
+                        "INSERT INTO t SELECT g, g FROM generate_series(1, 1000) g;\n");
+    wfile("2_wide.up.sql", "ALTER TABLE t ALTER COLUMN a TYPE bigint;\nCREATE INDEX t_a ON t (a);\n");
+    char before[4096], now[4096];
+    PGconn *d = up_after_first(before);
+    const h_proxy *px = &h_eng_case.px;
+    expect_vstate(d, "2", "applied up 2/2 copy,concurrent");
+    PGconn *app = h_eng_keep(&h_eng_case, h_connect(h_conninfo_proxy_db(px, h_eng_case.db, NULL)));
+    h_execf(app, "UPDATE t SET a = a + 1 WHERE id <= 500; DELETE FROM t WHERE id = 1000; "
+                 "INSERT INTO t VALUES (1001, 7)"); /* writes after the swap */
+    mig(px, "down", (const char *[]){"--revert", NULL}, 0);
+    expect_vstate(d, "2", "reverted down 2/2 revert");
+    schema_of(d, now, sizeof now);
+    assert_string_equal(now, before);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM t"), 1000);
+    assert_int_equal(h_qint(d, "SELECT sum(a) FROM t"), 500500 + 500 - 1000 + 7);
+    char trg[512]; /* the window of the revert alone */
+    h_qtext(d, trg, sizeof trg, "SELECT string_agg(tgname, ',') FROM pg_trigger WHERE tgrelid = "
+                                "'t'::regclass AND tgname LIKE 'pgcutover%%_dw'");
+    long long w2 = h_qint(d, "SELECT max(id) FROM pgcutover.migrations WHERE state = 'standby'");
+    char want[64];
+    snprintf(want, sizeof want, "pgcutover_m%lld_dw", w2);
+    if (strcmp(trg, want) != 0)
+        h_eng_fail("triggers on t: %s, want %s", trg, want);
+    mig(px, "up", NULL, 0); /* applied again: a new copy, the revert's window closed by it */
+    expect_vstate(d, "2", "applied up 2/2 copy,concurrent");
+    assert_int_equal(h_qint(d, "SELECT sum(a) FROM t"), 500500 + 500 - 1000 + 7);
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 
@@ -660,6 +707,7 @@ int main(void)
         H_ENG_CASE(test_kill_engine, "mig_kill_eng"), H_ENG_CASE(test_kill_client, "mig_kill_cli"),
         H_ENG_CASE(test_batched, "mig_batched"),     H_ENG_CASE(test_lock_timeout, "mig_lockto"),
         H_ENG_CASE(test_down_revert, "mig_revert"),
+        H_ENG_CASE(test_down_revert_copy, "mig_revert_copy"),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -666,6 +666,22 @@ char *osc_sql_apply(const osc_map *m, int n, bool *oom)
             osc_sb_addf(&b, "pgc_l.%c%d", keys_same(m) ? 'k' : 's', k);
         }
         osc_sb_addf(&b, ")");
+        if (m->window) {
+            /* A revert window keeps the old table's rows that still exist: step 3's upsert
+             * writes their mapped columns and leaves the others (a column the change
+             * dropped) as they were; a deleted row would take its default instead. */
+            osc_sb_addf(&b, " AND NOT EXISTS (SELECT FROM ONLY ");
+            osc_sb_qualified(&b, m->schema, m->table);
+            osc_sb_addf(&b, " AS pgc_o WHERE ");
+            for (int k = 0; k < m->nkeys; k++) {
+                osc_sb_addf(&b, "%spgc_o.", k ? " AND " : "");
+                osc_sb_ident(&b, m->key_name[k]);
+                add_op(&b, m, false, "=");
+                osc_sb_addf(&b, "pgc_s.");
+                osc_sb_ident(&b, m->cols[m->key_col[k]].name);
+            }
+            osc_sb_addf(&b, ")");
+        }
         break;
     case 3:
         osc_sb_addf(&b, "INSERT INTO ");

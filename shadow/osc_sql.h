@@ -164,7 +164,9 @@ char *osc_sql_drop_functions(const osc_map *m);
  *      INSERT makes it) when the key changes type or collation (USING keys carry theirs
  *      from the trigger; an unchanged key is its own shadow key: NULL, nothing to do)
  *   1  after a TRUNCATE marker, delete every shadow row
- *   2  delete the shadow rows of the logged keys
+ *   2  delete the shadow rows of the logged keys (a revert window's map, osc_window.h:
+ *      only those whose row is gone from the original, so the columns the map does not
+ *      write — a column the change dropped — keep their values in step 3's upsert)
  *   3  copy the logged keys' current rows from the original (ON CONFLICT (key) DO UPDATE
  *      every column, the key's spelling too)
  *   4  delete the log rows applied (exactly those this snapshot sees)

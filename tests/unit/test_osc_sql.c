@@ -926,7 +926,16 @@ static void test_trigger_function_window(void **state)
                               "reason text NOT NULL"));
     assert_non_null(strstr(q, "ALTER TABLE pgcutover.\"m8_faults\" OWNER TO \"app\""));
     free(q);
+    bool oom = false;
+    /* the apply keeps the old table's rows that still exist (their dropped column too) */
+    q = osc_sql_apply(&m, 2, &oom);
+    assert_non_null(strstr(q, " AND NOT EXISTS (SELECT FROM ONLY \"public\".\"accounts\" AS pgc_o "
+                              "WHERE pgc_o.\"aid\" OPERATOR(\"pg_catalog\".=) pgc_s.\"aid\")"));
+    free(q);
     m.window = false;
+    q = osc_sql_apply(&m, 2, &oom);
+    assert_null(strstr(q, "NOT EXISTS"));
+    free(q);
     q = osc_sql_trigger_function(&m, false);
     assert_null(strstr(q, "faults"));
     assert_null(strstr(q, "DECLARE"));

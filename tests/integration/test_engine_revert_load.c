@@ -438,8 +438,11 @@ static void test_sigkill_swap(void **state)
     h_proxy_start(px, sets);
     PGconn *ctl = h_eng_console(&h_eng_case, px);
     /* the forward change under a light load through the proxy */
+    /* pgbench's output files stay in the first pgcutover's directory (restarts get others) */
+    static char load_dir[256];
+    snprintf(load_dir, sizeof load_dir, "%s", px->sockdir);
     load = (h_pgbench){.db = h_eng_case.db, .port = px->port, .mode = "prepared", .clients = 2,
-                       .jobs = 1, .seconds = 2, .dir = h_tmpdir()};
+                       .jobs = 1, .seconds = 2, .dir = load_dir};
     h_pgbench_start(&load);
     run_for(1000);
     long long f = h_start_migration(ctl, "ALTER TABLE pgbench_accounts ALTER COLUMN abalance TYPE bigint");

@@ -1,16 +1,7 @@
 /*
- * test_engine_revert_copy.c — the revert window of a copy migration (issue 16): under
- * pgbench -M prepared (4 clients, TPC-B-like) through the proxy,
+ * test_engine_revert_copy.c — the revert window of a copy migration (issue 16) without
+ * load (test_engine_revert_load.c has the reverts under pgbench):
  *
- *   load        ALTER COLUMN abalance TYPE bigint (copy, cutover auto) completes; SHOW
- *               MIGRATION says revertible (the window open); the application writes on;
- *               REVERT MIGRATION n swaps the kept old table back (its window migration
- *               applies the log, verifies, swaps): abalance is integer again, every
- *               pgbench run had 0 failed transactions, and the books balance (sum of
- *               abalance = sum of history's delta = tellers = branches: no write made
- *               after the cutover was lost); then the revert of the revert restores
- *               bigint, books still balanced; DROP MIGRATION of it closes the window it
- *               opened (no pgcutover trigger left on the table).
  *   refused     writes after the cutover that the old table cannot hold — 3,000,000,000
  *               into what was integer, 8 characters into what was char(5), NULL into
  *               what was NOT NULL, a value the CHECK constraint the change dropped
@@ -35,126 +26,6 @@
 #include "h_engine.h"
 
 #define POLL_US 50000
-
-static h_pgbench load;
-
-static void fail_hook(void)
-{
-    h_pgbench_dump(&load);
-    h_dump_log(&h_eng_case.px, 60);
-}
-
-static void books(PGconn *d, const char *when)
-{
-    PGresult *r = h_exec(d, "SELECT (SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts), "
-                            "(SELECT coalesce(sum(delta), 0) FROM pgbench_history), "
-                            "(SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers), "
-                            "(SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches)");
-    long long a = atoll(PQgetvalue(r, 0, 0)), h = atoll(PQgetvalue(r, 0, 1));
-    long long t = atoll(PQgetvalue(r, 0, 2)), b = atoll(PQgetvalue(r, 0, 3));
-    PQclear(r);
-    if (a != h || t != h || b != h)
-        h_eng_fail("books %s: abalance %lld, delta %lld, tbalance %lld, bbalance %lld", when, a, h, t, b);
-    fprintf(stderr, "  books balance %s (%lld)\n", when, h);
-}
-
-/* Poll migration id (ticking the load) until it is in state want (fails on failed). */
-static void wait_state(PGconn *ctl, long long id, const char *want)
-{
-    for (double t0 = h_now_ms(); h_now_ms() - t0 < 120000;) {
-        h_mig m;
-        h_mig_show(ctl, id, &m);
-        if (strcmp(m.state, want) == 0)
-            return;
-        if (strcmp(m.state, "failed") == 0 && strcmp(want, "failed") != 0)
-            h_eng_fail("migration %lld failed: %s", id, m.error);
-        h_pgbench_tick(&load);
-        usleep(POLL_US);
-    }
-    h_eng_fail("migration %lld not %s within 120 s", id, want);
-}
-
-static const char *abalance_type(PGconn *d)
-{
-    static char t[64];
-    return h_qtext(d, t, sizeof t, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE "
-                                   "attrelid = 'pgbench_accounts'::regclass AND attname = 'abalance'");
-}
-
-/* REVERT MIGRATION id: its window migration's id (the answer's note column). */
-static long long revert(PGconn *ctl, long long id)
-{
-    PGresult *r = h_ctl_ok(ctl, "REVERT MIGRATION %lld", id);
-    long long w = atoll(PQgetvalue(r, 0, h_col(r, "note")));
-    PQclear(r);
-    assert_true(w > id);
-    return w;
-}
-
-static void run_for(int ms)
-{
-    for (double t0 = h_now_ms(); h_now_ms() - t0 < ms;)
-        usleep(POLL_US), h_pgbench_tick(&load);
-}
-
-static void test_load(void **state)
-{
-    (void)state;
-    h_eng_fail_hook = fail_hook;
-    PGconn *d = h_eng_direct(&h_eng_case);
-    assert_int_equal(h_shell("PGSSLMODE=disable %s -i -s 1 -q -h 127.0.0.1 -p %d -U %s %s "
-                             ">/dev/null 2>&1", h_pgbench_bin(), h_pg_port(), h_pg_user(),
-                             h_eng_case.db), 0);
-    h_proxy_start(&h_eng_case.px, NULL);
-    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
-    load = (h_pgbench){.db = h_eng_case.db, .port = h_eng_case.px.port, .mode = "prepared",
-                       .clients = 4, .jobs = 2, .seconds = 3, .dir = h_eng_case.px.sockdir};
-    h_pgbench_start(&load);
-    run_for(1000);
-    long long id = h_start_migration(ctl, "ALTER TABLE pgbench_accounts ALTER COLUMN abalance TYPE bigint");
-    wait_state(ctl, id, "done");
-    assert_string_equal(abalance_type(d), "bigint");
-    PGresult *r = h_ctl_ok(ctl, "SHOW MIGRATION %lld", id);
-    if (strncmp(PQgetvalue(r, 0, h_col(r, "revertible")), "yes", 3) != 0)
-        h_eng_fail("revertible: %s", PQgetvalue(r, 0, h_col(r, "revertible")));
-    PQclear(r);
-    run_for(4000); /* the application writes on after the cutover */
-    long long w = revert(ctl, id);
-    wait_state(ctl, w, "done");
-    assert_string_equal(abalance_type(d), "integer");
-    /* the reverted migration's old table is the live one again: nothing of it to drop */
-    h_mig fm;
-    h_mig_show(ctl, id, &fm);
-    if (fm.old_table[0] || strstr(fm.phase, "reverted by migration") == NULL)
-        h_eng_fail("after the revert: old_table \"%s\", phase \"%s\"", fm.old_table, fm.phase);
-    char cmd[64], code[6], msg[512];
-    snprintf(cmd, sizeof cmd, "DROP MIGRATION %lld", id);
-    h_ctl_err(ctl, cmd, code, msg, sizeof msg);
-    if (strcmp(code, "55000") != 0 || strstr(msg, "keeps no old table") == NULL)
-        h_eng_fail("%s: %s %s", cmd, code, msg);
-    assert_string_equal(abalance_type(d), "integer");
-    run_for(2000);
-    h_pgbench_finish(&load, 30000);
-    books(d, "after the revert");
-    /* the revert of the revert */
-    h_pgbench_start(&load);
-    run_for(1000);
-    long long w2 = revert(ctl, w);
-    wait_state(ctl, w2, "done");
-    assert_string_equal(abalance_type(d), "bigint");
-    run_for(1000);
-    h_pgbench_finish(&load, 30000);
-    books(d, "after the revert of the revert");
-    fprintf(stderr, "  pgbench: %d runs, %lld transactions, 0 failed\n", load.runs, load.processed);
-    /* DROP MIGRATION closes the window the last swap opened: no capture left on the table */
-    assert_true(h_qint(d, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'pgbench_accounts'::regclass "
-                          "AND tgname LIKE 'pgcutover%%'") > 0);
-    PQclear(h_ctl_ok(ctl, "DROP MIGRATION %lld", w2));
-    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_trigger WHERE tgrelid = "
-                               "'pgbench_accounts'::regclass AND tgname LIKE 'pgcutover%%'"), 0);
-    h_eng_fail_hook = NULL;
-    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
-}
 
 /* SHOW MIGRATION id's revertible starts with prefix and holds also; REVERT MIGRATION id is
  * refused with 0A000 and a message holding needle. */
@@ -283,7 +154,6 @@ static void test_expire(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        H_ENG_CASE(test_load, "eng_revcopy_load"),
         H_ENG_CASE(test_refused, "eng_revcopy_refused"),
         H_ENG_CASE(test_expire, "eng_revcopy_expire"),
     };

@@ -1,8 +1,12 @@
 /*
- * test_engine_revert_load.c — the rest of issue 16's "Done when" for the revert window of
- * copy migrations, against the real PostgreSQL (test_engine_revert_copy.c has the type
- * change under load and the refused write):
+ * test_engine_revert_load.c — issue 16's "Done when" for the revert window of copy
+ * migrations under load, against the real PostgreSQL (test_engine_revert_copy.c has the
+ * refused writes and the window's expiry):
  *
+ *   type          ALTER COLUMN abalance TYPE bigint (the setup and checks of rename_drop
+ *                 below): 10 s of writes, REVERT: integer again, books per account; the
+ *                 reverted migration keeps no old table (DROP MIGRATION: 55000); the
+ *                 revert of the revert: bigint again.
  *   rename_drop   under pgbench TPC-B-like through the proxy (8 clients, -M prepared),
  *                 instant_ddl = off so that RENAME COLUMN and DROP COLUMN (catalog-only
  *                 for PostgreSQL) go through the copy; two cases, each on a fresh pgbench
@@ -259,19 +263,17 @@ static void finish_load(PGconn *d, const char *when)
     books(d, when);
 }
 
-/* The revert of the revert (window migration w): the new schema again (no filler; col,
- * when not NULL, back), every write kept; then DROP MIGRATION of it closes the window it
- * opened. */
-static void revert_of_revert(PGconn *d, PGconn *ctl, long long w, const char *col)
+/* The revert of the revert (window migration w): the new schema again — col of type
+ * type (col "filler", type "": no filler) — every write kept; then DROP MIGRATION of it
+ * closes the window it opened. */
+static void revert_of_revert(PGconn *d, PGconn *ctl, long long w, const char *col, const char *type)
 {
     h_pgbench_start(&load);
     run_for(2000);
     long long w2 = revert(ctl, w);
     wait_state(ctl, w2, "done", NULL);
     print_swap("revert of the revert", w2, ctl);
-    if (col)
-        assert_string_equal(col_type(d, col), "character(84)");
-    assert_string_equal(col_type(d, "filler"), "");
+    assert_string_equal(col_type(d, col), type);
     finish_load(d, "after the revert of the revert");
     fprintf(stderr, "  pgbench -M prepared, 8 clients: %d runs, %lld transactions, 0 failed, tps "
                     "%.0f..%.0f\n", load.runs, load.processed, load.tps_min, load.tps_max);
@@ -280,6 +282,24 @@ static void revert_of_revert(PGconn *d, PGconn *ctl, long long w, const char *co
     char trg[1024];
     if (all_triggers(d, trg, sizeof trg)[0])
         h_eng_fail("pgcutover triggers after DROP MIGRATION %lld: %s", w2, trg);
+}
+
+/* REVERT MIGRATION id under the load: its window migration, done; what names it. */
+static long long revert_done(PGconn *ctl, long long id, const char *what)
+{
+    long long w = revert(ctl, id);
+    wait_state(ctl, w, "done", NULL);
+    print_swap(what, w, ctl);
+    return w;
+}
+
+/* The end of a case that started at t_start (h_now_ms). */
+static void end_case(double t_start, const char *what)
+{
+    fprintf(stderr, "  %s: %.1f s\n", what, (h_now_ms() - t_start) / 1000);
+    h_eng_fail_hook = NULL;
+    cur_px = NULL;
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 
 /* rename_drop (a): RENAME COLUMN through the copy, 10 s of writes, REVERT, the revert of
@@ -297,20 +317,16 @@ static void test_rename(void **state)
     assert_string_equal(col_type(d, "filler"), "");
     if (strcmp(h_qtext(d, got, sizeof got, filler_md5_sql, "pad"), want) != 0)
         h_eng_fail("after the rename the pad values differ from the filler values before");
-    long long w = revert(ctl, id);
-    wait_state(ctl, w, "done", NULL);
-    print_swap("revert of the rename", w, ctl);
+    long long w = revert_done(ctl, id, "revert of the rename");
     assert_string_equal(col_type(d, "filler"), "character(84)");
     assert_string_equal(col_type(d, "pad"), "");
     filler_as_before(d, want, "after the revert of the rename");
     finish_load(d, "after the revert of the rename");
-    revert_of_revert(d, ctl, w, "pad");
+    revert_of_revert(d, ctl, w, "pad", "character(84)");
+    assert_string_equal(col_type(d, "filler"), "");
     if (strcmp(h_qtext(d, got, sizeof got, filler_md5_sql, "pad"), want) != 0)
         h_eng_fail("after the revert of the revert the pad values differ from before");
-    fprintf(stderr, "  rename: %.1f s\n", (h_now_ms() - t_start) / 1000);
-    h_eng_fail_hook = NULL;
-    cur_px = NULL;
-    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
+    end_case(t_start, "rename");
 }
 
 /* rename_drop (b): DROP COLUMN through the copy, 10 s of writes, REVERT: the column back
@@ -324,17 +340,42 @@ static void test_drop(void **state)
     PGconn *d = rename_drop_setup(&ctl, want);
     long long id = forward(d, ctl, "ALTER TABLE pgbench_accounts DROP COLUMN filler", "drop");
     assert_string_equal(col_type(d, "filler"), "");
-    long long w = revert(ctl, id);
-    wait_state(ctl, w, "done", NULL);
-    print_swap("revert of the drop", w, ctl);
+    long long w = revert_done(ctl, id, "revert of the drop");
     assert_string_equal(col_type(d, "filler"), "character(84)");
     filler_as_before(d, want, "after the revert of the drop");
     finish_load(d, "after the revert of the drop");
-    revert_of_revert(d, ctl, w, NULL);
-    fprintf(stderr, "  drop: %.1f s\n", (h_now_ms() - t_start) / 1000);
-    h_eng_fail_hook = NULL;
-    cur_px = NULL;
-    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
+    revert_of_revert(d, ctl, w, "filler", "");
+    end_case(t_start, "drop");
+}
+
+/* The type change of the issue: ALTER COLUMN abalance TYPE bigint through the copy, 10 s
+ * of writes, REVERT: integer again with every write; the reverted migration keeps no old
+ * table (its old table is live again); the revert of the revert: bigint again. */
+static void test_type(void **state)
+{
+    (void)state;
+    double t_start = h_now_ms();
+    PGconn *ctl;
+    char want[64];
+    PGconn *d = rename_drop_setup(&ctl, want);
+    long long id = forward(d, ctl, "ALTER TABLE pgbench_accounts ALTER COLUMN abalance TYPE bigint",
+                           "type change");
+    assert_string_equal(col_type(d, "abalance"), "bigint");
+    long long w = revert_done(ctl, id, "revert of the type change");
+    assert_string_equal(col_type(d, "abalance"), "integer");
+    filler_as_before(d, want, "after the revert of the type change");
+    h_mig fm;
+    h_mig_show(ctl, id, &fm);
+    if (fm.old_table[0] || strstr(fm.phase, "reverted by migration") == NULL)
+        h_eng_fail("after the revert: old_table \"%s\", phase \"%s\"", fm.old_table, fm.phase);
+    char cmd[64], code[6], msg[512];
+    snprintf(cmd, sizeof cmd, "DROP MIGRATION %lld", id);
+    h_ctl_err(ctl, cmd, code, msg, sizeof msg);
+    if (strcmp(code, "55000") != 0 || strstr(msg, "keeps no old table") == NULL)
+        h_eng_fail("%s: %s %s", cmd, code, msg);
+    finish_load(d, "after the revert of the type change");
+    revert_of_revert(d, ctl, w, "abalance", "bigint");
+    end_case(t_start, "type change");
 }
 
 /* ---------- sigkill_swap ---------- */
@@ -546,6 +587,7 @@ static void test_sigkill_swap(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        H_ENG_CASE(test_type, "eng_revload_type"),
         H_ENG_CASE(test_rename, "eng_revload_rename"),
         H_ENG_CASE(test_drop, "eng_revload_drop"),
         H_ENG_CASE(test_sigkill_swap, "eng_revload_sigkill"),

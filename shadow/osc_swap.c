@@ -146,18 +146,21 @@ step_rc osc_drv_cutover(run_ctx *x)
             ok = osc_cutover_swap(x->c, &x->map, old_name, &after, x->err, sizeof x->err, code);
             /* The revert window (osc_window.h) opens in the same transaction; a revert's own
              * swap marks the migration it reverted. Neither can fail the swap. */
-            char wwhy[1200] = "", rids[32] = "0";
+            char wwhy[1200] = "", rids[32] = "0", wms[32];
             if (ok) {
+                double tw = osc_drv_now_s(); /* part of the hold: recorded to be seen */
                 snprintf(rids, sizeof rids, "%" PRId64,
                          osc_window_open(x->c, &x->map, old_name, wwhy, sizeof wwhy));
-                const char *wv[] = {x->ids, rids, wwhy[0] ? wwhy : NULL};
+                snprintf(wms, sizeof wms, "%.3f", (osc_drv_now_s() - tw) * 1000);
+                const char *wv[] = {x->ids, rids, wwhy[0] ? wwhy : NULL, wms};
                 char werr[512], wcode[6];
                 bool rec = osc_run(x->c, "SAVEPOINT pgc_wrec", 0, NULL, werr, sizeof werr, wcode);
                 if (!rec || !osc_run(x->c,
                              "UPDATE pgcutover.migrations SET settings = settings || "
                              "jsonb_build_object('revert_window', nullif($2::bigint, 0), "
-                             "'revert_refused', $3::text) WHERE id = $1::bigint",
-                             3, wv, werr, sizeof werr, wcode) ||
+                             "'revert_refused', $3::text, 'revert_window_open_ms', $4::float8) "
+                             "WHERE id = $1::bigint",
+                             4, wv, werr, sizeof werr, wcode) ||
                     !osc_run(x->c,
                              "UPDATE pgcutover.migrations f SET settings = f.settings || "
                              "jsonb_build_object('reverted_by', jsonb_build_array($1::bigint)), "

@@ -580,6 +580,6 @@ const char *const h_setting_names[] = {
     "shutdown_timeout",     "log_level",           "migration_conninfo",
     "batch_size",           "target_batch_ms",     "max_rows_per_second", "batch_threshold_rows",
     "lock_timeout_ms",      "cutover_attempts",    "cutover",
-    "instant_ddl",
+    "instant_ddl",          "revert_window",       "revert_window_old_table",
 };
 const int h_nsettings = (int)(sizeof h_setting_names / sizeof h_setting_names[0]);

@@ -308,10 +308,17 @@ static bool fits_always(const char *from, const char *to)
     return false;
 }
 
-/* The smallest and largest integer of type t, for a range test without a subtransaction;
- * false when t is no integer type. */
-static bool int_range(const char *t, const char **lo, const char **hi)
+/* The smallest and largest integer of type t, for a range test of a value of type from
+ * without a subtransaction; false unless t is an integer type and from a number type
+ * (a text value, say, is no number to compare: it takes the block). */
+static bool int_range(const char *from, const char *t, const char **lo, const char **hi)
 {
+    static const char *const numbers[] = {"smallint", "integer", "bigint", "numeric"};
+    bool number = false;
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
+        number = number || strcmp(from, numbers[i]) == 0;
+    if (!number)
+        return false;
     static const char *const r[][3] = {{"smallint", "-32768", "32767"},
                                        {"integer", "-2147483648", "2147483647"}};
     for (size_t i = 0; i < sizeof r / sizeof r[0]; i++)
@@ -366,7 +373,7 @@ static bool needs_block(const osc_col *c)
 {
     const char *lo, *hi;
     return c->expr && c->from_type && !fits_always(c->from_type, c->type) &&
-           !int_range(c->type, &lo, &hi);
+           !int_range(c->from_type, c->type, &lo, &hi);
 }
 
 /* A revert window's checks (osc_window.h) of each INSERT and UPDATE: would the old table
@@ -384,7 +391,7 @@ static void add_window_checks(osc_sb *b, const osc_map *m)
         const char *lo, *hi;
         osc_sb why = {0};
         if (c->expr && c->from_type && !fits_always(c->from_type, c->type)) {
-            bool range = int_range(c->type, &lo, &hi);
+            bool range = int_range(c->from_type, c->type, &lo, &hi);
             if (range) {
                 osc_sb_addf(b, "    IF NEW.%s NOT BETWEEN %s AND %s THEN\n", c->expr, lo, hi);
                 add_literalf(&why, "column %s: ", c->expr);

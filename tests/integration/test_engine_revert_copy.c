@@ -3,7 +3,8 @@
  * load (test_engine_revert_load.c has the reverts under pgbench):
  *
  *   refused     writes after the cutover that the old table cannot hold — 3,000,000,000
- *               into what was integer, 8 characters into what was char(5), NULL into
+ *               into what was integer, 8 characters into what was char(5), 'abc' into
+ *               what was integer (now text), NULL into
  *               what was NOT NULL, a value the CHECK constraint the change dropped
  *               forbids, a new row without the NOT NULL column the change dropped — all
  *               succeed for the application; the window records each with
@@ -57,12 +58,13 @@ static void test_refused(void **state)
     (void)state;
     PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL, c char(5), w int NOT NULL, "
-               "k int CHECK (k >= 0)); INSERT INTO t SELECT g, g, 'x', g, g FROM generate_series(1, 1000) g");
+               "k int CHECK (k >= 0), n int); INSERT INTO t SELECT g, g, 'x', g, g, g FROM generate_series(1, "
+               "1000) g");
     h_proxy_start(&h_eng_case.px, NULL);
     PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
     long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN v TYPE bigint, ALTER COLUMN v "
                                           "DROP NOT NULL, ALTER COLUMN c TYPE text, DROP COLUMN w, DROP "
-                                          "CONSTRAINT t_k_check");
+                                          "CONSTRAINT t_k_check, ALTER COLUMN n TYPE text");
     h_mig m;
     h_mig_wait(ctl, id, "done", -1, 120000, &m);
     char old[256];
@@ -81,6 +83,7 @@ static void test_refused(void **state)
     h_execf(app, "UPDATE t SET c = 'abcdefgh' WHERE id = 8");
     h_execf(app, "UPDATE t SET v = NULL WHERE id = 9");
     h_execf(app, "UPDATE t SET k = -1 WHERE id = 11");
+    h_execf(app, "UPDATE t SET n = 'abc' WHERE id = 14");
     h_execf(app, "BEGIN ISOLATION LEVEL SERIALIZABLE; INSERT INTO t (id, v) VALUES (2000, 1); COMMIT");
     /* two SERIALIZABLE writers, both recorded, interleaved: the trigger reads no table, so
      * they take no predicate lock there and neither fails (40001) */
@@ -95,11 +98,13 @@ static void test_refused(void **state)
                           "(id)=(8)|column \"c\": value too long for type character(5) (SQLSTATE 22001)",
                           "(id)=(9)|column \"v\" is NULL: the old table's column is NOT NULL",
                           "(id)=(11)|violates check constraint \"t_k_check\" of the old table",
+                          "(id)=(14)|column \"n\": invalid input syntax for type integer: \"abc\" "
+                          "(SQLSTATE 22P02)",
                           "(id)=(2000)|a new row has no value for column \"w\" of the old table"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (strstr(f, want[i]) == NULL)
             h_eng_fail("fault \"%s\" not recorded", want[i]);
-    assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.m%lld_faults", w), 7);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pgcutover.m%lld_faults", w), 8);
     expect_refused(ctl, id, "no: a write since the swap does not fit the old table: (id)=(7): "
                             "column \"v\": 3000000000 is out of range", "(and more)", "(id)=(7)");
     /* nothing moved: the migration is done, the window waits, the old table is kept */

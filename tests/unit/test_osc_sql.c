@@ -862,12 +862,13 @@ static void test_trigger_function_noop(void **state)
 
 /*
  * A revert window's map (osc_window.h): R's original is the live table (abalance bigint,
- * a column "it's" text), its shadow the old table (abalance integer, "it's" char(5) NOT
- * NULL, a dropped column gone NOT NULL without default, a CHECK the change dropped).
+ * a column "it's" text, n text), its shadow the old table (abalance integer, "it's"
+ * char(5) NOT NULL, a dropped column gone NOT NULL without default, n integer, a CHECK the
+ * change dropped).
  */
 static void map_window(osc_map *m)
 {
-    map_init(m, 8, "public", "accounts", "accounts_7_old", 5);
+    map_init(m, 8, "public", "accounts", "accounts_7_old", 6);
     m->window = true;
     map_col(m, 0, "aid", "integer", "\"aid\"", false);
     map_col(m, 1, "abalance", "integer", "\"abalance\"", false);
@@ -879,6 +880,8 @@ static void map_window(osc_map *m)
     m->cols[3].needs_value = true;
     map_col(m, 4, "bid", "integer", "\"bid\"", false);
     m->cols[4].from_type = dup_or_null("smallint"); /* a widening back: fits always */
+    map_col(m, 5, "n", "integer", "\"n\"", false);
+    m->cols[5].from_type = dup_or_null("text"); /* no number: the block, not a range */
     map_key(m, "aid", "integer", 0);
     m->nchecks = 1;
     m->checks = calloc(2, sizeof *m->checks);
@@ -901,7 +904,7 @@ static void test_trigger_function_window(void **state)
     assert_non_null(strstr(q, "'column \"abalance\": ' || NEW.\"abalance\"::text || ' is out of range "
                               "for the old type integer'"));
     /* char(5): PostgreSQL's assignment cast into a variable, in a block; names as literals */
-    assert_non_null(strstr(q, "DECLARE\npgc_v2 character(5);\nBEGIN\n"));
+    assert_non_null(strstr(q, "DECLARE\npgc_v2 character(5);\npgc_v5 integer;\nBEGIN\n"));
     assert_non_null(strstr(q, "pgc_v2 := NEW.\"it's\";\n    EXCEPTION WHEN OTHERS THEN"));
     assert_non_null(strstr(q, "'column \"it''s\": ' || SQLERRM"));
     assert_non_null(strstr(q, "IF NEW.\"it's\" IS NULL THEN"));
@@ -909,10 +912,13 @@ static void test_trigger_function_window(void **state)
     assert_non_null(strstr(q, "no value for column \"gone\""));
     assert_null(strstr(q, "NEW.\"bid\" NOT BETWEEN")); /* smallint into integer fits */
     assert_null(strstr(q, "pgc_v4"));
+    assert_non_null(strstr(q, "pgc_v5 := NEW.\"n\";"));
+    assert_null(strstr(q, "NEW.\"n\" NOT BETWEEN"));
     /* the CHECK over the mapped row under the old names, the dropped column NULL */
     assert_non_null(strstr(q, "IF EXISTS (SELECT FROM (SELECT NEW.\"aid\" AS \"aid\", CAST(NEW.\"abalance\" "
                               "AS integer) AS \"abalance\", CAST(NEW.\"it's\" AS character(5)) AS \"it's\", "
-                              "CAST(NULL AS integer) AS \"gone\", CAST(NEW.\"bid\" AS integer) AS \"bid\") AS "
+                              "CAST(NULL AS integer) AS \"gone\", CAST(NEW.\"bid\" AS integer) AS \"bid\", "
+                              "CAST(NEW.\"n\" AS integer) AS \"n\") AS "
                               "pgc_r WHERE NOT ((abalance > '-1'::integer))) THEN"));
     assert_non_null(strstr(q, "'violates check constraint \"pos''itive\" of the old table'"));
     /* the key in the reason */

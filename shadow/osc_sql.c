@@ -349,9 +349,10 @@ static void add_fault(osc_sb *b, const osc_map *m, const char *reason)
     osc_sb_literal(b, n ? n : "(key)=(");
     free(n);
     for (int k = 0; k < m->nkeys; k++) {
-        osc_sb_addf(b, " || %scoalesce(NEW.", k ? "', ' || " : "");
+        /* the type's output function, never a ::text cast a type's owner could define */
+        osc_sb_addf(b, " || %scoalesce(pg_catalog.format('%%s', NEW.", k ? "', ' || " : "");
         osc_sb_ident(b, m->key_name[k]);
-        osc_sb_addf(b, "::text, 'NULL')");
+        osc_sb_addf(b, "), 'NULL')");
     }
     osc_sb_addf(b, " || ')', %s;\n", reason);
 }
@@ -395,7 +396,7 @@ static void add_window_checks(osc_sb *b, const osc_map *m)
             if (range) {
                 osc_sb_addf(b, "    IF NEW.%s NOT BETWEEN %s AND %s THEN\n", c->expr, lo, hi);
                 add_literalf(&why, "column %s: ", c->expr);
-                osc_sb_addf(&why, " || NEW.%s::text || ", c->expr);
+                osc_sb_addf(&why, " || pg_catalog.format('%%s', NEW.%s) || ", c->expr);
                 add_literalf(&why, " is out of range for the old type %s", c->type);
             } else {
                 osc_sb_addf(b, "    BEGIN\n      pgc_v%d := NEW.%s;\n    EXCEPTION WHEN OTHERS THEN\n",

@@ -208,7 +208,9 @@ bool osc_window_inspect(PGconn *c, int64_t f, osc_window_info *wi, char *err, si
                               "w.table_oid AND l.id > f.id AND l.id <> w.id AND l.state = 'done' AND "
                               "l.revert_of IS NULL AND NOT l.settings ? 'reverted_by' AND coalesce("
                               "l.source, '') NOT LIKE 'revert %' ORDER BY l.id LIMIT 1), f.old_name, "
-                              "pg_catalog.to_regclass('pgcutover.m' || w.id || '_faults') IS NOT NULL "
+                              "pg_catalog.to_regclass('pgcutover.m' || w.id || '_faults') IS NOT NULL, (SELECT "
+                              "pg_catalog.pg_get_userbyid(relowner) FROM pg_catalog.pg_class WHERE oid = "
+                              "w.table_oid) "
                               "FROM pgcutover.migrations f LEFT JOIN pgcutover.migrations w ON w.id = "
                               "(f.settings->>'revert_window')::bigint WHERE f.id = $1 AND f.strategy = 'copy'",
                            1, v, err, len, NULL);
@@ -236,19 +238,30 @@ bool osc_window_inspect(PGconn *c, int64_t f, osc_window_info *wi, char *err, si
         snprintf(wi->why, sizeof wi->why, "migration %" PRId64 " changed the table after it: revert "
                  "that first", wi->later);
     bool faults = PQgetvalue(t, 0, 7)[0] == 't';
+    char owner[256];
+    snprintf(owner, sizeof owner, "%s", PQgetvalue(t, 0, 8));
     PQclear(t);
-    if (wi->why[0] || !faults)
+    if (wi->why[0] || !faults || !owner[0])
         return true;
+    /* The faults table is the table owner's: read as the owner (a rule or policy of
+     * theirs runs with their rights, never the engine's; osc_rights.h). */
+    char code[6];
     osc_sb q = {0};
-    osc_sb_addf(&q, "SELECT key || ': ' || reason, (SELECT count(*) FROM pgcutover.\"m%" PRId64
-                    "_faults\") FROM pgcutover.\"m%" PRId64 "_faults\" ORDER BY at LIMIT 1",
-                wi->window, wi->window);
-    char *sql = osc_sb_take(&q);
-    t = sql ? osc_exec(c, sql, 0, NULL, err, len, NULL) : NULL;
-    free(sql);
-    if (t && PQntuples(t) == 1)
+    osc_sb_addf(&q, "SELECT ARRAY[(SELECT key || ': ' || reason FROM pgcutover.\"m%" PRId64 "_faults\" "
+                    "ORDER BY at LIMIT 1), (SELECT count(*)::text FROM pgcutover.\"m%" PRId64
+                    "_faults\")]", wi->window, wi->window);
+    char *inner = osc_sb_take(&q);
+    const char *iv[] = {inner};
+    t = inner && osc_rights_executor(c, OSC_AS_OWNER, owner, err, len, code)
+            ? osc_exec(c, "SELECT r[1], r[2] FROM (SELECT pg_temp." OSC_AS_OWNER "($1, ARRAY[]::"
+                          "text[], true) AS r) s", 1, iv, err, len, code)
+            : NULL;
+    free(inner);
+    if (t && PQntuples(t) == 1 && !PQgetisnull(t, 0, 0))
         snprintf(wi->why, sizeof wi->why, "a write since the swap does not fit the old table: %s%s",
                  PQgetvalue(t, 0, 0), strcmp(PQgetvalue(t, 0, 1), "1") ? " (and more)" : "");
+    else if (t == NULL) /* unknown is not revertible */
+        snprintf(wi->why, sizeof wi->why, "its faults could not be read: %s", err);
     PQclear(t);
     return true;
 }

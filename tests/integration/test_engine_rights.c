@@ -19,6 +19,8 @@
  *                  pgcutover is never migrated.
  *   resume         a migration whose dual-write function an earlier build made (the
  *                  engine's, search_path FROM CURRENT) gets this build's on resume.
+ *   window_faults  the owner turns the revert window's faults table (theirs) into a view
+ *                  calling their function: SHOW MIGRATION and REVERT read it as the owner.
  *
  * The migrations that must reach ready are changes PostgreSQL rewrites (a type change, a
  * volatile default), so they go through the copy with the default instant_ddl = on.
@@ -364,6 +366,59 @@ static void test_resume_refreshes_capture(void **state)
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px2);
 }
 
+/* ---------- issue 16: a revert window's faults table is read as its owner ---------- */
+
+/* A table owner turns the faults table of the revert window (theirs: the window's
+ * trigger writes it as them) into a view calling their function (PostgreSQL 15 still
+ * converts an empty table by CREATE RULE "_RETURN"); SHOW MIGRATION and REVERT read it,
+ * as the owner: the function's ALTER ROLE … SUPERUSER fails, and what it returns is shown. */
+static void test_window_faults(void **state)
+{
+    (void)state;
+    make_login("rt_carol", false);
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "GRANT CREATE ON SCHEMA public TO rt_carol");
+    PGconn *a = h_eng_keep(&h_eng_case, login_as("rt_carol"));
+    h_execf(a, "CREATE TABLE c_t (id int PRIMARY KEY, v int); INSERT INTO c_t SELECT i, i FROM "
+               "generate_series(1, 200) i;"
+               "CREATE FUNCTION public.rt_carol_f() RETURNS text LANGUAGE plpgsql AS $$\n"
+               "BEGIN\n"
+               "  BEGIN EXECUTE 'ALTER ROLE rt_carol SUPERUSER';\n"
+               "  EXCEPTION WHEN insufficient_privilege THEN NULL; END;\n"
+               "  RETURN 'ran as ' || current_user;\n"
+               "END $$");
+    PGconn *ctl = h_eng_console(&h_eng_case, &px);
+    long long id = h_start_migration(ctl, "ALTER TABLE c_t ALTER COLUMN v TYPE bigint");
+    h_mig m;
+    h_mig_wait(ctl, id, "ready", -1, READY_MS, &m);
+    PQclear(h_ctl_ok(ctl, "CUTOVER MIGRATION %lld", id));
+    h_mig_wait(ctl, id, "done", -1, READY_MS, &m);
+    long long w = h_qint(d, "SELECT id FROM pgcutover.migrations WHERE revert_of = %lld", id);
+    assert_true(w > id);
+    h_execf(a, "CREATE RULE \"_RETURN\" AS ON SELECT TO pgcutover.m%lld_faults DO INSTEAD SELECT "
+               "public.rt_carol_f() AS key, 'planted'::text AS reason, now() AS at", w);
+    PGresult *r = h_ctl_ok(ctl, "SHOW MIGRATION %lld", id);
+    char rv[1024];
+    snprintf(rv, sizeof rv, "%s", PQgetvalue(r, 0, h_col(r, "revertible")));
+    PQclear(r);
+    assert_false(is_super(d, "rt_carol"));
+    if (strstr(rv, "ran as rt_carol: planted") == NULL)
+        h_eng_fail("revertible: %s", rv);
+    char cmd[64], code[6], msg[1024];
+    snprintf(cmd, sizeof cmd, "REVERT MIGRATION %lld", id);
+    h_ctl_err(ctl, cmd, code, msg, sizeof msg);
+    assert_string_equal(code, "0A000");
+    assert_false(is_super(d, "rt_carol"));
+    /* closing the window drops a table, not carol's view: refused until she drops it */
+    snprintf(cmd, sizeof cmd, "DROP MIGRATION %lld", id);
+    h_ctl_err(ctl, cmd, code, msg, sizeof msg);
+    if (strstr(msg, "is not a table") == NULL)
+        h_eng_fail("%s: %s %s", cmd, code, msg);
+    h_execf(a, "DROP VIEW pgcutover.m%lld_faults", w);
+    PQclear(h_ctl_ok(ctl, "DROP MIGRATION %lld", id));
+    assert_false(is_super(d, "rt_carol"));
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -378,7 +433,7 @@ static int group_teardown(void **state)
 {
     (void)state;
     h_eng_stop_group_proxy(&px);
-    const char *roles[] = {"rt_mallory", "rt_alice", "rt_writer", "rt_squatter", "rt_bob"};
+    const char *roles[] = {"rt_mallory", "rt_alice", "rt_writer", "rt_squatter", "rt_bob", "rt_carol"};
     for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
         char sql[128];
         snprintf(sql, sizeof sql, "DROP ROLE IF EXISTS %s", roles[i]);
@@ -395,6 +450,7 @@ int main(void)
         H_ENG_CASE(test_operator, "eng_rights_operator"),
         H_ENG_CASE(test_squat, "eng_rights_squat"),
         H_ENG_CASE(test_resume_refreshes_capture, "eng_rights_resume"),
+        H_ENG_CASE(test_window_faults, "eng_rights_window"),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -901,8 +901,9 @@ static void test_trigger_function_window(void **state)
     assert_non_null(q);
     /* the narrowed integer by its range, no subtransaction */
     assert_non_null(strstr(q, "IF NEW.\"abalance\" NOT BETWEEN -2147483648 AND 2147483647 THEN"));
-    assert_non_null(strstr(q, "'column \"abalance\": ' || NEW.\"abalance\"::text || ' is out of range "
-                              "for the old type integer'"));
+    assert_non_null(strstr(q, "'column \"abalance\": ' || pg_catalog.format('%s', NEW.\"abalance\") || "
+                              "' is out of range for the old type integer'"));
+    assert_null(strstr(q, "::text")); /* no cast a type's owner could define */
     /* char(5): PostgreSQL's assignment cast into a variable, in a block; names as literals */
     assert_non_null(strstr(q, "DECLARE\npgc_v2 character(5);\npgc_v5 integer;\nBEGIN\n"));
     assert_non_null(strstr(q, "pgc_v2 := NEW.\"it's\";\n    EXCEPTION WHEN OTHERS THEN"));
@@ -923,7 +924,7 @@ static void test_trigger_function_window(void **state)
     assert_non_null(strstr(q, "'violates check constraint \"pos''itive\" of the old table'"));
     /* the key in the reason */
     assert_non_null(strstr(q, "INSERT INTO pgcutover.\"m8_faults\" (key, reason) SELECT '(aid)=(' || "
-                              "coalesce(NEW.\"aid\"::text, 'NULL') || ')', "));
+                              "coalesce(pg_catalog.format('%s', NEW.\"aid\"), 'NULL') || ')', "));
     assert_null(strstr(q, "SELECT FROM pgcutover.\"m8_faults\"")); /* no read: no predicate lock */
     assert_null(strstr(q, "RAISE"));
     free(q);

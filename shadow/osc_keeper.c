@@ -62,7 +62,7 @@ static void *keeper_main(void *arg)
     while (!k_stop) {
         conf_t s = {0};
         if (!k_settings(&s))
-            s.revert_window = 0; /* no settings (out of memory): wait a minute */
+            s.revert_window = 0; /* no settings (out of memory): a minute, windows' own lifetimes */
         int wait_s = s.revert_window <= 0 ? 60 : s.revert_window / 4;
         wait_s = wait_s < 1 ? 1 : wait_s > 60 ? 60 : wait_s;
         struct timespec until;
@@ -71,7 +71,7 @@ static void *keeper_main(void *arg)
         int rc = 0;
         while (!k_stop && rc != ETIMEDOUT)
             rc = pthread_cond_timedwait(&k_cond, &k_lock, &until);
-        if (!k_stop && s.revert_window > 0) {
+        if (!k_stop) { /* every window carries its own lifetime (osc_window_expire) */
             pthread_mutex_unlock(&k_lock);
             round_once(&s);
             pthread_mutex_lock(&k_lock);

@@ -2,9 +2,11 @@
  * osc_keeper.h — the engine's keeper thread: it ends revert windows (osc_window.h) that
  * have waited longer than the revert_window setting, in the databases where this process
  * ran or resumed a migration (never in others: a test's or a tenant's database is not
- * connected to without a reason, and DROP DATABASE is not disturbed). It wakes every
- * revert_window / 4 seconds (between 1 and 60), reads the settings each time (reloadable),
- * and stops with the engine.
+ * connected to without a reason, and DROP DATABASE is not disturbed). Each window ends
+ * by the lifetime recorded when it opened, so a pgcutover set otherwise that resumed in
+ * the same database (a second one, a test's) ends none early. It wakes every
+ * revert_window / 4 seconds (between 1 and 60; 60 when 0), reads the settings each time
+ * (reloadable), and stops with the engine.
  */
 #ifndef OSC_KEEPER_H
 #define OSC_KEEPER_H

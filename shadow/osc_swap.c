@@ -71,7 +71,7 @@ step_rc osc_drv_cutover(run_ctx *x)
     osc_mig *m = x->m;
     conf_t s = {0};
     osc_hooks.settings(&s);
-    int attempts = s.cutover_attempts;
+    int attempts = s.cutover_attempts, window_s = s.revert_window;
     conf_free(&s);
     char code[6] = "", old_name[64], sql[512];
     osc_plan_table_name(x->map.table, m->id, "old", old_name, sizeof old_name);
@@ -150,7 +150,7 @@ step_rc osc_drv_cutover(run_ctx *x)
             if (ok) {
                 double tw = osc_drv_now_s(); /* part of the hold: recorded to be seen */
                 snprintf(rids, sizeof rids, "%" PRId64,
-                         osc_window_open(x->c, &x->map, old_name, wwhy, sizeof wwhy));
+                         osc_window_open(x->c, &x->map, old_name, window_s, wwhy, sizeof wwhy));
                 snprintf(wms, sizeof wms, "%.3f", (osc_drv_now_s() - tw) * 1000);
                 const char *wv[] = {x->ids, rids, wwhy[0] ? wwhy : NULL, wms};
                 char werr[512], wcode[6];

@@ -20,7 +20,7 @@ static const char no_inverse_sql[] =
     "  (fc.expr IS NOT NULL AND fc.expr !~ '^\"([^\"]|\"\")+\"$') OR "
     "  (fc.key_ord IS NOT NULL AND fc.type <> fc.key_type)) ORDER BY fc.ord LIMIT 1";
 
-/* R's row: $1 F's id, $2 the old table's name in schema pgcutover. */
+/* R's row: $1 F's id, $2 the old table's name in schema pgcutover, $3 its lifetime (s). */
 static const char insert_sql[] =
     "INSERT INTO pgcutover.migrations (table_schema, table_name, table_oid, statement, started_by, "
     "  strategy, state, phase, shadow_schema, shadow_name, key_columns, key_ops, shadow_key_ops, "
@@ -30,7 +30,8 @@ static const char insert_sql[] =
     "  || f.id, f.started_by, 'copy', 'standby', 'revert window: the change log keeps the old "
     "table current; REVERT MIGRATION ' || f.id || ' swaps it back', 'pgcutover', $2, "
     "  f.key_columns, f.shadow_key_ops, f.key_ops, f.key_coll_changed, f.settings || "
-    "  pg_catalog.jsonb_build_object('cutover', 'manual'), pg_catalog.jsonb_build_object("
+    "  pg_catalog.jsonb_build_object('cutover', 'manual', 'revert_window_s', $3::int), "
+    "  pg_catalog.jsonb_build_object("
     "  'standby', now()), f.id, NULL "
     "FROM pgcutover.migrations f WHERE f.id = $1 RETURNING id";
 
@@ -50,10 +51,12 @@ static const char columns_sql[] =
     "  pg_catalog.replace(a.attname, '\"', '\"\"') || '\"' "
     "WHERE a.attrelid = $3::oid AND a.attnum > 0 AND NOT a.attisdropped";
 
-int64_t osc_window_open(PGconn *c, const osc_map *m, const char *old_name, char *why, size_t len)
+int64_t osc_window_open(PGconn *c, const osc_map *m, const char *old_name, int window_s,
+                        char *why, size_t len)
 {
-    char ids[32], err[1024], code[6], rid[32] = "";
+    char ids[32], err[1024], code[6], rid[32] = "", life[16];
     snprintf(ids, sizeof ids, "%" PRId64, m->id);
+    snprintf(life, sizeof life, "%d", window_s);
     why[0] = 0;
     const char *fv[] = {ids};
     PGresult *t = osc_exec(c, no_inverse_sql, 1, fv, err, sizeof err, code);
@@ -69,8 +72,8 @@ int64_t osc_window_open(PGconn *c, const osc_map *m, const char *old_name, char 
     osc_sb_addf(&q, "pgcutover.");
     osc_sb_ident(&q, old_name);
     char *oldq = osc_sb_take(&q);
-    const char *iv[] = {ids, old_name};
-    t = oldq ? osc_exec(c, insert_sql, 2, iv, err, sizeof err, code) : NULL;
+    const char *iv[] = {ids, old_name, life};
+    t = oldq ? osc_exec(c, insert_sql, 3, iv, err, sizeof err, code) : NULL;
     bool ok = t && PQntuples(t) == 1;
     if (ok)
         snprintf(rid, sizeof rid, "%s", PQgetvalue(t, 0, 0));
@@ -147,18 +150,19 @@ bool osc_window_drop_old(PGconn *c, int64_t f, const char *old_name, char *err, 
 int osc_window_expire(PGconn *c, int window_s, bool drop_old, int lock_timeout_ms)
 {
     char secs[16], err[1024], code[6], phase[128];
-    if (window_s <= 0)
-        return 0;
     snprintf(secs, sizeof secs, "%d", window_s);
-    snprintf(phase, sizeof phase, "revert window expired (revert_window = %d s)", window_s);
     const char *v[] = {secs};
-    PGresult *t = osc_exec(c, "SELECT w.id, w.revert_of, f.old_name FROM pgcutover.migrations w JOIN "
-                              "pgcutover.migrations f ON f.id = w.revert_of WHERE w.state = 'standby' "
-                              "AND (w.phase_at->>'standby')::timestamptz + $1::int * interval '1 s' "
-                              "< now() ORDER BY w.id", 1, v, err, sizeof err, NULL);
+    PGresult *t = osc_exec(c, "SELECT w.id, w.revert_of, f.old_name, l.s FROM pgcutover.migrations w "
+                              "JOIN pgcutover.migrations f ON f.id = w.revert_of, LATERAL (SELECT "
+                              "coalesce((w.settings->>'revert_window_s')::int, $1::int) AS s) l "
+                              "WHERE w.state = 'standby' AND l.s > 0 AND (w.phase_at->>'standby')::"
+                              "timestamptz + l.s * interval '1 s' < now() ORDER BY w.id",
+                           1, v, err, sizeof err, NULL);
     int ended = 0;
     for (int i = 0; t && i < PQntuples(t); i++) {
         int64_t w = strtoll(PQgetvalue(t, i, 0), NULL, 10), f = strtoll(PQgetvalue(t, i, 1), NULL, 10);
+        int life = atoi(PQgetvalue(t, i, 3));
+        snprintf(phase, sizeof phase, "revert window expired (revert_window = %d s)", life);
         if (!osc_window_end(c, w, phase, lock_timeout_ms, err, sizeof err)) {
             osc_log(CONF_LOG_WARNING, "m%" PRId64 ": ending the expired revert window: %s (tried "
                                       "again later)", w, err);
@@ -171,7 +175,7 @@ int osc_window_expire(PGconn *c, int window_s, bool drop_old, int lock_timeout_m
             osc_log(CONF_LOG_WARNING, "m%" PRId64 ": dropping the old table after its revert window: "
                                       "%s (DROP MIGRATION %" PRId64 " drops it)", f, err, f);
         osc_log(CONF_LOG_INFO, "m%" PRId64 ": revert window of migration %" PRId64 " expired after "
-                               "%d s; old table %s", w, f, window_s, dropped ? "dropped" : "kept");
+                               "%d s; old table %s", w, f, life, dropped ? "dropped" : "kept");
     }
     PQclear(t);
     return ended;

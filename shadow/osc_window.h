@@ -29,9 +29,12 @@
  * savepoint: record R and install its capture. Returns R's id, or 0 with why filled when
  * the change has no exact inverse (a USING expression, a key whose type changed) or a
  * step failed (the savepoint rolled back: the swap goes on without a window). Never fails
- * the swap.
+ * the swap. window_s (the revert_window setting now; 0 = no limit) is recorded with R as
+ * its own lifetime (settings revert_window_s): a window ends by its own, whatever another
+ * pgcutover on the same cluster is set to.
  */
-int64_t osc_window_open(PGconn *c, const osc_map *m, const char *old_name, char *why, size_t len);
+int64_t osc_window_open(PGconn *c, const osc_map *m, const char *old_name, int window_s,
+                        char *why, size_t len);
 
 /*
  * osc_window_close — end the revert windows waiting on table table_oid (a new change of
@@ -60,8 +63,9 @@ bool osc_window_drop_old(PGconn *c, int64_t f, const char *old_name, char *err, 
 
 /*
  * osc_window_expire — end the windows of c's database that have waited in standby longer
- * than window_s seconds since their swap (the revert_window setting; 0 = never), logging
- * each; with drop_old, their old tables too (osc_window_drop_old). Returns how many ended.
+ * than their own lifetime since their swap (revert_window_s recorded at the swap; window_s,
+ * the setting now, for a window an earlier build opened; 0 = no limit), logging each;
+ * with drop_old, their old tables too (osc_window_drop_old). Returns how many ended.
  */
 int osc_window_expire(PGconn *c, int window_s, bool drop_old, int lock_timeout_ms);
 

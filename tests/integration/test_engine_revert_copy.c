@@ -13,7 +13,8 @@
  *               DROP MIGRATION closes the window.
  *   expire      revert_window = 3 s, revert_window_old_table = drop: under writes the
  *               window ends by itself (phase says so), its trigger and the old table
- *               are gone, revertible says why and REVERT is refused.
+ *               are gone, revertible says why and REVERT is refused; a window another
+ *               pgcutover opened with the default lifetime in the same database stays.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -129,12 +130,21 @@ static void test_expire(void **state)
     (void)state;
     PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM "
-               "generate_series(1, 1000) g");
+               "generate_series(1, 1000) g; CREATE TABLE u (LIKE t INCLUDING ALL); INSERT INTO u "
+               "SELECT * FROM t");
+    /* a window opened under the default lifetime (a day) by another pgcutover */
+    h_proxy_start(&h_eng_case.px2, NULL);
+    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px2);
+    long long uid = h_start_migration(ctl, "ALTER TABLE u ALTER COLUMN v TYPE bigint");
+    h_mig m;
+    h_mig_wait(ctl, uid, "done", -1, 120000, &m);
+    long long uw = h_qint(d, "SELECT id FROM pgcutover.migrations WHERE revert_of = %lld", uid);
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px2); /* closes d and ctl too */
+    d = h_eng_direct(&h_eng_case);
     const char *sets[] = {"revert_window=3", "revert_window_old_table=drop", NULL};
     h_proxy_start(&h_eng_case.px, sets);
-    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
+    ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
     long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN v TYPE bigint");
-    h_mig m;
     h_mig_wait(ctl, id, "done", -1, 120000, &m);
     char old[256];
     snprintf(old, sizeof old, "%s", m.old_table);
@@ -160,6 +170,9 @@ static void test_expire(void **state)
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class WHERE oid = to_regclass('%s')", old), 0);
     expect_refused(ctl, id, "no: revert window expired", "", "expired");
     h_execf(app, "UPDATE t SET v = 5000000000 WHERE id = 1"); /* bigint, no window left to check */
+    /* the other window keeps its own lifetime: this pgcutover's 3 s end it not */
+    h_mig_show(ctl, uw, &m);
+    assert_string_equal(m.state, "standby");
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 

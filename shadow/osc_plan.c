@@ -120,26 +120,37 @@ static const char bound_sql[] =
     "  AND d.refobjid = $1::oid AND d.deptype = 'a' AND EXISTS (SELECT FROM pg_rewrite w "
     "  WHERE w.oid = d.objid AND w.ev_class = $1::oid))";
 
+bool osc_plan_bound(PGconn *c, unsigned table_oid, char *found, size_t flen, char *err,
+                    size_t errlen, char code[6])
+{
+    char oid[16];
+    snprintf(oid, sizeof oid, "%u", table_oid);
+    const char *v[] = {oid};
+    PGresult *t = osc_exec(c, bound_sql, 1, v, err, errlen, code);
+    found[0] = 0;
+    if (t == NULL)
+        return false;
+    if (!PQgetisnull(t, 0, 0))
+        snprintf(found, flen, "%s", PQgetvalue(t, 0, 0));
+    PQclear(t);
+    return true;
+}
+
 static bool bound_objects(PGconn *c, osc_plan *p, osc_result *r)
 {
-    char err[1024], code[6], oid[16];
-    snprintf(oid, sizeof oid, "%u", p->table_oid);
-    const char *v[] = {oid};
-    PGresult *t = osc_exec(c, bound_sql, 1, v, err, sizeof err, code);
-    if (t == NULL) {
+    char err[1024], code[6], found[800];
+    if (!osc_plan_bound(c, p->table_oid, found, sizeof found, err, sizeof err, code)) {
         osc_result_error(r, code, NULL, "reading what depends on the table: %s", err);
         return false;
     }
-    bool none = PQgetisnull(t, 0, 0);
-    if (!none)
+    if (found[0])
         osc_result_error(r, "0A000",
                          "drop them (or change them not to use the table) before the change and "
                          "create them again after it, or change the table directly",
                          "cannot change \"%s.%s\" online: these objects are bound to the table "
                          "and would go on using the old table after the swap: %.700s",
-                         p->map.schema, p->map.table, PQgetvalue(t, 0, 0));
-    PQclear(t);
-    return none;
+                         p->map.schema, p->map.table, found);
+    return found[0] == 0;
 }
 
 bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, osc_result *r)

@@ -59,6 +59,17 @@ typedef struct {
 bool osc_plan_check(PGconn *c, const char *sql, const char *user, osc_plan *p, osc_result *r);
 
 /*
+ * osc_plan_bound — the objects PostgreSQL records as bound to table table_oid (or its row
+ * type) by OID that a swap does not carry over (SQL-body functions, rules, materialized
+ * views, other tables' defaults and policies, …: after a swap they would go on using the
+ * table swapped out), described and joined by "; " into found ("" when none). For the
+ * admission of a change and again under the cutover's lock (objects made since). False
+ * with err and code when the catalog cannot be read.
+ */
+bool osc_plan_bound(PGconn *c, unsigned table_oid, char *found, size_t flen, char *err,
+                    size_t errlen, char code[6]);
+
+/*
  * osc_plan_shadow — after osc_plan_check: in one transaction create the shadow
  * pgcutover.<shadow_name> (refused with 42501 when schema pgcutover is not the
  * engine's, osc_state_trusted) owned by the table's owner, apply the ALTER as the console

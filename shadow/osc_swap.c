@@ -120,8 +120,8 @@ step_rc osc_drv_cutover(run_ctx *x)
             osc_sb_qualified(&n, x->map.schema, x->map.table);
             char *name = osc_sb_take(&n);
             const char *v[] = {x->ids, name};
-            PGresult *t = name ? osc_exec(x->c, "SELECT table_oid = to_regclass($2)::oid FROM "
-                                                "pgcutover.migrations WHERE id = $1",
+            PGresult *t = name ? osc_exec(x->c, "SELECT table_oid = to_regclass($2)::oid, table_oid "
+                                                "FROM pgcutover.migrations WHERE id = $1",
                                           2, v, x->err, sizeof x->err, code)
                                : NULL;
             ok = t != NULL;
@@ -129,6 +129,20 @@ step_rc osc_drv_cutover(run_ctx *x)
                 errors = 1;
                 snprintf(x->apply_err, sizeof x->apply_err, "table %s was dropped or replaced "
                          "during the migration: nothing swapped", name);
+            }
+            /* Objects bound to the table by OID made since the admission (a SQL-body
+             * function, a rule: during a long copy, or in a revert window's day) would go
+             * on using the table swapped out: no swap; back to ready, saying which. */
+            char found[800] = "";
+            unsigned oid = t && !errors ? (unsigned)strtoul(PQgetvalue(t, 0, 1), NULL, 10) : 0;
+            ok = ok && (errors || osc_plan_bound(x->c, oid, found, sizeof found, x->err,
+                                                 sizeof x->err, code));
+            if (ok && found[0]) {
+                ok = false;
+                snprintf(code, 6, "0A000"); /* not retryable: the objects stay until dropped */
+                snprintf(x->err, sizeof x->err, "these objects are bound to %s and would go on "
+                         "using the table swapped out: %s; drop them (create them again after "
+                         "the swap), then CUTOVER MIGRATION %" PRId64, name, found, m->id);
             }
             PQclear(t);
             free(name);

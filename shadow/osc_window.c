@@ -8,6 +8,7 @@
 
 #include "osc_db.h"
 #include "osc_migration.h"
+#include "osc_plan.h"
 #include "osc_rights.h"
 
 /* Why F's change has no exact inverse (no row: it has one). $1 F's id. */
@@ -214,7 +215,7 @@ bool osc_window_inspect(PGconn *c, int64_t f, osc_window_info *wi, char *err, si
                               "l.source, '') NOT LIKE 'revert %' ORDER BY l.id LIMIT 1), f.old_name, "
                               "pg_catalog.to_regclass('pgcutover.m' || w.id || '_faults') IS NOT NULL, (SELECT "
                               "pg_catalog.pg_get_userbyid(relowner) FROM pg_catalog.pg_class WHERE oid = "
-                              "w.table_oid) "
+                              "w.table_oid), w.table_oid "
                               "FROM pgcutover.migrations f LEFT JOIN pgcutover.migrations w ON w.id = "
                               "(f.settings->>'revert_window')::bigint WHERE f.id = $1 AND f.strategy = 'copy'",
                            1, v, err, len, NULL);
@@ -242,14 +243,24 @@ bool osc_window_inspect(PGconn *c, int64_t f, osc_window_info *wi, char *err, si
         snprintf(wi->why, sizeof wi->why, "migration %" PRId64 " changed the table after it: revert "
                  "that first", wi->later);
     bool faults = PQgetvalue(t, 0, 7)[0] == 't';
-    char owner[256];
+    char owner[256], found[800], code[6];
     snprintf(owner, sizeof owner, "%s", PQgetvalue(t, 0, 8));
+    unsigned live = (unsigned)strtoul(PQgetvalue(t, 0, 9), NULL, 10);
     PQclear(t);
+    if (wi->why[0])
+        return true;
+    /* what the revert's swap would leave bound to the table it takes out of service
+     * (osc_plan_bound; the swap checks again under its lock) */
+    if (!osc_plan_bound(c, live, found, sizeof found, err, len, code))
+        snprintf(wi->why, sizeof wi->why, "what depends on the table could not be read: %s", err);
+    else if (found[0])
+        snprintf(wi->why, sizeof wi->why, "these objects are bound to the live table and would go "
+                 "on using it after the revert's swap: %s (drop them first, create them again "
+                 "after)", found);
     if (wi->why[0] || !faults || !owner[0])
         return true;
     /* The faults table is the table owner's: read as the owner (a rule or policy of
      * theirs runs with their rights, never the engine's; osc_rights.h). */
-    char code[6];
     osc_sb q = {0};
     osc_sb_addf(&q, "SELECT ARRAY[(SELECT key || ': ' || reason FROM pgcutover.\"m%" PRId64 "_faults\" "
                     "ORDER BY at LIMIT 1), (SELECT count(*)::text FROM pgcutover.\"m%" PRId64

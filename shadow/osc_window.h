@@ -82,7 +82,9 @@ typedef struct {
 /*
  * osc_window_inspect — whether copy migration f can be reverted through its window: f is
  * done and not reverted already, its window R waits in standby, no later change of the
- * table is done, and no write since the swap was recorded as not fitting the old table
+ * table is done, nothing made since is bound to the live table by OID (osc_plan_bound: a
+ * SQL-body function would go on using it after the revert's swap), and no write since the
+ * swap was recorded as not fitting the old table
  * (pgcutover.m<R>_faults, filled by R's trigger: the key and the reason, e.g. "(aid)=(7):
  * column "abalance": 3000000000 is out of range for the old type integer"). Returns false
  * when f is no copy migration (or the query fails: err), true with *wi filled.

@@ -15,6 +15,8 @@
  *               window ends by itself (phase says so), its trigger and the old table
  *               are gone, revertible says why and REVERT is refused; a window another
  *               pgcutover opened with the default lifetime in the same database stays.
+ *   bound       a SQL-body function on the table made after the admission: it stops the
+ *               cutover (back to ready, named) and, in the window, REVERT — until dropped.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -176,11 +178,56 @@ static void test_expire(void **state)
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 
+/* Objects bound to the table by OID made after the admission: a SQL-body function made
+ * while a copy waits for its cutover stops the swap (back to ready, the function named)
+ * until it is dropped; one made while the revert window is open makes revertible no and
+ * REVERT refused until it is dropped. Either way no swap leaves it reading the table
+ * swapped out. */
+static void test_bound(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM "
+               "generate_series(1, 1000) g");
+    const char *sets[] = {"cutover=manual", NULL};
+    h_proxy_start(&h_eng_case.px, sets);
+    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
+    long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN v TYPE bigint");
+    h_mig m;
+    h_mig_wait(ctl, id, "ready", -1, 120000, &m);
+    h_execf(d, "CREATE FUNCTION t_count() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) "
+               "FROM t; END");
+    char cmd[64];
+    snprintf(cmd, sizeof cmd, "CUTOVER MIGRATION %lld", id);
+    PQclear(PQexec(ctl, cmd)); /* its answer: the state below */
+    h_mig_show(ctl, id, &m);
+    if (strcmp(m.state, "ready") != 0 || strstr(m.phase, "function public.t_count()") == NULL)
+        h_eng_fail("CUTOVER with a bound function: %s: %s", m.state, m.phase);
+    assert_string_equal(h_qtext(d, (char[64]){0}, 64, "SELECT format_type(atttypid, atttypmod) FROM "
+                                "pg_attribute WHERE attrelid = 't'::regclass AND attname = 'v'"),
+                        "integer");
+    h_execf(d, "DROP FUNCTION t_count()");
+    PQclear(h_ctl_ok(ctl, "CUTOVER MIGRATION %lld", id));
+    h_mig_show(ctl, id, &m);
+    assert_string_equal(m.state, "done");
+    /* the window: a function made now would go on reading the table the revert takes out */
+    h_execf(d, "CREATE FUNCTION t_count() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) "
+               "FROM t; END");
+    expect_refused(ctl, id, "no: these objects are bound to the live table",
+                   "function public.t_count()", "function public.t_count()");
+    h_execf(d, "DROP FUNCTION t_count()");
+    long long w = h_qint(d, "SELECT id FROM pgcutover.migrations WHERE revert_of = %lld", id);
+    PQclear(h_ctl_ok(ctl, "REVERT MIGRATION %lld", id));
+    h_mig_wait(ctl, w, "done", -1, 120000, &m);
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         H_ENG_CASE(test_refused, "eng_revcopy_refused"),
         H_ENG_CASE(test_expire, "eng_revcopy_expire"),
+        H_ENG_CASE(test_bound, "eng_revcopy_bound"),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -577,20 +577,34 @@ static void pause_resume(PGconn *c, const char *db, const char *user, bool pause
         no_such_migration(r, only, db);
         return;
     }
-    if (only) { /* a batched statement: its loop reads the row between two ranges */
-        char ids[32], err[256];
-        snprintf(ids, sizeof ids, "%" PRId64, only);
-        const char *v[] = {ids, pause ? "paused" : "copying", pause ? "copying" : "paused"};
-        PGresult *t = osc_exec(c, "UPDATE pgcutover.migrations SET state = $2, updated_at = now(), "
-                                  "phase_at = phase_at || jsonb_build_object($2, now()) WHERE id = $1 "
-                                  "AND strategy = 'batched' AND state IN ($2, $3) RETURNING id",
-                               3, v, err, sizeof err, NULL);
-        bool batched = t && PQntuples(t) == 1;
-        PQclear(t);
-        if (batched) {
-            snprintf(r->tag, sizeof r->tag, "%s MIGRATION", pause ? "PAUSE" : "RESUME");
-            return;
-        }
+    /* batched statements: their loop reads the row between two ranges; ALL takes the
+     * user's own (as for the copies below) */
+    char ids[32], err[256];
+    snprintf(ids, sizeof ids, "%" PRId64, only);
+    const char *v[] = {ids, pause ? "paused" : "copying", pause ? "copying" : "paused"};
+    PGresult *t = osc_state_exists(c)
+                      ? osc_exec(c, "SELECT id FROM pgcutover.migrations WHERE strategy = 'batched' "
+                                    "AND state IN ($2, $3) AND ($1::bigint = 0 OR id = $1::bigint)",
+                                 3, v, err, sizeof err, NULL)
+                      : NULL;
+    int batched = 0;
+    for (int i = 0; t && i < PQntuples(t); i++) {
+        char table[300];
+        int64_t id = strtoll(PQgetvalue(t, i, 0), NULL, 10);
+        if (!only && may_act(c, user, id, table, sizeof table, err, sizeof err) != MAY_YES)
+            continue;
+        const char *u[] = {PQgetvalue(t, i, 0), v[1], v[2]};
+        PGresult *x = osc_exec(c, "UPDATE pgcutover.migrations SET state = $2, updated_at = now(), "
+                                  "phase_at = phase_at || jsonb_build_object($2, now()) WHERE id = "
+                                  "$1::bigint AND state IN ($2, $3) RETURNING id",
+                               3, u, err, sizeof err, NULL);
+        batched += x && PQntuples(x) == 1;
+        PQclear(x);
+    }
+    PQclear(t);
+    if (only && batched) {
+        snprintf(r->tag, sizeof r->tag, "%s MIGRATION", pause ? "PAUSE" : "RESUME");
+        return;
     }
     int done = 0;
     pthread_mutex_lock(&reg_lock);

@@ -42,7 +42,7 @@
  *               PGC006 (batch_threshold_rows 1,000; --strict exits 3, 0 without it);
  *               a `-- pgcutover:batched` UPDATE of 5,000 rows in ranges of 200, throttled;
  *               PAUSE MIGRATION n stops it between two ranges (rows_copied still for 1 s),
- *               RESUME lets it go on; SIGKILL of pgcutover half way; after the restart `migrate up` goes on from
+ *               RESUME lets it go on, and PAUSE/RESUME MIGRATION ALL the same; SIGKILL of pgcutover half way; after the restart `migrate up` goes on from
  *               the checkpoint: a trigger that logs every row update shows each row updated
  *               exactly once. On the console: BATCHED DELETE; an UPDATE of the key column
  *               and a keyless table refused (0A000).
@@ -670,7 +670,17 @@ static void test_batched(void **state)
                                "'paused'", id), 1);
     PQclear(h_ctl_ok(ctl0, "RESUME MIGRATION %lld", id));
     wait_for(d, "ranges after RESUME", "SELECT count(*) FROM pgcutover.migrations WHERE strategy = "
-                                       "'batched' AND rows_copied >= 1000");
+                                       "'batched' AND rows_copied >= 800");
+    /* PAUSE MIGRATION ALL holds it too; RESUME MIGRATION ALL lets it go on */
+    PQclear(h_ctl_ok(ctl0, "PAUSE MIGRATION ALL"));
+    usleep(500000);
+    at = h_qint(d, "SELECT rows_copied FROM pgcutover.migrations WHERE id = %lld", id);
+    usleep(1000000);
+    assert_int_equal(h_qint(d, "SELECT rows_copied FROM pgcutover.migrations WHERE id = %lld AND "
+                               "state = 'paused'", id), at);
+    PQclear(h_ctl_ok(ctl0, "RESUME MIGRATION ALL"));
+    wait_for(d, "ranges after RESUME ALL", "SELECT count(*) FROM pgcutover.migrations WHERE strategy "
+                                           "= 'batched' AND rows_copied >= 1000");
     kill_and_restart(px, &p, px2, sets);
     long long half = h_qint(d, "SELECT count(*) FROM upd");
     if (half <= 0 || half >= 5000)

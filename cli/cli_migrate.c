@@ -21,7 +21,7 @@
 #define PROGRESS_MS 1000
 
 typedef struct {
-    const char *host, *port, *db, *user, *verb, *dir, *to;
+    const char *host, *port, *db, *user, *verb, *dir, *to, *history;
     long steps, wait_s;
     bool strict, revert, accept_loss;
     const char *accept[64];
@@ -100,7 +100,9 @@ static int usage(FILE *out)
             "      --strict             plan: exit 3 on any warning\n"
             "      --revert             down: REVERT MIGRATION each step instead of the down file\n"
             "      --accept-data-loss   down --revert: a revert may drop columns the version added\n"
-            "      --wait SECONDS       wait this long for another migrate to finish (default 600)\n\n"
+            "      --wait SECONDS       wait this long for another migrate to finish (default 600)\n"
+            "      --history-table NAME status, adopt: the other tool's history table is NAME\n"
+            "                           (golang-migrate's x-migrations-table, Flyway's flyway.table)\n\n"
             "Exit status: 0 done, 1 a version failed / plan refuses a step, 2 bad usage or\n"
             "directory, 3 refused by the database's state (drift, order, no down file; adopt:\n"
             "no such history, a failed or missing version) or\n"
@@ -121,6 +123,7 @@ static int parse(int argc, char **argv, mig_opts *o)
                                           {"wait", required_argument, NULL, 'w'},
                                           {"revert", no_argument, NULL, 'R'},
                                           {"accept-data-loss", no_argument, NULL, 'L'},
+                                          {"history-table", required_argument, NULL, 'H'},
                                           {"help", no_argument, NULL, '?'},
                                           {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
@@ -138,6 +141,7 @@ static int parse(int argc, char **argv, mig_opts *o)
         case 'S': o->strict = true; break;
         case 'R': o->revert = true; break;
         case 'L': o->accept_loss = true; break;
+        case 'H': o->history = optarg; break;
         case 's':
         case 'w': {
             long v = strtol(optarg, &end, 10);
@@ -213,6 +217,10 @@ static char *build(const mig_opts *o, const cli_md_dir *d)
         puts_(&b, " REVERT");
     if (o->accept_loss)
         puts_(&b, " ACCEPT DATA LOSS");
+    if (o->history) {
+        puts_(&b, " HISTORY");
+        literal(&b, o->history);
+    }
     bool down = strcmp(o->verb, "down") == 0;
     for (int i = 0; i < d->n; i++) {
         const cli_md_version *v = &d->v[i];

@@ -252,24 +252,25 @@ const char *osc_foreign_tool(const osc_foreign *f)
 /* ---------- reading the history ---------- */
 
 typedef struct {
-    const char *layout, *tool, *table;
+    const char *layout, *tool;
+    const char *tables; /* the names it is known by, as a text[] literal */
     const char *cols; /* the columns it must have, as a text[] literal */
     bool exact;       /* exactly these columns, "name type" (golang-migrate) */
 } tool_def;
 
 static const tool_def tools[] = {
-    {"golang-migrate", "golang-migrate", "schema_migrations",
+    {"golang-migrate", "golang-migrate", "{schema_migrations}",
      "{\"version bigint\",\"dirty boolean\"}", true},
-    {"flyway", "Flyway", "flyway_schema_history",
+    {"flyway", "Flyway", "{flyway_schema_history,schema_version}",
      "{installed_rank,version,description,type,script,checksum,installed_on,execution_time,"
      "success}",
      false},
-    {"prisma", "Prisma", "_prisma_migrations",
+    {"prisma", "Prisma", "{_prisma_migrations}",
      "{id,checksum,finished_at,migration_name,logs,rolled_back_at,started_at,applied_steps_count}",
      false},
 };
 
-/* Tables named def->table with def's columns, in any schema but pgcutover's and the
+/* Tables named one of $1 with def's columns, in any schema but pgcutover's and the
  * system ones: their qualified (quoted) names and whether user may SELECT them. */
 static const char candidates_sql[] =
     "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), "
@@ -278,7 +279,7 @@ static const char candidates_sql[] =
     "CROSS JOIN LATERAL (SELECT array_agg(a.attname::text || CASE WHEN $4::bool THEN ' ' || "
     "pg_catalog.format_type(a.atttypid, NULL) ELSE '' END) cols FROM pg_catalog.pg_attribute a "
     "WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) a "
-    "WHERE c.relname = $1 AND c.relkind IN ('r', 'p') AND n.nspname <> 'pgcutover' "
+    "WHERE c.relname = ANY ($1::text[]) AND c.relkind IN ('r', 'p') AND n.nspname <> 'pgcutover' "
     "AND n.nspname <> 'information_schema' AND n.nspname !~ '^pg_' AND a.cols @> $2::text[] "
     "AND (NOT $4::bool OR cardinality(a.cols) = cardinality($2::text[])) ORDER BY 1";
 
@@ -368,8 +369,8 @@ static bool read_rows(PGconn *c, const char *table, osc_foreign *f, char sqlstat
     return ok;
 }
 
-bool osc_adopt_read(PGconn *c, const char *layout, const char *user, osc_foreign *out,
-                    char sqlstate[6], char *err, size_t errlen)
+bool osc_adopt_read(PGconn *c, const char *layout, const char *history, const char *user,
+                    osc_foreign *out, char sqlstate[6], char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     const tool_def *d = NULL;
@@ -381,8 +382,13 @@ bool osc_adopt_read(PGconn *c, const char *layout, const char *user, osc_foreign
     if (d == NULL)
         return true;
     char e[512];
-    const char *p[] = {d->table, d->cols, user, d->exact ? "t" : "f"};
+    const char *hv[] = {history};
+    PGresult *h = history ? osc_exec(c, "SELECT ARRAY[$1::text]::text", 1, hv, e, sizeof e, NULL) : NULL;
+    if (history && h == NULL)
+        return fail(sqlstate, "XX000", err, errlen, "the history table's name: ", e);
+    const char *p[] = {h ? PQgetvalue(h, 0, 0) : d->tables, d->cols, user, d->exact ? "t" : "f"};
     PGresult *t = osc_exec(c, candidates_sql, 4, p, e, sizeof e, NULL);
+    PQclear(h);
     if (t == NULL)
         return fail(sqlstate, "XX000", err, errlen, "looking for the tool's history table: ", e);
     int n = PQntuples(t);
@@ -583,7 +589,7 @@ void osc_adopt_run(PGconn *c, const char *db, const char *user, const osc_mcmd *
         return;
     osc_foreign f;
     char code[6], err[1024];
-    if (!osc_adopt_read(c, m->layout, user, &f, code, err, sizeof err)) {
+    if (!osc_adopt_read(c, m->layout, m->history, user, &f, code, err, sizeof err)) {
         osc_result_error(r, code, NULL, "%s", err);
         return;
     }
@@ -595,8 +601,8 @@ void osc_adopt_run(PGconn *c, const char *db, const char *user, const osc_mcmd *
         osc_result_error(r, "55000",
                          "adopt records what another tool applied; a database without "
                          "its table has nothing to adopt: use `pgcutover migrate up`",
-                         "no %s %s table found in database \"%s\"", d ? d->tool : m->layout,
-                         d ? d->table : "history", db);
+                         "no %s history table (%s) found in database \"%s\"",
+                         d ? d->tool : m->layout, m->history ? m->history : d ? d->tables : "", db);
         return;
     }
     PGresult *keys = NULL;

@@ -15,12 +15,13 @@
  *   force`. Found: a table named schema_migrations, in any schema but pgcutover's own
  *   (pgcutover.schema_migrations) and the system ones, with exactly those two columns
  *   and types (Rails' schema_migrations, a varchar, is not it). A renamed table
- *   (x-migrations-table=other) is not found.
+ *   (x-migrations-table=other) is found when named: `--history-table other`.
  *
  * Flyway (MigrationInfoServiceImpl, MigrationInfoImpl, CoreMigrationType,
  *   ChecksumCalculator): `flyway_schema_history` (installed_rank, version, description,
  *   type, script, checksum, installed_by, installed_on, execution_time, success), in any
- *   schema. Rows in installed_rank order; per version (compared as osc_flyway_compare) the
+ *   schema; before Flyway 5 the same table was named schema_version (both are looked
+ *   for; flyway.table renames it: `--history-table`). Rows in installed_rank order; per version (compared as osc_flyway_compare) the
  *   latest row decides: success → applied; success false → failed; a successful UNDO_*
  *   row → undone, a successful DELETE row (`flyway repair` of a removed file) → deleted:
  *   both not applied. A row of a baseline type (BASELINE, SQL_BASELINE, …) or described
@@ -98,13 +99,16 @@ typedef struct {
 /*
  * osc_adopt_read — read the history of layout's tool ("golang-migrate", "flyway",
  * "prisma" — MIGRATE's LAYOUT) in c's database into *out (zeroed first; found = false
- * when no table of the tool exists, or layout is NULL or another name). user (the console
- * user) must be allowed to SELECT the table. On success the caller frees *out with
+ * when no table of the tool exists, or layout is NULL or another name). The table is the
+ * tool's own name (Flyway: flyway_schema_history, or schema_version of Flyway before 5),
+ * or history when not NULL (MIGRATE's HISTORY: golang-migrate's x-migrations-table,
+ * Flyway's flyway.table), with the tool's columns either way. user (the console user)
+ * must be allowed to SELECT the table. On success the caller frees *out with
  * osc_foreign_free. false with a SQLSTATE and err (errlen bytes), *out empty: 55000
  * several candidate tables (named) or a golang-migrate table with more than one row,
  * 42501 user may not read it, XX000 a query failed, 53200 out of memory.
  */
-bool osc_adopt_read(PGconn *c, const char *layout, const char *user, osc_foreign *out,
+bool osc_adopt_read(PGconn *c, const char *layout, const char *history, const char *user, osc_foreign *out,
                     char sqlstate[6], char *err, size_t errlen);
 
 /* osc_foreign_free — release *f's entries; *f is zeroed. Safe on a zeroed struct. */

@@ -740,7 +740,7 @@ static void migrate_status(mctx *x)
     bool *seen = calloc((size_t)nt + 1, 1);
     osc_foreign fr; /* what golang-migrate/Flyway/Prisma say: notes on versions pgcutover lacks */
     char fst[6];
-    if (!osc_adopt_read(x->c, x->m->layout, x->user, &fr, fst, err, sizeof err))
+    if (!osc_adopt_read(x->c, x->m->layout, x->m->history, x->user, &fr, fst, err, sizeof err))
         osc_log(CONF_LOG_WARNING, "migrate status: no notes from the other tool's history: %s", err);
     for (int i = 0; seen && i < x->m->nfiles; i++) {
         const osc_mfile *f = &x->m->files[i];

@@ -183,6 +183,9 @@ bool osc_mcmd_parse(const char *cmd, osc_mcmd *out, char *err, size_t errlen)
         if (accept_word(&x, "LAYOUT")) {
             free(out->layout);
             ok = string(&x, &out->layout, "LAYOUT");
+        } else if (accept_word(&x, "HISTORY")) {
+            free(out->history);
+            ok = string(&x, &out->history, "HISTORY");
         } else if (accept_word(&x, "TO")) {
             free(out->to);
             ok = string(&x, &out->to, "TO");
@@ -214,6 +217,7 @@ void osc_mcmd_free(osc_mcmd *m)
     free(m->files);
     free(m->accept);
     free(m->layout);
+    free(m->history);
     free(m->to);
     memset(m, 0, sizeof *m);
 }

@@ -3,7 +3,7 @@
  * `pgcutover migrate` client reads a migration directory and sends, in one simple Query:
  *
  *   MIGRATE UP|DOWN|STATUS|PLAN|ADOPT [LAYOUT 'name'] [TO 'version'] [STEPS n]
- *           [ACCEPT 'version' ...] [REVERT] [ACCEPT DATA LOSS]
+ *           [ACCEPT 'version' ...] [REVERT] [ACCEPT DATA LOSS] [HISTORY 'table']
  *   FILE UP|DOWN|REPEATABLE 'version' 'name' $tag$<the file's text>$tag$
  *   FILE ...
  *
@@ -31,6 +31,8 @@ typedef struct {
 typedef struct {
     osc_mig_verb verb;
     char *layout;   /* "golang-migrate", "flyway", "prisma"; NULL when not given */
+    char *history;  /* HISTORY: the other tool's history table's name (golang-migrate's
+                     * x-migrations-table, Flyway's flyway.table); NULL = the tool's own */
     char *to;       /* TO: stop after (up) / down to but not including (down) this version */
     long steps;     /* STEPS: at most this many versions; 0 = not given */
     char **accept;  /* ACCEPT: versions whose changed checksum is accepted (drift) */

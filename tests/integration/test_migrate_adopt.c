@@ -9,7 +9,7 @@
  *               "golang-migrate says applied", not 3; adopt records 1, 2 (strategy
  *               adopted, no engine migration row); adopt again adopts nothing; up runs 3
  *               only; status has no note left.
- *   golang_bad  no history: adopt exits 3 "no golang-migrate schema_migrations table";
+ *   golang_bad  no history: adopt exits 3 "no golang-migrate history table ({schema_migrations})";
  *               dirty at 2: status "failed (dirty)", adopt exits 3 naming it; current
  *               version 5 without a file: exit 3 "lacks version 5"; a second candidate
  *               table: exit 3 naming both; nothing recorded by any of them.
@@ -18,7 +18,10 @@
  *               the row deleted (`flyway repair`), a V1.1 file changed since is refused
  *               (checksum); restored, adopt records 1, 1.1 and R__items view with
  *               Flyway's times; up runs 2 only.
- *   baseline    a Flyway baseline at 2 and V3 applied: adopt records 1, 2, 3; up runs 4.
+ *   golang_renamed  golang-migrate's table renamed (x-migrations-table=gm_versions): not
+ *               found by default (exit 3), found with --history-table gm_versions.
+ *   baseline    a Flyway baseline at 2 and V3 applied, in Flyway 4's schema_version: adopt
+ *               records 1, 2, 3; up runs 4.
  *   prisma      _prisma_migrations: init applied; add_name failed, rolled back and
  *               applied again; third failed and unresolved: adopt exits 3 naming it;
  *               resolved (rolled back): adopt records init and add_name; up runs third.
@@ -67,7 +70,7 @@ static void wfile(const char *rel, const char *text)
 }
 
 /* Run `pgcutover migrate <verb> … root` through px to its end; fail unless it exits want. */
-static void mig(const h_proxy *px, const char *verb, int want)
+static void mig_with(const h_proxy *px, const char *verb, const char *history, int want)
 {
     static int seq;
     char out[600], err[600], port[16];
@@ -76,7 +79,12 @@ static void mig(const h_proxy *px, const char *verb, int want)
     snprintf(err, sizeof err, "%s/err.%d", root, seq);
     snprintf(port, sizeof port, "%d", px->control_port);
     const char *argv[] = {PGC_BIN, "migrate",     verb,     "-h", "127.0.0.1", "-p", port,
-                          "-d",    h_eng_case.db, "--wait", "0",  root,        NULL};
+                          "-d",    h_eng_case.db, "--wait", "0",  root,        NULL, NULL, NULL};
+    if (history) { /* before the directory */
+        argv[11] = "--history-table";
+        argv[12] = history;
+        argv[13] = root;
+    }
     pid_t pid = h_spawn(argv, out, err);
     int st = 0;
     double deadline = h_now_ms() + RUN_MS;
@@ -95,6 +103,11 @@ static void mig(const h_proxy *px, const char *verb, int want)
         h_eng_fail("pgcutover migrate ended by signal %d", WIFSIGNALED(st) ? WTERMSIG(st) : -1);
     if (WEXITSTATUS(st) != want)
         h_eng_fail("pgcutover migrate %s exited %d, want %d", verb, WEXITSTATUS(st), want);
+}
+
+static void mig(const h_proxy *px, const char *verb, int want)
+{
+    mig_with(px, verb, NULL, want);
 }
 
 static void expect_out(const char *text, const char *needle)
@@ -226,6 +239,34 @@ static void test_golang(void **state)
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 
+/* golang-migrate run with x-migrations-table=gm_versions: not found by its default name
+ * (adopt exits 3, nothing recorded), found by --history-table gm_versions; status too. */
+static void test_golang_renamed(void **state)
+{
+    (void)state;
+    case_dir();
+    golang_files();
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL DEFAULT 0, note text);"
+               "CREATE TABLE gm_versions (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL);"
+               "INSERT INTO gm_versions VALUES (2, false)");
+    h_proxy_start(&h_eng_case.px, NULL);
+    const h_proxy *px = &h_eng_case.px;
+    mig(px, "adopt", 3);
+    expect_out(err_text, "no golang-migrate history table ({schema_migrations})");
+    assert_int_equal(recorded(d), 0);
+    mig_with(px, "status", "gm_versions", 0);
+    expect_row("0002", "golang-migrate says applied", true);
+    mig_with(px, "adopt", "gm_versions", 0);
+    expect_out(out_text, "(2 rows)");
+    expect_vstate(d, "1", "applied up 2/2 adopted");
+    expect_vstate(d, "0002", "applied up 1/1 adopted");
+    expect_vstate(d, "3", "");
+    mig_with(px, "adopt", "no_such_table", 3);
+    expect_out(err_text, "no golang-migrate history table (no_such_table)");
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
+}
+
 static void test_golang_refused(void **state)
 {
     (void)state;
@@ -235,7 +276,7 @@ static void test_golang_refused(void **state)
     h_proxy_start(&h_eng_case.px, NULL);
     const h_proxy *px = &h_eng_case.px;
     mig(px, "adopt", 3);
-    expect_out(err_text, "no golang-migrate schema_migrations table found");
+    expect_out(err_text, "no golang-migrate history table ({schema_migrations}) found");
     mig(px, "status", 0); /* no history: no notes */
     if (strstr(out_text, "says"))
         h_eng_fail("a note without a history");
@@ -271,17 +312,23 @@ static void test_golang_refused(void **state)
 
 /* ---------- Flyway ---------- */
 
-static void flyway_table(PGconn *d, const char *schema)
+/* Flyway's history table schema.name, as Flyway creates it on PostgreSQL
+ * (createMetaDataTable.sql; before Flyway 5 its name was schema_version). */
+static void flyway_table_named(PGconn *d, const char *schema, const char *name)
 {
-    /* as Flyway creates it on PostgreSQL (createMetaDataTable.sql) */
     h_execf(d,
-            "CREATE SCHEMA IF NOT EXISTS %s; CREATE TABLE %s.flyway_schema_history ("
+            "CREATE SCHEMA IF NOT EXISTS %s; CREATE TABLE %s.%s ("
             "installed_rank INT NOT NULL, version VARCHAR(50), description VARCHAR(200) NOT NULL, "
             "type VARCHAR(20) NOT NULL, script VARCHAR(1000) NOT NULL, checksum INTEGER, "
             "installed_by VARCHAR(100) NOT NULL, installed_on TIMESTAMP NOT NULL DEFAULT now(), "
             "execution_time INTEGER NOT NULL, success BOOLEAN NOT NULL, CONSTRAINT "
-            "flyway_schema_history_pk PRIMARY KEY (installed_rank))",
-            schema, schema);
+            "%s_pk PRIMARY KEY (installed_rank))",
+            schema, schema, name, name);
+}
+
+static void flyway_table(PGconn *d, const char *schema)
+{
+    flyway_table_named(d, schema, "flyway_schema_history");
 }
 
 static void test_flyway(void **state)
@@ -363,8 +410,8 @@ static void test_flyway_baseline(void **state)
     wfile("V4__b4.sql", "CREATE TABLE b4 (id int);\n");
     PGconn *d = h_eng_direct(&h_eng_case);
     h_execf(d, "CREATE TABLE b1 (id int); CREATE TABLE b2 (id int); CREATE TABLE base3 (id int)");
-    flyway_table(d, "public");
-    h_execf(d, "INSERT INTO public.flyway_schema_history VALUES "
+    flyway_table_named(d, "public", "schema_version"); /* Flyway before 5 */
+    h_execf(d, "INSERT INTO public.schema_version VALUES "
                "(1, '2', '<< Flyway Baseline >>', 'BASELINE', '<< Flyway Baseline >>', NULL, 'ci', "
                "now(), 0, true), "
                "(2, '3', 'b3', 'SQL', 'V3__b3.sql', -157663772, 'ci', now(), 3, true)");
@@ -447,6 +494,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         H_ENG_CASE(test_golang, "adopt_golang"),
         H_ENG_CASE(test_golang_refused, "adopt_golang_bad"),
+        H_ENG_CASE(test_golang_renamed, "adopt_golang_renamed"),
         H_ENG_CASE(test_flyway, "adopt_flyway"),
         H_ENG_CASE(test_flyway_baseline, "adopt_baseline"),
         H_ENG_CASE(test_prisma, "adopt_prisma"),

@@ -18,7 +18,7 @@ static void test_full_command(void **state)
 {
     (void)state;
     const char *cmd =
-        "migrate Up LAYOUT 'golang-migrate' TO '20' STEPS 3 ACCEPT 'it''s' ACCEPT '7'\n"
+        "migrate Up LAYOUT 'golang-migrate' TO '20' STEPS 3 ACCEPT 'it''s' ACCEPT '7' history 'gm''v'\n"
         "FILE UP '1' 'create users' $pgc$CREATE TABLE users (id int);\n"
         "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; $$;$pgc$\n"
         "FILE DOWN '1' 'create users' $pgc1$DROP TABLE users; -- FILE UP 'x' $pgc$ $pgc1$\n"
@@ -28,6 +28,7 @@ static void test_full_command(void **state)
     assert_true(osc_mcmd_parse(cmd, &m, err, sizeof err));
     assert_int_equal(m.verb, OSC_MIG_UP);
     assert_string_equal(m.layout, "golang-migrate");
+    assert_string_equal(m.history, "gm'v");
     assert_string_equal(m.to, "20");
     assert_int_equal(m.steps, 3);
     assert_int_equal(m.naccept, 2);
@@ -64,6 +65,7 @@ static void test_verbs_and_empty(void **state)
         assert_true(osc_mcmd_parse(cases[i].cmd, &m, err, sizeof err));
         assert_int_equal(m.verb, cases[i].verb);
         assert_int_equal(m.nfiles, 0);
+        assert_null(m.history); /* not given: the tool's own table name */
         osc_mcmd_free(&m);
     }
     osc_mcmd r;

@@ -13,6 +13,7 @@
 #include "osc_db.h"
 #include "osc_migrate.h"
 #include "osc_migration.h"
+#include "osc_access.h"
 #include "osc_keeper.h"
 #include "osc_revert.h"
 #include "osc_window.h"
@@ -328,100 +329,6 @@ static const char show_cols[] =
     "cutover_attempts, cutover_hold_ms, cutover_lock_ms, cutover_max_wait_ms "
     "FROM pgcutover.migrations m";
 
-/* ---------- who may act on a migration ---------- */
-
-/*
- * The one rule for every migration command (ALTER's own, osc_plan.c table_sql): a
- * superuser, or a role with pg_has_role(user, owner, 'USAGE') — the owner of the table or
- * a member that inherits its rights. Which table: the one the migration recorded by OID
- * (the original; a cutover keeps that relation as the old table, so the OID names it
- * until DROP MIGRATION); when that relation is gone, for a done migration only, the
- * table now bearing the migration's name (the one the cutover swapped in, which it gave
- * the original's owner); otherwise (the table dropped) superusers only. Never the
- * recorded started_by: ownership changes after the start count.
- * $1 is the user (the name PostgreSQL authenticated); m is pgcutover.migrations. Run it
- * only inside pin_begin/pin_end: the names are qualified and search_path is pinned.
- */
-#define MAY_ACT_SQL                                                                              \
-    "(coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = $1), false) "   \
-    "OR coalesce(pg_catalog.pg_has_role($1, coalesce("                                          \
-    "(SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = m.table_oid), "                \
-    "(SELECT c.relowner FROM pg_catalog.pg_class c WHERE m.state = 'done' AND c.oid = "         \
-    "pg_catalog.to_regclass(pg_catalog.quote_ident(m.table_schema) || '.' || "                 \
-    "pg_catalog.quote_ident(m.table_name)))), 'USAGE'), false))"
-
-/* A read-only transaction whose search_path is pg_catalog, pg_temp only, so no object a
- * user created can stand in for a catalog's (functions, operators, views). */
-static bool pin_begin(PGconn *c, char *err, size_t errlen)
-{
-    return osc_run(c, "BEGIN READ ONLY; SET LOCAL search_path = pg_catalog, pg_temp", 0, NULL,
-                   err, errlen, NULL);
-}
-
-static void pin_end(PGconn *c)
-{
-    PQclear(PQexec(c, "ROLLBACK"));
-}
-
-typedef enum { MAY_YES, MAY_NO, MAY_MISSING, MAY_ERROR } may_rc;
-
-/* Whether user may act on migration id (MAY_ACT_SQL); table gets "schema.table" (quoted
- * as needed) when the migration exists, err the reason of MAY_ERROR. */
-static may_rc may_act(PGconn *c, const char *user, int64_t id, char *table, size_t tlen, char *err,
-                      size_t errlen)
-{
-    *table = 0;
-    if (!osc_state_exists(c))
-        return MAY_MISSING;
-    if (!pin_begin(c, err, errlen))
-        return MAY_ERROR;
-    char ids[32];
-    snprintf(ids, sizeof ids, "%" PRId64, id);
-    const char *v[] = {user, ids};
-    PGresult *t = osc_exec(c,
-                           "SELECT pg_catalog.format('%I.%I', m.table_schema, m.table_name), "
-                           MAY_ACT_SQL " FROM pgcutover.migrations m WHERE m.id = $2::int8",
-                           2, v, err, errlen, NULL);
-    may_rc rc = t == NULL ? MAY_ERROR : PQntuples(t) != 1 ? MAY_MISSING
-                : PQgetvalue(t, 0, 1)[0] == 't' ? MAY_YES : MAY_NO;
-    if (t && PQntuples(t) == 1)
-        snprintf(table, tlen, "%s", PQgetvalue(t, 0, 0));
-    PQclear(t);
-    pin_end(c);
-    return rc;
-}
-
-/* The 42P01 answer for a migration id that database db does not have. */
-static void no_such_migration(osc_result *r, int64_t id, const char *db)
-{
-    osc_result_error(r, "42P01", "SHOW MIGRATIONS lists them",
-                     "no migration %" PRId64 " in database \"%s\"", id, db);
-}
-
-/* may_act as a command's answer: true when user may act on id, else false with 42P01
- * (no such migration), 42501 (not the owner; as PostgreSQL's "must be owner of table")
- * or the error in *r. */
-static bool check_owner(PGconn *c, const char *db, const char *user, int64_t id, osc_result *r)
-{
-    char table[300], err[512];
-    switch (may_act(c, user, id, table, sizeof table, err, sizeof err)) {
-    case MAY_YES:
-        return true;
-    case MAY_MISSING:
-        no_such_migration(r, id, db);
-        return false;
-    case MAY_NO:
-        osc_result_error(r, "42501", "the table's owner, a member of the owning role or a "
-                                     "superuser may act on its migration",
-                         "must be owner of table %s (migration %" PRId64 ")", table, id);
-        return false;
-    case MAY_ERROR:
-        break;
-    }
-    osc_result_error(r, "XX000", NULL, "checking the owner of migration %" PRId64 ": %s", id, err);
-    return false;
-}
-
 static void show(PGconn *c, const char *db, const char *user, int64_t only, osc_result *r)
 {
     static const char *const names[] = {
@@ -445,23 +352,23 @@ static void show(PGconn *c, const char *db, const char *user, int64_t only, osc_
     snprintf(r->tag, sizeof r->tag, "SHOW");
     if (!osc_state_exists(c)) {
         if (only)
-            no_such_migration(r, only, db);
+            osc_access_no_such(r, only, db);
         return;
     }
     char sql[2400], err[512], ids[32];
     snprintf(ids, sizeof ids, "%" PRId64, only);
     /* only the migrations user may act on (a single one was checked by check_owner) */
-    snprintf(sql, sizeof sql, "%s WHERE ($2::int8 = 0 OR m.id = $2::int8) AND " MAY_ACT_SQL
+    snprintf(sql, sizeof sql, "%s WHERE ($2::int8 = 0 OR m.id = $2::int8) AND " OSC_MAY_ACT_SQL
              " ORDER BY id DESC", show_cols);
     const char *v[] = {user, ids};
-    PGresult *t = pin_begin(c, err, sizeof err) ? osc_exec(c, sql, 2, v, err, sizeof err, NULL) : NULL;
-    pin_end(c);
+    PGresult *t = osc_access_pin_begin(c, err, sizeof err) ? osc_exec(c, sql, 2, v, err, sizeof err, NULL) : NULL;
+    osc_access_pin_end(c);
     if (t == NULL) {
         osc_result_error(r, "XX000", NULL, "%s", err);
         return;
     }
     if (only && PQntuples(t) == 0)
-        no_such_migration(r, only, db);
+        osc_access_no_such(r, only, db);
     for (int i = 0; r->ok && i < PQntuples(t); i++) {
         const char *val[35];
         char revertible[1400];
@@ -574,7 +481,7 @@ static void pause_resume(PGconn *c, const char *db, const char *user, bool pause
     int64_t only = strcmp(arg, "ALL") == 0 ? 0 : strtoll(arg, NULL, 10);
     char state[32];
     if (only && !row_state(c, only, state, sizeof state)) {
-        no_such_migration(r, only, db);
+        osc_access_no_such(r, only, db);
         return;
     }
     /* batched statements: their loop reads the row between two ranges; ALL takes the
@@ -591,7 +498,7 @@ static void pause_resume(PGconn *c, const char *db, const char *user, bool pause
     for (int i = 0; t && i < PQntuples(t); i++) {
         char table[300];
         int64_t id = strtoll(PQgetvalue(t, i, 0), NULL, 10);
-        if (!only && may_act(c, user, id, table, sizeof table, err, sizeof err) != MAY_YES)
+        if (!only && osc_access_may_act(c, user, id, table, sizeof table, err, sizeof err) != OSC_MAY_YES)
             continue;
         const char *u[] = {PQgetvalue(t, i, 0), v[1], v[2]};
         PGresult *x = osc_exec(c, "UPDATE pgcutover.migrations SET state = $2, updated_at = now(), "
@@ -617,7 +524,7 @@ static void pause_resume(PGconn *c, const char *db, const char *user, bool pause
     for (int i = 0; i < n; i++) {
         osc_mig *m = list[i];
         char table[300], err[256];
-        if (!only && may_act(c, user, m->id, table, sizeof table, err, sizeof err) != MAY_YES)
+        if (!only && osc_access_may_act(c, user, m->id, table, sizeof table, err, sizeof err) != OSC_MAY_YES)
             continue; /* ALL: the user's own only (a single one was checked by check_owner) */
         pthread_mutex_lock(&m->lock);
         bool can = strcmp(m->state, "pending") == 0 || strcmp(m->state, "preparing") == 0 ||
@@ -650,7 +557,7 @@ static void set_setting(PGconn *c, const char *db, int64_t id, const char *key, 
 {
     char state[32], err[512];
     if (!row_state(c, id, state, sizeof state)) {
-        no_such_migration(r, id, db);
+        osc_access_no_such(r, id, db);
         return;
     }
     char lower[64], norm[64];
@@ -725,7 +632,7 @@ static void abort_migration(PGconn *c, const char *db, int64_t id, osc_result *r
 {
     char state[32], err[1024];
     if (!row_state(c, id, state, sizeof state)) {
-        no_such_migration(r, id, db);
+        osc_access_no_such(r, id, db);
         return;
     }
     if (strcmp(state, "done") == 0 || strcmp(state, "aborted") == 0) {
@@ -806,7 +713,7 @@ static void cutover_now(PGconn *c, const char *db, int64_t id, osc_result *r)
 {
     char state[32];
     if (!row_state(c, id, state, sizeof state)) {
-        no_such_migration(r, id, db);
+        osc_access_no_such(r, id, db);
         return;
     }
     if (strcmp(state, "ready") != 0) {
@@ -848,69 +755,6 @@ static void cutover_now(PGconn *c, const char *db, int64_t id, osc_result *r)
         return;
     }
     snprintf(r->tag, sizeof r->tag, "CUTOVER MIGRATION");
-}
-
-/* DROP MIGRATION n: drop the old table a done migration kept. */
-static void drop_old(PGconn *c, const char *db, int64_t id, osc_result *r)
-{
-    char ids[32], err[1024], code[6];
-    snprintf(ids, sizeof ids, "%" PRId64, id);
-    const char *v[] = {ids};
-    PGresult *t = osc_state_exists(c)
-                      ? osc_exec(c, "SELECT state, old_name, settings->'reverted_by'->>0 FROM "
-                                    "pgcutover.migrations WHERE id = $1", 1, v, err, sizeof err, code)
-                      : NULL;
-    if (t == NULL || PQntuples(t) == 0) {
-        no_such_migration(r, id, db);
-        PQclear(t);
-        return;
-    }
-    if (strcmp(PQgetvalue(t, 0, 0), "done") != 0 || PQgetisnull(t, 0, 1)) {
-        char hint[160] = "DROP MIGRATION drops the old table of a done migration";
-        if (!PQgetisnull(t, 0, 2)) /* its revert's swap made its old table live again */
-            snprintf(hint, sizeof hint, "it was reverted: DROP MIGRATION %s drops the table the "
-                     "revert took out of service", PQgetvalue(t, 0, 2));
-        osc_result_error(r, "55000", hint, "migration %s is %s%s", ids, PQgetvalue(t, 0, 0),
-                         PQgetisnull(t, 0, 1) ? " and keeps no old table" : "");
-        PQclear(t);
-        return;
-    }
-    /* its revert window (osc_window.h) closes first: R's capture off the live table */
-    PGresult *w = osc_exec(c, "SELECT w.id, w.state FROM pgcutover.migrations f JOIN "
-                              "pgcutover.migrations w ON w.id = (f.settings->>'revert_window')::bigint "
-                              "WHERE f.id = $1 AND w.state NOT IN ('done', 'failed', 'aborted')",
-                           1, v, err, sizeof err, code);
-    if (w && PQntuples(w) == 1 && strcmp(PQgetvalue(w, 0, 1), "standby") != 0) {
-        osc_result_error(r, "55000", "wait for the revert to end", "migration %s is being reverted "
-                         "(migration %s is %s)", ids, PQgetvalue(w, 0, 0), PQgetvalue(w, 0, 1));
-        PQclear(w);
-        PQclear(t);
-        return;
-    }
-    if (w && PQntuples(w) == 1) {
-        int64_t wid = strtoll(PQgetvalue(w, 0, 0), NULL, 10);
-        conf_t s = {0};
-        osc_hooks.settings(&s);
-        bool closed = osc_window_end(c, wid, "revert window closed by DROP MIGRATION", s.lock_timeout_ms,
-                                     err, sizeof err);
-        conf_free(&s);
-        if (!closed) {
-            osc_result_error(r, "55P03", "try again", "closing the revert window (migration %" PRId64
-                             "): %s", wid, err);
-            PQclear(w);
-            PQclear(t);
-            return;
-        }
-    }
-    PQclear(w);
-    bool ok = osc_window_drop_old(c, id, PQgetvalue(t, 0, 1), err, sizeof err, code);
-    PQclear(t);
-    if (!ok) {
-        osc_result_error(r, code, "drop what depends on it first", "dropping the old table: %s", err);
-        return;
-    }
-    osc_log(CONF_LOG_INFO, "m%" PRId64 " old table dropped by DROP MIGRATION", id);
-    snprintf(r->tag, sizeof r->tag, "DROP MIGRATION");
 }
 
 bool osc_engine_stopping(void)
@@ -1041,7 +885,7 @@ static bool revert_copy(PGconn *c, const char *db, int64_t id, bool plan, osc_re
 
 bool osc_engine_revert_copy(PGconn *c, const char *db, const char *user, int64_t id, osc_result *r)
 {
-    return !check_owner(c, db, user, id, r) || revert_copy(c, db, id, false, r);
+    return !osc_access_check(c, db, user, id, r) || revert_copy(c, db, id, false, r);
 }
 
 /* REVERT MIGRATION n: osc_revert_command after the owner rule. */
@@ -1056,7 +900,7 @@ static void revert_command(const char *db, const char *user, int64_t id, bool pl
     PGconn *c = osc_connect(db, "pgcutover console", err, sizeof err);
     if (c == NULL)
         osc_result_error(r, "08006", "check migration_conninfo / server_host", "%s", err);
-    else if (check_owner(c, db, user, id, r) && !revert_copy(c, db, id, plan, r))
+    else if (osc_access_check(c, db, user, id, r) && !revert_copy(c, db, id, plan, r))
         osc_revert_command(c, db, user, id, plan, accept, r);
     PQfinish(c);
     cmd_leave();
@@ -1129,7 +973,7 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
     }
     /* Every command on migration n: the owner rule first (PAUSE/RESUME ALL and SHOW
      * MIGRATIONS apply it to each migration). */
-    if (id > 0 && !check_owner(c, db, user, id, r))
+    if (id > 0 && !osc_access_check(c, db, user, id, r))
         ; /* answered */
     else if (index || direct || alter)
         osc_engine_statement(c, db, user, stmt, plan, r);
@@ -1147,8 +991,12 @@ void osc_engine_command(const char *db, const char *user, const char *cmd, osc_r
         abort_migration(c, db, id, r);
     else if (strcmp(w[0], "CUTOVER") == 0)
         cutover_now(c, db, id, r);
-    else if (strcmp(w[0], "DROP") == 0)
-        drop_old(c, db, id, r);
+    else if (strcmp(w[0], "DROP") == 0) {
+        conf_t st = {0};
+        osc_hooks.settings(&st);
+        osc_window_drop_command(c, db, id, st.lock_timeout_ms, r);
+        conf_free(&st);
+    }
     PQfinish(c);
     cmd_leave();
 }

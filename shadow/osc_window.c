@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "osc_access.h"
 #include "osc_db.h"
 #include "osc_migration.h"
 #include "osc_plan.h"
@@ -279,4 +280,64 @@ bool osc_window_inspect(PGconn *c, int64_t f, osc_window_info *wi, char *err, si
         snprintf(wi->why, sizeof wi->why, "its faults could not be read: %s", err);
     PQclear(t);
     return true;
+}
+
+void osc_window_drop_command(PGconn *c, const char *db, int64_t id, int lock_timeout_ms,
+                             osc_result *r)
+{
+    char ids[32], err[1024], code[6];
+    snprintf(ids, sizeof ids, "%" PRId64, id);
+    const char *v[] = {ids};
+    PGresult *t = osc_state_exists(c)
+                      ? osc_exec(c, "SELECT state, old_name, settings->'reverted_by'->>0 FROM "
+                                    "pgcutover.migrations WHERE id = $1", 1, v, err, sizeof err, code)
+                      : NULL;
+    if (t == NULL || PQntuples(t) == 0) {
+        osc_access_no_such(r, id, db);
+        PQclear(t);
+        return;
+    }
+    if (strcmp(PQgetvalue(t, 0, 0), "done") != 0 || PQgetisnull(t, 0, 1)) {
+        char hint[160] = "DROP MIGRATION drops the old table of a done migration";
+        if (!PQgetisnull(t, 0, 2)) /* its revert's swap made its old table live again */
+            snprintf(hint, sizeof hint, "it was reverted: DROP MIGRATION %s drops the table the "
+                     "revert took out of service", PQgetvalue(t, 0, 2));
+        osc_result_error(r, "55000", hint, "migration %s is %s%s", ids, PQgetvalue(t, 0, 0),
+                         PQgetisnull(t, 0, 1) ? " and keeps no old table" : "");
+        PQclear(t);
+        return;
+    }
+    /* its revert window (osc_window.h) closes first: R's capture off the live table */
+    PGresult *w = osc_exec(c, "SELECT w.id, w.state FROM pgcutover.migrations f JOIN "
+                              "pgcutover.migrations w ON w.id = (f.settings->>'revert_window')::bigint "
+                              "WHERE f.id = $1 AND w.state NOT IN ('done', 'failed', 'aborted')",
+                           1, v, err, sizeof err, code);
+    if (w && PQntuples(w) == 1 && strcmp(PQgetvalue(w, 0, 1), "standby") != 0) {
+        osc_result_error(r, "55000", "wait for the revert to end", "migration %s is being reverted "
+                         "(migration %s is %s)", ids, PQgetvalue(w, 0, 0), PQgetvalue(w, 0, 1));
+        PQclear(w);
+        PQclear(t);
+        return;
+    }
+    if (w && PQntuples(w) == 1) {
+        int64_t wid = strtoll(PQgetvalue(w, 0, 0), NULL, 10);
+        bool closed = osc_window_end(c, wid, "revert window closed by DROP MIGRATION", lock_timeout_ms,
+                                     err, sizeof err);
+        if (!closed) {
+            osc_result_error(r, "55P03", "try again", "closing the revert window (migration %" PRId64
+                             "): %s", wid, err);
+            PQclear(w);
+            PQclear(t);
+            return;
+        }
+    }
+    PQclear(w);
+    bool ok = osc_window_drop_old(c, id, PQgetvalue(t, 0, 1), err, sizeof err, code);
+    PQclear(t);
+    if (!ok) {
+        osc_result_error(r, code, "drop what depends on it first", "dropping the old table: %s", err);
+        return;
+    }
+    osc_log(CONF_LOG_INFO, "m%" PRId64 " old table dropped by DROP MIGRATION", id);
+    snprintf(r->tag, sizeof r->tag, "DROP MIGRATION");
 }

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "osc_result.h"
 #include "osc_sql.h"
 
 /*
@@ -68,6 +69,18 @@ bool osc_window_drop_old(PGconn *c, int64_t f, const char *old_name, char *err, 
  * with drop_old, their old tables too (osc_window_drop_old). Returns how many ended.
  */
 int osc_window_expire(PGconn *c, int window_s, bool drop_old, int lock_timeout_ms);
+
+/*
+ * osc_window_drop_command — DROP MIGRATION id of database db: the old table a done
+ * migration kept is dropped, its revert window closed first (its capture dropped with
+ * lock_timeout_ms). *r answered: tag DROP MIGRATION, or 42P01 no such migration, 55000
+ * not done / no old table (a reverted one: the hint names the revert's migration) / its
+ * revert running, 55P03 the window's capture could not be dropped (try again), or
+ * PostgreSQL's error dropping the table (something depends on it). The caller has
+ * checked that the console user may act on id (osc_access_check).
+ */
+void osc_window_drop_command(PGconn *c, const char *db, int64_t id, int lock_timeout_ms,
+                             osc_result *r);
 
 /* What REVERT MIGRATION f of a copy migration would find (osc_window_inspect). */
 typedef struct {

@@ -29,7 +29,7 @@ static bool trial(PGconn *c, const char *sql, const char *user, bool starting, o
         const char *v[] = {oid};
         PGresult *t = osc_exec(c, "SELECT id, state FROM pgcutover.migrations WHERE table_oid = $1 "
                                   "AND state NOT IN ('done', 'failed', 'aborted') AND "
-                                  "(revert_of IS NULL OR state <> 'standby')", /* a window waits */
+                                  "(revert_of IS NULL OR state NOT IN ('standby', 'prepared'))", /* windows */
                                1, v, err, sizeof err, code);
         if (t == NULL)
             osc_result_error(r, code, NULL, "%s", err);

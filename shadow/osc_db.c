@@ -336,7 +336,8 @@ static char *dup_value(PGresult *r, int row, int col)
 }
 
 /* What a revert window's writes must fit (osc_col.from_type, not_null, needs_value), from
- * the catalog of its original (the live table) and its shadow (the old table), for m's
+ * the catalog of its original (the live table) and its shadow (the old table: the table
+ * the migration it reverts recorded, found by oid before and after the swap), for m's
  * columns in order. False with err (m freed) when the query fails. */
 static const char window_fit_sql[] =
     "SELECT CASE WHEN s.atttypid <> d.atttypid OR s.atttypmod <> d.atttypmod THEN "
@@ -344,9 +345,9 @@ static const char window_fit_sql[] =
     "  coalesce(d.attnotnull AND NOT s.attnotnull, false), "
     "  coalesce(d.attnotnull AND NOT d.atthasdef AND d.attidentity = '' AND c.expr IS NULL, false) "
     "FROM pgcutover.migrations m JOIN pgcutover.migration_columns c ON c.migration_id = m.id "
-    "LEFT JOIN pg_catalog.pg_attribute d ON d.attrelid = pg_catalog.to_regclass("
-    "  pg_catalog.quote_ident(m.shadow_schema) || '.' || pg_catalog.quote_ident(m.shadow_name)) "
-    "  AND d.attname = c.name AND NOT d.attisdropped "
+    "LEFT JOIN pg_catalog.pg_attribute d ON d.attrelid = (SELECT f.table_oid FROM "
+    "  pgcutover.migrations f WHERE f.id = m.revert_of) AND d.attname = c.name AND NOT "
+    "  d.attisdropped "
     "LEFT JOIN pg_catalog.pg_attribute s ON s.attrelid = m.table_oid AND s.attnum > 0 AND NOT "
     "  s.attisdropped AND c.expr = '\"' || pg_catalog.replace(s.attname, '\"', '\"\"') || '\"' "
     "WHERE m.id = $1 ORDER BY c.ord";
@@ -356,9 +357,8 @@ static const char window_fit_sql[] =
  * pg_get_expr (schema-qualified under the engine's search_path). */
 static const char window_checks_sql[] =
     "SELECT o.conname, pg_catalog.pg_get_expr(o.conbin, o.conrelid) FROM pgcutover.migrations m "
-    "JOIN pg_catalog.pg_constraint o ON o.conrelid = pg_catalog.to_regclass("
-    "  pg_catalog.quote_ident(m.shadow_schema) || '.' || pg_catalog.quote_ident(m.shadow_name)) "
-    "  AND o.contype = 'c' "
+    "JOIN pg_catalog.pg_constraint o ON o.conrelid = (SELECT f.table_oid FROM "
+    "  pgcutover.migrations f WHERE f.id = m.revert_of) AND o.contype = 'c' "
     "WHERE m.id = $1 AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint n WHERE n.conrelid = "
     "  m.table_oid AND n.contype = 'c' AND pg_catalog.pg_get_expr(n.conbin, n.conrelid) = "
     "  pg_catalog.pg_get_expr(o.conbin, o.conrelid)) ORDER BY o.conname";

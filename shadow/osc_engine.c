@@ -142,7 +142,7 @@ static void resume_db(const char *db)
         conf_free(&settings);
         PGresult *r = osc_exec(c,
                                "SELECT id FROM pgcutover.migrations WHERE strategy = 'copy' AND "
-                               "(state NOT IN ('done', 'failed', 'aborted', 'standby') OR (state = "
+                               "(state NOT IN ('done', 'failed', 'aborted', 'standby', 'prepared') OR (state = "
                                "'done' AND post_commit IS NOT NULL)) ORDER BY id",
                                0, NULL, err, sizeof err, NULL);
         for (int i = 0; r && i < PQntuples(r); i++) {

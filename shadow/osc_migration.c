@@ -16,6 +16,7 @@
 #include "osc_driver.h"
 #include "osc_rights.h"
 #include "osc_plan.h"
+#include "osc_window.h"
 
 
 double osc_drv_now_s(void)
@@ -86,6 +87,7 @@ bool osc_mig_cleanup(void *conn, int64_t id, int lock_timeout_ms, char *err, siz
         PQclear(r);
         return false;
     }
+    osc_window_discard(c, id, "the migration it reverts ended without its swap");
     osc_map m = {.id = id};
     m.schema = strdup(PQgetvalue(r, 0, 0));
     m.table = strdup(PQgetvalue(r, 0, 1));

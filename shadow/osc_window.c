@@ -22,22 +22,24 @@ static const char no_inverse_sql[] =
     "  (fc.expr IS NOT NULL AND fc.expr !~ '^\"([^\"]|\"\")+\"$') OR "
     "  (fc.key_ord IS NOT NULL AND fc.type <> fc.key_type)) ORDER BY fc.ord LIMIT 1";
 
-/* R's row: $1 F's id, $2 the old table's name in schema pgcutover, $3 its lifetime (s). */
+/* R's row: $1 F's id, $2 the old table's name in schema pgcutover, $3 its lifetime (s),
+ * $4 the oid of the table live after the swap (F's shadow), $5 its state: prepared (before
+ * the swap, osc_window_prepare) or standby (in the swap). */
 static const char insert_sql[] =
     "INSERT INTO pgcutover.migrations (table_schema, table_name, table_oid, statement, started_by, "
     "  strategy, state, phase, shadow_schema, shadow_name, key_columns, key_ops, shadow_key_ops, "
     "  key_coll_changed, settings, phase_at, revert_of, source) "
-    "SELECT f.table_schema, f.table_name, pg_catalog.to_regclass(pg_catalog.quote_ident("
-    "  f.table_schema) || '.' || pg_catalog.quote_ident(f.table_name))::oid, 'REVERT MIGRATION ' "
-    "  || f.id, f.started_by, 'copy', 'standby', 'revert window: the change log keeps the old "
+    "SELECT f.table_schema, f.table_name, $4::oid, 'REVERT MIGRATION ' "
+    "  || f.id, f.started_by, 'copy', $5, 'revert window: the change log keeps the old "
     "table current; REVERT MIGRATION ' || f.id || ' swaps it back', 'pgcutover', $2, "
     "  f.key_columns, f.shadow_key_ops, f.key_ops, f.key_coll_changed, f.settings || "
     "  pg_catalog.jsonb_build_object('cutover', 'manual', 'revert_window_s', $3::int), "
-    "  pg_catalog.jsonb_build_object("
-    "  'standby', now()), f.id, NULL "
+    "  CASE WHEN $5 = 'standby' THEN pg_catalog.jsonb_build_object('standby', now()) ELSE "
+    "  '{}'::jsonb END, f.id, NULL "
     "FROM pgcutover.migrations f WHERE f.id = $1 RETURNING id";
 
-/* R's columns, the inverse of F's: $1 R's id, $2 F's id, $3 the old table's oid. F's
+/* R's columns, the inverse of F's: $1 R's id, $2 F's id (whose table_oid is the old
+ * table, before and after the swap). F's
  * expressions name an old column always double-quoted (osc_plan.c), hence the match. */
 static const char columns_sql[] =
     "INSERT INTO pgcutover.migration_columns (migration_id, ord, name, type, expr, "
@@ -51,65 +53,184 @@ static const char columns_sql[] =
     "FROM pg_catalog.pg_attribute a LEFT JOIN pgcutover.migration_columns fk ON fk.migration_id = "
     "  $2 AND fk.key_ord IS NOT NULL AND fk.expr = '\"' || "
     "  pg_catalog.replace(a.attname, '\"', '\"\"') || '\"' "
-    "WHERE a.attrelid = $3::oid AND a.attnum > 0 AND NOT a.attisdropped";
+    "WHERE a.attrelid = (SELECT table_oid FROM pgcutover.migrations WHERE id = $2) AND a.attnum > 0 "
+    "AND NOT a.attisdropped";
 
-int64_t osc_window_open(PGconn *c, const osc_map *m, const char *old_name, int window_s,
-                        char *why, size_t len)
+/* Whether F's change has an exact inverse: "" in why, else the reason. False when the
+ * query fails (why says so). */
+static bool has_inverse(PGconn *c, const char *ids, char *why, size_t len)
 {
-    char ids[32], err[1024], code[6], rid[32] = "", life[16];
-    snprintf(ids, sizeof ids, "%" PRId64, m->id);
-    snprintf(life, sizeof life, "%d", window_s);
-    why[0] = 0;
+    char err[512], code[6];
     const char *fv[] = {ids};
     PGresult *t = osc_exec(c, no_inverse_sql, 1, fv, err, sizeof err, code);
-    if (t && PQntuples(t) > 0)
+    why[0] = 0;
+    if (t == NULL)
+        snprintf(why, len, "%s", err);
+    else if (PQntuples(t) > 0)
         snprintf(why, len, "no exact inverse: %s", PQgetvalue(t, 0, 0));
     PQclear(t);
-    if (why[0] || !osc_run(c, "SAVEPOINT pgc_window", 0, NULL, err, sizeof err, code)) {
-        if (!why[0])
-            snprintf(why, len, "%s", err);
-        return 0;
-    }
-    osc_sb q = {0};
-    osc_sb_addf(&q, "pgcutover.");
-    osc_sb_ident(&q, old_name);
-    char *oldq = osc_sb_take(&q);
-    const char *iv[] = {ids, old_name, life};
-    t = oldq ? osc_exec(c, insert_sql, 3, iv, err, sizeof err, code) : NULL;
+    return why[0] == 0;
+}
+
+/* R's row (state: "prepared" before the swap, "standby" in it), its columns, change log,
+ * faults table and capture function, in the caller's transaction; with triggers (in the
+ * swap only), R's capture on the live table too. live_oid: the table live after the swap
+ * (F's shadow). Before the swap the names are not yet swapped: the log is made from F's
+ * shadow (R's original to be) and F's original (R's shadow to be). R's id, or 0 with
+ * err. */
+static int64_t record(PGconn *c, const osc_map *m, const char *old_name, int window_s,
+                      const char *state, const char *live_oid, bool triggers, char *err, size_t len)
+{
+    char ids[32], code[6], rid[32] = "", life[16];
+    snprintf(ids, sizeof ids, "%" PRId64, m->id);
+    snprintf(life, sizeof life, "%d", window_s);
+    const char *iv[] = {ids, old_name, life, live_oid, state};
+    PGresult *t = osc_exec(c, insert_sql, 5, iv, err, len, code);
     bool ok = t && PQntuples(t) == 1;
     if (ok)
         snprintf(rid, sizeof rid, "%s", PQgetvalue(t, 0, 0));
     PQclear(t);
-    const char *ov[] = {oldq};
-    t = ok ? osc_exec(c, "SELECT $1::regclass::oid", 1, ov, err, sizeof err, code) : NULL;
-    char oldoid[16] = "";
-    if (t)
-        snprintf(oldoid, sizeof oldoid, "%s", PQgetvalue(t, 0, 0));
-    ok = t != NULL;
-    PQclear(t);
-    const char *cv[] = {rid, ids, oldoid};
-    ok = ok && osc_run(c, columns_sql, 3, cv, err, sizeof err, code);
+    const char *cv[] = {rid, ids};
+    ok = ok && osc_run(c, columns_sql, 2, cv, err, len, code);
     osc_map r = {0};
-    ok = ok && osc_map_load(c, strtoll(rid, NULL, 10), &r, err, sizeof err);
-    char *log = ok ? osc_sql_create_log(&r) : NULL, *fn = ok ? osc_sql_trigger_function(&r, false) : NULL;
-    char *trg = ok ? osc_sql_create_triggers(&r) : NULL;
-    ok = ok && log && fn && trg && osc_run(c, log, 0, NULL, err, sizeof err, code) &&
-         osc_rights_executor(c, OSC_AS_OWNER, r.owner, err, sizeof err, code) &&
-         osc_run(c, fn, 0, NULL, err, sizeof err, code) &&
-         osc_run(c, trg, 0, NULL, err, sizeof err, code);
+    ok = ok && osc_map_load(c, strtoll(rid, NULL, 10), &r, err, len);
+    osc_map names = r; /* the log's source tables by their names now */
+    if (ok && !triggers) {
+        names.schema = m->shadow_schema;
+        names.table = m->shadow_table;
+        names.shadow_schema = m->schema;
+        names.shadow_table = m->table;
+    }
+    char *log = ok ? osc_sql_create_log(&names) : NULL, *fn = ok ? osc_sql_trigger_function(&r, false) : NULL;
+    char *trg = ok && triggers ? osc_sql_create_triggers(&r) : NULL;
+    ok = ok && log && fn && (trg || !triggers) && osc_run(c, log, 0, NULL, err, len, code) &&
+         osc_rights_executor(c, OSC_AS_OWNER, r.owner, err, len, code) &&
+         osc_run(c, fn, 0, NULL, err, len, code) &&
+         (!triggers || osc_run(c, trg, 0, NULL, err, len, code));
     free(log);
     free(fn);
     free(trg);
-    free(oldq);
     if (rid[0])
         osc_map_free(&r);
-    if (!ok) {
+    return ok ? strtoll(rid, NULL, 10) : 0;
+}
+
+/* The oid of table schema.table as text into oid ("" when it has none). */
+static bool oid_of(PGconn *c, const char *schema, const char *table, char oid[16], char *err,
+                   size_t len)
+{
+    osc_sb q = {0};
+    osc_sb_qualified(&q, schema, table);
+    char *name = osc_sb_take(&q);
+    const char *v[] = {name};
+    PGresult *t = name ? osc_exec(c, "SELECT pg_catalog.to_regclass($1)::oid", 1, v, err, len, NULL)
+                       : NULL;
+    free(name);
+    oid[0] = 0;
+    if (t && !PQgetisnull(t, 0, 0))
+        snprintf(oid, 16, "%s", PQgetvalue(t, 0, 0));
+    PQclear(t);
+    return oid[0] != 0;
+}
+
+/* Drop what a prepared window of F made and mark it aborted with phase (no trigger exists
+ * yet: nothing on a live table). */
+static void discard(PGconn *c, int64_t w, const char *phase)
+{
+    char ids[32], err[512];
+    snprintf(ids, sizeof ids, "%" PRId64, w);
+    osc_map r = {.id = w};
+    char *drop = osc_sql_drop_functions(&r);
+    if (drop == NULL || !osc_run(c, drop, 0, NULL, err, sizeof err, NULL))
+        osc_log(CONF_LOG_WARNING, "m%" PRId64 ": dropping a prepared revert window: %s", w,
+                drop ? err : "out of memory");
+    free(drop);
+    const char *v[] = {ids, phase};
+    osc_run(c, "UPDATE pgcutover.migrations SET state = 'aborted', phase = $2, updated_at = now() "
+               "WHERE id = $1::bigint AND state = 'prepared'", 2, v, err, sizeof err, NULL);
+}
+
+int64_t osc_window_prepare(PGconn *c, const osc_map *m, const char *old_name, int window_s,
+                           char *why, size_t len)
+{
+    char ids[32], err[1024], oid[16];
+    snprintf(ids, sizeof ids, "%" PRId64, m->id);
+    if (!has_inverse(c, ids, why, len))
+        return 0;
+    const char *v[] = {ids};
+    PGresult *t = osc_exec(c, "SELECT max(id) FROM pgcutover.migrations WHERE revert_of = $1::bigint "
+                              "AND state = 'prepared'", 1, v, err, sizeof err, NULL);
+    int64_t w = t && !PQgetisnull(t, 0, 0) ? strtoll(PQgetvalue(t, 0, 0), NULL, 10) : 0;
+    PQclear(t);
+    if (w) /* an earlier attempt's (a cutover that gave up, a restart) */
+        return w;
+    bool ok = oid_of(c, m->shadow_schema, m->shadow_table, oid, err, sizeof err) &&
+              osc_run(c, "BEGIN", 0, NULL, err, sizeof err, NULL);
+    w = ok ? record(c, m, old_name, window_s, "prepared", oid, false, err, sizeof err) : 0;
+    if (w == 0 || !osc_run(c, "COMMIT", 0, NULL, err, sizeof err, NULL)) {
+        PQclear(PQexec(c, "ROLLBACK"));
+        snprintf(why, len, "preparing the revert window: %s", err);
+        return 0;
+    }
+    return w;
+}
+
+void osc_window_discard(PGconn *c, int64_t f, const char *why)
+{
+    char ids[32], err[512];
+    snprintf(ids, sizeof ids, "%" PRId64, f);
+    const char *v[] = {ids};
+    PGresult *t = osc_exec(c, "SELECT id FROM pgcutover.migrations WHERE revert_of = $1::bigint AND "
+                              "state = 'prepared'", 1, v, err, sizeof err, NULL);
+    for (int i = 0; t && i < PQntuples(t); i++)
+        discard(c, strtoll(PQgetvalue(t, i, 0), NULL, 10), why);
+    PQclear(t);
+}
+
+int64_t osc_window_open(PGconn *c, const osc_map *m, const char *old_name, int window_s,
+                        int64_t prepared, char *why, size_t len)
+{
+    char ids[32], err[1024], code[6], oid[16], pids[32];
+    snprintf(ids, sizeof ids, "%" PRId64, m->id);
+    snprintf(pids, sizeof pids, "%" PRId64, prepared);
+    if (!prepared && !has_inverse(c, ids, why, len))
+        return 0;
+    why[0] = 0;
+    if (!osc_run(c, "SAVEPOINT pgc_window", 0, NULL, err, sizeof err, code)) {
+        snprintf(why, len, "%s", err);
+        return 0;
+    }
+    int64_t w = 0;
+    bool ok = oid_of(c, m->schema, m->table, oid, err, sizeof err); /* the live table now */
+    if (ok && prepared) { /* made before the hold: only its capture goes on the live table */
+        const char *v[] = {pids, oid};
+        PGresult *t = osc_exec(c, "UPDATE pgcutover.migrations SET state = 'standby', updated_at = "
+                                  "now(), phase_at = phase_at || pg_catalog.jsonb_build_object("
+                                  "'standby', now()) WHERE id = $1::bigint AND state = 'prepared' "
+                                  "AND table_oid = $2::oid RETURNING id", 2, v, err, sizeof err, code);
+        ok = t && PQntuples(t) == 1;
+        if (t && !ok)
+            snprintf(err, sizeof err, "the prepared window %s is gone or not of this table", pids);
+        PQclear(t);
+        osc_map r = {0};
+        ok = ok && osc_map_load(c, prepared, &r, err, sizeof err);
+        char *trg = ok ? osc_sql_create_triggers(&r) : NULL;
+        ok = ok && trg && osc_run(c, trg, 0, NULL, err, sizeof err, code);
+        free(trg);
+        osc_map_free(&r);
+        w = ok ? prepared : 0;
+    } else if (ok) {
+        w = record(c, m, old_name, window_s, "standby", oid, true, err, sizeof err);
+    }
+    if (w == 0) {
         snprintf(why, len, "the revert window could not be opened: %s", err);
         PQclear(PQexec(c, "ROLLBACK TO SAVEPOINT pgc_window"));
+        if (prepared)
+            discard(c, prepared, why);
         return 0;
     }
     osc_run(c, "RELEASE SAVEPOINT pgc_window", 0, NULL, err, sizeof err, code);
-    return strtoll(rid, NULL, 10);
+    return w;
 }
 
 bool osc_window_end(PGconn *c, int64_t w, const char *phase, int lock_timeout_ms, char *err,

@@ -16,7 +16,10 @@
  *               are gone, revertible says why and REVERT is refused; a window another
  *               pgcutover opened with the default lifetime in the same database stays.
  *   bound       a SQL-body function on the table made after the admission: it stops the
- *               cutover (back to ready, named) and, in the window, REVERT — until dropped.
+ *               cutover (back to ready, named) and, in the window, REVERT — until dropped;
+ *               the window prepared before the refused cutover's hold (row, log, function,
+ *               no trigger) is the one the next swap opens; ABORT after a refused cutover
+ *               drops the prepared window's objects.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -206,10 +209,23 @@ static void test_bound(void **state)
     assert_string_equal(h_qtext(d, (char[64]){0}, 64, "SELECT format_type(atttypid, atttypmod) FROM "
                                 "pg_attribute WHERE attrelid = 't'::regclass AND attname = 'v'"),
                         "integer");
+    /* the window was prepared before the hold (row, log, function; no trigger yet) */
+    long long pw = h_qint(d, "SELECT id FROM pgcutover.migrations WHERE revert_of = %lld AND state "
+                             "= 'prepared'", id);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class WHERE oid = to_regclass("
+                               "'pgcutover.m%lld_log')", pw), 1);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pgcutover_m%lld_%%'",
+                            pw), 0);
     h_execf(d, "DROP FUNCTION t_count()");
     PQclear(h_ctl_ok(ctl, "CUTOVER MIGRATION %lld", id));
     h_mig_show(ctl, id, &m);
     assert_string_equal(m.state, "done");
+    /* the swap used it: standby now, its capture on the live table */
+    assert_int_equal(h_qint(d, "SELECT id FROM pgcutover.migrations WHERE revert_of = %lld", id), pw);
+    h_mig_show(ctl, pw, &m);
+    assert_string_equal(m.state, "standby");
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass AND "
+                               "tgname = 'pgcutover_m%lld_dw'", pw), 1);
     /* the window: a function made now would go on reading the table the revert takes out */
     h_execf(d, "CREATE FUNCTION t_count() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) "
                "FROM t; END");
@@ -219,6 +235,24 @@ static void test_bound(void **state)
     long long w = h_qint(d, "SELECT id FROM pgcutover.migrations WHERE revert_of = %lld", id);
     PQclear(h_ctl_ok(ctl, "REVERT MIGRATION %lld", id));
     h_mig_wait(ctl, w, "done", -1, 120000, &m);
+    /* a migration aborted after its cutover gave up: its prepared window goes with it */
+    h_execf(d, "CREATE TABLE u (id int PRIMARY KEY, v int); INSERT INTO u SELECT g, g FROM "
+               "generate_series(1, 100) g");
+    long long uid = h_start_migration(ctl, "ALTER TABLE u ALTER COLUMN v TYPE bigint");
+    h_mig_wait(ctl, uid, "ready", -1, 120000, &m);
+    h_execf(d, "CREATE FUNCTION u_count() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) "
+               "FROM u; END");
+    snprintf(cmd, sizeof cmd, "CUTOVER MIGRATION %lld", uid);
+    PQclear(PQexec(ctl, cmd));
+    long long uw = h_qint(d, "SELECT id FROM pgcutover.migrations WHERE revert_of = %lld AND state "
+                             "= 'prepared'", uid);
+    PQclear(h_ctl_ok(ctl, "ABORT MIGRATION %lld", uid));
+    h_mig_wait(ctl, uid, "aborted", -1, 120000, &m);
+    h_mig_show(ctl, uw, &m);
+    assert_string_equal(m.state, "aborted");
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_class WHERE oid IN (to_regclass("
+                               "'pgcutover.m%lld_log'), to_regclass('pgcutover.m%lld_faults'))", uw, uw), 0);
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_proc WHERE proname = 'm%lld_dw'", uw), 0);
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 

@@ -364,16 +364,29 @@ void h_mig_wait(PGconn *ctl, long long id, const char *want, long long min_rows,
 
 /* ---------- a pgbench load ---------- */
 
+void h_pgbench_init(const char *db, int scale)
+{
+    int rc = h_shell("PGSSLMODE=disable %s -i -s %d -q -h 127.0.0.1 -p %d -U %s %s "
+                     ">%s/pgbi.%s.out 2>&1",
+                     h_pgbench_bin(), scale, h_pg_port(), h_pg_user(), db, h_tmpdir(), db);
+    if (rc != 0) {
+        h_shell("cat %s/pgbi.%s.out >&2", h_tmpdir(), db);
+        fail_msg("pgbench -i -s %d exited %d", scale, rc);
+    }
+    h_shell("rm -f %s/pgbi.%s.out", h_tmpdir(), db);
+}
+
 void h_pgbench_start(h_pgbench *b)
 {
     b->runs++;
     snprintf(b->out, sizeof b->out, "%s/pgbench-%s-%d.out", b->dir, b->db, b->runs);
     snprintf(b->err, sizeof b->err, "%s/pgbench-%s-%d.err", b->dir, b->db, b->runs);
-    char port[16], clients[16], jobs[16], secs[16], db[200];
+    char port[16], clients[16], jobs[16], secs[16], prog[16], db[200];
     snprintf(port, sizeof port, "%d", b->port);
     snprintf(clients, sizeof clients, "%d", b->clients);
     snprintf(jobs, sizeof jobs, "%d", b->jobs);
     snprintf(secs, sizeof secs, "%d", b->seconds);
+    snprintf(prog, sizeof prog, "%d", b->progress);
     snprintf(db, sizeof db, "dbname=%s sslmode=disable", b->db);
     /* h_spawn execs a path: a bare "pgbench" is looked up in PATH by env(1) */
     const char *bin = h_pgbench_bin();
@@ -385,10 +398,15 @@ void h_pgbench_start(h_pgbench *b)
     /* -n: no vacuum (it would truncate pgbench_history, which tests read) */
     const char *rest[] = {"-h", "127.0.0.1", "-p", port, "-U", h_pg_user(), "-n", "-c", clients,
                           "-j", jobs, "-T", secs, "-M", b->mode, db, NULL};
+    if (b->progress > 0) {
+        argv[a++] = "-P";
+        argv[a++] = prog;
+    }
     for (int i = 0; rest[i]; i++)
         argv[a++] = rest[i];
     argv[a] = NULL;
     fflush(NULL);
+    b->started_ms = h_now_ms();
     b->pid = h_spawn(argv, b->out, b->err);
 }
 
@@ -410,9 +428,10 @@ void h_pgbench_check(h_pgbench *b, int st)
     static const char processed[] = "number of transactions actually processed: ";
     const char *p = strstr(out, processed);
     long long n = p ? atoll(p + strlen(processed)) : -1;
-    if (n < 1)
-        h_eng_fail("pgbench -M %s run %d processed no transactions:\n%s%s", b->mode, b->runs, out,
-                   err);
+    long long want = b->min_processed > 1 ? b->min_processed : 1;
+    if (n < want)
+        h_eng_fail("pgbench -M %s run %d processed %lld transactions (want >= %lld):\n%s%s",
+                   b->mode, b->runs, n, want, out, err);
     const char *t = strstr(out, "tps = ");
     double tps = t ? atof(t + strlen("tps = ")) : 0;
     if (b->checked == 0 || tps < b->tps_min)
@@ -424,30 +443,73 @@ void h_pgbench_check(h_pgbench *b, int st)
     b->checked++;
 }
 
-void h_pgbench_tick(h_pgbench *b)
+bool h_pgbench_running(h_pgbench *b)
 {
     int st;
     if (b->pid > 0 && waitpid(b->pid, &st, WNOHANG) == b->pid) {
         b->pid = 0;
         h_pgbench_check(b, st);
-        h_pgbench_start(b);
     }
+    return b->pid > 0;
 }
 
-void h_pgbench_finish(h_pgbench *b, int bound_ms)
+void h_pgbench_tick(h_pgbench *b)
 {
-    int st = 0;
+    if (b->pid > 0 && !h_pgbench_running(b))
+        h_pgbench_start(b);
+}
+
+/* Wait (up to bound_ms) for the current run to end and reap it, unchecked. Returns
+ * whether there was one; *st gets its wait status. */
+static bool pgbench_wait(h_pgbench *b, int bound_ms, int *st)
+{
     double t0 = h_now_ms();
-    while (b->pid > 0 && waitpid(b->pid, &st, WNOHANG) != b->pid) {
+    while (b->pid > 0 && waitpid(b->pid, st, WNOHANG) != b->pid) {
         if (h_now_ms() - t0 > bound_ms)
             h_eng_fail("pgbench run %d (-T %d) still running after %d s", b->runs, b->seconds,
                        bound_ms / 1000);
         usleep(20000);
     }
-    if (b->pid > 0) {
-        b->pid = 0;
+    bool had = b->pid > 0;
+    b->pid = 0;
+    return had;
+}
+
+void h_pgbench_finish(h_pgbench *b, int bound_ms)
+{
+    int st = 0;
+    if (pgbench_wait(b, bound_ms, &st))
         h_pgbench_check(b, st);
+}
+
+/* Lines of s that contain both a and b. */
+static int lines_with(const char *s, const char *a, const char *b)
+{
+    int n = 0;
+    for (const char *l = s; *l;) {
+        const char *e = strchr(l, '\n');
+        size_t len = e ? (size_t)(e - l) : strlen(l);
+        char line[1024];
+        snprintf(line, sizeof line, "%.*s", (int)(len < sizeof line ? len : sizeof line - 1), l);
+        n += strstr(line, a) && strstr(line, b);
+        l += len + (e != NULL);
     }
+    return n;
+}
+
+void h_pgbench_finish_aborted(h_pgbench *b, int bound_ms, const char *why)
+{
+    int st = 0;
+    if (!pgbench_wait(b, bound_ms, &st))
+        h_eng_fail("pgbench run %d: no run going to end aborted", b->runs);
+    char out[65536];
+    snprintf(out, sizeof out, "%s", h_slurp(b->out));
+    const char *err = h_slurp(b->err);
+    int aborted = lines_with(out, "aborted", why) + lines_with(err, "aborted", why);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) == 0 || aborted != b->clients)
+        h_eng_fail("pgbench -M %s run %d exited 0x%x with %d clients aborted on \"%s\" (want a "
+                   "failure and %d):\n%s%s",
+                   b->mode, b->runs, st, aborted, why, b->clients, out, err);
 }
 
 void h_pgbench_stop(h_pgbench *b)
@@ -462,4 +524,61 @@ void h_pgbench_dump(const h_pgbench *b)
         fflush(stderr);
         h_shell("tail -n 30 '%s' '%s' >&2", b->out, b->err);
     }
+}
+
+/* Rows of pgbench table tab (key column key, balance column bal) whose balance is not the
+ * sum of their history's delta, either way (a history row of a key not in the table
+ * counts too): the count, and when ex is not NULL up to 5 of them into ex. */
+static long long books_bad(PGconn *d, const char *tab, const char *key, const char *bal,
+                           char *ex, size_t exlen)
+{
+    char from[512];
+    snprintf(from, sizeof from,
+             "FROM %s x FULL JOIN (SELECT %s, sum(delta) s FROM pgbench_history GROUP BY %s) h "
+             "USING (%s) WHERE x.%s IS DISTINCT FROM coalesce(h.s, 0)",
+             tab, key, key, key, bal);
+    long long n = h_qint(d, "SELECT count(*) %s", from);
+    if (n && ex)
+        h_qtext(d, ex, exlen,
+                "SELECT string_agg(format('%s %%s: %s %%s, history %%s', k, b, s), '; ') FROM "
+                "(SELECT %s k, x.%s b, coalesce(h.s, 0) s %s LIMIT 5) y",
+                key, bal, key, bal, from);
+    return n;
+}
+
+long long h_pgbench_books(PGconn *d, const char *when, long long accounts, long long history,
+                          bool per_row)
+{
+    PGresult *r = h_exec(d, "SELECT (SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts), "
+                            "(SELECT coalesce(sum(delta), 0) FROM pgbench_history), "
+                            "(SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers), "
+                            "(SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches), "
+                            "(SELECT count(*) FROM pgbench_history), "
+                            "(SELECT count(*) FROM pgbench_accounts)");
+    long long a = atoll(PQgetvalue(r, 0, 0)), h = atoll(PQgetvalue(r, 0, 1));
+    long long t = atoll(PQgetvalue(r, 0, 2)), b = atoll(PQgetvalue(r, 0, 3));
+    long long nh = atoll(PQgetvalue(r, 0, 4)), na = atoll(PQgetvalue(r, 0, 5));
+    PQclear(r);
+    if (a != h || t != h || b != h)
+        h_eng_fail("books %s: sum(abalance) %lld, sum(delta) %lld, sum(tbalance) %lld, "
+                   "sum(bbalance) %lld",
+                   when, a, h, t, b);
+    if (accounts >= 0 && na != accounts)
+        h_eng_fail("books %s: pgbench_accounts has %lld rows, not %lld", when, na, accounts);
+    if (history >= 0 && nh != history)
+        h_eng_fail("books %s: %lld history rows, pgbench reported %lld transactions", when, nh,
+                   history);
+    if (per_row) {
+        char ex[1024] = "";
+        long long ba = books_bad(d, "pgbench_accounts", "aid", "abalance", ex, sizeof ex);
+        long long bt = books_bad(d, "pgbench_tellers", "tid", "tbalance", NULL, 0);
+        long long bb = books_bad(d, "pgbench_branches", "bid", "bbalance", NULL, 0);
+        if (ba || bt || bb)
+            h_eng_fail("books %s: balances that are not the sum of their history's delta: %lld "
+                       "accounts (e.g. %s), %lld tellers, %lld branches",
+                       when, ba, ex, bt, bb);
+    }
+    fprintf(stderr, "  books balance %s: total %lld, %lld history rows%s\n", when, h, nh,
+            per_row ? ", every account, teller and branch" : "");
+    return h;
 }

@@ -142,7 +142,12 @@ bool h_mig_terminal(const char *state);
 void h_mig_wait(PGconn *ctl, long long id, const char *want, long long min_rows, int timeout_ms,
                 h_mig *m);
 
-/* ---- a pgbench load through a pgcutover (test_migrate_load) ---- */
+/* ---- a pgbench load through a pgcutover (test_migrate_load and the pgbench tests) ---- */
+
+/* h_pgbench_init — pgbench -i -s scale -q into database db, straight to PostgreSQL (the
+ * tables the load works on; not part of what is tested). Fails the test, with pgbench's
+ * output, unless it exits 0. */
+void h_pgbench_init(const char *db, int scale);
 
 /* pgbench TPC-B-like (-n, so pgbench_history keeps every transaction) as back-to-back
  * runs of `seconds` each, through port. Fill the first block, then h_pgbench_start. */
@@ -152,9 +157,12 @@ typedef struct {
     const char *mode;      /* -M: simple, extended or prepared */
     int clients, jobs, seconds;
     const char *dir;       /* run n writes dir/pgbench-<db>-<n>.out and .err */
+    long long min_processed; /* a clean run processed at least this many (0: 1) */
+    int progress;          /* -P progress (seconds, on stderr) when > 0 */
     /* filled by the helpers */
     pid_t pid;             /* the run going on, 0 when none */
     int runs;              /* runs started */
+    double started_ms;     /* h_now_ms() at the start of the current (or last) run */
     int checked;           /* runs ended and found clean */
     long long processed;   /* transactions of the checked runs */
     double tps_min, tps_max, tps_sum; /* pgbench's "tps = …" of the checked runs */
@@ -164,16 +172,24 @@ typedef struct {
 /* h_pgbench_start — start run ++b->runs in the background (h_spawn; the database given
  * as "dbname=… sslmode=disable"). Fails the test when it cannot fork. */
 void h_pgbench_start(h_pgbench *b);
+/* h_pgbench_running — whether the current run still goes (cheap: waitpid WNOHANG). When
+ * it has ended it is reaped and checked (h_pgbench_check) first; false when none. */
+bool h_pgbench_running(h_pgbench *b);
 /* h_pgbench_tick — when the current run has ended: check it (h_pgbench_check) and start
  * the next. Cheap (waitpid WNOHANG); call it often while something else goes on. */
 void h_pgbench_tick(h_pgbench *b);
 /* h_pgbench_finish — wait (up to bound_ms) for the current run to end and check it; no
  * new run is started. */
 void h_pgbench_finish(h_pgbench *b, int bound_ms);
+/* h_pgbench_finish_aborted — for a run that must FAIL: wait (up to bound_ms) for the
+ * current run to end; fails the test (with its output) unless pgbench exited with a
+ * non-zero status and exactly b->clients "aborted" lines name `why` (every client
+ * aborted on it). Not added to the checked runs. */
+void h_pgbench_finish_aborted(h_pgbench *b, int bound_ms, const char *why);
 /* h_pgbench_check — the verdict of the ended current run (wait status st), through
  * h_eng_fail with its output: it must exit 0, print "number of failed transactions: 0 "
- * and a positive "number of transactions actually processed", and no client may abort
- * or see an ERROR. Adds its transactions and tps to b. */
+ * and "number of transactions actually processed" of at least min_processed (1), and no
+ * client may abort or see an ERROR. Adds its transactions and tps to b. */
 void h_pgbench_check(h_pgbench *b, int st);
 /* h_pgbench_stop — stop a run still going (SIGTERM, SIGKILL after 5 s), unchecked: for
  * teardowns. */
@@ -181,5 +197,16 @@ void h_pgbench_stop(h_pgbench *b);
 /* h_pgbench_dump — the tails of the current run's output files on stderr (a fail hook's
  * diagnostics). */
 void h_pgbench_dump(const h_pgbench *b);
+
+/* h_pgbench_books — the books of a pgbench database after its load (pgbench -i starts
+ * every balance at 0 and each TPC-B-like transaction adds its delta to one account, one
+ * teller and one branch and inserts one history row, atomically): sum(abalance) =
+ * sum(delta) = sum(tbalance) = sum(bbalance), read in one statement (one snapshot, so
+ * it holds under load too); pgbench_accounts has `accounts` rows and pgbench_history
+ * `history` rows (each -1: not checked); with per_row, every account's, teller's and
+ * branch's balance is the sum of its history's delta (no write lost or doubled). Fails
+ * through h_eng_fail naming `when`; prints a line. Returns sum(delta). */
+long long h_pgbench_books(PGconn *d, const char *when, long long accounts, long long history,
+                          bool per_row);
 
 #endif

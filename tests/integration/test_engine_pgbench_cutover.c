@@ -46,15 +46,12 @@
  * proxy if a failed test left them running.
  */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -71,42 +68,19 @@
 #define POLL_US 100000
 
 static struct {
-    h_eng e;       /* database, pgcutover, connections kept until the teardown */
-    pid_t pgb_pid; /* pgbench running in the background, 0 when reaped */
-    char pgb_out[512];
+    h_eng e;        /* database, pgcutover, connections kept until the teardown */
+    h_pgbench load; /* the back-to-back runs */
 } ctx;
-
-/* pgbench's output so far (static buffer). */
-static const char *pgb_output(void)
-{
-    static char buf[32768];
-    FILE *f = fopen(ctx.pgb_out, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = 0;
-    return buf;
-}
 
 /* h_eng_fail's hook: the tails of the pgcutover log and of pgbench's output. */
 static void dump_logs(void)
 {
     h_dump_log(&ctx.e.px, 40);
-    if (ctx.pgb_out[0]) {
-        fprintf(stderr, "---- pgbench output (%s) ----\n", ctx.pgb_out);
-        fflush(stderr);
-        h_shell("tail -n 40 %s >&2", ctx.pgb_out);
-    }
+    h_pgbench_dump(&ctx.load);
 }
 
 /* Fail the test after printing the tails of the pgcutover log and pgbench's output. */
 #define FAILP(...) h_eng_fail(__VA_ARGS__)
-
-/* Stop pgbench if it still runs (SIGTERM, then SIGKILL after 5 s) and reap it. */
-static void kill_pgbench(void)
-{
-    h_stop_pid(&ctx.pgb_pid, 5000);
-}
 
 static int setup_db(const char *db)
 {
@@ -130,74 +104,10 @@ static int setup_simple(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    kill_pgbench();
+    h_pgbench_stop(&ctx.load);
     h_eng_teardown(&ctx.e);
     memset(&ctx, 0, sizeof ctx);
     return 0;
-}
-
-/* Run k of pgbench through the proxy in the background: fork, exec, output into
- * ctx.pgb_out. */
-static void start_pgbench(const char *mode, int k)
-{
-    snprintf(ctx.pgb_out, sizeof ctx.pgb_out, "%s/pgbench-%s-%d.out", ctx.e.px.sockdir, mode, k);
-    char port[16], clients[16], secs[16];
-    snprintf(port, sizeof port, "%d", ctx.e.px.port);
-    snprintf(clients, sizeof clients, "%d", CLIENTS);
-    snprintf(secs, sizeof secs, "%d", RUN_SECONDS);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(ctx.pgb_out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        setenv("PGSSLMODE", "disable", 1);
-        /* -n: no vacuum (it would truncate pgbench_history, which the checks read). */
-        execlp(h_pgbench_bin(), "pgbench", "-h", "127.0.0.1", "-p", port, "-U", h_pg_user(), "-n",
-               "-c", clients, "-j", "2", "-T", secs, "-M", mode, "-P", "5", ctx.e.db, (char *)NULL);
-        _exit(127);
-    }
-    ctx.pgb_pid = pid;
-}
-
-/* Whether pgbench is still running; when it has ended, *st gets its wait status. */
-static bool pgbench_running(int *st)
-{
-    if (ctx.pgb_pid <= 0)
-        return false;
-    if (waitpid(ctx.pgb_pid, st, WNOHANG) == ctx.pgb_pid) {
-        ctx.pgb_pid = 0;
-        return false;
-    }
-    return true;
-}
-
-/* Number after `label` in s, or -1. */
-static long long after_label(const char *s, const char *label)
-{
-    const char *p = strstr(s, label);
-    return p ? atoll(p + strlen(label)) : -1;
-}
-
-/* The verdict of an ended pgbench run (wait status st): exit 0, "number of failed
- * transactions: 0", no client aborted or saw an ERROR. Returns the transactions done. */
-static long long check_run(const char *mode, int k, int st)
-{
-    const char *out = pgb_output();
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        FAILP("pgbench -M %s run %d exited with status 0x%x:\n%s", mode, k, st, out);
-    if (strstr(out, "number of failed transactions: 0 ") == NULL)
-        FAILP("pgbench -M %s run %d reports failed transactions:\n%s", mode, k, out);
-    if (strstr(out, "aborted") != NULL || strstr(out, "ERROR") != NULL)
-        FAILP("pgbench -M %s run %d: a client saw an error or aborted:\n%s", mode, k, out);
-    long long n = after_label(out, "number of transactions actually processed: ");
-    if (n < 100)
-        FAILP("pgbench -M %s run %d processed only %lld transactions:\n%s", mode, k, n, out);
-    return n;
 }
 
 /* ---------- the test ---------- */
@@ -214,16 +124,7 @@ static long long check_run(const char *mode, int k, int st)
 static void run_case(const char *mode, const char *change, const char *abalance_type, bool manual)
 {
     char cmd[1024], buf[1024];
-    /* pgbench_accounts etc. at scale 10, loaded directly (not part of what is tested). */
-    int rc =
-        h_shell("PGSSLMODE=disable %s -i -s %d -q -h 127.0.0.1 -p %d -U %s %s >%s/pgbi.%s.out "
-                "2>&1",
-                h_pgbench_bin(), SCALE, h_pg_port(), h_pg_user(), ctx.e.db, h_tmpdir(), ctx.e.db);
-    if (rc != 0) {
-        h_shell("cat %s/pgbi.%s.out >&2", h_tmpdir(), ctx.e.db);
-        fail_msg("pgbench -i -s %d exited %d", SCALE, rc);
-    }
-    h_shell("rm -f %s/pgbi.%s.out", h_tmpdir(), ctx.e.db);
+    h_pgbench_init(ctx.e.db, SCALE);
     PGconn *dc = h_eng_direct(&ctx.e);
     assert_int_equal(h_qint(dc, "SELECT count(*) FROM pgbench_accounts"), ROWS);
 
@@ -234,14 +135,19 @@ static void run_case(const char *mode, const char *change, const char *abalance_
     h_proxy_start(&ctx.e.px, sets);
     PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
 
-    int k = 1, cut_run = 0, st = 0;
-    long long processed = 0, id = 0;
+    int cut_run = 0;
+    long long id = 0;
     bool requested = false, done = false;
     h_mig m = {0};
-    double t0 = h_now_ms(), t_run = t0, t_submit = 0, t_done = 0;
-    start_pgbench(mode, k);
+    double t0 = h_now_ms(), t_submit = 0, t_done = 0;
+    /* -P 5: progress lines in the output, for a failure's diagnostics */
+    ctx.load = (h_pgbench){.db = ctx.e.db, .port = ctx.e.px.port, .mode = mode, .clients = CLIENTS,
+                           .jobs = 2, .seconds = RUN_SECONDS, .dir = ctx.e.px.sockdir,
+                           .min_processed = 100, .progress = 5};
+    h_pgbench *load = &ctx.load;
+    h_pgbench_start(load);
     for (;;) {
-        double now = h_now_ms();
+        double now = h_now_ms(), t_run = load->started_ms;
         if (id == 0 && now - t0 >= SUBMIT_AFTER_MS) {
             snprintf(cmd, sizeof cmd, "ALTER TABLE pgbench_accounts %s", change);
             id = h_start_migration(ctl, cmd);
@@ -252,9 +158,9 @@ static void run_case(const char *mode, const char *change, const char *abalance_
             if (h_mig_terminal(m.state))
                 FAILP("migration %lld is %s: %s", id, m.state, m.error);
             if (!requested && strcmp(m.state, "ready") == 0 && now - t_run >= CUT_FROM_MS &&
-                now - t_run <= CUT_TO_MS && pgbench_running(&st)) {
+                now - t_run <= CUT_TO_MS && h_pgbench_running(load)) {
                 requested = true;
-                cut_run = k;
+                cut_run = load->runs;
                 /* CUTOVER blocks until done or refused; SET returns at once */
                 if (manual)
                     snprintf(cmd, sizeof cmd, "CUTOVER MIGRATION %lld", id);
@@ -269,25 +175,24 @@ static void run_case(const char *mode, const char *change, const char *abalance_
                 /* under load: in the run it was requested in, or (a 2-core machine
                  * running other tests can make the ANALYZE before the swap slow) the next
                  * one, started back to back */
-                if (k > cut_run + 1)
+                if (load->runs > cut_run + 1)
                     FAILP("the swap (requested in pgbench run %d) was seen done only in run %d "
                           "(%.1f s after the request)",
-                          cut_run, k, (t_done - t_run) / 1000);
+                          cut_run, load->runs, (t_done - t_run) / 1000);
             }
         }
-        if (!pgbench_running(&st)) {
-            processed += check_run(mode, k, st);
+        /* an ended run is checked (h_pgbench_check: clean, >= 100 transactions) */
+        if (!h_pgbench_running(load)) {
             if (done)
                 break;
-            if (requested && k > cut_run)
+            if (requested && load->runs > cut_run)
                 FAILP("cutover requested %d-%d ms into pgbench run %d, not done when the next "
                       "one ended (state %s: %s)",
                       CUT_FROM_MS, CUT_TO_MS, cut_run, m.state, m.error);
             if (h_now_ms() - t0 > MAX_TOTAL_MS)
                 FAILP("migration %lld not done within %d s (state %s)", id, MAX_TOTAL_MS / 1000,
                       m.state);
-            t_run = h_now_ms();
-            start_pgbench(mode, ++k);
+            h_pgbench_start(load);
         }
         usleep(POLL_US);
     }
@@ -352,33 +257,8 @@ static void run_case(const char *mode, const char *change, const char *abalance_
         FAILP("(aid, bid, filler): %lld rows of %s missing from the new table, %lld extra", miss,
               old, extra);
 
-    /* Every balance is its history (all start at 0). */
-    long long bad_acc = h_qint(dc, "SELECT count(*) FROM pgbench_accounts a FULL JOIN (SELECT aid, "
-                                   "sum(delta) s FROM pgbench_history GROUP BY aid) h USING (aid) "
-                                   "WHERE a.abalance IS DISTINCT FROM coalesce(h.s, 0)");
-    long long bad_tel = h_qint(dc, "SELECT count(*) FROM pgbench_tellers t FULL JOIN (SELECT tid, "
-                                   "sum(delta) s FROM pgbench_history GROUP BY tid) h USING (tid) "
-                                   "WHERE t.tbalance IS DISTINCT FROM coalesce(h.s, 0)");
-    long long bad_br = h_qint(dc, "SELECT count(*) FROM pgbench_branches b FULL JOIN (SELECT bid, "
-                                  "sum(delta) s FROM pgbench_history GROUP BY bid) h USING (bid) "
-                                  "WHERE b.bbalance IS DISTINCT FROM coalesce(h.s, 0)");
-    if (bad_acc || bad_tel || bad_br) {
-        h_qtext(dc, buf, sizeof buf,
-                "SELECT string_agg(format('aid %%s: abalance %%s, history %%s', aid, abalance, "
-                "s), '; ') FROM (SELECT a.aid, a.abalance, h.s FROM pgbench_accounts a FULL JOIN "
-                "(SELECT aid, sum(delta) s FROM pgbench_history GROUP BY aid) h USING (aid) WHERE "
-                "a.abalance IS DISTINCT FROM coalesce(h.s, 0) LIMIT 5) x");
-        FAILP("balances that are not the sum of their history: %lld accounts (e.g. %s), %lld "
-              "tellers, %lld branches",
-              bad_acc, buf, bad_tel, bad_br);
-    }
-    long long sum_a = h_qint(dc, "SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts");
-    long long sum_h = h_qint(dc, "SELECT coalesce(sum(delta), 0) FROM pgbench_history");
-    long long sum_t = h_qint(dc, "SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers");
-    long long sum_b = h_qint(dc, "SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches");
-    if (sum_a != sum_h || sum_t != sum_h || sum_b != sum_h)
-        FAILP("sum(abalance) %lld, sum(delta) %lld, sum(tbalance) %lld, sum(bbalance) %lld", sum_a,
-              sum_h, sum_t, sum_b);
+    /* Every balance is its history (all start at 0), the sums equal. */
+    h_pgbench_books(dc, "after the swap", -1, -1, true);
 
     /* The old table froze at the swap: new = old + deltas of transactions that started
      * after it, except for accounts written by a transaction in flight during the hold
@@ -413,8 +293,8 @@ static void run_case(const char *mode, const char *change, const char *abalance_
             "transactions, 0 failed; history %lld before / %lld after the swap; %lld in-flight "
             "account(s) across the swap\n",
             mode, change, (t_done - t_submit) / 1000, m.attempts, m.hold_ms, m.lock_ms,
-            m.max_wait_ms, manual ? "CUTOVER MIGRATION" : "SET cutover = auto", cut_run, k,
-            processed, before, after, odd);
+            m.max_wait_ms, manual ? "CUTOVER MIGRATION" : "SET cutover = auto", cut_run,
+            load->runs, load->processed, before, after, odd);
 
     h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }

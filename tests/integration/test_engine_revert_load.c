@@ -65,36 +65,6 @@ static void fail_hook(void)
         h_dump_log(cur_px, 80);
 }
 
-/* The books: sum(abalance) = sum(delta) = sum(tbalance) = sum(bbalance), and per account
- * abalance = the sum of its history's delta (pgbench -i starts every balance at 0, and
- * only the TPC-B-like script writes). Returns the total. */
-static long long books(PGconn *d, const char *when)
-{
-    PGresult *r = h_exec(d, "SELECT (SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts), "
-                            "(SELECT coalesce(sum(delta), 0) FROM pgbench_history), "
-                            "(SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers), "
-                            "(SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches), "
-                            "(SELECT count(*) FROM pgbench_history), "
-                            "(SELECT count(*) FROM pgbench_accounts)");
-    long long a = atoll(PQgetvalue(r, 0, 0)), h = atoll(PQgetvalue(r, 0, 1));
-    long long t = atoll(PQgetvalue(r, 0, 2)), b = atoll(PQgetvalue(r, 0, 3));
-    long long nh = atoll(PQgetvalue(r, 0, 4)), na = atoll(PQgetvalue(r, 0, 5));
-    PQclear(r);
-    if (a != h || t != h || b != h)
-        h_eng_fail("books %s: abalance %lld, delta %lld, tbalance %lld, bbalance %lld", when, a, h, t, b);
-    if (na != 100000)
-        h_eng_fail("books %s: pgbench_accounts has %lld rows, not 100000", when, na);
-    char first[256];
-    h_qtext(d, first, sizeof first,
-            "SELECT count(*) || ' accounts, the first aid ' || min(aid) FROM (SELECT a.aid FROM "
-            "pgbench_accounts a LEFT JOIN (SELECT aid, sum(delta) AS s FROM pgbench_history GROUP "
-            "BY aid) h USING (aid) WHERE a.abalance <> coalesce(h.s, 0)) x HAVING count(*) > 0");
-    if (first[0])
-        h_eng_fail("books %s: abalance differs from the sum of its history's delta: %s", when, first);
-    fprintf(stderr, "  books balance %s: total %lld, %lld history rows, every account\n", when, h, nh);
-    return h;
-}
-
 /* Poll migration id (ticking the load) until it is in state want; fails on failed or
  * aborted (unless wanted) and after WAIT_MS. *m (may be NULL) gets the last row. */
 static void wait_state(PGconn *ctl, long long id, const char *want, h_mig *out)
@@ -192,14 +162,6 @@ static long long window_of(PGconn *d, long long id)
                      "id = %lld", id);
 }
 
-static void start_pgbench(PGconn *d)
-{
-    (void)d;
-    assert_int_equal(h_shell("PGSSLMODE=disable %s -i -s 1 -q -h 127.0.0.1 -p %d -U %s %s "
-                             ">/dev/null 2>&1", h_pgbench_bin(), h_pg_port(), h_pg_user(),
-                             h_eng_case.db), 0);
-}
-
 /* ---------- rename_drop ---------- */
 
 static const char filler_md5_sql[] =
@@ -213,7 +175,7 @@ static PGconn *rename_drop_setup(PGconn **ctl, char want[64])
     h_eng_fail_hook = fail_hook;
     cur_px = &h_eng_case.px;
     PGconn *d = h_eng_direct(&h_eng_case);
-    start_pgbench(d);
+    h_pgbench_init(h_eng_case.db, 1);
     h_execf(d, "UPDATE pgbench_accounts SET filler = md5(aid::text)");
     h_execf(d, "VACUUM ANALYZE pgbench_accounts");
     h_qtext(d, want, 64, filler_md5_sql, "filler");
@@ -260,7 +222,7 @@ static void finish_load(PGconn *d, const char *when)
 {
     run_for(1000);
     h_pgbench_finish(&load, 30000);
-    books(d, when);
+    h_pgbench_books(d, when, 100000, -1, true); /* per account: no write lost */
 }
 
 /* The revert of the revert (window migration w): the new schema again — col of type
@@ -474,7 +436,7 @@ static void test_sigkill_swap(void **state)
     h_proxy *px = &h_eng_case.px, *px2 = &h_eng_case.px2;
     cur_px = px;
     PGconn *d = h_eng_direct(&h_eng_case);
-    start_pgbench(d);
+    h_pgbench_init(h_eng_case.db, 1);
     static const char *const sets[] = {"cutover_attempts=1000", NULL};
     h_proxy_start(px, sets);
     PGconn *ctl = h_eng_console(&h_eng_case, px);
@@ -540,7 +502,7 @@ static void test_sigkill_swap(void **state)
     assert_string_equal(col_type(d, "abalance"), "integer");
     run_for(1000);
     h_pgbench_finish(&load, 30000);
-    books(d, "after the killed revert");
+    h_pgbench_books(d, "after the killed revert", 100000, -1, true);
     only_window_triggers(d, window_of(d, r));
 
     /* round 2: the revert of the revert, killed a random moment into its cutover */
@@ -574,7 +536,7 @@ static void test_sigkill_swap(void **state)
     assert_string_equal(col_type(d, "abalance"), "bigint");
     run_for(1000);
     h_pgbench_finish(&load, 30000);
-    books(d, "after the killed revert of the revert");
+    h_pgbench_books(d, "after the killed revert of the revert", 100000, -1, true);
     only_window_triggers(d, window_of(d, r2));
     fprintf(stderr, "  pgbench: %lld transactions through the proxy, %lld straight (-M simple), "
                     "%d runs, 0 failed\n", through_proxy, load.processed - through_proxy, load.runs);

@@ -31,7 +31,6 @@
  * the teardown stops pgbench and pgcutover if a failed test left them running.
  */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,8 +38,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
-#include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -48,108 +45,24 @@
 
 #define SCALE 2
 #define ROWS (SCALE * 100000LL)
-#define CLIENTS "8"
-#define RUN_SECONDS "5"      /* pgbench -T of each run */
+#define RUN_SECONDS 5        /* pgbench -T of each run (8 clients, -j 2) */
+#define RUN_BOUND_MS 60000   /* bound on a run ending */
 #define STEP_MS 120000       /* bound on one console statement (retries included) */
 #define COPY_MS 180000       /* bound on the copy migration reaching done */
 #define RETRY_MS 60000       /* bound on seeing a lock_timeout retry in the log */
 #define POLL_US 100000
 
 static struct {
-    h_eng e;       /* database, pgcutover, connections kept until the teardown */
+    h_eng e;        /* database, pgcutover, connections kept until the teardown */
     const char *mode;
-    pid_t pgb_pid; /* the pgbench run going on, 0 when reaped */
-    int run;       /* number of the current run */
-    long long processed;
-    char pgb_out[512];
+    h_pgbench load; /* the back-to-back runs */
 } ctx;
 
 /* h_eng_fail's hook: the tails of the pgcutover log and of pgbench's output. */
 static void dump_logs(void)
 {
     h_dump_log(&ctx.e.px, 60);
-    if (ctx.pgb_out[0]) {
-        fprintf(stderr, "---- pgbench output (%s) ----\n", ctx.pgb_out);
-        fflush(stderr);
-        h_shell("tail -n 40 %s >&2", ctx.pgb_out);
-    }
-}
-
-/* Stop pgbench if it still runs (SIGTERM, then SIGKILL after 5 s) and reap it. */
-static void kill_pgbench(void)
-{
-    h_stop_pid(&ctx.pgb_pid, 5000);
-}
-
-/* Start pgbench run ++ctx.run through the proxy in the background (output to a file). */
-static void start_pgbench(void)
-{
-    ctx.run++;
-    snprintf(ctx.pgb_out, sizeof ctx.pgb_out, "%s/pgbench-%s-%d.out", ctx.e.px.sockdir, ctx.mode,
-             ctx.run);
-    char port[16];
-    snprintf(port, sizeof port, "%d", ctx.e.px.port);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(ctx.pgb_out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        setenv("PGSSLMODE", "disable", 1);
-        /* -n: no vacuum (it would truncate pgbench_history, which the checks read). */
-        execlp(h_pgbench_bin(), "pgbench", "-h", "127.0.0.1", "-p", port, "-U", h_pg_user(), "-n",
-               "-c", CLIENTS, "-j", "2", "-T", RUN_SECONDS, "-M", ctx.mode, ctx.e.db, (char *)NULL);
-        _exit(127);
-    }
-    ctx.pgb_pid = pid;
-}
-
-/* The verdict of the ended run (wait status st): exit 0, "number of failed
- * transactions: 0", no client aborted or saw an ERROR. */
-static void check_run(int st)
-{
-    const char *out = h_slurp(ctx.pgb_out);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        h_eng_fail("pgbench -M %s run %d exited with status 0x%x:\n%s", ctx.mode, ctx.run, st, out);
-    if (strstr(out, "number of failed transactions: 0 ") == NULL)
-        h_eng_fail("pgbench -M %s run %d reports failed transactions:\n%s", ctx.mode, ctx.run, out);
-    if (strstr(out, "aborted") != NULL || strstr(out, "ERROR") != NULL)
-        h_eng_fail("pgbench -M %s run %d: a client saw an error or aborted:\n%s", ctx.mode,
-                   ctx.run, out);
-    const char *p = strstr(out, "number of transactions actually processed: ");
-    long long n = p ? atoll(p + strlen("number of transactions actually processed: ")) : -1;
-    if (n < 1)
-        h_eng_fail("pgbench -M %s run %d processed no transactions:\n%s", ctx.mode, ctx.run, out);
-    ctx.processed += n;
-}
-
-/* Keep the load going: when the current run has ended, check it and start the next. */
-static void tick(void)
-{
-    int st;
-    if (ctx.pgb_pid > 0 && waitpid(ctx.pgb_pid, &st, WNOHANG) == ctx.pgb_pid) {
-        ctx.pgb_pid = 0;
-        check_run(st);
-        start_pgbench();
-    }
-}
-
-/* Wait (bounded, ticking) for the current run to end and check it; no new run. */
-static void finish_load(void)
-{
-    int st;
-    double t0 = h_now_ms();
-    while (waitpid(ctx.pgb_pid, &st, WNOHANG) != ctx.pgb_pid) {
-        if (h_now_ms() - t0 > 60000)
-            h_eng_fail("pgbench run %d (-T %s) still running after 60 s", ctx.run, RUN_SECONDS);
-        usleep(POLL_US);
-    }
-    ctx.pgb_pid = 0;
-    check_run(st);
+    h_pgbench_dump(&ctx.load);
 }
 
 /* Occurrences of needle in pgcutover's log. */
@@ -174,7 +87,7 @@ static PGresult *ctl_wait(PGconn *ctl, const char *sql)
 {
     double t0 = h_now_ms();
     while (PQisBusy(ctl)) {
-        tick();
+        h_pgbench_tick(&ctx.load);
         if (h_now_ms() - t0 > STEP_MS)
             h_eng_fail("console '%s': no answer within %d s", sql, STEP_MS / 1000);
         fd_set fds;
@@ -274,7 +187,7 @@ static void copy_step(PGconn *ctl, const char *sql)
         if (h_now_ms() - t0 > COPY_MS)
             h_eng_fail("copy m%lld (%s) not done within %d s (state %s)", id, sql, COPY_MS / 1000,
                        state);
-        tick();
+        h_pgbench_tick(&ctx.load);
         usleep(POLL_US);
         show_state(ctl, id, got, state, sizeof state);
         if (strcmp(got, "copy") != 0)
@@ -303,7 +216,7 @@ static void blocked_step(PGconn *ctl, PGconn *d, PGconn *blocker, const char *sq
             h_eng_fail("%s: no lock_timeout retry logged within %d s while a session holds "
                        "ACCESS SHARE",
                        sql, RETRY_MS / 1000);
-        tick();
+        h_pgbench_tick(&ctx.load);
         usleep(POLL_US);
     }
     /* retried, and still not done: the console has not answered, nothing changed */
@@ -329,15 +242,7 @@ static void blocked_step(PGconn *ctl, PGconn *d, PGconn *blocker, const char *sq
 static void run_case(const char *mode)
 {
     ctx.mode = mode;
-    int rc =
-        h_shell("PGSSLMODE=disable %s -i -s %d -q -h 127.0.0.1 -p %d -U %s %s >%s/pgbi.%s.out "
-                "2>&1",
-                h_pgbench_bin(), SCALE, h_pg_port(), h_pg_user(), ctx.e.db, h_tmpdir(), ctx.e.db);
-    if (rc != 0) {
-        h_shell("cat %s/pgbi.%s.out >&2", h_tmpdir(), ctx.e.db);
-        fail_msg("pgbench -i -s %d exited %d", SCALE, rc);
-    }
-    h_shell("rm -f %s/pgbi.%s.out", h_tmpdir(), ctx.e.db);
+    h_pgbench_init(ctx.e.db, SCALE);
     PGconn *d = h_eng_direct(&ctx.e);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pgbench_accounts"), ROWS);
 
@@ -348,10 +253,12 @@ static void run_case(const char *mode)
     PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
     PGconn *blocker = h_eng_keep(&ctx.e, h_direct_connect(ctx.e.db));
 
-    start_pgbench();
+    ctx.load = (h_pgbench){.db = ctx.e.db, .port = ctx.e.px.port, .mode = mode, .clients = 8,
+                           .jobs = 2, .seconds = RUN_SECONDS, .dir = ctx.e.px.sockdir};
+    h_pgbench_start(&ctx.load);
     /* some load before the first statement (bounded: the first run ends within -T) */
     for (double t0 = h_now_ms(); h_now_ms() - t0 < 1000;)
-        usleep(POLL_US), tick();
+        usleep(POLL_US), h_pgbench_tick(&ctx.load);
 
     step(ctl, "ALTER TABLE pgbench_accounts ADD COLUMN note text", "instant");
     step(ctl, "ALTER TABLE pgbench_accounts ADD CONSTRAINT pgbench_accounts_abalance_sane "
@@ -378,9 +285,9 @@ static void run_case(const char *mode)
                  "'public.pgbench_accounts'::regclass AND conname = 'pgbench_accounts_bid_pos' "
                  "AND convalidated");
     /* one more full run after the last statement */
-    finish_load();
-    start_pgbench();
-    finish_load();
+    h_pgbench_finish(&ctx.load, RUN_BOUND_MS);
+    h_pgbench_start(&ctx.load);
+    h_pgbench_finish(&ctx.load, RUN_BOUND_MS);
 
     /* ---- the catalog holds every change ---- */
     char buf[4096];
@@ -420,19 +327,10 @@ static void run_case(const char *mode)
         h_eng_fail("migrations not done: %s", notdone);
 
     /* ---- the books balance ---- */
-    long long sum_a = h_qint(d, "SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts");
-    long long sum_h = h_qint(d, "SELECT coalesce(sum(delta), 0) FROM pgbench_history");
-    long long sum_t = h_qint(d, "SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers");
-    long long sum_b = h_qint(d, "SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches");
-    long long hist = h_qint(d, "SELECT count(*) FROM pgbench_history");
-    if (sum_a != sum_h || sum_t != sum_h || sum_b != sum_h)
-        h_eng_fail("sum(abalance) %lld, sum(delta) %lld, sum(tbalance) %lld, sum(bbalance) %lld",
-                   sum_a, sum_h, sum_t, sum_b);
-    if (hist != ctx.processed)
-        h_eng_fail("%lld history rows, pgbench reported %lld transactions", hist, ctx.processed);
+    long long sum = h_pgbench_books(d, "at the end", -1, ctx.load.processed, false);
     fprintf(stderr, "  -M %s: %d pgbench runs, %lld transactions, 0 failed; books balance "
                     "(sum %lld)\n",
-            mode, ctx.run, ctx.processed, sum_h);
+            mode, ctx.load.runs, ctx.load.processed, sum);
     h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
@@ -458,7 +356,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    kill_pgbench();
+    h_pgbench_stop(&ctx.load);
     h_eng_teardown(&ctx.e);
     h_eng_fail_hook = NULL;
     return 0;

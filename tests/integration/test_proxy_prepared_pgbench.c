@@ -27,15 +27,12 @@
  * stops pgbench and pgcutover if a failed case left them running.
  */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -54,117 +51,31 @@
 
 static struct {
     h_eng e;
-    pid_t pgb_pid; /* the pgbench run going on, 0 when reaped */
-    int run;       /* number of the current run */
-    double t_run;  /* h_now_ms() at its start */
-    long long processed;
-    char pgb_out[512];
+    h_pgbench load; /* the back-to-back runs */
 } ctx;
 
 /* h_eng_fail's hook: the tails of the pgcutover log and of pgbench's output. */
 static void dump_logs(void)
 {
     h_dump_log(&ctx.e.px, 40);
-    if (ctx.pgb_out[0]) {
-        fprintf(stderr, "---- pgbench output (%s) ----\n", ctx.pgb_out);
-        fflush(stderr);
-        h_shell("tail -n 40 %s >&2", ctx.pgb_out);
-    }
+    h_pgbench_dump(&ctx.load);
 }
 
-/* Stop pgbench if it still runs (SIGTERM, then SIGKILL after 5 s) and reap it. */
-static void kill_pgbench(void)
-{
-    h_stop_pid(&ctx.pgb_pid, 5000);
-}
-
-/* Start pgbench run ++ctx.run through the proxy in the background (output to a file). */
+/* Start the first pgbench run through the proxy (-M prepared, CLIENTS clients, -j 2). */
 static void start_pgbench(void)
 {
-    ctx.run++;
-    snprintf(ctx.pgb_out, sizeof ctx.pgb_out, "%s/pgbench-%d.out", ctx.e.px.sockdir, ctx.run);
-    char port[16], clients[16], secs[16];
-    snprintf(port, sizeof port, "%d", ctx.e.px.port);
-    snprintf(clients, sizeof clients, "%d", CLIENTS);
-    snprintf(secs, sizeof secs, "%d", RUN_SECONDS);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int fd = open(ctx.pgb_out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-            close(fd);
-        }
-        setenv("PGSSLMODE", "disable", 1);
-        /* -n: no vacuum (it would truncate pgbench_history, which the checks read). */
-        execlp(h_pgbench_bin(), "pgbench", "-h", "127.0.0.1", "-p", port, "-U", h_pg_user(), "-n",
-               "-c", clients, "-j", "2", "-T", secs, "-M", "prepared", ctx.e.db, (char *)NULL);
-        _exit(127);
-    }
-    ctx.pgb_pid = pid;
-    ctx.t_run = h_now_ms();
-}
-
-/* Whether the current run has ended; then *st gets its wait status and it is reaped. */
-static bool run_ended(int *st)
-{
-    if (ctx.pgb_pid > 0 && waitpid(ctx.pgb_pid, st, WNOHANG) == ctx.pgb_pid) {
-        ctx.pgb_pid = 0;
-        return true;
-    }
-    return ctx.pgb_pid <= 0;
-}
-
-/* The verdict of an ended run (wait status st): exit 0, "number of failed transactions:
- * 0", no client aborted or saw an ERROR; its transactions are added up. */
-static void check_clean(int st)
-{
-    const char *out = h_slurp(ctx.pgb_out);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        h_eng_fail("pgbench run %d exited with status 0x%x:\n%s", ctx.run, st, out);
-    if (strstr(out, "number of failed transactions: 0 ") == NULL)
-        h_eng_fail("pgbench run %d reports failed transactions:\n%s", ctx.run, out);
-    if (strstr(out, "aborted") != NULL || strstr(out, "ERROR") != NULL)
-        h_eng_fail("pgbench run %d: a client saw an error or aborted:\n%s", ctx.run, out);
-    const char *p = strstr(out, "number of transactions actually processed: ");
-    long long n = p ? atoll(p + strlen("number of transactions actually processed: ")) : -1;
-    if (n < 1)
-        h_eng_fail("pgbench run %d processed no transactions:\n%s", ctx.run, out);
-    ctx.processed += n;
-}
-
-/* Keep the load going: when the current run has ended, check it and start the next. */
-static void tick(void)
-{
-    int st;
-    if (run_ended(&st)) {
-        check_clean(st);
-        start_pgbench();
-    }
-}
-
-/* Wait (bounded) for the current run to end; returns its wait status. */
-static int wait_run(void)
-{
-    int st = 0;
-    double t0 = h_now_ms();
-    while (!run_ended(&st)) {
-        if (h_now_ms() - t0 > RUN_BOUND_MS)
-            h_eng_fail("pgbench run %d (-T %d) still running after %d s", ctx.run, RUN_SECONDS,
-                       RUN_BOUND_MS / 1000);
-        usleep(POLL_US);
-    }
-    return st;
+    ctx.load = (h_pgbench){.db = ctx.e.db, .port = ctx.e.px.port, .mode = "prepared",
+                           .clients = CLIENTS, .jobs = 2, .seconds = RUN_SECONDS,
+                           .dir = ctx.e.px.sockdir};
+    h_pgbench_start(&ctx.load);
 }
 
 /* Keep the load going until the current run is between CUT_FROM_MS and CUT_TO_MS old. */
 static void wait_window(void)
 {
     for (;;) {
-        tick();
-        double age = h_now_ms() - ctx.t_run;
+        h_pgbench_tick(&ctx.load);
+        double age = h_now_ms() - ctx.load.started_ms;
         if (age >= CUT_FROM_MS && age <= CUT_TO_MS)
             return;
         usleep(POLL_US);
@@ -180,20 +91,6 @@ static long long stat(PGconn *ctl, const char *col)
         v += atoll(PQgetvalue(r, i, h_col(r, col)));
     PQclear(r);
     return v;
-}
-
-/* pgbench_accounts etc. at SCALE, loaded directly (not part of what is tested). */
-static void init_pgbench(void)
-{
-    int rc = h_shell("PGSSLMODE=disable %s -i -s %d -q -h 127.0.0.1 -p %d -U %s %s "
-                     ">%s/pgbi.%s.out 2>&1",
-                     h_pgbench_bin(), SCALE, h_pg_port(), h_pg_user(), ctx.e.db, h_tmpdir(),
-                     ctx.e.db);
-    if (rc != 0) {
-        h_shell("cat %s/pgbi.%s.out >&2", h_tmpdir(), ctx.e.db);
-        fail_msg("pgbench -i -s %d exited %d", SCALE, rc);
-    }
-    h_shell("rm -f %s/pgbi.%s.out", h_tmpdir(), ctx.e.db);
 }
 
 /* Submit the copy ALTER COLUMN abalance TYPE bigint (cutover = manual) and keep the load
@@ -216,11 +113,11 @@ static void type_change_in_run(PGconn *ctl, bool survives)
         if (h_now_ms() - t0 > READY_MS)
             h_eng_fail("migration %lld not ready within %d s (state %s)", id, READY_MS / 1000,
                        m.state);
-        tick();
+        h_pgbench_tick(&ctx.load);
         usleep(POLL_US);
     }
     wait_window();
-    int run = ctx.run, st;
+    int run = ctx.load.runs;
     PQclear(h_ctl_ok(ctl, "SET MIGRATION %lld cutover = auto", id));
     t0 = h_now_ms();
     for (;;) {
@@ -229,7 +126,7 @@ static void type_change_in_run(PGconn *ctl, bool survives)
             h_eng_fail("migration %lld is %s: %s", id, m.state, m.error);
         if (strcmp(m.state, "done") == 0)
             break;
-        if (survives && run_ended(&st))
+        if (survives && !h_pgbench_running(&ctx.load))
             h_eng_fail("the swap (requested %d-%d ms into pgbench run %d) was not done when "
                        "that run ended (state %s, phase %s)",
                        CUT_FROM_MS, CUT_TO_MS, run, m.state, m.phase);
@@ -238,27 +135,11 @@ static void type_change_in_run(PGconn *ctl, bool survives)
                        m.state);
         usleep(POLL_US);
     }
-    if (survives && (run_ended(&st) || ctx.run != run))
+    if (survives && (!h_pgbench_running(&ctx.load) || ctx.load.runs != run))
         h_eng_fail("the swap was seen done only after pgbench run %d ended", run);
     fprintf(stderr, "  type change: m%lld swapped in pgbench run %d (hold %.1f ms, longest "
                     "client wait %.1f ms)\n",
             id, run, m.hold_ms, m.max_wait_ms);
-}
-
-/* The books balance, and the history holds exactly the transactions pgbench reported. */
-static void check_books(PGconn *d)
-{
-    long long sum_a = h_qint(d, "SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts");
-    long long sum_h = h_qint(d, "SELECT coalesce(sum(delta), 0) FROM pgbench_history");
-    long long sum_t = h_qint(d, "SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers");
-    long long sum_b = h_qint(d, "SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches");
-    long long hist = h_qint(d, "SELECT count(*) FROM pgbench_history");
-    if (sum_a != sum_h || sum_t != sum_h || sum_b != sum_h)
-        h_eng_fail("sum(abalance) %lld, sum(delta) %lld, sum(tbalance) %lld, sum(bbalance) %lld",
-                   sum_a, sum_h, sum_t, sum_b);
-    if (hist != ctx.processed)
-        h_eng_fail("%lld history rows, pgbench reported %lld transactions", hist, ctx.processed);
-    assert_int_equal(h_qint(d, "SELECT count(*) FROM pgbench_accounts"), ROWS);
 }
 
 /* ---------- the tests ---------- */
@@ -266,7 +147,7 @@ static void check_books(PGconn *d)
 static void test_tracked(void **state)
 {
     (void)state;
-    init_pgbench();
+    h_pgbench_init(ctx.e.db, SCALE);
     PGconn *d = h_eng_direct(&ctx.e);
     static const char *const sets[] = {"log_level=info", "instant_ddl=on", "cutover=manual",
                                        NULL};
@@ -277,7 +158,7 @@ static void test_tracked(void **state)
     /* the copy: swapped inside a run; the run ends clean */
     long long s0 = stat(ctl, "prepared_sessions");
     type_change_in_run(ctl, true);
-    check_clean(wait_run());
+    h_pgbench_finish(&ctx.load, RUN_BOUND_MS);
     long long s1 = stat(ctl, "prepared_sessions");
     char type[64];
     h_qtext(d, type, sizeof type,
@@ -286,23 +167,23 @@ static void test_tracked(void **state)
     assert_string_equal(type, "bigint");
 
     /* the instant ADD COLUMN, inside the next run */
-    start_pgbench();
+    h_pgbench_start(&ctx.load);
     wait_window();
-    int run = ctx.run, st;
+    int run = ctx.load.runs;
     PGresult *r = h_ctl_ok(ctl, "ALTER TABLE pgbench_accounts ADD COLUMN note text");
     if (strcmp(PQgetvalue(r, 0, h_col(r, "strategy")), "instant") != 0 ||
         strcmp(PQgetvalue(r, 0, h_col(r, "state")), "done") != 0)
         h_eng_fail("ADD COLUMN note: strategy %s, state %s", PQgetvalue(r, 0, h_col(r, "strategy")),
                    PQgetvalue(r, 0, h_col(r, "state")));
     PQclear(r);
-    if (run_ended(&st) || ctx.run != run)
+    if (!h_pgbench_running(&ctx.load) || ctx.load.runs != run)
         h_eng_fail("the instant ADD COLUMN was answered only after pgbench run %d ended", run);
-    check_clean(wait_run());
+    h_pgbench_finish(&ctx.load, RUN_BOUND_MS);
     long long s2 = stat(ctl, "prepared_sessions");
 
     /* one more run on the changed table */
-    start_pgbench();
-    check_clean(wait_run());
+    h_pgbench_start(&ctx.load);
+    h_pgbench_finish(&ctx.load, RUN_BOUND_MS);
 
     /* every client of the run across each change re-prepared; nothing left to PostgreSQL */
     if (s1 - s0 < CLIENTS || s2 - s1 < CLIENTS)
@@ -312,41 +193,27 @@ static void test_tracked(void **state)
     long long left = stat(ctl, "prepared_left"), redone = stat(ctl, "prepared_reprepared");
     if (left != 0)
         h_eng_fail("%lld statements left to PostgreSQL (pgbench describes every execution)", left);
-    check_books(d);
+    h_pgbench_books(d, "at the end", ROWS, ctx.load.processed, false);
     fprintf(stderr, "  tracked: %d pgbench runs, %lld transactions, 0 failed; %lld + %lld "
                     "sessions re-prepared (%lld statements, %lld ms), books balance\n",
-            ctx.run, ctx.processed, s1 - s0, s2 - s1, redone, stat(ctl, "prepared_ms"));
+            ctx.load.runs, ctx.load.processed, s1 - s0, s2 - s1, redone, stat(ctl, "prepared_ms"));
     h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
 static void test_untracked(void **state)
 {
     (void)state;
-    init_pgbench();
+    h_pgbench_init(ctx.e.db, SCALE);
     static const char *const sets[] = {"log_level=info", "instant_ddl=on", "cutover=manual",
                                        "max_prepared_statements_bytes=0", NULL};
     h_proxy_start(&ctx.e.px, sets);
     PGconn *ctl = h_eng_console(&ctx.e, &ctx.e.px);
     start_pgbench();
     type_change_in_run(ctl, false);
-    int st = wait_run();
-    const char *out = h_slurp(ctx.pgb_out);
-    int aborted = 0;
-    for (const char *l = out; *l;) {
-        const char *e = strchr(l, '\n');
-        size_t n = e ? (size_t)(e - l) : strlen(l);
-        char line[1024];
-        snprintf(line, sizeof line, "%.*s", (int)(n < sizeof line ? n : sizeof line - 1), l);
-        if (strstr(line, "aborted") && strstr(line, CACHED_PLAN))
-            aborted++;
-        l += n + (e != NULL);
-    }
-    if (!WIFEXITED(st) || WEXITSTATUS(st) == 0 || aborted != CLIENTS)
-        h_eng_fail("untracked: pgbench run %d across the swap exited 0x%x with %d clients "
-                   "aborted on \"%s\" (want a failure and %d):\n%s",
-                   ctx.run, st, aborted, CACHED_PLAN, CLIENTS, out);
+    /* the run across the swap: every client aborted on 0A000, pgbench failed */
+    h_pgbench_finish_aborted(&ctx.load, RUN_BOUND_MS, CACHED_PLAN);
     assert_true(stat(ctl, "prepared_untracked") >= CLIENTS);
-    fprintf(stderr, "  untracked: all %d clients aborted with \"%s\"\n", aborted, CACHED_PLAN);
+    fprintf(stderr, "  untracked: all %d clients aborted with \"%s\"\n", CLIENTS, CACHED_PLAN);
     h_eng_stop_proxy(&ctx.e, &ctx.e.px);
 }
 
@@ -360,7 +227,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    kill_pgbench();
+    h_pgbench_stop(&ctx.load);
     h_eng_teardown(&ctx.e);
     h_eng_fail_hook = NULL;
     return 0;

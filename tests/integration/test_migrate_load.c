@@ -167,24 +167,6 @@ static void print_statements(PGconn *d, const char *direction)
     PQclear(r);
 }
 
-/* The books balance: every transfer moves the same amount in all four tables, in one
- * transaction, so one snapshot (one statement) sees the four sums equal, load or not. */
-static void check_books(PGconn *d, const char *when)
-{
-    PGresult *r = h_exec(d, "SELECT (SELECT coalesce(sum(abalance), 0) FROM pgbench_accounts), "
-                            "(SELECT coalesce(sum(delta), 0) FROM pgbench_history), "
-                            "(SELECT coalesce(sum(tbalance), 0) FROM pgbench_tellers), "
-                            "(SELECT coalesce(sum(bbalance), 0) FROM pgbench_branches)");
-    long long a = atoll(PQgetvalue(r, 0, 0)), h = atoll(PQgetvalue(r, 0, 1));
-    long long t = atoll(PQgetvalue(r, 0, 2)), b = atoll(PQgetvalue(r, 0, 3));
-    PQclear(r);
-    if (a != h || t != h || b != h)
-        h_eng_fail("books %s: sum(abalance) %lld, sum(delta) %lld, sum(tbalance) %lld, "
-                   "sum(bbalance) %lld",
-                   when, a, h, t, b);
-    fprintf(stderr, "  books balance %s (sum %lld)\n", when, h);
-}
-
 /* The catalog of schema public as one sorted text: relations (kind, options), columns
  * (position among live columns, type, NOT NULL, default), indexes, constraints, views,
  * user triggers. */
@@ -236,15 +218,7 @@ static void test_migrate_load(void **state)
     (void)state;
     double t_start = h_now_ms();
     snprintf(ctx.dir, sizeof ctx.dir, "%s/examples/migrations", PGC_SOURCE_DIR);
-    int rc = h_shell("PGSSLMODE=disable %s -i -s %d -q -h 127.0.0.1 -p %d -U %s %s >%s/pgbi.%s.out "
-                     "2>&1",
-                     h_pgbench_bin(), SCALE, h_pg_port(), h_pg_user(), ctx.e.db, h_tmpdir(),
-                     ctx.e.db);
-    if (rc != 0) {
-        h_shell("cat %s/pgbi.%s.out >&2", h_tmpdir(), ctx.e.db);
-        fail_msg("pgbench -i -s %d exited %d", SCALE, rc);
-    }
-    h_shell("rm -f %s/pgbi.%s.out", h_tmpdir(), ctx.e.db);
+    h_pgbench_init(ctx.e.db, SCALE);
     PGconn *d = h_eng_direct(&ctx.e);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM pgbench_accounts"), ROWS);
     static char before[16384], after[16384];
@@ -282,7 +256,7 @@ static void test_migrate_load(void **state)
                      1);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM account_notes"), ROWS);
     assert_int_equal(h_qint(d, "SELECT count(*) FROM regions"), 2);
-    check_books(d, "after up");
+    h_pgbench_books(d, "after up", ROWS, -1, true);
 
     /* ---- down, all the way ---- */
     int retries1 = log_count(": lock_timeout (");
@@ -301,7 +275,7 @@ static void test_migrate_load(void **state)
         h_eng_fail("the schema after migrate down differs from the one before up:\n---- before "
                    "----\n%s\n---- after ----\n%s",
                    before, after);
-    check_books(d, "after down");
+    h_pgbench_books(d, "after down", ROWS, -1, true);
     long long hist = h_qint(d, "SELECT count(*) FROM pgbench_history");
     if (hist != ctx.load.processed)
         h_eng_fail("%lld history rows, pgbench reported %lld transactions", hist,

@@ -249,13 +249,14 @@ bool px_show_help(pgw_buf *b)
         {"PLAN <DDL>", "dry run: strategy, steps, SQL, locks, warnings; changes nothing"},
         {"BATCHED UPDATE ... | BATCHED DELETE ...", "a data change in key ranges, each its own transaction"},
         {"SHOW MIGRATIONS | SHOW MIGRATION n", "migration state and progress"},
-        {"PAUSE MIGRATION n|ALL | RESUME MIGRATION n|ALL", "stop/continue a backfill"},
+        {"PAUSE MIGRATION n|ALL | RESUME MIGRATION n|ALL", "stop/continue a backfill or batched statement"},
         {"SET MIGRATION n key = value", "change a running migration's setting"},
         {"CUTOVER MIGRATION n", "swap now (manual cutover)"},
         {"ABORT MIGRATION n", "undo everything; the original is intact"},
-        {"DROP MIGRATION n", "drop the kept old table of a finished migration"},
-        {"REVERT MIGRATION n [ACCEPT DATA LOSS]", "undo a done instant/validate/concurrent change by its inverse"},
-        {"PLAN REVERT MIGRATION n", "the inverse statements REVERT would run"},
+        {"DROP MIGRATION n", "close its revert window and drop the kept old table of a finished migration"},
+        {"REVERT MIGRATION n [ACCEPT DATA LOSS]", "undo a done change: a copy swaps its old table back "
+                                                  "(revert window), others run their inverse"},
+        {"PLAN REVERT MIGRATION n", "what REVERT would run"},
         {"MIGRATE ...", "sent by `pgcutover migrate` (a migration directory)"},
         {"HELP", "this list"},
     };

@@ -38,6 +38,20 @@
 
 #define POLL_US 50000
 
+/* Start pgcutover px with sets, run the copy migration sql to done (*m its row, *ctl the
+ * console); returns its id, *w its revert window's. */
+static long long copy_done(h_proxy *px, const char *const *sets, const char *sql, PGconn **ctl,
+                           h_mig *m, long long *w)
+{
+    h_proxy_start(px, sets);
+    *ctl = h_eng_console(&h_eng_case, px);
+    long long id = h_start_migration(*ctl, sql);
+    h_mig_wait(*ctl, id, "done", -1, 120000, m);
+    *w = h_qint(h_eng_direct(&h_eng_case), "SELECT id FROM pgcutover.migrations WHERE revert_of = "
+                                           "%lld", id);
+    return id;
+}
+
 /* SHOW MIGRATION id's revertible starts with prefix and holds also; REVERT MIGRATION id is
  * refused with 0A000 and a message holding needle. */
 static void expect_refused(PGconn *ctl, long long id, const char *prefix, const char *also,
@@ -70,20 +84,17 @@ static void test_refused(void **state)
     h_execf(d, "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL, c char(5), w int NOT NULL, "
                "k int CHECK (k >= 0), n int); INSERT INTO t SELECT g, g, 'x', g, g, g FROM generate_series(1, "
                "1000) g");
-    h_proxy_start(&h_eng_case.px, NULL);
-    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
-    long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN v TYPE bigint, ALTER COLUMN v "
-                                          "DROP NOT NULL, ALTER COLUMN c TYPE text, DROP COLUMN w, DROP "
-                                          "CONSTRAINT t_k_check, ALTER COLUMN n TYPE text");
+    PGconn *ctl;
     h_mig m;
-    h_mig_wait(ctl, id, "done", -1, 120000, &m);
+    long long w, id = copy_done(&h_eng_case.px, NULL, "ALTER TABLE t ALTER COLUMN v TYPE bigint, "
+                                "ALTER COLUMN v DROP NOT NULL, ALTER COLUMN c TYPE text, DROP COLUMN w, "
+                                "DROP CONSTRAINT t_k_check, ALTER COLUMN n TYPE text", &ctl, &m, &w);
     char old[256];
     snprintf(old, sizeof old, "%s", m.old_table);
     PGresult *r = h_ctl_ok(ctl, "SHOW MIGRATION %lld", id);
     if (strncmp(PQgetvalue(r, 0, h_col(r, "revertible")), "yes", 3) != 0)
         h_eng_fail("revertible before any write: %s", PQgetvalue(r, 0, h_col(r, "revertible")));
     PQclear(r);
-    long long w = h_qint(d, "SELECT id FROM pgcutover.migrations WHERE revert_of = %lld", id);
     PGconn *app = h_eng_keep(&h_eng_case, h_connect(h_conninfo_proxy_db(&h_eng_case.px, h_eng_case.db, NULL)));
     /* writes the old table could hold are no fault */
     h_execf(app, "UPDATE t SET v = 2147483647, c = 'abcde' WHERE id = 6; DELETE FROM t WHERE id = 5");
@@ -142,22 +153,17 @@ static void test_expire(void **state)
                "generate_series(1, 1000) g; CREATE TABLE u (LIKE t INCLUDING ALL); INSERT INTO u "
                "SELECT * FROM t");
     /* a window opened under the default lifetime (a day) by another pgcutover */
-    h_proxy_start(&h_eng_case.px2, NULL);
-    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px2);
-    long long uid = h_start_migration(ctl, "ALTER TABLE u ALTER COLUMN v TYPE bigint");
+    PGconn *ctl;
     h_mig m;
-    h_mig_wait(ctl, uid, "done", -1, 120000, &m);
-    long long uw = h_qint(d, "SELECT id FROM pgcutover.migrations WHERE revert_of = %lld", uid);
+    long long uw;
+    copy_done(&h_eng_case.px2, NULL, "ALTER TABLE u ALTER COLUMN v TYPE bigint", &ctl, &m, &uw);
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px2); /* closes d and ctl too */
     d = h_eng_direct(&h_eng_case);
     const char *sets[] = {"revert_window=3", "revert_window_old_table=drop", NULL};
-    h_proxy_start(&h_eng_case.px, sets);
-    ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
-    long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN v TYPE bigint");
-    h_mig_wait(ctl, id, "done", -1, 120000, &m);
+    long long w, id = copy_done(&h_eng_case.px, sets, "ALTER TABLE t ALTER COLUMN v TYPE bigint", &ctl,
+                                &m, &w);
     char old[256];
     snprintf(old, sizeof old, "%s", m.old_table);
-    long long w = h_qint(d, "SELECT id FROM pgcutover.migrations WHERE revert_of = %lld", id);
     PGconn *app = h_eng_keep(&h_eng_case, h_connect(h_conninfo_proxy_db(&h_eng_case.px, h_eng_case.db, NULL)));
     double t0 = h_now_ms();
     for (int i = 0; h_now_ms() - t0 < 15000; i++) {
@@ -273,11 +279,10 @@ static void test_collation(void **state)
                "INSERT INTO t SELECT format('user%%s@example.com', g), g, 'n' || g FROM "
                "generate_series(1, 500) g; CREATE TABLE ref (LIKE t INCLUDING ALL); "
                "INSERT INTO ref SELECT * FROM t");
-    h_proxy_start(&h_eng_case.px, NULL);
-    PGconn *ctl = h_eng_console(&h_eng_case, &h_eng_case.px);
-    long long id = h_start_migration(ctl, "ALTER TABLE t ALTER COLUMN v TYPE bigint");
+    PGconn *ctl;
     h_mig m;
-    h_mig_wait(ctl, id, "done", -1, 120000, &m);
+    long long w, id = copy_done(&h_eng_case.px, NULL, "ALTER TABLE t ALTER COLUMN v TYPE bigint", &ctl,
+                                &m, &w);
     PGconn *app = h_eng_keep(&h_eng_case, h_connect(h_conninfo_proxy_db(&h_eng_case.px, h_eng_case.db, NULL)));
     static const char *const writes[] = {
         "UPDATE %s SET email = upper(email) WHERE v %% 7 = 0", /* equal under ci, not identical */
@@ -290,7 +295,6 @@ static void test_collation(void **state)
         h_execf(app, writes[i], "t");
         h_execf(d, writes[i], "ref");
     }
-    long long w = h_qint(d, "SELECT id FROM pgcutover.migrations WHERE revert_of = %lld", id);
     PQclear(h_ctl_ok(ctl, "REVERT MIGRATION %lld", id));
     h_mig_wait(ctl, w, "done", -1, 120000, &m);
     assert_string_equal(h_qtext(d, (char[64]){0}, 64, "SELECT format_type(atttypid, atttypmod) FROM "

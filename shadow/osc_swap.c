@@ -232,6 +232,7 @@ step_rc osc_drv_cutover(run_ctx *x)
         if (!ok || errors)
             PQclear(PQexec(x->c, "ROLLBACK"));
         osc_hooks.release();
+        double t_release = osc_drv_now_s(); /* the hold ends here, not at the COMMIT */
         if (ok && errors == 0) {
             swapped = true;
             osc_drv_set_status(m, "done", "");
@@ -239,7 +240,7 @@ step_rc osc_drv_cutover(run_ctx *x)
             if (osc_hooks.hold_wait_ms && osc_hooks.hold_wait_ms() > max_wait)
                 max_wait = osc_hooks.hold_wait_ms(); /* another hold runs on (PAUSE) */
             char hold_ms[32], lock_ms[32], wait_ms[32];
-            snprintf(hold_ms, sizeof hold_ms, "%.3f", (t_commit - t_hold) * 1000);
+            snprintf(hold_ms, sizeof hold_ms, "%.3f", (t_release - t_hold) * 1000);
             snprintf(lock_ms, sizeof lock_ms, "%.3f", (t_commit - t_lock) * 1000);
             snprintf(wait_ms, sizeof wait_ms, "%.3f", max_wait);
             const char *v[] = {x->ids, hold_ms, lock_ms, wait_ms};

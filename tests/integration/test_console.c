@@ -87,7 +87,7 @@ static const char *console_conninfo(const h_proxy *p, const char *user, const ch
     static char bufs[4][512];
     static int i;
     char *b = bufs[i++ % 4];
-    snprintf(b, 512, "host=127.0.0.1 port=%d dbname=postgres user=%s sslmode=disable %s",
+    snprintf(b, 512, "host=127.0.0.1 port=%d dbname=postgres user=%.200s sslmode=disable %.200s",
              p->control_port, user, extra ? extra : "");
     return b;
 }

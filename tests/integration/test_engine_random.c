@@ -306,7 +306,7 @@ static void compare(PGconn *dc, bool alter, char *why, size_t n, long long *miss
     h_qtext(dc, want, sizeof want, defs, "oracle_ref.t");
     h_qtext(dc, got, sizeof got, defs, "public.t");
     if (strcmp(want, got) != 0) {
-        snprintf(why, n, "columns differ: t has (%s), a plain ALTER gives (%s)", got, want);
+        snprintf(why, n, "columns differ: t has (%.400s), a plain ALTER gives (%.400s)", got, want);
         return;
     }
     long long u1 = h_qint(dc, "SELECT count(*) FROM pg_index WHERE indrelid = 'oracle_ref.t'::"
@@ -332,8 +332,8 @@ static void compare(PGconn *dc, bool alter, char *why, size_t n, long long *miss
                  "public.t", cols, "oracle_ref.t");
         snprintf(sql + strlen(sql) - 3, sizeof sql - strlen(sql) + 3, " LIMIT 3) x");
         h_qtext(dc, s2, sizeof s2, "%s", sql);
-        snprintf(why, n, "%lld rows missing from t (e.g. %s), %lld extra (e.g. %s)", *missing, s1,
-                 *extra, s2);
+        snprintf(why, n, "%lld rows missing from t (e.g. %.400s), %lld extra (e.g. %.400s)", *missing,
+                 s1, *extra, s2);
         return;
     }
     if (u1 != u2)

@@ -123,7 +123,7 @@ static void answer_of(int port, const void *bytes, size_t n, char *out, size_t o
         snprintf(out, outlen, "ErrorResponse %s \"%s\"%s", code, msg,
                  eof ? "" : " (connection left open)");
     } else if (b[0] == 'E') { /* protocol 2: 'E' and a NUL-terminated text */
-        snprintf(out, outlen, "v2 error \"%s\"%s", (const char *)b + 1,
+        snprintf(out, outlen, "v2 error \"%.400s\"%s", (const char *)b + 1,
                  eof ? "" : " (connection left open)");
     } else {
         char types[400];

@@ -61,6 +61,7 @@ static h_proxy *cur_px; /* the pgcutover whose log a failure prints */
 static void fail_hook(void)
 {
     h_pgbench_dump(&load);
+    h_pgbench_stop(&load); /* no pgbench left running past the failed case */
     if (cur_px)
         h_dump_log(cur_px, 80);
 }

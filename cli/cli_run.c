@@ -405,7 +405,7 @@ static void draw(run_ctx *x, const mig_row *m)
     int width = ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
     char head[400], tail[2200], bar[64] = "", line[3000];
     double pct = m->percent < 0 ? 0 : m->percent > 100 ? 100 : m->percent;
-    snprintf(head, sizeof head, "m%lld %s %s", x->id, m->table, m->state);
+    snprintf(head, sizeof head, "m%lld%s%s %s", x->id, *m->table ? " " : "", m->table, m->state);
     figures(m, m->state, tail, sizeof tail, true);
     int room = width - 1 - (int)strlen(head) - (int)strlen(tail) - 10; /* " [" "] " pct */
     int w = room >= 20 ? 20 : room >= 10 ? 10 : 0; /* steady while the figures change */
@@ -432,7 +432,7 @@ static void plain_line(run_ctx *x, const mig_row *m, const char *state, bool ful
         x->last_plain = now_s();
         snprintf(x->last_phase, sizeof x->last_phase, "%s", m->phase);
     }
-    printf("m%lld %s %s%s\n", x->id, m->table, state, tail);
+    printf("m%lld%s%s %s%s\n", x->id, *m->table ? " " : "", m->table, state, tail);
     fflush(stdout);
 }
 

@@ -320,7 +320,8 @@ bool osc_engine_is_command(const char *cmd)
 }
 
 static const char show_cols[] =
-    "SELECT id, quote_ident(table_schema) || '.' || quote_ident(table_name), state, phase, "
+    "SELECT id, CASE WHEN table_name <> '' THEN quote_ident(table_schema) || '.' || "
+    "quote_ident(table_name) END, state, phase, " /* a direct statement (a view) has none */
     "rows_copied, rows_estimated, CASE WHEN state IN ('verifying', 'ready', 'cutting_over', "
     "'done') THEN 100 WHEN coalesce(rows_estimated, 0) > 0 THEN least(100, round(100.0 * "
     "rows_copied / rows_estimated, 1)) ELSE 0 END, quote_ident(shadow_schema) || '.' || "

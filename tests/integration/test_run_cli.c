@@ -186,10 +186,12 @@ static long long has_column(const char *table, const char *column)
 static void test_done(void **state)
 {
     (void)state;
-    make_table("t_done", 5000);
-    /* 2000 rows/s over 5000 rows keeps it copying ~2.5 s: at least one live copying line */
+    /* 10,000 rows/s over 30,000 rows keeps it copying ~2 s (at least one live copying line)
+     * even when the throttle (a SET MIGRATION sent after the ALTER answered) lands after
+     * the first batch of 10,000: with 5,000 rows it once landed after the whole copy */
+    make_table("t_done", 30000);
     const char *args[] = {
-        "--max-rows-per-second", "2000",
+        "--max-rows-per-second", "10000",
         "ALTER TABLE t_done ADD COLUMN note timestamptz DEFAULT clock_timestamp()", NULL};
     assert_int_equal(run_sync(args), 0);
     long long id = migration_id(out_text);
@@ -203,7 +205,7 @@ static void test_done(void **state)
     const char *sum = line_at(l, prefix);
     if (!sum)
         fail_msg("no summary line \"%s…\" after the done line:\n%s", prefix, out_text);
-    assert_non_null(strstr(sum, " 5000 rows copied; cutover hold "));
+    assert_non_null(strstr(sum, " 30000 rows copied; cutover hold "));
     assert_non_null(strstr(sum, "longest client wait "));
     assert_non_null(strstr(sum, "old table pgcutover.t_done_"));
     /* the live copying line: percent, rows, rate, ETA, throttle */
@@ -218,8 +220,8 @@ static void test_done(void **state)
     h_mig m;
     h_mig_show(g.ctl, id, &m);
     assert_string_equal(m.state, "done");
-    if (!strstr(m.settings, "\"max_rows_per_second\": \"2000\""))
-        fail_msg("--max-rows-per-second 2000 not in the settings: %s", m.settings);
+    if (!strstr(m.settings, "\"max_rows_per_second\": \"10000\""))
+        fail_msg("--max-rows-per-second 10000 not in the settings: %s", m.settings);
 }
 
 static void test_failed(void **state)

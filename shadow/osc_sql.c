@@ -331,11 +331,11 @@ static bool int_range(const char *from, const char *t, const char **lo, const ch
 }
 
 /* INSERT INTO the faults table: the written row's key and reason (an SQL expression that
- * may use NEW, SQLERRM, SQLSTATE). Names reach the SQL only as literals. A row per such
+ * may use NEW, SQLERRM, SQLSTATE, built in *reason, which this takes and empties). Names reach the SQL only as literals. A row per such
  * write, as the log has: the trigger reads no table, so a SERIALIZABLE writer takes no
  * predicate lock here and cannot fail with 40001 on another writer's fault (a cap by
  * NOT EXISTS did: test_engine_random seed 9). */
-static void add_fault(osc_sb *b, const osc_map *m, const char *reason)
+static void add_fault(osc_sb *b, const osc_map *m, osc_sb *reason)
 {
     osc_sb names = {0};
     osc_sb_addf(&names, "(");
@@ -354,7 +354,9 @@ static void add_fault(osc_sb *b, const osc_map *m, const char *reason)
         osc_sb_ident(b, m->key_name[k]);
         osc_sb_addf(b, "), 'NULL')");
     }
-    osc_sb_addf(b, " || ')', %s;\n", reason);
+    char *r = osc_sb_take(reason);
+    osc_sb_addf(b, " || ')', %s;\n", r ? r : "'out of memory'");
+    free(r);
 }
 
 /* A literal of printf-formatted text into b (names quoted safely whatever they hold). */
@@ -404,26 +406,20 @@ static void add_window_checks(osc_sb *b, const osc_map *m)
                 add_literalf(&why, "column %s: ", c->expr);
                 osc_sb_addf(&why, " || SQLERRM || ' (SQLSTATE ' || SQLSTATE || ')'");
             }
-            char *w = osc_sb_take(&why);
-            add_fault(b, m, w ? w : "'out of memory'");
-            free(w);
+            add_fault(b, m, &why);
             osc_sb_addf(b, range ? "    END IF;\n" : "    END;\n");
         }
         if (c->expr && c->not_null) {
             osc_sb_addf(b, "    IF NEW.%s IS NULL THEN\n", c->expr);
             add_literalf(&why, "column %s is NULL: the old table's column is NOT NULL", c->expr);
-            char *w = osc_sb_take(&why);
-            add_fault(b, m, w ? w : "'out of memory'");
-            free(w);
+            add_fault(b, m, &why);
             osc_sb_addf(b, "    END IF;\n");
         }
         if (c->expr == NULL && c->needs_value) {
             osc_sb_addf(b, "    IF TG_OP = 'INSERT' THEN\n");
             add_literalf(&why, "a new row has no value for column \"%s\" of the old table (NOT NULL, "
                                "no default, not in the new table)", c->name);
-            char *w = osc_sb_take(&why);
-            add_fault(b, m, w ? w : "'out of memory'");
-            free(w);
+            add_fault(b, m, &why);
             osc_sb_addf(b, "    END IF;\n");
         }
     }
@@ -444,15 +440,11 @@ static void add_window_checks(osc_sb *b, const osc_map *m)
         osc_sb_addf(b, ") AS pgc_r WHERE NOT (%s)) THEN\n", expr);
         osc_sb why = {0};
         add_literalf(&why, "violates check constraint \"%s\" of the old table", name);
-        char *w = osc_sb_take(&why);
-        add_fault(b, m, w ? w : "'out of memory'");
-        free(w);
+        add_fault(b, m, &why);
         osc_sb_addf(b, "      END IF;\n    EXCEPTION WHEN OTHERS THEN\n");
         add_literalf(&why, "check constraint \"%s\" of the old table: ", name);
         osc_sb_addf(&why, " || SQLERRM || ' (SQLSTATE ' || SQLSTATE || ')'");
-        w = osc_sb_take(&why);
-        add_fault(b, m, w ? w : "'out of memory'");
-        free(w);
+        add_fault(b, m, &why);
         osc_sb_addf(b, "    END;\n");
     }
     osc_sb_addf(b, "  END IF;\n");

@@ -89,7 +89,7 @@ step_rc osc_drv_cutover(run_ctx *x)
      * made under the lock (osc_window.h). Its failure costs nothing but that time. */
     char pwhy[1200] = "";
     int64_t prepared = osc_window_prepare(x->c, &x->map, old_name, window_s, pwhy, sizeof pwhy);
-    if (!prepared && pwhy[0] && strncmp(pwhy, "no exact inverse", 16) != 0)
+    if (prepared == 0)
         osc_log(CONF_LOG_WARNING, "m%" PRId64 ": %s (made under the lock instead)", m->id, pwhy);
     osc_sb_addf(&q, "LOCK TABLE ");
     osc_sb_qualified(&q, x->map.schema, x->map.table);
@@ -169,8 +169,12 @@ step_rc osc_drv_cutover(run_ctx *x)
             char wwhy[1200] = "", rids[32] = "0", wms[32];
             if (ok) {
                 double tw = osc_drv_now_s(); /* part of the hold: recorded to be seen */
-                snprintf(rids, sizeof rids, "%" PRId64,
-                         osc_window_open(x->c, &x->map, old_name, window_s, prepared, wwhy, sizeof wwhy));
+                if (prepared < 0) /* no exact inverse: said before the hold, nothing to open */
+                    snprintf(wwhy, sizeof wwhy, "%s", pwhy);
+                else
+                    snprintf(rids, sizeof rids, "%" PRId64, osc_window_open(x->c, &x->map, old_name,
+                                                                            window_s, prepared, wwhy,
+                                                                            sizeof wwhy));
                 snprintf(wms, sizeof wms, "%.3f", (osc_drv_now_s() - tw) * 1000);
                 const char *wv[] = {x->ids, rids, wwhy[0] ? wwhy : NULL, wms};
                 char werr[512], wcode[6];

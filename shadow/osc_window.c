@@ -156,7 +156,7 @@ int64_t osc_window_prepare(PGconn *c, const osc_map *m, const char *old_name, in
     char ids[32], err[1024], oid[16];
     snprintf(ids, sizeof ids, "%" PRId64, m->id);
     if (!has_inverse(c, ids, why, len))
-        return 0;
+        return why[0] && strncmp(why, "no exact inverse", 16) == 0 ? -1 : 0;
     const char *v[] = {ids};
     PGresult *t = osc_exec(c, "SELECT max(id) FROM pgcutover.migrations WHERE revert_of = $1::bigint "
                               "AND state = 'prepared'", 1, v, err, sizeof err, NULL);
@@ -201,25 +201,30 @@ int64_t osc_window_open(PGconn *c, const osc_map *m, const char *old_name, int w
         return 0;
     }
     int64_t w = 0;
-    bool ok = oid_of(c, m->schema, m->table, oid, err, sizeof err); /* the live table now */
-    if (ok && prepared) { /* made before the hold: only its capture goes on the live table */
-        const char *v[] = {pids, oid};
-        PGresult *t = osc_exec(c, "UPDATE pgcutover.migrations SET state = 'standby', updated_at = "
-                                  "now(), phase_at = phase_at || pg_catalog.jsonb_build_object("
-                                  "'standby', now()) WHERE id = $1::bigint AND state = 'prepared' "
-                                  "AND table_oid = $2::oid RETURNING id", 2, v, err, sizeof err, code);
-        ok = t && PQntuples(t) == 1;
+    if (prepared) { /* made before the hold: only its capture goes on the live table */
+        osc_sb q = {0};
+        osc_sb_qualified(&q, m->schema, m->table);
+        char *live = osc_sb_take(&q);
+        const char *v[] = {pids, live};
+        PGresult *t = live ? osc_exec(c, "UPDATE pgcutover.migrations SET state = 'standby', "
+                                         "updated_at = now(), phase_at = phase_at || "
+                                         "pg_catalog.jsonb_build_object('standby', now()) WHERE id = "
+                                         "$1::bigint AND state = 'prepared' AND table_oid = "
+                                         "pg_catalog.to_regclass($2)::oid RETURNING id",
+                                      2, v, err, sizeof err, code)
+                           : NULL;
+        free(live);
+        bool ok = t && PQntuples(t) == 1;
         if (t && !ok)
             snprintf(err, sizeof err, "the prepared window %s is gone or not of this table", pids);
         PQclear(t);
-        osc_map r = {0};
-        ok = ok && osc_map_load(c, prepared, &r, err, sizeof err);
+        /* R's original is the live table under m's names: all its triggers need */
+        osc_map r = {.id = prepared, .schema = m->schema, .table = m->table};
         char *trg = ok ? osc_sql_create_triggers(&r) : NULL;
         ok = ok && trg && osc_run(c, trg, 0, NULL, err, sizeof err, code);
         free(trg);
-        osc_map_free(&r);
         w = ok ? prepared : 0;
-    } else if (ok) {
+    } else if (oid_of(c, m->schema, m->table, oid, err, sizeof err)) { /* the live table now */
         w = record(c, m, old_name, window_s, "standby", oid, true, err, sizeof err);
     }
     if (w == 0) {

@@ -29,9 +29,9 @@
  * own transaction): record R in state prepared with its columns, change log, faults table
  * and capture function, but no trigger yet, so that the swap has only R's trigger to
  * make under its lock. Returns R's id (an earlier attempt's prepared R when there is
- * one), or 0 with why filled when the change has no exact inverse (a USING expression, a
- * key whose type changed) or preparing failed (osc_window_open then does it all). No
- * transaction may be open on c.
+ * one); -1 with why filled when the change has no exact inverse (a USING expression, a
+ * key whose type changed): no window, nothing to open; 0 with why when preparing failed
+ * (osc_window_open then does it all). No transaction may be open on c.
  */
 int64_t osc_window_prepare(PGconn *c, const osc_map *m, const char *old_name, int window_s,
                            char *why, size_t len);
@@ -47,7 +47,7 @@ void osc_window_discard(PGconn *c, int64_t f, const char *why);
  * osc_window_open — inside the swap transaction of migration m (osc_cutover_swap done,
  * the live table now m->schema.m->table, the old one pgcutover.old_name), under a
  * savepoint: R's capture on the live table and R in standby — the prepared R (prepared >
- * 0, osc_window_prepare) or R recorded now. Returns R's id, or 0 with why filled when the
+ * 0, osc_window_prepare) or, with prepared 0, R recorded now. Returns R's id, or 0 with why filled when the
  * change has no exact inverse or a step failed (the savepoint rolled back, a prepared R
  * discarded: the swap goes on without a window). Never fails the swap. window_s (the
  * revert_window setting now; 0 = no limit) is recorded with R as its own lifetime

@@ -24,6 +24,8 @@
  *               ones, values, deletes, inserts and a REPEATABLE READ transaction after the
  *               swap, then REVERT: the table equals the same statements run directly on a
  *               plain copy, byte for byte.
+ *   no_inverse  a change with a USING expression: no window opened or prepared,
+ *               revertible says why, REVERT refused.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,7 +41,7 @@
 #define POLL_US 50000
 
 /* Start pgcutover px with sets, run the copy migration sql to done (*m its row, *ctl the
- * console); returns its id, *w its revert window's. */
+ * console); returns its id, *w its revert window's (0: none). */
 static long long copy_done(h_proxy *px, const char *const *sets, const char *sql, PGconn **ctl,
                            h_mig *m, long long *w)
 {
@@ -47,8 +49,8 @@ static long long copy_done(h_proxy *px, const char *const *sets, const char *sql
     *ctl = h_eng_console(&h_eng_case, px);
     long long id = h_start_migration(*ctl, sql);
     h_mig_wait(*ctl, id, "done", -1, 120000, m);
-    *w = h_qint(h_eng_direct(&h_eng_case), "SELECT id FROM pgcutover.migrations WHERE revert_of = "
-                                           "%lld", id);
+    *w = h_qint(h_eng_direct(&h_eng_case), "SELECT coalesce(max(id), 0) FROM pgcutover.migrations "
+                                           "WHERE revert_of = %lld", id);
     return id;
 }
 
@@ -309,6 +311,26 @@ static void test_collation(void **state)
     h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
 }
 
+/* A change with a USING expression has no exact inverse: its swap opens no window (and no
+ * window was prepared for it), revertible says why and REVERT is refused. */
+static void test_no_inverse(void **state)
+{
+    (void)state;
+    PGconn *d = h_eng_direct(&h_eng_case);
+    h_execf(d, "CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, g FROM "
+               "generate_series(1, 100) g");
+    PGconn *ctl;
+    h_mig m;
+    long long w, id = copy_done(&h_eng_case.px, NULL, "ALTER TABLE t ALTER COLUMN v TYPE bigint USING "
+                                "v * 2", &ctl, &m, &w);
+    assert_int_equal(w, 0);
+    assert_int_equal(h_qint(d, "SELECT sum(v) FROM t"), 10100);
+    expect_refused(ctl, id, "no: no exact inverse: column v is computed", "", "no exact inverse");
+    assert_int_equal(h_qint(d, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 't'::regclass AND "
+                               "tgname LIKE 'pgcutover%%'"), 0);
+    h_eng_stop_proxy(&h_eng_case, &h_eng_case.px);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -316,6 +338,7 @@ int main(void)
         H_ENG_CASE(test_expire, "eng_revcopy_expire"),
         H_ENG_CASE(test_bound, "eng_revcopy_bound"),
         H_ENG_CASE(test_collation, "eng_revcopy_coll"),
+        H_ENG_CASE(test_no_inverse, "eng_revcopy_noinv"),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -269,6 +269,35 @@ static bool source_row(mctx *x, const char *source, int64_t *id, char state[16],
     return found;
 }
 
+/* Version key's row ends in state (finished_at, duration_ms; strategies replaced by the
+ * text[] literal strategies when not NULL) and is answered as the command's row; logged
+ * as "migrate <how>: version …". False with x->r XX000 when it cannot be recorded. */
+static bool finish_version(mctx *x, const char *key, const char *name, const char *state,
+                           const char *strategies, const char *how)
+{
+    char err[512];
+    const char *p[] = {key, state, strategies};
+    PGresult *t = osc_exec(x->c, "UPDATE pgcutover.schema_migrations SET state = $2, strategies = "
+                                 "coalesce($3::text[], strategies), finished_at = now(), duration_ms "
+                                 "= 1000 * extract(epoch FROM now() - started_at) WHERE version = $1 "
+                                 "RETURNING version, name, state, statements_done, "
+                                 "array_to_string(strategies, ','), round(duration_ms::numeric, 3)",
+                           3, p, err, sizeof err, NULL);
+    bool ok = t && PQntuples(t) == 1;
+    if (ok) {
+        const char *row[6];
+        for (int i = 0; i < 6; i++)
+            row[i] = PQgetvalue(t, 0, i);
+        osc_result_row(x->r, row);
+        osc_log(CONF_LOG_INFO, "migrate %s: version %s (%s) %s: %s steps (%s) in %s ms", how, key,
+                name, row[2], row[3], row[4], row[5]);
+    } else
+        osc_result_error(x->r, "XX000", NULL, "recording version %s: %s", key,
+                         t ? "its row is gone" : err);
+    PQclear(t);
+    return ok;
+}
+
 /*
  * Apply text (an up, down or repeatable file) as version key in direction "up" or
  * "down", continuing an unfinished run of the same direction. Adds the version's row to
@@ -366,26 +395,7 @@ static bool apply(mctx *x, const char *key, const char *name, bool repeatable, c
         if (!ok)
             osc_result_error(x->r, "XX000", NULL, "checkpoint of version %s: %s", key, err);
     }
-    const char *fp[] = {key, up ? "applied" : "reverted"};
-    PGresult *t = ok ? osc_exec(x->c, "UPDATE pgcutover.schema_migrations SET state = $2, finished_at "
-                                      "= now(), duration_ms = 1000 * extract(epoch FROM now() - "
-                                      "started_at) WHERE version = $1 RETURNING version, name, state, "
-                                      "statements_done, array_to_string(strategies, ','), "
-                                      "round(duration_ms::numeric, 3)",
-                                2, fp, err, sizeof err, NULL)
-                      : NULL;
-    if (ok && t == NULL)
-        osc_result_error(x->r, "XX000", NULL, "recording version %s: %s", key, err);
-    if (t && PQntuples(t) == 1) {
-        const char *row[6];
-        for (int i = 0; i < 6; i++)
-            row[i] = PQgetvalue(t, 0, i);
-        osc_result_row(x->r, row);
-        osc_log(CONF_LOG_INFO, "migrate %s: version %s (%s) %s: %s steps (%s) in %s ms", direction,
-                key, name, row[2], row[3], row[4], row[5]);
-    }
-    ok = ok && t != NULL;
-    PQclear(t);
+    ok = ok && finish_version(x, key, name, up ? "applied" : "reverted", NULL, direction);
     osc_script_free(&sc);
     return ok;
 }
@@ -646,25 +656,7 @@ static bool revert_version(mctx *x, const osc_mfile *f)
                                  "WHERE version = $1", 2, dp, err, sizeof err, NULL);
     }
     PQclear(t);
-    PGresult *u = ok ? osc_exec(x->c, "UPDATE pgcutover.schema_migrations SET state = 'reverted', "
-                                      "strategies = '{revert}', finished_at = now(), duration_ms = "
-                                      "1000 * extract(epoch FROM now() - started_at) WHERE version = $1 "
-                                      "RETURNING version, name, state, statements_done, "
-                                      "array_to_string(strategies, ','), round(duration_ms::numeric, 3)",
-                                1, p, err, sizeof err, NULL)
-                      : NULL;
-    if (u && PQntuples(u) == 1) {
-        const char *row[6];
-        for (int i = 0; i < 6; i++)
-            row[i] = PQgetvalue(u, 0, i);
-        osc_result_row(x->r, row);
-        osc_log(CONF_LOG_INFO, "migrate down: version %s (%s) reverted by REVERT MIGRATION of its %s "
-                               "steps", f->version, f->name, row[3]);
-    } else if (ok)
-        osc_result_error(x->r, "XX000", NULL, "recording version %s: %s", f->version, err);
-    ok = ok && u != NULL;
-    PQclear(u);
-    return ok;
+    return ok && finish_version(x, f->version, f->name, "reverted", "{revert}", "down --revert");
 }
 
 static void migrate_down(mctx *x)
